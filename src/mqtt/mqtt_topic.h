@@ -23,23 +23,25 @@ int mqtt_utf8_check(const uint8_t *s, size_t len);
 
 /*
  * Checks a topic name used in PUBLISH or a will: non-empty [MQTT-4.7.3-1],
- * no '+' or '#' [MQTT-3.3.2-2], valid UTF-8.
+ * at most 65535 bytes [MQTT-4.7.3-3], no '+' or '#' [MQTT-3.3.2-2], valid UTF-8.
  * Returns MQTT_OK, MQTT_ERR_TOPIC_NAME or MQTT_ERR_UTF8.
  */
 int mqtt_topic_name_check(struct mqtt_bytes name);
 
 /*
- * Checks a topic filter: non-empty [MQTT-4.7.3-1], '#' only as a whole last
- * level [MQTT-4.7.1-2], '+' only as a whole level [MQTT-4.7.1-3], valid UTF-8.
+ * Checks a topic filter: non-empty [MQTT-4.7.3-1], at most 65535 bytes
+ * [MQTT-4.7.3-3], '#' only as a whole last level [MQTT-4.7.1-2], '+' only as
+ * a whole level [MQTT-4.7.1-3], valid UTF-8.
  * Returns MQTT_OK, MQTT_ERR_TOPIC_FILTER or MQTT_ERR_UTF8.
  */
 int mqtt_topic_filter_check(struct mqtt_bytes filter);
 
 /*
- * Splits a topic into levels, one per call. Start with *rest = the whole
- * topic and *started = false. Each call returns true and sets *level to the
- * next level (possibly empty, e.g. the levels of "/a/" are "", "a", "");
- * returns false when no levels are left.
+ * Splits a topic into levels, one per call, without copying. After
+ * mqtt_level_iter_init(), each mqtt_level_iter_next() returns true and sets
+ * *level to the next level (possibly empty, e.g. the levels of "/a/" are "",
+ * "a", ""); it returns false when no levels are left. An empty topic has one
+ * empty level. After a call, it->done is true iff *level was the last level.
  */
 struct mqtt_level_iter {
     struct mqtt_bytes rest;
