@@ -1,0 +1,119 @@
+/*
+ * config.h - Sol's configuration: defaults, and a parser for Mosquitto-style
+ * config files (one "name value..." directive per line, '#' comments).
+ *
+ * Directive names and meanings follow Mosquitto 2 where Sol has the feature.
+ * Not for: acting on the settings (main.c, the server and the session manager
+ * do that), command-line flags (main.c), or logging anything: errors come back
+ * as text in the caller's buffer, in the style of redis anet's char *err.
+ */
+#ifndef SOL_CONFIG_H
+#define SOL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PORT                 1883
+#define CONFIG_DEFAULT_BIND_ADDRESS         "127.0.0.1"
+#define CONFIG_DEFAULT_PERSISTENCE_LOCATION "./sol-data"
+#define CONFIG_DEFAULT_MAX_INFLIGHT         20
+#define CONFIG_DEFAULT_MAX_QUEUED           1000
+#define CONFIG_DEFAULT_STORAGE_MAX_SIZE     ((uint64_t)1 << 30) /* 1G */
+#define CONFIG_PATH_MAX                     4096                /* bytes, including the NUL */
+
+/*
+ * One listener: a TCP port (on bind_address, or on every address when it is
+ * NULL), or a unix socket when unix_path is set (Mosquitto 2's
+ * "listener 0 /path/to/socket"; port is then 0).
+ * Per-listener settings (TLS, auth) will be added here, after the address.
+ */
+struct config_listener {
+    uint16_t port;
+    char *bind_address; /* owned; NULL: all addresses */
+    char *unix_path;    /* owned; NULL: TCP */
+};
+
+enum config_storage_sync {
+    CONFIG_SYNC_FSYNC = 0, /* a commit is on disk before its acks leave */
+    CONFIG_SYNC_NOSYNC,    /* committed to the page cache only */
+};
+
+/* log_type values, as a bit set. */
+enum config_log_type {
+    CONFIG_LOG_ERROR = 1u << 0,
+    CONFIG_LOG_WARNING = 1u << 1,
+    CONFIG_LOG_NOTICE = 1u << 2,
+    CONFIG_LOG_INFORMATION = 1u << 3,
+    CONFIG_LOG_DEBUG = 1u << 4,
+    CONFIG_LOG_SUBSCRIBE = 1u << 5,
+    CONFIG_LOG_UNSUBSCRIBE = 1u << 6,
+    CONFIG_LOG_DEFAULT =
+        CONFIG_LOG_ERROR | CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE | CONFIG_LOG_INFORMATION,
+    CONFIG_LOG_ALL = (1u << 7) - 1,
+};
+
+struct sol_config {
+    struct config_listener *listeners; /* owned array of listener_count */
+    size_t listener_count;
+    /* Port of the listener config_apply_defaults() adds when none is
+     * configured (main's -p sets it). */
+    uint16_t default_port;
+    /* Directory of the LMDB store. Directive: persistence_location DIR
+     * (the rest of the line, so the path may contain spaces). */
+    char persistence_location[CONFIG_PATH_MAX];
+    /* -1 unset, 0 or 1. Directive: allow_anonymous true|false.
+     * config_apply_defaults() resolves -1 the Mosquitto 2 way. */
+    int allow_anonymous;
+    /* 0 means no maximum, as in Mosquitto. Directive: max_inflight_messages N
+     * (0..65535). */
+    uint32_t max_inflight_messages;
+    /* 0 means no maximum. Directive: max_queued_messages N (0..INT32_MAX). */
+    uint32_t max_queued_messages;
+    /* Directive: storage_sync fsync|nosync (Sol's own). */
+    enum config_storage_sync storage_sync;
+    /* Bytes, > 0. Directive: storage_max_size N[k|K|M|G] (Sol's own; powers
+     * of 1024). */
+    uint64_t storage_max_size;
+    /* Bit set of enum config_log_type. Directive: log_type
+     * error|warning|notice|information|debug|subscribe|unsubscribe|all|none,
+     * repeatable: the first log_type line replaces the default, later lines
+     * add to it. */
+    unsigned log_types;
+};
+
+/* Sets every field to its default: no listeners, allow_anonymous -1,
+ * default_port 1883, and the CONFIG_DEFAULT_* values. Allocates nothing. */
+void config_init(struct sol_config *cfg);
+
+/* Frees what cfg owns (listeners and their strings) and re-initialises it.
+ * Safe to call twice. */
+void config_deinit(struct sol_config *cfg);
+
+/*
+ * Reads directives from path into cfg (initialised with config_init(), maybe
+ * already filled by an earlier file; later lines override earlier ones,
+ * listeners accumulate). Returns 0, or -1 with a NUL-terminated message in
+ * err[0..err_len): "PATH:LINE: message" for a bad line (unknown directive,
+ * missing, extra or bad value, out of range), "PATH: message" when the file
+ * cannot be read or memory runs out. On failure cfg keeps the lines read
+ * before the bad one; the caller is expected to config_deinit() it.
+ */
+int config_load_file(struct sol_config *cfg, const char *path, char *err, size_t err_len);
+
+/*
+ * Appends a listener; copies bind_address and unix_path (either may be NULL).
+ * Returns 0 or -ENOMEM (cfg unchanged).
+ */
+int config_add_listener(struct sol_config *cfg, uint16_t port, const char *bind_address,
+                        const char *unix_path);
+
+/*
+ * Call once after loading, before using cfg. Mosquitto 2's secure defaults:
+ * with no listener configured, adds CONFIG_DEFAULT_BIND_ADDRESS:default_port
+ * and, if allow_anonymous is unset, allows anonymous clients; with a listener
+ * configured, an unset allow_anonymous becomes 0.
+ * Returns 0 or -ENOMEM (cfg unchanged).
+ */
+int config_apply_defaults(struct sol_config *cfg);
+
+#endif /* SOL_CONFIG_H */
