@@ -1,0 +1,139 @@
+/*
+ * connect.c - CONNECT: client id rules, clean and persistent sessions,
+ * takeover, the will, and CONNACK (held behind the commit for a persistent
+ * session). Not for: authentication beyond allow_anonymous (src/auth/ later).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "session_internal.h"
+#include "store.h"
+
+static int refuse(struct session_mgr *mgr, struct session_client *c, uint8_t code, const char *why)
+{
+    log_notice("client %s: connection refused: %s", session_client_name(c), why);
+    struct mqtt_packet pkt = {.type = MQTT_CONNACK};
+    pkt.u.connack.return_code = code;
+    output_send_packet(mgr, c, &pkt);
+    return SESSION_ERR_CONNECT_REFUSED;
+}
+
+int connect_store_session(struct session_mgr *mgr, struct session *s)
+{
+    struct store_batch *b = mgr_batch(mgr);
+    if (!b)
+        return -ENOMEM;
+    struct store_session rec = {
+        .clean_session = false,
+        .protocol_level = s->client ? s->client->protocol_level : MQTT_PROTOCOL_V311,
+        .last_seen_s = (uint64_t)time(NULL),
+        .next_packet_id = s->next_packet_id,
+    };
+    return store_batch_put_session(b, session_store_id(s), &rec);
+}
+
+static int make_will(struct session_client *c, const struct mqtt_connect *p)
+{
+    if (!p->has_will)
+        return 0;
+    c->will = msg_new(p->will_topic, p->will_payload, p->will_qos, p->will_retain);
+    return c->will ? 0 : -ENOMEM;
+}
+
+/* Closes the connection that holds s: [MQTT-3.1.4-2]. Its will fires, as for
+ * any close that is not a DISCONNECT. */
+static void take_over(struct session_mgr *mgr, struct session *s)
+{
+    struct session_client *old = s->client;
+    log_notice("client %s: session taken over by a new connection", (char *)s->client_id);
+    bool persistent = s->persistent;
+    s->persistent = true; /* keep the session object alive across the detach */
+    session_client_detach(mgr, old, true);
+    s->persistent = persistent;
+    mgr->sink->close(old->conn, "session taken over");
+}
+
+/* Finds or creates the session for id. *present is the CONNACK flag. */
+static struct session *attach_session(struct session_mgr *mgr, const uint8_t *id, size_t id_len,
+                                      bool clean, bool *present)
+{
+    struct session *s = table_get(&mgr->sessions, id, id_len);
+    if (s && s->client)
+        take_over(mgr, s);
+    *present = false;
+    if (s && (clean || !s->persistent)) {
+        /* Clean session 1 discards any previous state [MQTT-3.1.2-6]. */
+        session_discard(mgr, s);
+        s = NULL;
+    }
+    if (s) {
+        *present = true; /* [MQTT-3.2.2-2] */
+        return s;
+    }
+    return session_new(mgr, id, id_len, !clean);
+}
+
+static int assign_client_id(struct session_mgr *mgr, char *buf, size_t len)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t salt = (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 20);
+    return snprintf(buf, len, "auto-%016llx%04llx", (unsigned long long)salt,
+                    (unsigned long long)(++mgr->auto_id_counter & 0xffff));
+}
+
+/* Resumes delivery of a persistent session: everything unacknowledged is
+ * read back from the store after the commit, SENT entries resent with DUP. */
+static void resume_persistent(struct session_mgr *mgr, struct session *s)
+{
+    deliver_forget(s);
+    s->read_seq = 0;
+    s->backlog = true;
+    deliver_schedule_refill(mgr, s);
+}
+
+int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p)
+{
+    c->protocol_level = p->protocol_level;
+    if (!mgr->config.allow_anonymous)
+        return refuse(mgr, c, MQTT_CONNACK_NOT_AUTHORIZED, "anonymous access is disabled");
+    char auto_id[40];
+    const uint8_t *id = p->client_id.data;
+    size_t id_len = p->client_id.len;
+    if (id_len == 0) {
+        /* [MQTT-3.1.3-7] [MQTT-3.1.3-8]: only a clean session gets an id. */
+        if (!p->clean_session)
+            return refuse(mgr, c, MQTT_CONNACK_ID_REJECTED,
+                          "empty client id without clean session");
+        id_len = (size_t)assign_client_id(mgr, auto_id, sizeof(auto_id));
+        id = (const uint8_t *)auto_id;
+    }
+    if (!p->clean_session && id_len > store_max_client_id_len(mgr->store))
+        return refuse(mgr, c, MQTT_CONNACK_ID_REJECTED,
+                      "client id too long for a persistent session");
+    if (make_will(c, p) != 0)
+        return SESSION_ERR_NOMEM;
+
+    bool present = false;
+    struct session *s = attach_session(mgr, id, id_len, p->clean_session, &present);
+    if (!s)
+        return SESSION_ERR_NOMEM;
+    s->client = c;
+    c->sess = s;
+    c->connected = true;
+    if (s->persistent) {
+        if (connect_store_session(mgr, s) != 0)
+            return SESSION_ERR_STORE;
+        resume_persistent(mgr, s);
+    }
+    log_info("client %s connected from %s (clean session %d, keepalive %u, protocol level %u)",
+             (char *)s->client_id, c->peer, p->clean_session, p->keepalive_s, p->protocol_level);
+    mgr->sink->set_keepalive(c->conn, p->keepalive_s);
+    struct mqtt_packet ack = {.type = MQTT_CONNACK};
+    ack.u.connack.session_present = present;
+    ack.u.connack.return_code = MQTT_CONNACK_ACCEPTED;
+    return output_send_packet(mgr, c, &ack) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+}

@@ -1,0 +1,372 @@
+/*
+ * deliver.c - the subscriber's side of QoS 1/2: the per-session inflight
+ * window (max_inflight_messages), the queue behind it, packet ids, and the
+ * PUBACK / PUBREC / PUBCOMP flows.
+ *
+ * A persistent session's deliveries are store queue entries (seq order):
+ * sent at once while the window has room and nothing older waits, otherwise
+ * appended as QUEUED and read back from the store in window-sized batches
+ * after the commit (deliver_run_refills), so memory does not grow with queue
+ * depth. A clean session's waiting deliveries are an in-memory list.
+ * Not for: routing (publish.c) or the publisher's acks.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "session_internal.h"
+#include "store.h"
+
+static uint32_t window_size(const struct session_mgr *mgr)
+{
+    uint32_t max = mgr->config.max_inflight_messages;
+    return max == 0 || max > UINT16_MAX ? UINT16_MAX : max;
+}
+
+static uint32_t window_room(const struct session_mgr *mgr, const struct session *s)
+{
+    uint32_t max = window_size(mgr);
+    return s->inflight_count >= max ? 0 : max - s->inflight_count;
+}
+
+static struct outgoing *find_outgoing(struct session *s, uint16_t packet_id,
+                                      struct outgoing ***prev)
+{
+    struct outgoing **p = &s->inflight;
+    while (*p && (*p)->packet_id != packet_id)
+        p = &(*p)->next;
+    if (prev)
+        *prev = p;
+    return *p;
+}
+
+/* Next packet id not in use by the window [MQTT-2.3.1-2]; the window is at
+ * most 65535 entries, so one exists. */
+static uint16_t alloc_packet_id(struct session *s)
+{
+    for (uint32_t tries = 0; tries < UINT16_MAX; tries++) {
+        uint16_t id = s->next_packet_id;
+        s->next_packet_id = id == UINT16_MAX ? 1 : id + 1;
+        if (id != 0 && !find_outgoing(s, id, NULL))
+            return id;
+    }
+    return 0;
+}
+
+static int outgoing_add(struct session *s, uint64_t seq, uint16_t packet_id, uint8_t qos,
+                        uint8_t state)
+{
+    struct outgoing *o = malloc(sizeof(*o));
+    if (!o)
+        return -ENOMEM;
+    *o = (struct outgoing){.seq = seq, .packet_id = packet_id, .qos = qos, .state = state};
+    struct outgoing **tail = &s->inflight;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = o;
+    s->inflight_count++;
+    return 0;
+}
+
+/* Puts m's body in this turn's batch once, however many queues reference it. */
+static int store_body(struct session_mgr *mgr, struct msg *m)
+{
+    if (m->store_id && m->store_batch_gen == mgr->batch_gen)
+        return 0;
+    struct store_batch *b = mgr_batch(mgr);
+    if (!b)
+        return -ENOMEM;
+    uint64_t id = store_next_message_id(mgr->store);
+    struct store_message rec = {
+        .topic = {m->topic, m->topic_len},
+        .payload = {m->payload, m->payload_len},
+        .qos = m->qos,
+        .retain = m->retain,
+    };
+    int rc = store_batch_put_message(b, id, &rec);
+    if (rc != 0)
+        return rc;
+    m->store_id = id;
+    m->store_batch_gen = mgr->batch_gen;
+    return 0;
+}
+
+/* Any send failure to a subscriber closes that subscriber only. */
+static void send_or_close(struct session_mgr *mgr, struct session *s, int rc)
+{
+    if (rc != 0 && s->client)
+        mgr->sink->close(s->client->conn, "out of memory queueing output");
+}
+
+static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *m)
+{
+    if (!session_is_online(s))
+        return 0; /* QoS 0 is not queued for offline sessions (Mosquitto's default) */
+    if (mgr->sink->output_pending(s->client->conn) > mgr->config.max_qos0_output_bytes) {
+        mgr->dropped_qos0++;
+        return 0;
+    }
+    send_or_close(mgr, s, output_send_publish(mgr, s->client, m, 0, 0, false));
+    return 0;
+}
+
+static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos,
+                    uint64_t seq, uint16_t packet_id)
+{
+    if (outgoing_add(s, seq, packet_id, qos, OUTGOING_SENT) != 0)
+        return -ENOMEM;
+    send_or_close(mgr, s, output_send_publish(mgr, s->client, m, qos, packet_id, false));
+    return 0;
+}
+
+static int deliver_transient(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos)
+{
+    if (window_room(mgr, s) > 0 && !s->queue_head)
+        return send_new(mgr, s, m, qos, 0, alloc_packet_id(s));
+    uint32_t max = mgr->config.max_queued_messages;
+    if (max && s->queued_count >= max) {
+        mgr->dropped_queue_full++;
+        return 0;
+    }
+    struct pending *p = malloc(sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    *p = (struct pending){.msg = msg_ref(m), .qos = qos};
+    if (s->queue_tail)
+        s->queue_tail->next = p;
+    else
+        s->queue_head = p;
+    s->queue_tail = p;
+    s->queued_count++;
+    return 0;
+}
+
+static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct msg *m,
+                              uint8_t qos)
+{
+    bool send_now = session_is_online(s) && !s->backlog && window_room(mgr, s) > 0;
+    uint32_t max = mgr->config.max_queued_messages;
+    if (!send_now && max && s->queued_count >= max) {
+        mgr->dropped_queue_full++;
+        return 0;
+    }
+    int rc = store_body(mgr, m);
+    if (rc != 0)
+        return rc;
+    uint64_t seq = ++s->last_seq;
+    struct store_queue_entry entry = {.msg_id = m->store_id, .qos = qos, .state = STORE_QUEUED};
+    if (send_now) {
+        entry.state = STORE_SENT;
+        entry.packet_id = alloc_packet_id(s);
+    }
+    rc = store_batch_queue_append(mgr_batch(mgr), session_store_id(s), seq, &entry);
+    if (rc != 0)
+        return rc;
+    if (send_now) {
+        s->read_seq = seq + 1;
+        return send_new(mgr, s, m, qos, seq, entry.packet_id);
+    }
+    s->backlog = true;
+    s->queued_count++;
+    if (session_is_online(s) && window_room(mgr, s) > 0)
+        deliver_schedule_refill(mgr, s);
+    return 0;
+}
+
+int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos)
+{
+    if (qos == 0)
+        return deliver_qos0(mgr, s, m);
+    if (s->persistent)
+        return deliver_persistent(mgr, s, m, qos);
+    return deliver_transient(mgr, s, m, qos);
+}
+
+/* ---- Window space freed ---- */
+
+static void top_up_transient(struct session_mgr *mgr, struct session *s)
+{
+    while (s->queue_head && window_room(mgr, s) > 0) {
+        struct pending *p = s->queue_head;
+        s->queue_head = p->next;
+        if (!s->queue_head)
+            s->queue_tail = NULL;
+        s->queued_count--;
+        if (send_new(mgr, s, p->msg, p->qos, 0, alloc_packet_id(s)) != 0)
+            send_or_close(mgr, s, -ENOMEM);
+        msg_unref(p->msg);
+        free(p);
+    }
+}
+
+static void top_up(struct session_mgr *mgr, struct session *s)
+{
+    if (!s->persistent)
+        top_up_transient(mgr, s);
+    else if (s->backlog)
+        deliver_schedule_refill(mgr, s);
+}
+
+static int remove_outgoing(struct session_mgr *mgr, struct session *s, struct outgoing **prev)
+{
+    struct outgoing *o = *prev;
+    *prev = o->next;
+    s->inflight_count--;
+    int rc = 0;
+    if (s->persistent)
+        rc = store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), o->seq);
+    free(o);
+    top_up(mgr, s);
+    return rc;
+}
+
+static int handle_pubrec(struct session_mgr *mgr, struct session_client *c, struct outgoing *o,
+                         uint16_t packet_id)
+{
+    struct session *s = c->sess;
+    if (o && o->qos == 2 && o->state == OUTGOING_SENT) {
+        o->state = OUTGOING_PUBREC_RECEIVED;
+        if (s->persistent && store_batch_queue_update(mgr_batch(mgr), session_store_id(s), o->seq,
+                                                      STORE_PUBREC_RECEIVED, packet_id) != 0)
+            return SESSION_ERR_NOMEM;
+    }
+    /* PUBREL also for an unknown id, so the client can finish [MQTT-4.3.3-1]. */
+    return output_send_ack(mgr, c, MQTT_PUBREL, packet_id) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+}
+
+int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
+                       uint16_t packet_id)
+{
+    struct session *s = c->sess;
+    struct outgoing **prev = NULL;
+    struct outgoing *o = find_outgoing(s, packet_id, &prev);
+    switch (type) {
+    case MQTT_PUBACK:
+        if (!o || o->qos != 1)
+            return SESSION_OK; /* late or duplicate ack: nothing to do */
+        return remove_outgoing(mgr, s, prev) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+    case MQTT_PUBREC:
+        return handle_pubrec(mgr, c, o, packet_id);
+    case MQTT_PUBCOMP:
+        if (!o || o->state != OUTGOING_PUBREC_RECEIVED)
+            return SESSION_OK;
+        return remove_outgoing(mgr, s, prev) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+    default:
+        return SESSION_ERR_PROTOCOL;
+    }
+}
+
+void deliver_forget(struct session *s)
+{
+    while (s->inflight) {
+        struct outgoing *o = s->inflight;
+        s->inflight = o->next;
+        free(o);
+    }
+    s->inflight_count = 0;
+    while (s->queue_head) {
+        struct pending *p = s->queue_head;
+        s->queue_head = p->next;
+        msg_unref(p->msg);
+        free(p);
+    }
+    s->queue_tail = NULL;
+    if (!s->persistent)
+        s->queued_count = 0;
+}
+
+/* ---- Top-ups from the store, after the commit ---- */
+
+void deliver_schedule_refill(struct session_mgr *mgr, struct session *s)
+{
+    if (s->refill_queued)
+        return;
+    s->refill_queued = true;
+    s->refill_next = mgr->refill;
+    mgr->refill = s;
+}
+
+struct refill_ctx {
+    struct session_mgr *mgr;
+    struct session *s;
+};
+
+static int resend_entry(struct session_mgr *mgr, struct session *s, struct msg *m,
+                        const struct store_queue_item *item)
+{
+    const struct store_queue_entry *e = &item->entry;
+    struct session_client *c = s->client;
+    switch (e->state) {
+    case STORE_QUEUED: {
+        uint16_t id = alloc_packet_id(s);
+        if (s->queued_count > 0)
+            s->queued_count--;
+        int rc = store_batch_queue_update(mgr_batch(mgr), session_store_id(s), item->seq,
+                                          STORE_SENT, id);
+        return rc != 0 ? rc : send_new(mgr, s, m, e->qos, item->seq, id);
+    }
+    case STORE_SENT: /* sent before the reconnect: again, with DUP [MQTT-4.4.0-1] */
+        if (outgoing_add(s, item->seq, e->packet_id, e->qos, OUTGOING_SENT) != 0)
+            return -ENOMEM;
+        send_or_close(mgr, s, output_send_publish(mgr, c, m, e->qos, e->packet_id, true));
+        return 0;
+    case STORE_PUBREC_RECEIVED:
+        if (outgoing_add(s, item->seq, e->packet_id, e->qos, OUTGOING_PUBREC_RECEIVED) != 0)
+            return -ENOMEM;
+        send_or_close(mgr, s, output_send_ack(mgr, c, MQTT_PUBREL, e->packet_id));
+        return 0;
+    default:
+        return STORE_ERR_CORRUPT;
+    }
+}
+
+static int refill_item(void *arg, const struct store_queue_item *item)
+{
+    struct refill_ctx *ctx = arg;
+    struct session *s = ctx->s;
+    s->read_seq = item->seq + 1;
+    if (!item->message) {
+        log_error("client %s: queue entry %llu has no message body; skipped", (char *)s->client_id,
+                  (unsigned long long)item->seq);
+        return 0;
+    }
+    const struct store_message *sm = item->message;
+    struct msg *m =
+        msg_new((struct mqtt_bytes){sm->topic.data, sm->topic.len},
+                (struct mqtt_bytes){sm->payload.data, sm->payload.len}, sm->qos, sm->retain);
+    if (!m)
+        return -ENOMEM;
+    int rc = resend_entry(ctx->mgr, s, m, item);
+    msg_unref(m);
+    return rc;
+}
+
+static void refill(struct session_mgr *mgr, struct session *s)
+{
+    uint32_t room = window_room(mgr, s);
+    if (!session_is_online(s) || !s->backlog || room == 0)
+        return;
+    struct refill_ctx ctx = {mgr, s};
+    int n = store_queue_read(mgr->store, session_store_id(s), s->read_seq, room, refill_item, &ctx);
+    if (n < 0) {
+        log_error("client %s: reading its queue: %s", (char *)s->client_id, store_strerror(n));
+        mgr->sink->close(s->client->conn, "store read failed");
+        return;
+    }
+    if ((uint32_t)n < room)
+        s->backlog = false;
+}
+
+void deliver_run_refills(struct session_mgr *mgr)
+{
+    struct session *list = mgr->refill;
+    mgr->refill = NULL;
+    while (list) {
+        struct session *s = list;
+        list = s->refill_next;
+        s->refill_queued = false;
+        s->refill_next = NULL;
+        refill(mgr, s);
+    }
+}

@@ -1,0 +1,144 @@
+/*
+ * output.c - encodes packets for a client and hands them to the server's
+ * sink. A send made while the turn's batch holds changes is *held*: it may
+ * acknowledge state in that batch (PUBACK, SUBACK, CONNACK...) or follow such
+ * an ack, so it leaves only after the commit, in order. Not for: deciding
+ * what to send (the handlers do).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "session_internal.h"
+
+/* Packets other than PUBLISH and SUBACK fit in this (CONNACK, acks, PINGRESP). */
+#define SMALL_PACKET_MAX 16
+
+static int hold(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
+                int iovcnt)
+{
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    struct held_send *h = malloc(sizeof(*h) + len);
+    if (!h)
+        return -ENOMEM;
+    h->next = NULL;
+    h->client = c;
+    h->len = len;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len)
+            memcpy(h->bytes + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    if (mgr->held_tail)
+        mgr->held_tail->next = h;
+    else
+        mgr->held_head = h;
+    mgr->held_tail = h;
+    c->held_sends++;
+    return 0;
+}
+
+/* Sends now, or holds behind the batch when it has changes (see top). */
+static int emit(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
+                int iovcnt)
+{
+    if (mgr_batch_has_changes(mgr) || c->held_sends > 0)
+        return hold(mgr, c, iov, iovcnt);
+    return mgr->sink->send(c->conn, iov, iovcnt);
+}
+
+int output_send_packet(struct session_mgr *mgr, struct session_client *c,
+                       const struct mqtt_packet *pkt)
+{
+    size_t size = mqtt_encoded_size(pkt);
+    if (size == 0)
+        return -EINVAL;
+    uint8_t small[SMALL_PACKET_MAX];
+    uint8_t *buf = size <= sizeof(small) ? small : malloc(size);
+    if (!buf)
+        return -ENOMEM;
+    size_t written = 0;
+    int rc = mqtt_encode(pkt, buf, size, &written);
+    if (rc == MQTT_OK) {
+        struct iovec iov = {.iov_base = buf, .iov_len = written};
+        rc = emit(mgr, c, &iov, 1);
+    } else {
+        rc = -EINVAL;
+    }
+    if (buf != small)
+        free(buf);
+    return rc;
+}
+
+int output_send_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
+                    uint16_t packet_id)
+{
+    struct mqtt_packet pkt = {.type = type};
+    pkt.u.ack.packet_id = packet_id;
+    return output_send_packet(mgr, c, &pkt);
+}
+
+int output_send_publish(struct session_mgr *mgr, struct session_client *c, const struct msg *m,
+                        uint8_t qos, uint16_t packet_id, bool dup)
+{
+    struct mqtt_publish pub = {
+        .dup = dup,
+        .qos = qos,
+        .retain = m->retain,
+        .topic = {m->topic, m->topic_len},
+        .packet_id = qos ? packet_id : 0,
+        .payload = {m->payload, m->payload_len},
+    };
+    size_t cap = MQTT_MAX_FIXED_HEADER + 2 + m->topic_len + 2;
+    uint8_t *header = malloc(cap);
+    if (!header)
+        return -ENOMEM;
+    size_t header_len = 0;
+    int rc = mqtt_encode_publish_header(&pub, header, cap, &header_len);
+    if (rc == MQTT_OK) {
+        struct iovec iov[2] = {{header, header_len}, {m->payload, m->payload_len}};
+        rc = emit(mgr, c, iov, m->payload_len ? 2 : 1);
+    } else {
+        rc = -EINVAL;
+    }
+    free(header);
+    return rc;
+}
+
+void output_release_held(struct session_mgr *mgr, int status)
+{
+    struct held_send *h = mgr->held_head;
+    mgr->held_head = mgr->held_tail = NULL;
+    while (h) {
+        struct held_send *next = h->next;
+        struct session_client *c = h->client;
+        if (c) {
+            c->held_sends--;
+            if (status == 0) {
+                struct iovec iov = {.iov_base = h->bytes, .iov_len = h->len};
+                if (mgr->sink->send(c->conn, &iov, 1) != 0)
+                    mgr->sink->close(c->conn, "out of memory queueing output");
+            } else {
+                /* The state this send acknowledged is not durable: the client
+                 * must not see the ack. Closing makes it retry. */
+                mgr->sink->close(c->conn, "store commit failed");
+            }
+        }
+        free(h);
+        h = next;
+    }
+}
+
+void output_forget_client(struct session_mgr *mgr, struct session_client *c)
+{
+    if (c->held_sends == 0)
+        return;
+    for (struct held_send *h = mgr->held_head; h; h = h->next)
+        if (h->client == c)
+            h->client = NULL;
+    c->held_sends = 0;
+}

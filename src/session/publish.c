@@ -1,0 +1,189 @@
+/*
+ * publish.c - incoming PUBLISH and PUBREL: the publisher's side of QoS 0/1/2,
+ * routing to matching sessions, and retained messages. The publisher's
+ * PUBACK / PUBREC / PUBCOMP are emitted after the routing, so they are held
+ * behind the commit that makes the queued copies durable.
+ * Not for: the subscriber's side (deliver.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "session_internal.h"
+#include "store.h"
+#include "trie.h"
+
+/* ---- Retained ---- */
+
+int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
+                         struct mqtt_bytes payload, uint8_t qos)
+{
+    struct store_batch *b = mgr_batch(mgr);
+    if (!b)
+        return -ENOMEM;
+    struct store_bytes key = {topic.data, topic.len};
+    struct msg *old = table_get(&mgr->retained, topic.data, topic.len);
+    if (payload.len == 0) {
+        /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
+        if (old) {
+            table_remove(&mgr->retained, topic.data, topic.len);
+            msg_unref(old);
+        }
+        return store_batch_delete_retained(b, key);
+    }
+    int rc = store_batch_put_retained(b, key, qos, (struct store_bytes){payload.data, payload.len},
+                                      (uint64_t)time(NULL));
+    if (rc != 0)
+        return rc; /* e.g. a topic longer than the store's key limit: not retained */
+    struct msg *m = msg_new(topic, payload, qos, true);
+    if (!m)
+        return -ENOMEM;
+    if (table_put(&mgr->retained, topic.data, topic.len, m) != 0) {
+        msg_unref(m);
+        return -ENOMEM;
+    }
+    msg_unref(old);
+    return 0;
+}
+
+/* ---- Routing ---- */
+
+struct route_ctx {
+    struct session_mgr *mgr;
+    size_t count;
+    int err;
+};
+
+/* Collects each matching session once, with the highest granted QoS among
+ * its matching filters (one delivery per session; overlapping filters do not
+ * duplicate: 3.1.1 allows either, see [MQTT-3.3.5-1]). */
+static void collect_match(void *subscriber, uint8_t qos, void *arg)
+{
+    struct route_ctx *ctx = arg;
+    struct session_mgr *mgr = ctx->mgr;
+    struct session *s = subscriber;
+    if (s->match_gen == mgr->route_gen) {
+        if (qos > s->match_qos)
+            s->match_qos = qos;
+        return;
+    }
+    if (ctx->count == mgr->matched_cap) {
+        size_t cap = mgr->matched_cap ? mgr->matched_cap * 2 : 64;
+        struct session **m = realloc(mgr->matched, cap * sizeof(*m));
+        if (!m) {
+            ctx->err = -ENOMEM;
+            return;
+        }
+        mgr->matched = m;
+        mgr->matched_cap = cap;
+    }
+    s->match_gen = mgr->route_gen;
+    s->match_qos = qos;
+    mgr->matched[ctx->count++] = s;
+}
+
+int publish_route(struct session_mgr *mgr, struct msg *m)
+{
+    struct route_ctx ctx = {.mgr = mgr};
+    mgr->route_gen++;
+    trie_match(mgr->trie, (struct mqtt_bytes){m->topic, m->topic_len}, collect_match, &ctx);
+    int rc = ctx.err;
+    for (size_t i = 0; i < ctx.count; i++) {
+        struct session *s = mgr->matched[i];
+        uint8_t qos = m->qos < s->match_qos ? m->qos : s->match_qos;
+        int r = deliver(mgr, s, m, qos);
+        if (r != 0 && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+/* ---- Incoming PUBLISH ---- */
+
+static bool qos2_seen(const struct session *s, uint16_t packet_id)
+{
+    for (size_t i = 0; i < s->qos2_in_count; i++)
+        if (s->qos2_in[i] == packet_id)
+            return true;
+    return false;
+}
+
+/* Records packet id as received-awaiting-PUBREL, durably for a persistent
+ * session, so a resent PUBLISH is not delivered twice [MQTT-4.3.3-2]. */
+static int remember_qos2(struct session_mgr *mgr, struct session *s, uint16_t packet_id)
+{
+    if (session_qos2_add(s, packet_id) != 0)
+        return -ENOMEM;
+    if (!s->persistent)
+        return 0;
+    struct store_batch *b = mgr_batch(mgr);
+    if (!b)
+        return -ENOMEM;
+    return store_batch_put_qos2_in(b, session_store_id(s), packet_id, (uint64_t)time(NULL));
+}
+
+static int route_publish(struct session_mgr *mgr, const struct mqtt_publish *p)
+{
+    if (p->retain && mgr->config.retain_available) {
+        int rc = publish_set_retained(mgr, p->topic, p->payload, p->qos);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc != 0)
+            log_warning("retained message on %.*s not stored: %s", (int)p->topic.len,
+                        (const char *)p->topic.data, store_strerror(rc));
+    }
+    /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
+    struct msg *m = msg_new(p->topic, p->payload, p->qos, false);
+    if (!m)
+        return -ENOMEM;
+    int rc = publish_route(mgr, m);
+    msg_unref(m);
+    return rc;
+}
+
+int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *p)
+{
+    struct session *s = c->sess;
+    if (p->qos == 2 && qos2_seen(s, p->packet_id))
+        return output_send_ack(mgr, c, MQTT_PUBREC, p->packet_id) == 0 ? SESSION_OK
+                                                                       : SESSION_ERR_NOMEM;
+    int rc = route_publish(mgr, p);
+    if (rc == 0 && p->qos == 2)
+        rc = remember_qos2(mgr, s, p->packet_id);
+    if (rc == -ENOMEM)
+        return SESSION_ERR_NOMEM;
+    if (rc != 0)
+        return SESSION_ERR_STORE;
+    switch (p->qos) {
+    case 1:
+        rc = output_send_ack(mgr, c, MQTT_PUBACK, p->packet_id);
+        break;
+    case 2:
+        rc = output_send_ack(mgr, c, MQTT_PUBREC, p->packet_id);
+        break;
+    default:
+        break;
+    }
+    return rc == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+}
+
+int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id)
+{
+    struct session *s = c->sess;
+    for (size_t i = 0; i < s->qos2_in_count; i++) {
+        if (s->qos2_in[i] != packet_id)
+            continue;
+        s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
+        if (s->persistent) {
+            struct store_batch *b = mgr_batch(mgr);
+            if (!b || store_batch_delete_qos2_in(b, session_store_id(s), packet_id) != 0)
+                return SESSION_ERR_NOMEM;
+        }
+        break;
+    }
+    /* PUBCOMP even for an unknown id: the PUBREL may be a resend after our
+     * PUBCOMP was lost [MQTT-4.3.3-2]. */
+    return output_send_ack(mgr, c, MQTT_PUBCOMP, packet_id) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+}

@@ -1,0 +1,488 @@
+/*
+ * session.c - the session manager's frame: creation and recovery from the
+ * store, the packet dispatch, connection end, the per-turn flush, and the
+ * session objects themselves. Protocol flows live in connect.c, publish.c,
+ * deliver.c and subscribe.c.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "session_internal.h"
+#include "store.h"
+#include "trie.h"
+
+/* Commit rounds per flush: a commit's completions may queue more durable
+ * work (top-ups from the store), which needs its own commit. */
+#define FLUSH_MAX_ROUNDS 4
+
+void session_config_defaults(struct session_config *config)
+{
+    config->allow_anonymous = true;
+    config->max_inflight_messages = 20;
+    config->max_queued_messages = 1000;
+    config->max_qos0_output_bytes = 16u << 20;
+    config->retain_available = true;
+}
+
+const char *session_strerror(int code)
+{
+    switch (code) {
+    case SESSION_OK:
+        return "ok";
+    case SESSION_ERR_PROTOCOL:
+        return "protocol violation";
+    case SESSION_ERR_NOMEM:
+        return "out of memory";
+    case SESSION_ERR_CONNECT_REFUSED:
+        return "connection refused";
+    case SESSION_ERR_DISCONNECT:
+        return "client disconnected";
+    case SESSION_ERR_STORE:
+        return "store refused the record";
+    default:
+        return "unknown session error";
+    }
+}
+
+/* ---- The turn's batch ---- */
+
+struct store_batch *mgr_batch(struct session_mgr *mgr)
+{
+    if (!mgr->batch)
+        mgr->batch = store_batch_new(mgr->store);
+    return mgr->batch;
+}
+
+bool mgr_batch_has_changes(const struct session_mgr *mgr)
+{
+    return mgr->batch && !store_batch_is_empty(mgr->batch);
+}
+
+bool session_has_pending(const struct session_mgr *mgr)
+{
+    return mgr_batch_has_changes(mgr) || mgr->held_head || mgr->refill;
+}
+
+/* ---- Session objects ---- */
+
+bool session_is_online(const struct session *s)
+{
+    return s->client && s->client->connected;
+}
+
+struct store_bytes session_store_id(const struct session *s)
+{
+    return (struct store_bytes){s->client_id, s->id_len};
+}
+
+struct session *session_new(struct session_mgr *mgr, const uint8_t *id, size_t id_len,
+                            bool persistent)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->client_id = malloc(id_len + 1);
+    if (!s->client_id || table_put(&mgr->sessions, id, id_len, s) != 0) {
+        free(s->client_id);
+        free(s);
+        return NULL;
+    }
+    memcpy(s->client_id, id, id_len);
+    s->client_id[id_len] = '\0';
+    s->id_len = id_len;
+    s->persistent = persistent;
+    s->next_packet_id = 1;
+    return s;
+}
+
+static void unschedule_refill(struct session_mgr *mgr, struct session *s)
+{
+    for (struct session **p = &mgr->refill; *p; p = &(*p)->refill_next) {
+        if (*p == s) {
+            *p = s->refill_next;
+            break;
+        }
+    }
+    s->refill_queued = false;
+}
+
+static void free_session(struct session_mgr *mgr, struct session *s)
+{
+    while (s->subs) {
+        struct sub_entry *e = s->subs;
+        s->subs = e->next;
+        trie_unsubscribe(mgr->trie, (struct mqtt_bytes){e->filter, e->filter_len}, s);
+        free(e);
+    }
+    deliver_forget(s);
+    if (s->refill_queued)
+        unschedule_refill(mgr, s);
+    free(s->qos2_in);
+    free(s->client_id);
+    free(s);
+}
+
+void session_discard(struct session_mgr *mgr, struct session *s)
+{
+    if (s->persistent) {
+        struct store_batch *b = mgr_batch(mgr);
+        if (!b || store_batch_delete_session(b, session_store_id(s)) != 0)
+            log_error("client %s: could not record the session's removal", s->client_id);
+    }
+    table_remove(&mgr->sessions, s->client_id, s->id_len);
+    free_session(mgr, s);
+}
+
+static struct sub_entry **find_sub(struct session *s, struct mqtt_bytes filter)
+{
+    struct sub_entry **p = &s->subs;
+    while (*p &&
+           !((*p)->filter_len == filter.len && memcmp((*p)->filter, filter.data, filter.len) == 0))
+        p = &(*p)->next;
+    return p;
+}
+
+int session_add_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                             uint8_t qos)
+{
+    struct sub_entry **slot = find_sub(s, filter);
+    if (!*slot) {
+        struct sub_entry *e = malloc(sizeof(*e) + filter.len);
+        if (!e)
+            return -ENOMEM;
+        e->next = NULL;
+        e->filter_len = (uint16_t)filter.len;
+        memcpy(e->filter, filter.data, filter.len);
+        e->qos = qos;
+        if (trie_subscribe(mgr->trie, filter, s, qos) < 0) {
+            free(e);
+            return -ENOMEM;
+        }
+        *slot = e;
+        return 0;
+    }
+    if (trie_subscribe(mgr->trie, filter, s, qos) < 0)
+        return -ENOMEM;
+    (*slot)->qos = qos;
+    return 0;
+}
+
+int session_remove_subscription(struct session_mgr *mgr, struct session *s,
+                                struct mqtt_bytes filter)
+{
+    struct sub_entry **slot = find_sub(s, filter);
+    if (!*slot)
+        return -ENOENT;
+    struct sub_entry *e = *slot;
+    *slot = e->next;
+    trie_unsubscribe(mgr->trie, filter, s);
+    free(e);
+    return 0;
+}
+
+/* ---- Recovery from the store ---- */
+
+static int load_session(void *arg, const struct store_session_info *info)
+{
+    struct session_mgr *mgr = arg;
+    struct session *s = session_new(mgr, info->client_id.data, info->client_id.len, true);
+    if (!s)
+        return -ENOMEM;
+    s->next_packet_id = info->session.next_packet_id ? info->session.next_packet_id : 1;
+    s->last_seq = info->last_seq;
+    s->backlog = info->has_queue;
+    return 0;
+}
+
+static int load_subscription(void *arg, struct store_bytes client_id, struct store_bytes filter,
+                             uint8_t qos)
+{
+    struct session_mgr *mgr = arg;
+    struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
+    if (!s) /* store_check reports orphans; the broker ignores them */
+        return 0;
+    return session_add_subscription(mgr, s, (struct mqtt_bytes){filter.data, filter.len}, qos);
+}
+
+static int add_qos2_id(struct session *s, uint16_t packet_id)
+{
+    if (s->qos2_in_count == s->qos2_in_cap) {
+        size_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
+        uint16_t *ids = realloc(s->qos2_in, cap * sizeof(*ids));
+        if (!ids)
+            return -ENOMEM;
+        s->qos2_in = ids;
+        s->qos2_in_cap = cap;
+    }
+    s->qos2_in[s->qos2_in_count++] = packet_id;
+    return 0;
+}
+
+int session_qos2_add(struct session *s, uint16_t packet_id)
+{
+    return add_qos2_id(s, packet_id);
+}
+
+static int load_qos2(void *arg, struct store_bytes client_id, uint16_t packet_id,
+                     uint64_t received_at_s)
+{
+    (void)received_at_s;
+    struct session_mgr *mgr = arg;
+    struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
+    return s ? add_qos2_id(s, packet_id) : 0;
+}
+
+static int load_retained(void *arg, const struct store_retained *r)
+{
+    struct session_mgr *mgr = arg;
+    struct msg *m = msg_new((struct mqtt_bytes){r->topic.data, r->topic.len},
+                            (struct mqtt_bytes){r->payload.data, r->payload.len}, r->qos, true);
+    if (!m)
+        return -ENOMEM;
+    if (table_put(&mgr->retained, r->topic.data, r->topic.len, m) != 0) {
+        msg_unref(m);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int recover(struct session_mgr *mgr, char *err, size_t err_len)
+{
+    int rc = store_sessions_foreach(mgr->store, load_session, mgr);
+    if (rc == 0)
+        rc = store_subscriptions_foreach(mgr->store, NULL, load_subscription, mgr);
+    if (rc == 0)
+        rc = store_qos2_foreach(mgr->store, NULL, load_qos2, mgr);
+    if (rc == 0)
+        rc = store_retained_foreach(mgr->store, load_retained, mgr);
+    if (rc != 0)
+        snprintf(err, err_len, "loading the store: %s", store_strerror(rc));
+    return rc;
+}
+
+/* ---- Manager ---- */
+
+int session_mgr_new(const struct session_config *config, struct store *store,
+                    const struct session_sink *sink, struct session_mgr **out, char *err,
+                    size_t err_len)
+{
+    *out = NULL;
+    struct session_mgr *mgr = calloc(1, sizeof(*mgr));
+    if (!mgr) {
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    mgr->config = *config;
+    mgr->store = store;
+    mgr->sink = sink;
+    mgr->trie = trie_new();
+    if (!mgr->trie || table_init(&mgr->sessions) != 0 || table_init(&mgr->retained) != 0) {
+        snprintf(err, err_len, "out of memory");
+        session_mgr_free(mgr);
+        return -ENOMEM;
+    }
+    int rc = recover(mgr, err, err_len);
+    if (rc != 0) {
+        session_mgr_free(mgr);
+        return rc;
+    }
+    log_info("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages",
+             mgr->sessions.count, trie_count(mgr->trie), mgr->retained.count);
+    *out = mgr;
+    return 0;
+}
+
+static void collect_value(void *value, void *arg)
+{
+    void ***cursor = arg;
+    *(*cursor)++ = value;
+}
+
+static void free_retained(void *value, void *arg)
+{
+    (void)arg;
+    msg_unref(value);
+}
+
+void session_mgr_free(struct session_mgr *mgr)
+{
+    if (!mgr)
+        return;
+    if (mgr->batch)
+        store_batch_discard(mgr->batch);
+    output_release_held(mgr, STORE_ERR_CANCELED);
+    if (mgr->sessions.buckets) {
+        void **all = calloc(mgr->sessions.count + 1, sizeof(*all));
+        if (all) {
+            void **cursor = all;
+            table_foreach(&mgr->sessions, collect_value, &cursor);
+            for (void **p = all; p < cursor; p++)
+                free_session(mgr, *p);
+            free(all);
+        }
+        table_deinit(&mgr->sessions);
+    }
+    if (mgr->retained.buckets) {
+        table_foreach(&mgr->retained, free_retained, NULL);
+        table_deinit(&mgr->retained);
+    }
+    trie_free(mgr->trie);
+    free(mgr->matched);
+    free(mgr);
+}
+
+/* ---- Connections ---- */
+
+struct session_client *session_client_new(struct session_mgr *mgr, void *conn, const char *peer)
+{
+    struct session_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->peer = strdup(peer ? peer : "unknown");
+    if (!c->peer) {
+        free(c);
+        return NULL;
+    }
+    c->mgr = mgr;
+    c->conn = conn;
+    return c;
+}
+
+const char *session_client_name(const struct session_client *client)
+{
+    if (client->sess)
+        return (const char *)client->sess->client_id;
+    return client->peer;
+}
+
+static int handle_connected(struct session_mgr *mgr, struct session_client *c,
+                            const struct mqtt_packet *pkt)
+{
+    switch (pkt->type) {
+    case MQTT_CONNECT: /* a second CONNECT is a protocol violation [MQTT-3.1.0-2] */
+        return SESSION_ERR_PROTOCOL;
+    case MQTT_PUBLISH:
+        return publish_handle(mgr, c, &pkt->u.publish);
+    case MQTT_PUBREL:
+        return publish_handle_pubrel(mgr, c, pkt->u.ack.packet_id);
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBCOMP:
+        return deliver_handle_ack(mgr, c, pkt->type, pkt->u.ack.packet_id);
+    case MQTT_SUBSCRIBE:
+        return subscribe_handle(mgr, c, &pkt->u.subscribe);
+    case MQTT_UNSUBSCRIBE:
+        return unsubscribe_handle(mgr, c, &pkt->u.subscribe);
+    case MQTT_PINGREQ:
+        return output_send_ack(mgr, c, MQTT_PINGRESP, 0) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+    case MQTT_DISCONNECT:
+        return SESSION_ERR_DISCONNECT;
+    default: /* CONNACK, SUBACK, UNSUBACK, PINGRESP only go server -> client */
+        return SESSION_ERR_PROTOCOL;
+    }
+}
+
+int session_handle_packet(struct session_mgr *mgr, struct session_client *client,
+                          const struct mqtt_packet *pkt)
+{
+    if (!client->connected) {
+        /* The first packet must be CONNECT [MQTT-3.1.0-1]. */
+        if (pkt->type != MQTT_CONNECT)
+            return SESSION_ERR_PROTOCOL;
+        return connect_handle(mgr, client, &pkt->u.connect);
+    }
+    return handle_connected(mgr, client, pkt);
+}
+
+static void publish_will(struct session_mgr *mgr, struct session_client *c)
+{
+    struct msg *will = c->will;
+    c->will = NULL;
+    if (!will)
+        return;
+    log_info("client %s: publishing will on %s", session_client_name(c), (char *)will->topic);
+    if (will->retain)
+        publish_set_retained(mgr, (struct mqtt_bytes){will->topic, will->topic_len},
+                             (struct mqtt_bytes){will->payload, will->payload_len}, will->qos);
+    /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
+    will->retain = false;
+    if (publish_route(mgr, will) != 0)
+        log_error("client %s: out of memory publishing will", session_client_name(c));
+    msg_unref(will);
+}
+
+void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will)
+{
+    struct session *s = c->sess;
+    if (fire_will)
+        publish_will(mgr, c);
+    msg_unref(c->will);
+    c->will = NULL;
+    if (!s)
+        return;
+    c->sess = NULL;
+    c->connected = false;
+    s->client = NULL;
+    if (!s->persistent) {
+        session_discard(mgr, s); /* clean session: state ends with the connection */
+        return;
+    }
+    /* The window and queue are in the store; reconnect reads them back. */
+    deliver_forget(s);
+    if (s->refill_queued)
+        unschedule_refill(mgr, s);
+}
+
+void session_client_gone(struct session_mgr *mgr, struct session_client *client,
+                         enum session_close_reason reason)
+{
+    output_forget_client(mgr, client);
+    /* The will is published on any close but a DISCONNECT [MQTT-3.1.2-8];
+     * a broker shutdown is not the client's failure either. */
+    bool fire_will = reason != SESSION_CLOSE_DISCONNECT && reason != SESSION_CLOSE_SHUTDOWN;
+    session_client_detach(mgr, client, fire_will);
+    free(client->peer);
+    free(client);
+}
+
+void session_client_writable(struct session_mgr *mgr, struct session_client *client)
+{
+    (void)mgr;
+    (void)client; /* QoS 1/2 flow control is the inflight window, not the socket */
+}
+
+/* ---- The turn's commit ---- */
+
+static int commit_round(struct session_mgr *mgr)
+{
+    int status = 0;
+    if (mgr->batch) {
+        struct store_batch *b = mgr->batch;
+        mgr->batch = NULL;
+        status = store_batch_commit(b);
+        mgr->batch_gen++;
+        if (status != 0)
+            log_error("store commit failed: %s; closing the clients whose acks it held",
+                      store_strerror(status));
+    }
+    output_release_held(mgr, status);
+    if (status == 0)
+        deliver_run_refills(mgr);
+    return status;
+}
+
+int session_flush(struct session_mgr *mgr)
+{
+    int status = 0;
+    for (int round = 0; round < FLUSH_MAX_ROUNDS && session_has_pending(mgr); round++) {
+        int rc = commit_round(mgr);
+        if (rc != 0)
+            status = rc;
+    }
+    return status;
+}

@@ -1,0 +1,129 @@
+/*
+ * session.h - the session manager: MQTT semantics between connections.
+ *
+ * It owns sessions, the topic trie, retained messages, wills and the QoS 1/2
+ * state machines, and records durable state in the turn's store batch. It
+ * never sees a socket or a libev watcher: it answers through a session_sink
+ * that the server implements. Not for: framing bytes (src/mqtt), moving bytes
+ * (src/server), LMDB (storage/).
+ *
+ * Turn structure, driven by the server:
+ *   read callbacks  -> session_handle_packet() for each decoded packet
+ *   end of the turn -> session_flush(): one store commit; the acks and
+ *                      deliveries that waited for it are released to the sink
+ */
+#ifndef SOL_SESSION_H
+#define SOL_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "mqtt.h"
+
+struct store;
+struct session_mgr;
+struct session_client;
+
+/*
+ * What the server does for the session manager. `conn` is the server's own
+ * handle, given to session_client_new() and passed back unchanged.
+ */
+struct session_sink {
+    /* Appends iov's bytes to conn's output queue (copied; the caller keeps
+     * ownership of iov). Returns 0, or -ENOMEM: the manager then closes conn. */
+    int (*send)(void *conn, const struct iovec *iov, int iovcnt);
+    /* Closes conn at the end of the turn; `reason` is logged. Idempotent.
+     * The server later calls session_client_gone() for it, as for any close. */
+    void (*close)(void *conn, const char *reason);
+    /* Arms conn's keepalive timer: close after 1.5 x keepalive_s with no
+     * packet; 0 disables it [MQTT-3.1.2-24]. */
+    void (*set_keepalive)(void *conn, uint16_t keepalive_s);
+    /* Bytes queued on conn and not yet written to the socket. */
+    size_t (*output_pending)(void *conn);
+};
+
+/* Tunables, with Mosquitto's directive names where they exist. */
+struct session_config {
+    bool allow_anonymous;           /* allow_anonymous (no auth yet: must be true) */
+    uint16_t max_inflight_messages; /* outgoing QoS 1/2 window per session; 0 = unlimited */
+    uint32_t max_queued_messages;   /* per persistent session; 0 = unlimited */
+    size_t max_qos0_output_bytes;   /* drop QoS 0 to a conn with more than this pending */
+    bool retain_available;          /* retain_available */
+};
+
+/* Fills *config with the defaults (Mosquitto's where they exist). */
+void session_config_defaults(struct session_config *config);
+
+enum session_result {
+    SESSION_OK = 0,
+    SESSION_ERR_PROTOCOL = -1,        /* packet not allowed in this state */
+    SESSION_ERR_NOMEM = -2,           /* allocation failed: close this client only */
+    SESSION_ERR_CONNECT_REFUSED = -3, /* CONNACK with an error code was sent: close */
+    SESSION_ERR_DISCONNECT = -4,      /* client sent DISCONNECT: close, no will */
+    SESSION_ERR_STORE = -5,           /* the store refused a record (e.g. key too long) */
+};
+const char *session_strerror(int code);
+
+/*
+ * Creates the manager and rebuilds its state from the store (sessions,
+ * subscriptions, retained index); `store` and `sink` are borrowed and must
+ * outlive the manager. On failure returns a negative code with a message in
+ * err. On success *out is owned by the caller: session_mgr_free().
+ */
+int session_mgr_new(const struct session_config *config, struct store *store,
+                    const struct session_sink *sink, struct session_mgr **out, char *err,
+                    size_t err_len);
+/* Frees everything the manager holds. Connections must be gone first. */
+void session_mgr_free(struct session_mgr *mgr);
+
+/*
+ * A new network connection. `peer` (copied) names it in log lines until
+ * CONNECT gives a client id. Returns NULL on allocation failure (the server
+ * closes the socket). Owned by the manager until session_client_gone().
+ */
+struct session_client *session_client_new(struct session_mgr *mgr, void *conn, const char *peer);
+
+/*
+ * Handles one decoded packet from client. pkt is borrowed until return.
+ * Returns SESSION_OK, or a negative code: the server closes the connection
+ * and logs session_strerror(code) naming session_client_name(client).
+ */
+int session_handle_packet(struct session_mgr *mgr, struct session_client *client,
+                          const struct mqtt_packet *pkt);
+
+/* Why a connection ended, for the will decision and the log. */
+enum session_close_reason {
+    SESSION_CLOSE_DISCONNECT = 0, /* after DISCONNECT: no will */
+    SESSION_CLOSE_SOCKET,         /* peer closed or socket error */
+    SESSION_CLOSE_KEEPALIVE,      /* keepalive expired */
+    SESSION_CLOSE_PROTOCOL,       /* protocol error or malformed packet */
+    SESSION_CLOSE_TAKEOVER,       /* same client id connected elsewhere */
+    SESSION_CLOSE_SHUTDOWN,       /* broker shutting down */
+};
+
+/*
+ * The connection is closed (for any reason). Publishes the will where
+ * 3.1.1 requires it, detaches or discards the session, frees client.
+ */
+void session_client_gone(struct session_mgr *mgr, struct session_client *client,
+                         enum session_close_reason reason);
+
+/* The connection's output queue drained: send more of its queued messages. */
+void session_client_writable(struct session_mgr *mgr, struct session_client *client);
+
+/* Client id after CONNECT, else the peer name; for log lines. Never NULL. */
+const char *session_client_name(const struct session_client *client);
+
+/*
+ * End of a loop turn: commits the turn's store batch and releases the acks
+ * and deliveries that waited for it. Returns 0 or the store's error (the
+ * held acks are then dropped and logged; clients will retry).
+ */
+int session_flush(struct session_mgr *mgr);
+
+/* True when a batch is waiting to be committed. */
+bool session_has_pending(const struct session_mgr *mgr);
+
+#endif /* SOL_SESSION_H */

@@ -1,0 +1,230 @@
+/*
+ * session_internal.h - types shared by the session manager's own files
+ * (session.c, connect.c, publish.c, deliver.c, subscribe.c, output.c,
+ * table.c, msg.c). Nothing outside src/session/ includes it.
+ */
+#ifndef SOL_SESSION_INTERNAL_H
+#define SOL_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqtt.h"
+#include "session.h"
+#include "store.h"
+
+struct store;
+struct store_batch;
+struct trie;
+
+/* ---- Messages: one body per published message, shared by deliveries ---- */
+
+/* A message; topic and payload live in the same allocation. */
+struct msg {
+    uint32_t refs;
+    uint64_t store_id;        /* id in the store's messages db; 0 until stored */
+    uint64_t store_batch_gen; /* batch generation the body was put in */
+    uint8_t qos;
+    bool retain; /* the RETAIN flag deliveries of this body carry */
+    uint16_t topic_len;
+    size_t payload_len;
+    uint8_t *topic;
+    uint8_t *payload;
+};
+
+/* Returns a new message with one reference (release with msg_unref()), or NULL. */
+struct msg *msg_new(struct mqtt_bytes topic, struct mqtt_bytes payload, uint8_t qos, bool retain);
+struct msg *msg_ref(struct msg *m);
+/* Drops one reference; frees at zero. msg_unref(NULL) does nothing. */
+void msg_unref(struct msg *m);
+
+/* ---- A string-keyed hash table (client ids, retained topics) ---- */
+
+struct table_entry {
+    struct table_entry *next;
+    void *value;
+    size_t key_len;
+    uint8_t key[]; /* copy of the key */
+};
+
+struct table {
+    struct table_entry **buckets;
+    size_t bucket_count; /* power of two */
+    size_t count;
+};
+
+int table_init(struct table *t);
+/* Frees the entries, not the values. */
+void table_deinit(struct table *t);
+void *table_get(const struct table *t, const uint8_t *key, size_t key_len);
+/* Sets key -> value (replacing). Returns 0 or -ENOMEM (table unchanged). */
+int table_put(struct table *t, const uint8_t *key, size_t key_len, void *value);
+/* Removes key; returns its value or NULL. */
+void *table_remove(struct table *t, const uint8_t *key, size_t key_len);
+/* Calls fn for every entry; fn must not change the table. */
+void table_foreach(const struct table *t, void (*fn)(void *value, void *arg), void *arg);
+
+/* ---- Sessions ---- */
+
+/* A subscription as the session remembers it (the trie holds the index). */
+struct sub_entry {
+    struct sub_entry *next;
+    uint8_t qos;
+    uint16_t filter_len;
+    uint8_t filter[];
+};
+
+enum outgoing_state {
+    OUTGOING_SENT = 1,            /* PUBLISH sent; waiting for PUBACK / PUBREC */
+    OUTGOING_PUBREC_RECEIVED = 2, /* PUBREL sent; waiting for PUBCOMP */
+};
+
+/* One QoS 1/2 delivery in a session's inflight window. */
+struct outgoing {
+    struct outgoing *next;
+    uint64_t seq; /* store queue seq (persistent sessions), else 0 */
+    uint16_t packet_id;
+    uint8_t qos;
+    uint8_t state; /* enum outgoing_state */
+};
+
+/* A QoS 1/2 delivery waiting for window space (clean sessions only: a
+ * persistent session's waiting deliveries live in its store queue). */
+struct pending {
+    struct pending *next;
+    struct msg *msg;
+    uint8_t qos;
+};
+
+struct session {
+    uint8_t *client_id; /* NUL-terminated copy, also usable in log lines */
+    size_t id_len;
+    bool persistent;               /* clean session 0: state kept in the store */
+    struct session_client *client; /* the attached connection, or NULL */
+    struct sub_entry *subs;
+
+    struct outgoing *inflight; /* in send order */
+    uint32_t inflight_count;
+    uint16_t next_packet_id;
+
+    struct pending *queue_head, *queue_tail; /* clean sessions */
+    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries
+                              appended since start (the limit's estimate) */
+
+    uint64_t last_seq;  /* persistent: highest store queue seq used */
+    uint64_t read_seq;  /* persistent: next queue seq to read from the store */
+    bool backlog;       /* persistent: the store may hold entries at or after read_seq */
+    bool refill_queued; /* on mgr->refill list */
+    struct session *refill_next;
+
+    uint16_t *qos2_in; /* incoming QoS 2 packet ids awaiting PUBREL */
+    size_t qos2_in_count, qos2_in_cap;
+
+    uint64_t match_gen; /* routing: last route that matched this session */
+    uint8_t match_qos;  /* routing: highest granted QoS among matching filters */
+};
+
+/* ---- Connections, as the session manager sees them ---- */
+
+struct session_client {
+    struct session_mgr *mgr;
+    void *conn; /* the server's handle */
+    char *peer;
+    struct session *sess; /* after an accepted CONNECT */
+    bool connected;
+    struct msg *will;    /* will message (retain flag = will retain), or NULL */
+    uint32_t held_sends; /* sends of this client waiting for the commit */
+    uint8_t protocol_level;
+};
+
+/* A send that waits for the turn's commit (it acknowledges durable state). */
+struct held_send {
+    struct held_send *next;
+    struct session_client *client; /* NULL once the client is gone */
+    size_t len;
+    uint8_t bytes[];
+};
+
+struct session_mgr {
+    struct session_config config;
+    struct store *store;
+    const struct session_sink *sink;
+    struct trie *trie;
+    struct table sessions; /* client id -> struct session */
+    struct table retained; /* topic -> struct msg (retain = true) */
+
+    struct store_batch *batch; /* the turn's batch, created on first use */
+    uint64_t batch_gen;        /* incremented at each commit */
+    struct held_send *held_head, *held_tail;
+    struct session *refill; /* sessions to top up from the store after the commit */
+
+    uint64_t route_gen;
+    struct session **matched; /* scratch for routing */
+    size_t matched_cap;
+
+    uint64_t auto_id_counter;
+    uint64_t dropped_qos0, dropped_queue_full;
+};
+
+/* output.c: encoding and sending, held behind the batch when it has changes. */
+int output_send_packet(struct session_mgr *mgr, struct session_client *c,
+                       const struct mqtt_packet *pkt);
+int output_send_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
+                    uint16_t packet_id);
+int output_send_publish(struct session_mgr *mgr, struct session_client *c, const struct msg *m,
+                        uint8_t qos, uint16_t packet_id, bool dup);
+/* Releases (status 0) or drops (and closes their clients) the held sends. */
+void output_release_held(struct session_mgr *mgr, int status);
+/* Forgets the held sends of a client that is going away. */
+void output_forget_client(struct session_mgr *mgr, struct session_client *c);
+
+/* session.c: the turn's batch (NULL on allocation failure). */
+struct store_batch *mgr_batch(struct session_mgr *mgr);
+bool mgr_batch_has_changes(const struct session_mgr *mgr);
+struct session *session_new(struct session_mgr *mgr, const uint8_t *id, size_t id_len,
+                            bool persistent);
+/* Removes a session everywhere: table, trie, memory; and the store if persistent. */
+void session_discard(struct session_mgr *mgr, struct session *s);
+int session_add_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                             uint8_t qos);
+int session_remove_subscription(struct session_mgr *mgr, struct session *s,
+                                struct mqtt_bytes filter);
+bool session_is_online(const struct session *s);
+/* Remembers an incoming QoS 2 packet id (PUBREL pending). 0 or -ENOMEM. */
+int session_qos2_add(struct session *s, uint16_t packet_id);
+/* Detaches c from its session (publishing the will first if fire_will);
+ * discards a clean session. c itself stays allocated. */
+void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will);
+struct store_bytes session_store_id(const struct session *s);
+
+/* connect.c */
+int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p);
+int connect_store_session(struct session_mgr *mgr, struct session *s);
+
+/* publish.c: incoming PUBLISH / PUBREL, routing, retained. */
+int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *p);
+int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id);
+/* Routes m to every matching session; returns 0 or -ENOMEM. */
+int publish_route(struct session_mgr *mgr, struct msg *m);
+int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
+                         struct mqtt_bytes payload, uint8_t qos);
+
+/* deliver.c: outgoing QoS state machines and queues. */
+int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos);
+int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
+                       uint16_t packet_id);
+/* Frees the in-memory window and queue (their store records stay). */
+void deliver_forget(struct session *s);
+/* Marks s to be topped up from its store queue after the commit. */
+void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
+/* Runs the scheduled top-ups (after a successful commit). */
+void deliver_run_refills(struct session_mgr *mgr);
+
+/* subscribe.c */
+int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
+                     const struct mqtt_subscribe *p);
+int unsubscribe_handle(struct session_mgr *mgr, struct session_client *c,
+                       const struct mqtt_subscribe *p);
+
+#endif /* SOL_SESSION_INTERNAL_H */

@@ -1,0 +1,105 @@
+/*
+ * subscribe.c - SUBSCRIBE / UNSUBSCRIBE: filters into the trie and the
+ * store, SUBACK / UNSUBACK behind the commit, and retained messages to the
+ * new subscriber. Not for: matching (trie.c) or delivery (deliver.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "mqtt_topic.h"
+#include "session_internal.h"
+#include "store.h"
+
+/* Grants one filter; returns the SUBACK code for it. */
+static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mqtt_topic_entry *e)
+{
+    if (mqtt_topic_filter_check(e->filter) != MQTT_OK) {
+        log_notice("client %s: invalid subscription filter refused", (char *)s->client_id);
+        return MQTT_SUBACK_FAILURE;
+    }
+    if (s->persistent) {
+        struct store_batch *b = mgr_batch(mgr);
+        if (!b || store_batch_put_subscription(b, session_store_id(s),
+                                               (struct store_bytes){e->filter.data, e->filter.len},
+                                               e->qos) != 0)
+            return MQTT_SUBACK_FAILURE;
+    }
+    if (session_add_subscription(mgr, s, e->filter, e->qos) != 0)
+        return MQTT_SUBACK_FAILURE;
+    return e->qos;
+}
+
+struct retained_ctx {
+    struct session_mgr *mgr;
+    struct session *s;
+    struct mqtt_bytes filter;
+    uint8_t qos;
+};
+
+static void send_retained(void *value, void *arg)
+{
+    struct retained_ctx *ctx = arg;
+    struct msg *m = value;
+    if (!mqtt_topic_matches(ctx->filter, (struct mqtt_bytes){m->topic, m->topic_len}))
+        return;
+    uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
+    /* Retained messages go out with RETAIN 1 [MQTT-3.3.1-8]. */
+    if (deliver(ctx->mgr, ctx->s, m, qos) != 0 && ctx->s->client)
+        ctx->mgr->sink->close(ctx->s->client->conn, "out of memory delivering retained");
+}
+
+int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
+                     const struct mqtt_subscribe *p)
+{
+    struct session *s = c->sess;
+    uint8_t *codes = malloc(p->count ? p->count : 1);
+    if (!codes)
+        return SESSION_ERR_NOMEM;
+    struct mqtt_topic_iter it;
+    struct mqtt_topic_entry e;
+    size_t n = 0;
+    struct mqtt_packet probe = {.type = MQTT_SUBSCRIBE, .u.subscribe = *p};
+    mqtt_topic_iter_init(&it, &probe);
+    while (n < p->count && mqtt_topic_iter_next(&it, &e))
+        codes[n++] = grant(mgr, s, &e);
+
+    struct mqtt_packet ack = {.type = MQTT_SUBACK};
+    ack.u.suback.packet_id = p->packet_id;
+    ack.u.suback.return_codes = (struct mqtt_bytes){codes, n};
+    int rc = output_send_packet(mgr, c, &ack);
+
+    /* Retained messages after the SUBACK [MQTT-3.8.4-4 ordering]. */
+    mqtt_topic_iter_init(&it, &probe);
+    for (size_t i = 0; rc == 0 && i < n && mqtt_topic_iter_next(&it, &e); i++) {
+        if (codes[i] == MQTT_SUBACK_FAILURE)
+            continue;
+        struct retained_ctx ctx = {mgr, s, e.filter, codes[i]};
+        table_foreach(&mgr->retained, send_retained, &ctx);
+    }
+    free(codes);
+    return rc == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+}
+
+int unsubscribe_handle(struct session_mgr *mgr, struct session_client *c,
+                       const struct mqtt_subscribe *p)
+{
+    struct session *s = c->sess;
+    struct mqtt_packet probe = {.type = MQTT_UNSUBSCRIBE, .u.subscribe = *p};
+    struct mqtt_topic_iter it;
+    struct mqtt_topic_entry e;
+    mqtt_topic_iter_init(&it, &probe);
+    while (mqtt_topic_iter_next(&it, &e)) {
+        if (session_remove_subscription(mgr, s, e.filter) != 0)
+            continue; /* not subscribed: still acknowledged [MQTT-3.10.4-5] */
+        if (s->persistent) {
+            struct store_batch *b = mgr_batch(mgr);
+            if (!b ||
+                store_batch_delete_subscription(
+                    b, session_store_id(s), (struct store_bytes){e.filter.data, e.filter.len}) != 0)
+                return SESSION_ERR_NOMEM;
+        }
+    }
+    return output_send_ack(mgr, c, MQTT_UNSUBACK, p->packet_id) == 0 ? SESSION_OK
+                                                                     : SESSION_ERR_NOMEM;
+}
