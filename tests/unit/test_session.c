@@ -1,0 +1,704 @@
+/*
+ * test_session.c - the session manager against a real LMDB store in a temp
+ * directory. The network side is a recording sink: each fake connection
+ * collects the bytes the manager sends, and the tests decode them with the
+ * codec. Acks that promise durability must appear only after session_flush().
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mqtt.h"
+#include "session.h"
+#include "store.h"
+
+/* ---- Recording sink ---- */
+
+struct fake_conn {
+    uint8_t out[1 << 16];
+    size_t out_len;
+    size_t read_pos;
+    bool closed;
+    uint16_t keepalive_s;
+    struct session_client *client;
+};
+
+static int fake_send(void *conn, const struct iovec *iov, int iovcnt)
+{
+    struct fake_conn *fc = conn;
+    for (int i = 0; i < iovcnt; i++) {
+        assert_true(fc->out_len + iov[i].iov_len <= sizeof(fc->out));
+        memcpy(fc->out + fc->out_len, iov[i].iov_base, iov[i].iov_len);
+        fc->out_len += iov[i].iov_len;
+    }
+    return 0;
+}
+
+static void fake_close(void *conn, const char *reason)
+{
+    (void)reason;
+    ((struct fake_conn *)conn)->closed = true;
+}
+
+static void fake_set_keepalive(void *conn, uint16_t keepalive_s)
+{
+    ((struct fake_conn *)conn)->keepalive_s = keepalive_s;
+}
+
+static size_t fake_output_pending(void *conn)
+{
+    (void)conn;
+    return 0;
+}
+
+static const struct session_sink fake_sink = {fake_send, fake_close, fake_set_keepalive,
+                                              fake_output_pending};
+
+/* ---- Fixture: a store in a fresh temp dir and a manager on it ---- */
+
+struct fixture {
+    char dir[64];
+    struct store *store;
+    struct session_mgr *mgr;
+    struct session_config config;
+};
+
+static void open_all(struct fixture *f)
+{
+    struct store_options opts;
+    store_options_init(&opts);
+    opts.dir = f->dir;
+    opts.sync = STORE_SYNC_NOSYNC; /* durability itself is tested in test_store */
+    char err[256];
+    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(session_mgr_new(&f->config, f->store, &fake_sink, &f->mgr, err, sizeof(err)),
+                     0);
+}
+
+static void close_all(struct fixture *f)
+{
+    session_mgr_free(f->mgr);
+    store_close(f->store);
+    f->mgr = NULL;
+    f->store = NULL;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/sol-test-session-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    session_config_defaults(&f->config);
+    open_all(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* ---- Helpers ---- */
+
+static void feed(struct fixture *f, struct fake_conn *fc, const struct mqtt_packet *pkt,
+                 int expected)
+{
+    assert_int_equal(session_handle_packet(f->mgr, fc->client, pkt), expected);
+}
+
+static struct fake_conn *new_conn(struct fixture *f)
+{
+    struct fake_conn *fc = calloc(1, sizeof(*fc));
+    fc->client = session_client_new(f->mgr, fc, "127.0.0.1:1");
+    assert_non_null(fc->client);
+    return fc;
+}
+
+static struct mqtt_packet connect_packet(const char *id, bool clean)
+{
+    struct mqtt_packet p = {.type = MQTT_CONNECT};
+    p.u.connect.protocol_name = (struct mqtt_bytes){(const uint8_t *)"MQTT", 4};
+    p.u.connect.protocol_level = 4;
+    p.u.connect.clean_session = clean;
+    p.u.connect.keepalive_s = 60;
+    p.u.connect.client_id = (struct mqtt_bytes){(const uint8_t *)id, strlen(id)};
+    return p;
+}
+
+/* Returns the next packet the manager sent on fc, or type 0 when none. */
+static struct mqtt_packet next_sent(struct fake_conn *fc)
+{
+    struct mqtt_packet p = {0};
+    size_t used = 0;
+    if (fc->read_pos >= fc->out_len)
+        return p;
+    int rc = mqtt_decode_stream(fc->out + fc->read_pos, fc->out_len - fc->read_pos, 0, &p, &used);
+    assert_int_equal(rc, MQTT_OK);
+    fc->read_pos += used;
+    return p;
+}
+
+static struct fake_conn *connect_client(struct fixture *f, const char *id, bool clean,
+                                        bool expect_present)
+{
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = connect_packet(id, clean);
+    feed(f, fc, &p, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_CONNACK);
+    assert_int_equal(ack.u.connack.return_code, 0);
+    assert_int_equal(ack.u.connack.session_present, expect_present);
+    return fc;
+}
+
+static void subscribe(struct fixture *f, struct fake_conn *fc, const char *filter, uint8_t qos,
+                      uint8_t expected_code)
+{
+    struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, qos};
+    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
+    p.u.subscribe.packet_id = 7;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.entries = &e;
+    /* Round-trip through the codec so the manager sees a decoded packet. */
+    uint8_t buf[512];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
+    feed(f, fc, &decoded, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_SUBACK);
+    assert_int_equal(ack.u.suback.packet_id, 7);
+    assert_int_equal(ack.u.suback.return_codes.len, 1);
+    assert_int_equal(ack.u.suback.return_codes.data[0], expected_code);
+}
+
+static void publish(struct fixture *f, struct fake_conn *fc, const char *topic, const char *payload,
+                    uint8_t qos, bool retain, uint16_t packet_id)
+{
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish.qos = qos;
+    p.u.publish.retain = retain;
+    p.u.publish.packet_id = packet_id;
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)topic, strlen(topic)};
+    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)payload, strlen(payload)};
+    feed(f, fc, &p, SESSION_OK);
+}
+
+static void send_ack(struct fixture *f, struct fake_conn *fc, uint8_t type, uint16_t id)
+{
+    struct mqtt_packet p = {.type = type};
+    p.u.ack.packet_id = id;
+    feed(f, fc, &p, SESSION_OK);
+}
+
+static void gone(struct fixture *f, struct fake_conn *fc, enum session_close_reason reason)
+{
+    session_client_gone(f->mgr, fc->client, reason);
+    free(fc);
+}
+
+static void assert_publish(struct mqtt_packet p, const char *topic, const char *payload,
+                           uint8_t qos)
+{
+    assert_int_equal(p.type, MQTT_PUBLISH);
+    assert_int_equal(p.u.publish.qos, qos);
+    assert_int_equal(p.u.publish.topic.len, strlen(topic));
+    assert_memory_equal(p.u.publish.topic.data, topic, strlen(topic));
+    assert_int_equal(p.u.publish.payload.len, strlen(payload));
+    assert_memory_equal(p.u.publish.payload.data, payload, strlen(payload));
+}
+
+/* ---- Tests ---- */
+
+static void test_first_packet_must_be_connect_MQTT_3_1_0_1(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = {.type = MQTT_PINGREQ};
+    feed(f, fc, &p, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+}
+
+static void test_second_connect_is_protocol_error_MQTT_3_1_0_2(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = connect_client(f, "c1", true, false);
+    struct mqtt_packet p = connect_packet("c1", true);
+    feed(f, fc, &p, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+}
+
+static void test_empty_client_id_without_clean_session_gets_connack_2_MQTT_3_1_3_8(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = connect_packet("", false);
+    feed(f, fc, &p, SESSION_ERR_CONNECT_REFUSED);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_CONNACK);
+    assert_int_equal(ack.u.connack.return_code, MQTT_CONNACK_ID_REJECTED);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+}
+
+static void test_empty_client_id_with_clean_session_is_accepted(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = connect_client(f, "", true, false);
+    assert_int_equal(strncmp(session_client_name(fc->client), "auto-", 5), 0);
+    assert_int_equal(fc->keepalive_s, 60);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_pingreq_gets_pingresp(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = connect_client(f, "c1", true, false);
+    struct mqtt_packet p = {.type = MQTT_PINGREQ};
+    feed(f, fc, &p, SESSION_OK);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(fc).type, MQTT_PINGRESP);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_puback_is_held_until_the_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "a/b", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "a/b", "hello", 1, false, 11);
+    /* Queued durably for a persistent session: nothing leaves before the commit. */
+    assert_int_equal(next_sent(pub).type, 0);
+    assert_int_equal(next_sent(sub).type, 0);
+    assert_true(session_has_pending(f->mgr));
+    assert_int_equal(session_flush(f->mgr), 0);
+    struct mqtt_packet ack = next_sent(pub);
+    assert_int_equal(ack.type, MQTT_PUBACK);
+    assert_int_equal(ack.u.ack.packet_id, 11);
+    assert_publish(next_sent(sub), "a/b", "hello", 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_qos0_to_clean_session_needs_no_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "t", 0, 0);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "t", "x", 0, false, 0);
+    assert_false(session_has_pending(f->mgr));
+    assert_publish(next_sent(sub), "t", "x", 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_delivery_qos_is_min_of_publish_and_granted(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "t/+", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "t/x", "two", 2, false, 5);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBREC);
+    assert_publish(next_sent(sub), "t/x", "two", 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_overlapping_subscriptions_deliver_once_at_max_qos(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "a/#", 0, 0);
+    subscribe(f, sub, "a/+", 2, 2);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "a/b", "m", 2, false, 9);
+    session_flush(f->mgr);
+    assert_publish(next_sent(sub), "a/b", "m", 2);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_invalid_filter_gets_suback_0x80(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "a/b#", 1, MQTT_SUBACK_FAILURE);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_dollar_topics_not_matched_by_wildcard_first_level_MQTT_4_7_2_1(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "#", 0, 0);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "$SYS/x", "no", 0, false, 0);
+    publish(f, pub, "plain", "yes", 0, false, 0);
+    assert_publish(next_sent(sub), "plain", "yes", 0);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_incoming_qos2_duplicate_is_delivered_once_MQTT_4_3_3_2(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "q", 2, 2);
+    struct fake_conn *pub = connect_client(f, "pub", false, false);
+    publish(f, pub, "q", "once", 2, false, 42);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBREC);
+    publish(f, pub, "q", "once", 2, false, 42); /* resend, e.g. PUBREC lost */
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBREC);
+    assert_publish(next_sent(sub), "q", "once", 2);
+    assert_int_equal(next_sent(sub).type, 0);
+    send_ack(f, pub, MQTT_PUBREL, 42);
+    session_flush(f->mgr);
+    struct mqtt_packet comp = next_sent(pub);
+    assert_int_equal(comp.type, MQTT_PUBCOMP);
+    assert_int_equal(comp.u.ack.packet_id, 42);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_outgoing_qos2_flow_pubrec_pubrel_pubcomp(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "q", 2, 2);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "q", "x", 2, false, 1);
+    session_flush(f->mgr);
+    struct mqtt_packet p = next_sent(sub);
+    assert_publish(p, "q", "x", 2);
+    send_ack(f, sub, MQTT_PUBREC, p.u.publish.packet_id);
+    session_flush(f->mgr);
+    struct mqtt_packet rel = next_sent(sub);
+    assert_int_equal(rel.type, MQTT_PUBREL);
+    assert_int_equal(rel.u.ack.packet_id, p.u.publish.packet_id);
+    send_ack(f, sub, MQTT_PUBCOMP, p.u.publish.packet_id);
+    session_flush(f->mgr);
+    /* The queue entry and the body are gone from the store. */
+    assert_int_equal(store_check(f->store, NULL, NULL), 0);
+    struct store_stats st;
+    assert_int_equal(store_stats(f->store, &st), 0);
+    for (int i = 0; i < STORE_DB_COUNT; i++)
+        if (strcmp(st.dbs[i].name, "queues") == 0 || strcmp(st.dbs[i].name, "messages") == 0)
+            assert_int_equal(st.dbs[i].entries, 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_inflight_window_holds_back_the_rest_in_order(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_inflight_messages = 2;
+    open_all(f);
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "w", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    char payload[8];
+    for (int i = 0; i < 5; i++) {
+        snprintf(payload, sizeof(payload), "m%d", i);
+        publish(f, pub, "w", payload, 1, false, (uint16_t)(i + 1));
+    }
+    session_flush(f->mgr);
+    struct mqtt_packet a = next_sent(sub), b = next_sent(sub);
+    assert_publish(a, "w", "m0", 1);
+    assert_publish(b, "w", "m1", 1);
+    assert_int_equal(next_sent(sub).type, 0);
+    int next = 2;
+    for (int round = 0; round < 5 && next < 5; round++) {
+        send_ack(f, sub, MQTT_PUBACK, a.u.publish.packet_id);
+        session_flush(f->mgr);
+        a = b;
+        b = next_sent(sub);
+        snprintf(payload, sizeof(payload), "m%d", next++);
+        assert_publish(b, "w", payload, 1);
+    }
+    assert_int_equal(next, 5);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_offline_persistent_session_gets_queue_on_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "o/#", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "o/1", "first", 1, false, 1);
+    publish(f, pub, "o/2", "second", 0, false, 0); /* QoS 0: not queued offline */
+    publish(f, pub, "o/3", "third", 1, false, 2);
+    session_flush(f->mgr);
+    sub = connect_client(f, "sub", false, true);
+    session_flush(f->mgr);
+    assert_publish(next_sent(sub), "o/1", "first", 1);
+    assert_publish(next_sent(sub), "o/3", "third", 1);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_restart_keeps_subscriptions_queue_and_resends_with_dup(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "r", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "r", "unacked", 1, false, 1);
+    session_flush(f->mgr);
+    struct mqtt_packet first = next_sent(sub);
+    assert_publish(first, "r", "unacked", 1);
+    assert_false(first.u.publish.dup);
+    gone(f, sub, SESSION_CLOSE_SOCKET);
+    publish(f, pub, "r", "queued", 1, false, 2);
+    session_flush(f->mgr);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+
+    close_all(f); /* restart */
+    open_all(f);
+    sub = connect_client(f, "sub", false, true);
+    session_flush(f->mgr);
+    struct mqtt_packet again = next_sent(sub);
+    assert_publish(again, "r", "unacked", 1);
+    assert_true(again.u.publish.dup);
+    assert_int_equal(again.u.publish.packet_id, first.u.publish.packet_id);
+    struct mqtt_packet queued = next_sent(sub);
+    assert_publish(queued, "r", "queued", 1);
+    assert_false(queued.u.publish.dup);
+    /* The subscription survived the restart too. */
+    pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "r", "live", 1, false, 3);
+    session_flush(f->mgr);
+    assert_publish(next_sent(sub), "r", "live", 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_clean_session_discards_stored_state(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "c", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    sub = connect_client(f, "sub", true, false); /* session present 0 */
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    sub = connect_client(f, "sub", false, false); /* nothing left to resume */
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "c", "x", 1, false, 1);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_retained_delivered_on_subscribe_with_retain_flag_and_cleared(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "ret/a", "kept", 1, true, 1);
+    session_flush(f->mgr);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "ret/+", 1, 1);
+    session_flush(f->mgr);
+    struct mqtt_packet p = next_sent(sub);
+    assert_publish(p, "ret/a", "kept", 1);
+    assert_true(p.u.publish.retain);
+    /* A live forward of a retained publish carries RETAIN 0 [MQTT-3.3.1-9]. */
+    publish(f, pub, "ret/a", "newer", 0, true, 0);
+    session_flush(f->mgr);
+    p = next_sent(sub);
+    assert_publish(p, "ret/a", "newer", 0);
+    assert_false(p.u.publish.retain);
+    publish(f, pub, "ret/a", "", 0, true, 0); /* clears [MQTT-3.3.1-10] */
+    session_flush(f->mgr);
+    struct fake_conn *late = connect_client(f, "late", true, false);
+    subscribe(f, late, "ret/#", 1, 1);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(late).type, 0);
+    gone(f, late, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_retained_survives_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "ret/r", "durable", 1, true, 1);
+    session_flush(f->mgr);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    close_all(f);
+    open_all(f);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "ret/r", 0, 0);
+    session_flush(f->mgr);
+    assert_publish(next_sent(sub), "ret/r", "durable", 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static struct fake_conn *connect_with_will(struct fixture *f, const char *id)
+{
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = connect_packet(id, true);
+    p.u.connect.has_will = true;
+    p.u.connect.will_qos = 0;
+    p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/t", 6};
+    p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"bye", 3};
+    feed(f, fc, &p, SESSION_OK);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(fc).type, MQTT_CONNACK);
+    return fc;
+}
+
+static void test_will_published_on_unclean_close_not_after_disconnect(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "will/#", 0, 0);
+    struct fake_conn *w = connect_with_will(f, "w1");
+    gone(f, w, SESSION_CLOSE_KEEPALIVE);
+    assert_publish(next_sent(sub), "will/t", "bye", 0);
+    w = connect_with_will(f, "w2");
+    gone(f, w, SESSION_CLOSE_DISCONNECT);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_takeover_closes_old_connection_and_fires_its_will(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "will/#", 0, 0);
+    struct fake_conn *old = connect_with_will(f, "same");
+    struct fake_conn *neu = connect_client(f, "same", true, false);
+    assert_true(old->closed);
+    assert_false(neu->closed);
+    assert_publish(next_sent(sub), "will/t", "bye", 0);
+    gone(f, old, SESSION_CLOSE_TAKEOVER);     /* the server reports the close later */
+    assert_int_equal(next_sent(sub).type, 0); /* the will fired once */
+    assert_string_equal(session_client_name(neu->client), "same");
+    gone(f, neu, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_unsubscribe_stops_delivery_and_is_acked(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "u", 1, 1);
+    struct mqtt_topic_entry e = {{(const uint8_t *)"u", 1}, 0};
+    struct mqtt_packet p = {.type = MQTT_UNSUBSCRIBE};
+    p.u.subscribe.packet_id = 3;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.entries = &e;
+    uint8_t buf[64];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
+    feed(f, sub, &decoded, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(sub);
+    assert_int_equal(ack.type, MQTT_UNSUBACK);
+    assert_int_equal(ack.u.ack.packet_id, 3);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "u", "x", 1, false, 1);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_commit_failure_sends_no_ack_and_closes_the_client(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    /* A map too small for the payload: the commit fails with STORE_ERR_FULL. */
+    struct store_options opts;
+    store_options_init(&opts);
+    opts.dir = f->dir;
+    opts.initial_map_size = 1 << 20;
+    opts.max_map_size = 1 << 20;
+    char err[256];
+    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(session_mgr_new(&f->config, f->store, &fake_sink, &f->mgr, err, sizeof(err)),
+                     0);
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "big", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    size_t big_len = 2u << 20;
+    char *big = malloc(big_len + 1);
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    publish(f, pub, "big", big, 1, false, 1);
+    free(big);
+    assert_int_not_equal(session_flush(f->mgr), 0);
+    assert_int_equal(next_sent(pub).type, 0); /* no PUBACK */
+    assert_true(pub->closed);
+    gone(f, pub, SESSION_CLOSE_SOCKET);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_first_packet_must_be_connect_MQTT_3_1_0_1),
+        T(test_second_connect_is_protocol_error_MQTT_3_1_0_2),
+        T(test_empty_client_id_without_clean_session_gets_connack_2_MQTT_3_1_3_8),
+        T(test_empty_client_id_with_clean_session_is_accepted),
+        T(test_pingreq_gets_pingresp),
+        T(test_puback_is_held_until_the_commit),
+        T(test_qos0_to_clean_session_needs_no_commit),
+        T(test_delivery_qos_is_min_of_publish_and_granted),
+        T(test_overlapping_subscriptions_deliver_once_at_max_qos),
+        T(test_invalid_filter_gets_suback_0x80),
+        T(test_dollar_topics_not_matched_by_wildcard_first_level_MQTT_4_7_2_1),
+        T(test_incoming_qos2_duplicate_is_delivered_once_MQTT_4_3_3_2),
+        T(test_outgoing_qos2_flow_pubrec_pubrel_pubcomp),
+        T(test_inflight_window_holds_back_the_rest_in_order),
+        T(test_offline_persistent_session_gets_queue_on_reconnect),
+        T(test_restart_keeps_subscriptions_queue_and_resends_with_dup),
+        T(test_clean_session_discards_stored_state),
+        T(test_retained_delivered_on_subscribe_with_retain_flag_and_cleared),
+        T(test_retained_survives_restart),
+        T(test_will_published_on_unclean_close_not_after_disconnect),
+        T(test_takeover_closes_old_connection_and_fires_its_will),
+        T(test_unsubscribe_stops_delivery_and_is_acked),
+        T(test_commit_failure_sends_no_ack_and_closes_the_client),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
