@@ -76,7 +76,7 @@ struct sol_config {
     uint64_t storage_max_size;
     /* Bit set of enum config_log_type. Directive: log_type
      * error|warning|notice|information|debug|subscribe|unsubscribe|all|none,
-     * repeatable: the first log_type line replaces the default, later lines
+     * repeatable: a file's first log_type line replaces the set, later lines
      * add to it. */
     unsigned log_types;
 };
@@ -93,10 +93,15 @@ void config_deinit(struct sol_config *cfg);
  * Reads directives from path into cfg (initialised with config_init(), maybe
  * already filled by an earlier file; later lines override earlier ones,
  * listeners accumulate). Returns 0, or -1 with a NUL-terminated message in
- * err[0..err_len): "PATH:LINE: message" for a bad line (unknown directive,
- * missing, extra or bad value, out of range), "PATH: message" when the file
- * cannot be read or memory runs out. On failure cfg keeps the lines read
- * before the bad one; the caller is expected to config_deinit() it.
+ * err[0..err_len) (truncated to fit; err may be NULL only if err_len is 0):
+ *   "PATH:LINE: unknown directive 'NAME'"
+ *   "PATH:LINE: NAME: missing value" / "NAME: unexpected extra value 'V'"
+ *   "PATH:LINE: NAME: 'V' is not an integer" / "...'V' is out of range MIN..MAX"
+ *   "PATH:LINE: NAME: 'V' is not true or false" (and likewise per directive)
+ *   "PATH:LINE: out of memory"
+ *   "PATH: cannot read: REASON" when the file cannot be opened or read.
+ * On failure cfg keeps what the lines before the bad one set; the caller is
+ * expected to config_deinit() it.
  */
 int config_load_file(struct sol_config *cfg, const char *path, char *err, size_t err_len);
 

@@ -1,0 +1,407 @@
+/*
+ * config.c - defaults and the Mosquitto-style config file parser.
+ *
+ * A line is "name args", split on spaces and tabs; blank lines and lines whose
+ * first non-blank character is '#' are skipped; trailing blanks and a CR (from
+ * CRLF files) are ignored. Each directive has one handler that checks its
+ * arguments and sets a field; the first problem ends the load with
+ * "PATH:LINE: message". Not for: acting on the values or logging.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#define BLANKS   " \t"
+#define MAX_ARGS 2 /* the most any directive takes */
+
+struct parser {
+    struct sol_config *cfg;
+    const char *path;
+    unsigned line_no;
+    const char *name; /* the directive being parsed, for messages */
+    bool has_log_type;
+    char *err;
+    size_t err_len;
+};
+
+void config_init(struct sol_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->default_port = CONFIG_DEFAULT_PORT;
+    snprintf(cfg->persistence_location, sizeof(cfg->persistence_location), "%s",
+             CONFIG_DEFAULT_PERSISTENCE_LOCATION);
+    cfg->allow_anonymous = -1;
+    cfg->max_inflight_messages = CONFIG_DEFAULT_MAX_INFLIGHT;
+    cfg->max_queued_messages = CONFIG_DEFAULT_MAX_QUEUED;
+    cfg->storage_sync = CONFIG_SYNC_FSYNC;
+    cfg->storage_max_size = CONFIG_DEFAULT_STORAGE_MAX_SIZE;
+    cfg->log_types = CONFIG_LOG_DEFAULT;
+}
+
+void config_deinit(struct sol_config *cfg)
+{
+    for (size_t i = 0; i < cfg->listener_count; i++) {
+        free(cfg->listeners[i].bind_address);
+        free(cfg->listeners[i].unix_path);
+    }
+    free(cfg->listeners);
+    config_init(cfg);
+}
+
+/* strdup(NULL) is NULL; sets *failed when a copy cannot be made. */
+static char *copy_or_null(const char *s, bool *failed)
+{
+    if (s == NULL)
+        return NULL;
+    char *copy = strdup(s);
+    if (copy == NULL)
+        *failed = true;
+    return copy;
+}
+
+int config_add_listener(struct sol_config *cfg, uint16_t port, const char *bind_address,
+                        const char *unix_path)
+{
+    bool failed = false;
+    struct config_listener l = {port, copy_or_null(bind_address, &failed),
+                                copy_or_null(unix_path, &failed)};
+    struct config_listener *list = NULL;
+    if (!failed)
+        list = realloc(cfg->listeners, (cfg->listener_count + 1) * sizeof(*list));
+    if (list == NULL) {
+        free(l.bind_address);
+        free(l.unix_path);
+        return -ENOMEM;
+    }
+    list[cfg->listener_count++] = l;
+    cfg->listeners = list;
+    return 0;
+}
+
+int config_apply_defaults(struct sol_config *cfg)
+{
+    if (cfg->listener_count > 0) {
+        if (cfg->allow_anonymous == -1)
+            cfg->allow_anonymous = 0; /* Mosquitto 2: explicit opt-in with a listener */
+        return 0;
+    }
+    if (config_add_listener(cfg, cfg->default_port, CONFIG_DEFAULT_BIND_ADDRESS, NULL) != 0)
+        return -ENOMEM;
+    if (cfg->allow_anonymous == -1)
+        cfg->allow_anonymous = 1; /* Mosquitto 2: local-only broker, open by default */
+    return 0;
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* Writes "PATH:LINE: " and the message into p->err; returns -1. */
+__attribute__((format(printf, 2, 3))) static int fail(const struct parser *p, const char *fmt, ...)
+{
+    if (p->err == NULL || p->err_len == 0)
+        return -1;
+    int n = snprintf(p->err, p->err_len, "%s:%u: ", p->path, p->line_no);
+    if (n < 0 || (size_t)n >= p->err_len)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err + n, p->err_len - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fail_value(const struct parser *p, const char *value, const char *what)
+{
+    return fail(p, "%s: '%s' is not %s", p->name, value, what);
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+/*
+ * Splits args into blank-separated words, in place. Needs between min and
+ * max words (max <= MAX_ARGS). Returns the count, or -1 with a message.
+ */
+static int split_args(const struct parser *p, char *args, char **words, int min, int max)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(args, BLANKS, &save); w != NULL; w = strtok_r(NULL, BLANKS, &save)) {
+        if (n == max)
+            return fail(p, "%s: unexpected extra value '%s'", p->name, w);
+        words[n++] = w;
+    }
+    if (n < min)
+        return fail(p, "%s: missing value", p->name);
+    return n;
+}
+
+/* The one word of a single-valued directive, or NULL with a message. */
+static char *one_arg(const struct parser *p, char *args)
+{
+    char *word = NULL;
+    return split_args(p, args, &word, 1, 1) == 1 ? word : NULL;
+}
+
+/* Parses a base-10 integer in [min, max] with strtol and full checks. */
+static int parse_long(const struct parser *p, const char *s, long min, long max, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || (s[0] != '-' && s[0] != '+' && (s[0] < '0' || s[0] > '9')))
+        return fail_value(p, s, "an integer");
+    if (errno == ERANGE || v < min || v > max)
+        return fail(p, "%s: '%s' is out of range %ld..%ld", p->name, s, min, max);
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const struct parser *p, const char *s, int *out)
+{
+    if (strcmp(s, "true") == 0)
+        *out = 1;
+    else if (strcmp(s, "false") == 0)
+        *out = 0;
+    else
+        return fail_value(p, s, "true or false");
+    return 0;
+}
+
+/* The shift of a size suffix ("" k K M G), or -1. */
+static int size_shift(const char *suffix)
+{
+    if (suffix[0] == '\0')
+        return 0;
+    if (suffix[1] != '\0')
+        return -1;
+    switch (suffix[0]) {
+    case 'k':
+    case 'K':
+        return 10;
+    case 'M':
+        return 20;
+    case 'G':
+        return 30;
+    default:
+        return -1;
+    }
+}
+
+/* Parses a positive byte count with an optional k/K/M/G suffix (x1024). */
+static int parse_size(const struct parser *p, const char *s, uint64_t *out)
+{
+    const char *what = "a positive size (bytes, or with suffix k, M or G)";
+    if (s[0] < '0' || s[0] > '9') /* strtoull would accept "-1" */
+        return fail_value(p, s, what);
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    int shift = size_shift(end);
+    if (errno == ERANGE || shift < 0 || v == 0 || v > (UINT64_MAX >> shift))
+        return fail_value(p, s, what);
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* ---- directives ---------------------------------------------------------- */
+
+/* listener PORT [ADDRESS]; port 0 with a path is a unix socket (Mosquitto 2). */
+static int do_listener(struct parser *p, char *args)
+{
+    char *words[MAX_ARGS] = {NULL, NULL};
+    long port = 0;
+    if (split_args(p, args, words, 1, 2) < 0 || parse_long(p, words[0], 0, 65535, &port) != 0)
+        return -1;
+    const char *address = words[1];
+    const char *unix_path = NULL;
+    if (port == 0) {
+        if (address == NULL)
+            return fail(p,
+                        "listener: port 0 needs a unix socket path (listener 0 /path/to/socket)");
+        if (strlen(address) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+            return fail(p, "listener: unix socket path is longer than %zu bytes",
+                        sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
+        unix_path = address;
+        address = NULL;
+    }
+    if (config_add_listener(p->cfg, (uint16_t)port, address, unix_path) != 0)
+        return fail(p, "out of memory");
+    return 0;
+}
+
+/* persistence_location DIR: the rest of the line, so DIR may hold spaces. */
+static int do_persistence_location(struct parser *p, char *args)
+{
+    size_t len = strlen(args);
+    if (len == 0)
+        return fail(p, "%s: missing value", p->name);
+    if (len >= sizeof(p->cfg->persistence_location))
+        return fail(p, "%s: path is longer than %zu bytes", p->name,
+                    sizeof(p->cfg->persistence_location) - 1);
+    memcpy(p->cfg->persistence_location, args, len + 1);
+    return 0;
+}
+
+static int do_allow_anonymous(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    return word != NULL ? parse_bool(p, word, &p->cfg->allow_anonymous) : -1;
+}
+
+static int do_max_inflight_messages(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    long v = 0;
+    if (word == NULL || parse_long(p, word, 0, 65535, &v) != 0)
+        return -1;
+    p->cfg->max_inflight_messages = (uint32_t)v;
+    return 0;
+}
+
+static int do_max_queued_messages(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    long v = 0;
+    if (word == NULL || parse_long(p, word, 0, INT32_MAX, &v) != 0)
+        return -1;
+    p->cfg->max_queued_messages = (uint32_t)v;
+    return 0;
+}
+
+static int do_storage_sync(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    if (word == NULL)
+        return -1;
+    if (strcmp(word, "fsync") == 0)
+        p->cfg->storage_sync = CONFIG_SYNC_FSYNC;
+    else if (strcmp(word, "nosync") == 0)
+        p->cfg->storage_sync = CONFIG_SYNC_NOSYNC;
+    else
+        return fail_value(p, word, "fsync or nosync");
+    return 0;
+}
+
+static int do_storage_max_size(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    return word != NULL ? parse_size(p, word, &p->cfg->storage_max_size) : -1;
+}
+
+static const struct {
+    const char *name;
+    unsigned bits;
+} log_type_names[] = {
+    {"error", CONFIG_LOG_ERROR},
+    {"warning", CONFIG_LOG_WARNING},
+    {"notice", CONFIG_LOG_NOTICE},
+    {"information", CONFIG_LOG_INFORMATION},
+    {"debug", CONFIG_LOG_DEBUG},
+    {"subscribe", CONFIG_LOG_SUBSCRIBE},
+    {"unsubscribe", CONFIG_LOG_UNSUBSCRIBE},
+    {"all", CONFIG_LOG_ALL},
+    {"none", 0},
+};
+
+/* log_type TYPE, repeatable: the file's first one replaces the default set. */
+static int do_log_type(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    if (word == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(log_type_names) / sizeof(log_type_names[0]); i++) {
+        if (strcmp(word, log_type_names[i].name) != 0)
+            continue;
+        if (!p->has_log_type)
+            p->cfg->log_types = 0;
+        p->has_log_type = true;
+        p->cfg->log_types |= log_type_names[i].bits;
+        return 0;
+    }
+    return fail_value(p, word,
+                      "one of error, warning, notice, information, debug, subscribe, "
+                      "unsubscribe, all, none");
+}
+
+static const struct {
+    const char *name;
+    int (*parse)(struct parser *p, char *args);
+} directives[] = {
+    {"listener", do_listener},
+    {"persistence_location", do_persistence_location},
+    {"allow_anonymous", do_allow_anonymous},
+    {"max_inflight_messages", do_max_inflight_messages},
+    {"max_queued_messages", do_max_queued_messages},
+    {"storage_sync", do_storage_sync},
+    {"storage_max_size", do_storage_max_size},
+    {"log_type", do_log_type},
+};
+
+/* ---- lines and files ----------------------------------------------------- */
+
+/* Drops trailing blanks, CR and LF in place. */
+static void trim_end(char *s)
+{
+    size_t len = strlen(s);
+    while (len > 0 && strchr(" \t\r\n", s[len - 1]) != NULL)
+        s[--len] = '\0';
+}
+
+static int parse_line(struct parser *p, char *line)
+{
+    trim_end(line);
+    line += strspn(line, BLANKS);
+    if (line[0] == '\0' || line[0] == '#')
+        return 0;
+    size_t name_len = strcspn(line, BLANKS);
+    char *args = line + name_len;
+    if (*args != '\0')
+        *args++ = '\0';
+    args += strspn(args, BLANKS);
+    p->name = line;
+    for (size_t i = 0; i < sizeof(directives) / sizeof(directives[0]); i++) {
+        if (strcmp(line, directives[i].name) == 0)
+            return directives[i].parse(p, args);
+    }
+    return fail(p, "unknown directive '%s'", line);
+}
+
+static int parse_stream(struct parser *p, FILE *f)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        p->line_no++;
+        if (strlen(line) != (size_t)len)
+            rc = fail(p, "line contains a NUL byte");
+        else
+            rc = parse_line(p, line);
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(p->err, p->err_len, "%s: cannot read: %s", p->path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    return rc;
+}
+
+int config_load_file(struct sol_config *cfg, const char *path, char *err, size_t err_len)
+{
+    struct parser p = {cfg, path, 0, NULL, false, err, err_len};
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = parse_stream(&p, f);
+    fclose(f);
+    return rc;
+}

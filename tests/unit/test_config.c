@@ -1,0 +1,506 @@
+/*
+ * test_config.c - the config file parser and defaults (src/util/config.h):
+ * every directive, every error message with its PATH:LINE, comments, CRLF,
+ * blanks, Mosquitto 2's listener and allow_anonymous defaults.
+ *
+ * Not for: what the broker does with the values (integration tests).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+/* ---- fixture: a config and a fresh temporary file --------------------- */
+
+struct fixture {
+    struct sol_config cfg;
+    char path[64];
+    char err[512];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "/tmp/sol-test-config-XXXXXX");
+    int fd = mkstemp(f->path);
+    if (fd < 0) {
+        free(f);
+        return -1;
+    }
+    close(fd);
+    config_init(&f->cfg);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    config_deinit(&f->cfg);
+    unlink(f->path);
+    free(f);
+    return 0;
+}
+
+static void write_file(const struct fixture *f, const char *text, size_t len)
+{
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Writes text to the fixture's file and loads it. */
+static int load(struct fixture *f, const char *text)
+{
+    write_file(f, text, strlen(text));
+    f->err[0] = '\0';
+    return config_load_file(&f->cfg, f->path, f->err, sizeof(f->err));
+}
+
+static void load_ok(struct fixture *f, const char *text)
+{
+    if (load(f, text) != 0)
+        fail_msg("unexpected error: %s", f->err);
+}
+
+/* Loads text, expects failure with "PATH:line: message". */
+static void load_fails(struct fixture *f, const char *text, unsigned line, const char *message)
+{
+    char want[512];
+    snprintf(want, sizeof(want), "%s:%u: %s", f->path, line, message);
+    assert_int_equal(load(f, text), -1);
+    assert_string_equal(f->err, want);
+}
+
+/* ---- defaults ---------------------------------------------------------- */
+
+static void test_init_sets_defaults(void **state)
+{
+    struct sol_config *cfg = &((struct fixture *)*state)->cfg;
+    assert_int_equal(cfg->listener_count, 0);
+    assert_null(cfg->listeners);
+    assert_int_equal(cfg->default_port, 1883);
+    assert_string_equal(cfg->persistence_location, "./sol-data");
+    assert_int_equal(cfg->allow_anonymous, -1);
+    assert_int_equal(cfg->max_inflight_messages, 20);
+    assert_int_equal(cfg->max_queued_messages, 1000);
+    assert_int_equal(cfg->storage_sync, CONFIG_SYNC_FSYNC);
+    assert_int_equal(cfg->storage_max_size, 1024ull * 1024 * 1024);
+    assert_int_equal(cfg->log_types, CONFIG_LOG_ERROR | CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE |
+                                         CONFIG_LOG_INFORMATION);
+}
+
+static void test_no_listener_defaults_to_localhost_1883_and_anonymous(void **state)
+{
+    struct sol_config *cfg = &((struct fixture *)*state)->cfg;
+    assert_int_equal(config_apply_defaults(cfg), 0);
+    assert_int_equal(cfg->listener_count, 1);
+    assert_int_equal(cfg->listeners[0].port, 1883);
+    assert_string_equal(cfg->listeners[0].bind_address, "127.0.0.1");
+    assert_null(cfg->listeners[0].unix_path);
+    assert_int_equal(cfg->allow_anonymous, 1);
+}
+
+static void test_no_listener_default_port_and_explicit_anonymous_are_kept(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "allow_anonymous false\n");
+    f->cfg.default_port = 1999; /* main's -p */
+    assert_int_equal(config_apply_defaults(&f->cfg), 0);
+    assert_int_equal(f->cfg.listener_count, 1);
+    assert_int_equal(f->cfg.listeners[0].port, 1999);
+    assert_int_equal(f->cfg.allow_anonymous, 0);
+}
+
+static void test_listener_configured_makes_anonymous_opt_in(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "listener 1884\n");
+    assert_int_equal(config_apply_defaults(&f->cfg), 0);
+    assert_int_equal(f->cfg.listener_count, 1);
+    assert_int_equal(f->cfg.allow_anonymous, 0);
+
+    config_deinit(&f->cfg);
+    load_ok(f, "listener 1884\nallow_anonymous true\n");
+    assert_int_equal(config_apply_defaults(&f->cfg), 0);
+    assert_int_equal(f->cfg.listener_count, 1);
+    assert_int_equal(f->cfg.allow_anonymous, 1);
+}
+
+/* ---- directives -------------------------------------------------------- */
+
+static void test_listener_port_address_and_unix_socket(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "listener 1883\n"
+               "listener 8883 0.0.0.0\n"
+               "listener 65535 ::1\n"
+               "listener 0 /run/sol/sol.sock\n");
+    struct config_listener *l = f->cfg.listeners;
+    assert_int_equal(f->cfg.listener_count, 4);
+    assert_int_equal(l[0].port, 1883);
+    assert_null(l[0].bind_address);
+    assert_null(l[0].unix_path);
+    assert_int_equal(l[1].port, 8883);
+    assert_string_equal(l[1].bind_address, "0.0.0.0");
+    assert_int_equal(l[2].port, 65535);
+    assert_string_equal(l[2].bind_address, "::1");
+    assert_int_equal(l[3].port, 0);
+    assert_null(l[3].bind_address);
+    assert_string_equal(l[3].unix_path, "/run/sol/sol.sock");
+}
+
+static void test_persistence_location_takes_rest_of_line(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "persistence_location /var/lib/sol\n");
+    assert_string_equal(f->cfg.persistence_location, "/var/lib/sol");
+    load_ok(f, "persistence_location   /data/my store/sol  \n");
+    assert_string_equal(f->cfg.persistence_location, "/data/my store/sol");
+}
+
+static void test_allow_anonymous_true_and_false(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "allow_anonymous true\n");
+    assert_int_equal(f->cfg.allow_anonymous, 1);
+    load_ok(f, "allow_anonymous false\n");
+    assert_int_equal(f->cfg.allow_anonymous, 0);
+}
+
+static void test_max_inflight_and_queued_messages_bounds(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "max_inflight_messages 0\nmax_queued_messages 0\n");
+    assert_int_equal(f->cfg.max_inflight_messages, 0);
+    assert_int_equal(f->cfg.max_queued_messages, 0);
+    load_ok(f, "max_inflight_messages 65535\nmax_queued_messages 2147483647\n");
+    assert_int_equal(f->cfg.max_inflight_messages, 65535);
+    assert_int_equal(f->cfg.max_queued_messages, 2147483647u);
+    load_ok(f, "max_inflight_messages +7\nmax_queued_messages 007\n");
+    assert_int_equal(f->cfg.max_inflight_messages, 7);
+    assert_int_equal(f->cfg.max_queued_messages, 7);
+}
+
+static void test_storage_sync_fsync_and_nosync(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "storage_sync nosync\n");
+    assert_int_equal(f->cfg.storage_sync, CONFIG_SYNC_NOSYNC);
+    load_ok(f, "storage_sync fsync\n");
+    assert_int_equal(f->cfg.storage_sync, CONFIG_SYNC_FSYNC);
+}
+
+static void test_storage_max_size_with_suffixes(void **state)
+{
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } cases[] = {
+        {"storage_max_size 1\n", 1},
+        {"storage_max_size 4096\n", 4096},
+        {"storage_max_size 512k\n", 512ull << 10},
+        {"storage_max_size 2K\n", 2ull << 10},
+        {"storage_max_size 64M\n", 64ull << 20},
+        {"storage_max_size 3G\n", 3ull << 30},
+        {"storage_max_size 17179869183G\n", 17179869183ull << 30}, /* the largest in G */
+        {"storage_max_size 18446744073709551615\n", UINT64_MAX},
+    };
+    struct fixture *f = *state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        load_ok(f, cases[i].text);
+        assert_int_equal(f->cfg.storage_max_size, cases[i].bytes);
+    }
+}
+
+static void test_log_type_first_line_replaces_then_adds(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "log_type error\nlog_type debug\nlog_type subscribe\n");
+    assert_int_equal(f->cfg.log_types, CONFIG_LOG_ERROR | CONFIG_LOG_DEBUG | CONFIG_LOG_SUBSCRIBE);
+    load_ok(f, "log_type none\n");
+    assert_int_equal(f->cfg.log_types, 0);
+    load_ok(f, "log_type all\n");
+    assert_int_equal(f->cfg.log_types, CONFIG_LOG_ALL);
+    load_ok(f, "log_type warning\nlog_type notice\nlog_type information\nlog_type unsubscribe\n");
+    assert_int_equal(f->cfg.log_types, CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE |
+                                           CONFIG_LOG_INFORMATION | CONFIG_LOG_UNSUBSCRIBE);
+}
+
+static void test_later_lines_and_files_override_listeners_accumulate(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "max_inflight_messages 5\nmax_inflight_messages 6\nlistener 1\n");
+    load_ok(f, "listener 2\nstorage_sync nosync\n");
+    assert_int_equal(f->cfg.max_inflight_messages, 6);
+    assert_int_equal(f->cfg.storage_sync, CONFIG_SYNC_NOSYNC);
+    assert_int_equal(f->cfg.listener_count, 2);
+    assert_int_equal(f->cfg.listeners[0].port, 1);
+    assert_int_equal(f->cfg.listeners[1].port, 2);
+}
+
+/* ---- layout: comments, blanks, CRLF ------------------------------------ */
+
+static void test_comments_blank_lines_crlf_tabs_and_trailing_blanks(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "# Sol test config\r\n"
+               "\r\n"
+               "   \t \n"
+               "  # indented comment\n"
+               "listener 1883 127.0.0.1\r\n"
+               "max_queued_messages\t\t77 \t\r\n"
+               "\tallow_anonymous true   \n"
+               "persistence_location /tmp/x\r\n"
+               "log_type debug"); /* no final newline */
+    assert_int_equal(f->cfg.listener_count, 1);
+    assert_string_equal(f->cfg.listeners[0].bind_address, "127.0.0.1");
+    assert_int_equal(f->cfg.max_queued_messages, 77);
+    assert_int_equal(f->cfg.allow_anonymous, 1);
+    assert_string_equal(f->cfg.persistence_location, "/tmp/x");
+    assert_int_equal(f->cfg.log_types, CONFIG_LOG_DEBUG);
+}
+
+static void test_empty_file_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "");
+    assert_int_equal(f->cfg.listener_count, 0);
+    assert_int_equal(f->cfg.max_inflight_messages, 20);
+}
+
+/* ---- errors: exact message and line ------------------------------------ */
+
+static void test_error_unknown_directive_names_line(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "# comment\n\nbind_address 0.0.0.0\n", 3, "unknown directive 'bind_address'");
+    load_fails(f, "Listener 1883\n", 1, "unknown directive 'Listener'");
+    /* Like Mosquitto, no comments after a directive. */
+    load_fails(f, "max_inflight_messages 5 # five\n", 1,
+               "max_inflight_messages: unexpected extra value '#'");
+}
+
+static void test_error_line_numbers_count_crlf_and_comment_lines(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "#a\r\n\r\nlistener 1\r\n#b\r\nmax_inflight_messages x\r\n", 5,
+               "max_inflight_messages: 'x' is not an integer");
+}
+
+static void test_error_missing_value(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "listener\n", 1, "listener: missing value");
+    load_fails(f, "allow_anonymous   \n", 1, "allow_anonymous: missing value");
+    load_fails(f, "persistence_location\r\n", 1, "persistence_location: missing value");
+    load_fails(f, "max_inflight_messages\n", 1, "max_inflight_messages: missing value");
+    load_fails(f, "max_queued_messages\n", 1, "max_queued_messages: missing value");
+    load_fails(f, "storage_sync\n", 1, "storage_sync: missing value");
+    load_fails(f, "storage_max_size\n", 1, "storage_max_size: missing value");
+    load_fails(f, "log_type\n", 1, "log_type: missing value");
+}
+
+static void test_error_extra_value(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "listener 1883 127.0.0.1 extra\n", 1, "listener: unexpected extra value 'extra'");
+    load_fails(f, "allow_anonymous true false\n", 1,
+               "allow_anonymous: unexpected extra value 'false'");
+    load_fails(f, "max_inflight_messages 1 2\n", 1,
+               "max_inflight_messages: unexpected extra value '2'");
+    load_fails(f, "storage_sync fsync now\n", 1, "storage_sync: unexpected extra value 'now'");
+    load_fails(f, "log_type debug error\n", 1, "log_type: unexpected extra value 'error'");
+}
+
+static void test_error_listener_port(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "listener 65536\n", 1, "listener: '65536' is out of range 0..65535");
+    load_fails(f, "listener -1\n", 1, "listener: '-1' is out of range 0..65535");
+    load_fails(f, "listener mqtt\n", 1, "listener: 'mqtt' is not an integer");
+    load_fails(f, "listener 18x3\n", 1, "listener: '18x3' is not an integer");
+    load_fails(f, "listener 0x10\n", 1, "listener: '0x10' is not an integer");
+    load_fails(f, "listener 99999999999999999999\n", 1,
+               "listener: '99999999999999999999' is out of range 0..65535");
+    load_fails(f, "listener 0\n", 1,
+               "listener: port 0 needs a unix socket path (listener 0 /path/to/socket)");
+}
+
+static void test_error_unix_socket_path_longer_than_sun_path(void **state)
+{
+    struct fixture *f = *state;
+    char text[256];
+    char path[200];
+    memset(path, 'p', 108);
+    path[0] = '/';
+    path[108] = '\0'; /* 108 bytes: no room for sun_path's NUL */
+    snprintf(text, sizeof(text), "listener 0 %s\n", path);
+    load_fails(f, text, 1, "listener: unix socket path is longer than 107 bytes");
+    path[107] = '\0';
+    snprintf(text, sizeof(text), "listener 0 %s\n", path);
+    load_ok(f, text);
+    assert_string_equal(f->cfg.listeners[0].unix_path, path);
+}
+
+static void test_error_integers_negative_non_numeric_out_of_range(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "max_inflight_messages -1\n", 1,
+               "max_inflight_messages: '-1' is out of range 0..65535");
+    load_fails(f, "max_inflight_messages 65536\n", 1,
+               "max_inflight_messages: '65536' is out of range 0..65535");
+    load_fails(f, "max_inflight_messages twenty\n", 1,
+               "max_inflight_messages: 'twenty' is not an integer");
+    load_fails(f, "max_inflight_messages 2.5\n", 1,
+               "max_inflight_messages: '2.5' is not an integer");
+    load_fails(f, "max_queued_messages -5\n", 1,
+               "max_queued_messages: '-5' is out of range 0..2147483647");
+    load_fails(f, "max_queued_messages 2147483648\n", 1,
+               "max_queued_messages: '2147483648' is out of range 0..2147483647");
+    load_fails(f, "max_queued_messages 1e3\n", 1, "max_queued_messages: '1e3' is not an integer");
+    load_fails(f, "max_queued_messages -\n", 1, "max_queued_messages: '-' is not an integer");
+}
+
+static void test_error_bool_not_true_or_false(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "allow_anonymous yes\n", 1, "allow_anonymous: 'yes' is not true or false");
+    load_fails(f, "allow_anonymous True\n", 1, "allow_anonymous: 'True' is not true or false");
+    load_fails(f, "allow_anonymous 1\n", 1, "allow_anonymous: '1' is not true or false");
+}
+
+static void test_error_storage_sync_and_log_type_values(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "storage_sync always\n", 1, "storage_sync: 'always' is not fsync or nosync");
+    load_fails(f, "log_type verbose\n", 1,
+               "log_type: 'verbose' is not one of error, warning, notice, information, debug, "
+               "subscribe, unsubscribe, all, none");
+}
+
+static void test_error_storage_max_size(void **state)
+{
+    static const char *const bad[] = {
+        "0", "-1", "k", "1T", "1kb", "+5", "17179869184G", "18446744073709551616", "0x10",
+    };
+    struct fixture *f = *state;
+    char text[128];
+    char want[256];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "storage_max_size %s\n", bad[i]);
+        snprintf(want, sizeof(want),
+                 "storage_max_size: '%s' is not a positive size (bytes, or with suffix k, M or G)",
+                 bad[i]);
+        load_fails(f, text, 1, want);
+    }
+    load_fails(f, "storage_max_size 1 G\n", 1, "storage_max_size: unexpected extra value 'G'");
+}
+
+static void test_error_persistence_location_too_long(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = strlen("persistence_location ") + CONFIG_PATH_MAX + 2;
+    char *text = malloc(len);
+    assert_non_null(text);
+    int n = snprintf(text, len, "persistence_location ");
+    memset(text + n, 'd', CONFIG_PATH_MAX);
+    strcpy(text + n + CONFIG_PATH_MAX, "\n");
+    load_fails(f, text, 1, "persistence_location: path is longer than 4095 bytes");
+    text[n + CONFIG_PATH_MAX - 1] = '\n'; /* 4095 bytes: fits */
+    text[n + CONFIG_PATH_MAX] = '\0';
+    load_ok(f, text);
+    assert_int_equal(strlen(f->cfg.persistence_location), CONFIG_PATH_MAX - 1);
+    free(text);
+}
+
+static void test_error_nul_byte_in_line(void **state)
+{
+    struct fixture *f = *state;
+    char want[512];
+    write_file(f, "listener 1\nlistener 2\0x\n", 24);
+    assert_int_equal(config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), -1);
+    snprintf(want, sizeof(want), "%s:2: line contains a NUL byte", f->path);
+    assert_string_equal(f->err, want);
+}
+
+static void test_error_unreadable_file(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(config_load_file(&f->cfg, "/nonexistent/sol.conf", f->err, sizeof(f->err)),
+                     -1);
+    assert_string_equal(f->err, "/nonexistent/sol.conf: cannot read: No such file or directory");
+    assert_int_equal(config_load_file(&f->cfg, "/tmp", f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "/tmp: cannot read: Is a directory");
+}
+
+static void test_error_keeps_earlier_lines_and_truncates_message(void **state)
+{
+    struct fixture *f = *state;
+    char small[12];
+    write_file(f, "listener 1883 ::\nnope\n", 22);
+    assert_int_equal(config_load_file(&f->cfg, f->path, small, sizeof(small)), -1);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+    assert_memory_equal(small, f->path, sizeof(small) - 1);
+    assert_int_equal(f->cfg.listener_count, 1); /* freed by teardown's config_deinit */
+    assert_int_equal(config_load_file(&f->cfg, f->path, NULL, 0), -1);
+}
+
+static void test_deinit_twice_is_safe_and_reinitialises(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "listener 0 /tmp/s\nlistener 1 ::1\nmax_inflight_messages 3\n");
+    config_deinit(&f->cfg);
+    assert_int_equal(f->cfg.listener_count, 0);
+    assert_null(f->cfg.listeners);
+    assert_int_equal(f->cfg.max_inflight_messages, 20);
+    config_deinit(&f->cfg);
+}
+
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TEST(test_init_sets_defaults),
+        TEST(test_no_listener_defaults_to_localhost_1883_and_anonymous),
+        TEST(test_no_listener_default_port_and_explicit_anonymous_are_kept),
+        TEST(test_listener_configured_makes_anonymous_opt_in),
+        TEST(test_listener_port_address_and_unix_socket),
+        TEST(test_persistence_location_takes_rest_of_line),
+        TEST(test_allow_anonymous_true_and_false),
+        TEST(test_max_inflight_and_queued_messages_bounds),
+        TEST(test_storage_sync_fsync_and_nosync),
+        TEST(test_storage_max_size_with_suffixes),
+        TEST(test_log_type_first_line_replaces_then_adds),
+        TEST(test_later_lines_and_files_override_listeners_accumulate),
+        TEST(test_comments_blank_lines_crlf_tabs_and_trailing_blanks),
+        TEST(test_empty_file_changes_nothing),
+        TEST(test_error_unknown_directive_names_line),
+        TEST(test_error_line_numbers_count_crlf_and_comment_lines),
+        TEST(test_error_missing_value),
+        TEST(test_error_extra_value),
+        TEST(test_error_listener_port),
+        TEST(test_error_unix_socket_path_longer_than_sun_path),
+        TEST(test_error_integers_negative_non_numeric_out_of_range),
+        TEST(test_error_bool_not_true_or_false),
+        TEST(test_error_storage_sync_and_log_type_values),
+        TEST(test_error_storage_max_size),
+        TEST(test_error_persistence_location_too_long),
+        TEST(test_error_nul_byte_in_line),
+        TEST(test_error_unreadable_file),
+        TEST(test_error_keeps_earlier_lines_and_truncates_message),
+        TEST(test_deinit_twice_is_safe_and_reinitialises),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
