@@ -425,7 +425,7 @@ static void test_inflight_window_holds_back_the_rest_in_order(void **state)
     struct fake_conn *sub = connect_client(f, "sub", false, false);
     subscribe(f, sub, "w", 1, 1);
     struct fake_conn *pub = connect_client(f, "pub", true, false);
-    char payload[8];
+    char payload[16];
     for (int i = 0; i < 5; i++) {
         snprintf(payload, sizeof(payload), "m%d", i);
         publish(f, pub, "w", payload, 1, false, (uint16_t)(i + 1));
