@@ -1,0 +1,506 @@
+/*
+ * store.c - opening, validating, creating and closing the LMDB environment;
+ * error mapping; the message-id counter. The directory rule and the schema
+ * check live here so a bad directory is refused before anything is written.
+ * Not for: batches (batch.c, commit.c), reads (read.c), store_check (check.c).
+ */
+#include "store_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MIB                 (1024ull * 1024ull)
+#define DEFAULT_INITIAL_MAP (64ull * MIB)
+#define DEFAULT_MAX_MAP     (16ull * 1024ull * MIB)
+#define PATH_BUF            4096
+
+const char *const store_db_names[STORE_DB_COUNT] = {
+    "meta", "sessions", "subs", "retained", "messages", "refs", "queues", "qos2in",
+};
+
+const char *store_strerror(int code)
+{
+    switch (code) {
+    case STORE_OK:
+        return "success";
+    case STORE_ERR_FULL:
+        return "store full (map at its maximum size, or disk full)";
+    case STORE_ERR_KEY_TOO_LONG:
+        return "client id, topic or filter too long for a store key";
+    case STORE_ERR_INVALID:
+        return "invalid argument";
+    case STORE_ERR_NOT_FOUND:
+        return "no such record";
+    case STORE_ERR_EXISTS:
+        return "record already exists";
+    case STORE_ERR_SCHEMA:
+        return "unknown store schema version";
+    case STORE_ERR_CORRUPT:
+        return "store file is corrupt";
+    case STORE_ERR_NOT_A_STORE:
+        return "not a Sol store";
+    case STORE_ERR_LOCKED:
+        return "store is in use by another process";
+    case STORE_ERR_READ_ONLY:
+        return "store is read-only";
+    case STORE_ERR_CANCELED:
+        return "batch discarded";
+    case STORE_ERR_IO:
+        return "store I/O error";
+    default:
+        return code < 0 ? strerror(-code) : "unknown store error";
+    }
+}
+
+int store_err_from_mdb(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case MDB_MAP_FULL:
+    case ENOSPC:
+    case EDQUOT:
+        return STORE_ERR_FULL;
+    case MDB_NOTFOUND:
+        return STORE_ERR_NOT_FOUND;
+    case MDB_KEYEXIST:
+        return STORE_ERR_EXISTS;
+    case MDB_BAD_VALSIZE:
+        return STORE_ERR_KEY_TOO_LONG;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+    case MDB_INCOMPATIBLE:
+        return STORE_ERR_CORRUPT;
+    case ENOMEM:
+        return -ENOMEM;
+    case EACCES:
+        return STORE_ERR_READ_ONLY;
+    default:
+        log_error("store: %s", mdb_strerror(rc));
+        return STORE_ERR_IO;
+    }
+}
+
+void store_options_init(struct store_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->dir = "./sol-data";
+    opts->sync = STORE_SYNC_FSYNC;
+    opts->initial_map_size = DEFAULT_INITIAL_MAP;
+    opts->max_map_size = DEFAULT_MAX_MAP;
+}
+
+size_t store_max_key_len(const struct store *store)
+{
+    return store->max_key_len;
+}
+
+size_t store_max_client_id_len(const struct store *store)
+{
+    return store->max_key_len - SEQ_KEY_EXTRA;
+}
+
+uint64_t store_next_message_id(struct store *store)
+{
+    return store->next_msg_id++;
+}
+
+int store_read_begin(struct store *store, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* The writer grew the map: adopt the new size and retry once. */
+        rc = mdb_env_set_mapsize(store->env, 0);
+        if (rc == 0)
+            rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    }
+    return store_err_from_mdb(rc);
+}
+
+/* ---- the directory rule -------------------------------------------------- */
+
+struct dir_state {
+    bool exists;
+    bool has_data;      /* data.mdb exists and is not empty */
+    bool has_lock;      /* lock.mdb exists */
+    bool has_foreign;   /* files other than data.mdb and lock.mdb */
+    uint64_t data_size; /* bytes of data.mdb */
+};
+
+static bool path_join(char *out, const char *dir, const char *name)
+{
+    int n = snprintf(out, PATH_BUF, "%s/%s", dir, name);
+    return n > 0 && n < PATH_BUF;
+}
+
+static int scan_dir(const char *dir, struct dir_state *st, char *err, size_t err_len)
+{
+    memset(st, 0, sizeof(*st));
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+        return errno == ENOTDIR ? STORE_ERR_NOT_A_STORE : STORE_ERR_IO;
+    }
+    st->exists = true;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (strcmp(e->d_name, "lock.mdb") == 0)
+            st->has_lock = true;
+        else if (strcmp(e->d_name, "data.mdb") != 0)
+            st->has_foreign = true;
+    }
+    closedir(d);
+    char path[PATH_BUF];
+    struct stat sb;
+    if (path_join(path, dir, "data.mdb") && stat(path, &sb) == 0 && sb.st_size > 0) {
+        st->has_data = true;
+        st->data_size = (uint64_t)sb.st_size;
+    }
+    return 0;
+}
+
+/* Missing or empty (a zero-length data.mdb never held a commit): a new store.
+ * Other files without data.mdb: refused, so a typo in --data-dir never turns
+ * someone's directory into a store. */
+static int check_dir(const struct store_options *opts, struct dir_state *st, char *err,
+                     size_t err_len)
+{
+    int rc = scan_dir(opts->dir, st, err, err_len);
+    if (rc != 0 || st->has_data)
+        return rc;
+    if (st->has_foreign) {
+        snprintf(err, err_len, "%s: not a Sol store (it has files but no data.mdb)", opts->dir);
+        return STORE_ERR_NOT_A_STORE;
+    }
+    if (opts->read_only) {
+        snprintf(err, err_len, "%s: no store here (no data.mdb)", opts->dir);
+        return STORE_ERR_NOT_A_STORE;
+    }
+    if (!st->exists && mkdir(opts->dir, 0700) != 0) {
+        snprintf(err, err_len, "%s: cannot create directory: %s", opts->dir, strerror(errno));
+        return STORE_ERR_IO;
+    }
+    return 0;
+}
+
+/* ---- environment -------------------------------------------------------- */
+
+static uint64_t round_up(uint64_t v, uint64_t unit)
+{
+    return (v + unit - 1) / unit * unit;
+}
+
+static int env_open(struct store *store, const struct store_options *opts,
+                    const struct dir_state *st, char *err, size_t err_len)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t map = opts->initial_map_size ? opts->initial_map_size : DEFAULT_INITIAL_MAP;
+    if (st->data_size > map)
+        map = st->data_size; /* keep an existing larger map */
+    map = round_up(map, page);
+    unsigned flags = 0;
+    if (opts->read_only)
+        flags |= MDB_RDONLY | (st->has_lock ? 0 : MDB_NOLOCK); /* create nothing */
+    if (opts->sync == STORE_SYNC_NOSYNC)
+        flags |= MDB_NOSYNC;
+    int rc = mdb_env_create(&store->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(store->env, STORE_DB_COUNT);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(store->env, (size_t)map);
+    if (rc == 0)
+        rc = mdb_env_open(store->env, opts->dir, flags, 0600);
+    if (rc == 0)
+        return 0;
+    int code = store_err_from_mdb(rc);
+    if (code == STORE_ERR_CORRUPT)
+        snprintf(err, err_len, "%s/data.mdb: not a valid LMDB file (%s)", opts->dir,
+                 mdb_strerror(rc));
+    else
+        snprintf(err, err_len, "%s: cannot open store: %s", opts->dir, mdb_strerror(rc));
+    return code == STORE_ERR_READ_ONLY ? STORE_ERR_IO : code;
+}
+
+/* A second broker on the same directory would interleave commits with ours;
+ * LMDB allows that, Sol must not. flock on data.mdb is independent of LMDB's
+ * own fcntl locks on lock.mdb and is released when the process dies. */
+static int lock_writer(struct store *store, const char *dir, char *err, size_t err_len)
+{
+    int fd;
+    int rc = mdb_env_get_fd(store->env, &fd);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s: %s", dir, mdb_strerror(rc));
+        return STORE_ERR_IO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK) {
+        snprintf(err, err_len, "%s: store is in use by another process", dir);
+        return STORE_ERR_LOCKED;
+    }
+    snprintf(err, err_len, "%s: cannot lock data.mdb: %s", dir, strerror(errno));
+    return STORE_ERR_IO;
+}
+
+/* ---- schema -------------------------------------------------------------- */
+
+static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc != 0)
+        return store_err_from_mdb(rc);
+    if (v.mv_size != 8)
+        return STORE_ERR_CORRUPT;
+    *out = store_get_u64(v.mv_data);
+    return 0;
+}
+
+/* Is this an LMDB file with nothing in it (ours, created but never
+ * initialised)? Then it may become a store; anything else is someone else's. */
+static bool env_is_blank(MDB_txn *txn)
+{
+    MDB_dbi main_dbi;
+    MDB_stat ms;
+    return mdb_dbi_open(txn, NULL, 0, &main_dbi) == 0 && mdb_stat(txn, main_dbi, &ms) == 0 &&
+           ms.ms_entries == 0;
+}
+
+static int check_schema(MDB_txn *txn, MDB_dbi meta, const char *dir, char *err, size_t err_len)
+{
+    MDB_val k = {strlen(META_SCHEMA), META_SCHEMA}, v;
+    int rc = mdb_get(txn, meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        snprintf(err, err_len, "%s: not a Sol store (no schema version)", dir);
+        return STORE_ERR_NOT_A_STORE;
+    }
+    if (rc != 0 || v.mv_size != 4) {
+        snprintf(err, err_len, "%s: corrupt schema record", dir);
+        return rc != 0 ? store_err_from_mdb(rc) : STORE_ERR_CORRUPT;
+    }
+    uint32_t version = store_get_u32(v.mv_data);
+    if (version != STORE_SCHEMA_VERSION) {
+        snprintf(err, err_len, "%s: store schema version %u, this build reads version %u", dir,
+                 version, STORE_SCHEMA_VERSION);
+        return STORE_ERR_SCHEMA;
+    }
+    return 0;
+}
+
+/* The id counter continues above both the persisted high-water mark and the
+ * last message actually stored, so ids never repeat. */
+static int restore_msg_id(struct store *store, MDB_txn *txn)
+{
+    uint64_t hwm = 0;
+    int rc = meta_get_u64(txn, store->dbi[DB_META], META_MSG_HWM, &hwm);
+    if (rc != 0 && rc != STORE_ERR_NOT_FOUND)
+        return rc;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, store->dbi[DB_MESSAGES], &cur);
+    if (rc != 0)
+        return store_err_from_mdb(rc);
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8 && store_get_u64(k.mv_data) > hwm)
+        hwm = store_get_u64(k.mv_data);
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store_err_from_mdb(rc);
+    store->hwm_persisted = hwm;
+    store->next_msg_id = hwm + 1;
+    return 0;
+}
+
+/* Opens the existing databases in a read transaction; committing it keeps the
+ * handles for the life of the environment. *blank is set if the environment
+ * is an empty LMDB file that still needs initialising. */
+static int load_existing(struct store *store, const char *dir, bool *blank, char *err,
+                         size_t err_len)
+{
+    MDB_txn *txn;
+    int rc = store_read_begin(store, &txn);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s: cannot read store: %s", dir, store_strerror(rc));
+        return rc;
+    }
+    *blank = false;
+    int mrc = mdb_dbi_open(txn, store_db_names[DB_META], 0, &store->dbi[DB_META]);
+    if (mrc == MDB_NOTFOUND && env_is_blank(txn)) {
+        *blank = true;
+        rc = 0;
+    } else if (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE) {
+        snprintf(err, err_len, "%s: not a Sol store (no meta database)", dir);
+        rc = STORE_ERR_NOT_A_STORE;
+    } else if (mrc != 0) {
+        rc = store_err_from_mdb(mrc);
+        snprintf(err, err_len, "%s: %s", dir, mdb_strerror(mrc));
+    } else {
+        rc = check_schema(txn, store->dbi[DB_META], dir, err, err_len);
+    }
+    for (int i = DB_META + 1; rc == 0 && !*blank && i < STORE_DB_COUNT; i++) {
+        int drc = mdb_dbi_open(txn, store_db_names[i], 0, &store->dbi[i]);
+        if (drc != 0) {
+            snprintf(err, err_len, "%s: corrupt store: database %s: %s", dir, store_db_names[i],
+                     mdb_strerror(drc));
+            rc = STORE_ERR_CORRUPT;
+        }
+    }
+    if (rc == 0 && !*blank)
+        rc = restore_msg_id(store, txn);
+    if (rc == 0)
+        rc = store_err_from_mdb(mdb_txn_commit(txn));
+    else
+        mdb_txn_abort(txn);
+    if (rc != 0 && err[0] == 0)
+        snprintf(err, err_len, "%s: %s", dir, store_strerror(rc));
+    return rc;
+}
+
+static int put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *data, size_t len)
+{
+    MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)data};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+static int init_meta(MDB_txn *txn, MDB_dbi meta)
+{
+    uint8_t schema[4], zero[8], created[8], id[16];
+    store_put_u32(schema, STORE_SCHEMA_VERSION);
+    store_put_u64(zero, 0);
+    store_put_u64(created, (uint64_t)time(NULL));
+    if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
+        return errno ? errno : EIO;
+    int rc = put_meta(txn, meta, META_SCHEMA, schema, 4);
+    if (rc == 0)
+        rc = put_meta(txn, meta, META_STORE_ID, id, sizeof(id));
+    if (rc == 0)
+        rc = put_meta(txn, meta, META_MSG_HWM, zero, 8);
+    if (rc == 0)
+        rc = put_meta(txn, meta, META_CREATED_AT, created, 8);
+    return rc;
+}
+
+/* Creates every database and the meta records in one transaction: a crash
+ * leaves either no store (blank, initialised again next time) or a whole one. */
+static int create_store(struct store *store, const char *dir, char *err, size_t err_len)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    for (int i = 0; rc == 0 && i < STORE_DB_COUNT; i++)
+        rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE, &store->dbi[i]);
+    if (rc == 0)
+        rc = init_meta(txn, store->dbi[DB_META]);
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+    } else if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    if (rc != 0) {
+        snprintf(err, err_len, "%s: cannot create store: %s", dir, mdb_strerror(rc));
+        return store_err_from_mdb(rc);
+    }
+    store->next_msg_id = 1;
+    store->hwm_persisted = 0;
+    return 0;
+}
+
+static int open_env_and_schema(struct store *store, const struct store_options *opts,
+                               const struct dir_state *st, char *err, size_t err_len)
+{
+    int rc = env_open(store, opts, st, err, err_len);
+    if (rc == 0 && !opts->read_only)
+        rc = lock_writer(store, opts->dir, err, err_len);
+    if (rc != 0)
+        return rc;
+    if (!(opts->read_only && !st->has_lock)) {
+        int dead = 0;
+        if (mdb_reader_check(store->env, &dead) == 0 && dead > 0)
+            log_notice("store %s: cleared %d stale reader slot(s)", opts->dir, dead);
+    }
+    store->max_key_len = (size_t)mdb_env_get_maxkeysize(store->env);
+    bool blank = false;
+    rc = load_existing(store, opts->dir, &blank, err, err_len);
+    if (rc == 0 && blank && opts->read_only) {
+        snprintf(err, err_len, "%s: not a Sol store (empty LMDB environment)", opts->dir);
+        rc = STORE_ERR_NOT_A_STORE;
+    }
+    if (rc == 0 && blank)
+        rc = create_store(store, opts->dir, err, err_len);
+    return rc;
+}
+
+int store_open(const struct store_options *opts, struct store **out, char *err, size_t err_len)
+{
+    char scratch[8];
+    if (err == NULL || err_len == 0) {
+        err = scratch;
+        err_len = sizeof(scratch);
+    }
+    err[0] = 0;
+    *out = NULL;
+    if (opts == NULL || opts->dir == NULL || opts->dir[0] == 0) {
+        snprintf(err, err_len, "store: no data directory given");
+        return STORE_ERR_INVALID;
+    }
+    struct dir_state st;
+    int rc = check_dir(opts, &st, err, err_len);
+    if (rc != 0)
+        return rc;
+    struct store *store = calloc(1, sizeof(*store));
+    if (store == NULL) {
+        snprintf(err, err_len, "%s: out of memory", opts->dir);
+        return -ENOMEM;
+    }
+    store->read_only = opts->read_only;
+    store->sync = opts->sync;
+    store->max_map_size = opts->max_map_size ? opts->max_map_size : DEFAULT_MAX_MAP;
+    rc = open_env_and_schema(store, opts, &st, err, err_len);
+    if (rc != 0) {
+        if (store->env != NULL)
+            mdb_env_close(store->env);
+        free(store);
+        char path[PATH_BUF];
+        /* "changes nothing": drop the lock file only this call created */
+        if (!st.has_lock && !opts->read_only && path_join(path, opts->dir, "lock.mdb"))
+            unlink(path);
+        return rc;
+    }
+    *out = store;
+    return 0;
+}
+
+int store_flush(struct store *store)
+{
+    if (store->read_only)
+        return STORE_ERR_READ_ONLY;
+    return store_err_from_mdb(mdb_env_sync(store->env, 1));
+}
+
+void store_close(struct store *store)
+{
+    if (store == NULL)
+        return;
+    if (!store->read_only) {
+        int rc = mdb_env_sync(store->env, 1);
+        if (rc != 0)
+            log_error("store: final flush failed: %s", mdb_strerror(rc));
+    }
+    mdb_env_close(store->env);
+    free(store);
+}

@@ -1,0 +1,145 @@
+/*
+ * store_internal.h - what the storage .c files share: the store and batch
+ * structs, database indices, key and record codecs, error mapping and
+ * transaction helpers. Private to storage/ (it includes lmdb.h).
+ * Not for: anything outside storage/; the public API is store.h.
+ */
+#ifndef SOL_STORE_INTERNAL_H
+#define SOL_STORE_INTERNAL_H
+
+#include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#define STORE_SCHEMA_VERSION 1u
+
+/* The named databases, in the order stats report them. */
+enum store_db {
+    DB_META = 0,
+    DB_SESSIONS,
+    DB_SUBS,
+    DB_RETAINED,
+    DB_MESSAGES,
+    DB_REFS,
+    DB_QUEUES,
+    DB_QOS2IN,
+};
+
+extern const char *const store_db_names[STORE_DB_COUNT];
+
+/* meta keys (ASCII); counters are "c." + name */
+#define META_SCHEMA      "schema"
+#define META_STORE_ID    "store_id"
+#define META_MSG_HWM     "msg_id_hwm"
+#define META_CREATED_AT  "created_at"
+#define META_COUNTER     "c."
+#define COUNTER_NAME_MAX 64
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi[STORE_DB_COUNT];
+    bool read_only;
+    enum store_sync sync;
+    uint64_t max_map_size;
+    size_t max_key_len;
+    uint64_t next_msg_id;   /* the next id store_next_message_id() hands out */
+    uint64_t hwm_persisted; /* the high-water mark in meta as of the last commit */
+};
+
+/* One recorded operation. Keys and values are encoded at record time into
+ * data[] (key first, then value), so applying is a plain put/del. */
+enum op_type {
+    OP_PUT_SESSION,
+    OP_DEL_SESSION,
+    OP_PUT,          /* plain put of key/value in db (subs, retained, qos2in, meta) */
+    OP_DEL,          /* plain delete of key in db; missing is fine */
+    OP_PUT_MESSAGE,  /* messages + refs = 0; msg_id set */
+    OP_QUEUE_APPEND, /* queues (no overwrite) + refs += 1; msg_id set */
+    OP_QUEUE_UPDATE, /* queues value rewrite keeping the message id */
+    OP_QUEUE_DELETE, /* queues del + refs -= 1 */
+};
+
+struct store_op {
+    struct store_op *next;
+    enum op_type type;
+    enum store_db db;
+    uint64_t msg_id;
+    size_t key_len;
+    size_t val_len;
+    uint8_t data[]; /* key_len + val_len bytes */
+};
+
+struct store_completion {
+    store_done_fn fn;
+    void *arg;
+};
+
+struct store_batch {
+    struct store *store;
+    struct store_op *head, *tail;
+    size_t op_count;
+    size_t op_bytes; /* sum of key and value sizes: sizes the map growth */
+    int err;         /* sticky: the first recording failure */
+    struct store_completion *done;
+    size_t done_count, done_cap;
+};
+
+/* ---- errors (store.c) ---- */
+/* Maps an LMDB or errno code to a store code; 0 stays 0. */
+int store_err_from_mdb(int rc);
+
+/* ---- transactions (store.c) ---- */
+/* Begins a read-only transaction, adopting a map grown by another process
+ * (MDB_MAP_RESIZED) once. Returns a store code. */
+int store_read_begin(struct store *store, MDB_txn **txn);
+
+/* ---- byte order (keys.c) ---- */
+void store_put_u16(uint8_t *p, uint16_t v);
+void store_put_u32(uint8_t *p, uint32_t v);
+void store_put_u64(uint8_t *p, uint64_t v);
+uint16_t store_get_u16(const uint8_t *p);
+uint32_t store_get_u32(const uint8_t *p);
+uint64_t store_get_u64(const uint8_t *p);
+
+/* ---- keys (keys.c) ---- */
+/* Validates a client id: 1..max_client_id_len bytes, no 0x00. */
+int store_check_client_id(const struct store *store, struct store_bytes id);
+/* Validates a topic or filter as the part of a key after `prefix_len` bytes. */
+int store_check_key_string(const struct store *store, struct store_bytes s, size_t prefix_len);
+
+#define SEQ_KEY_EXTRA  9 /* 00 + u64 */
+#define PKID_KEY_EXTRA 3 /* 00 + u16 */
+
+/* Writes client 00 into out; returns bytes written (client.len + 1). */
+size_t store_key_client_prefix(uint8_t *out, struct store_bytes client);
+/* Splits a key "client 00 rest" into its parts; false if it doesn't decode. */
+bool store_key_split(const MDB_val *key, struct store_bytes *client, struct store_bytes *rest);
+
+/* ---- records (records.c) ---- */
+#define QUEUE_VAL_LEN    12 /* msg id u64, qos u8, state u8, packet id u16 */
+#define REFS_VAL_LEN     4
+#define MESSAGE_HDR_LEN  6 /* qos u8, flags u8, topic len u32 */
+#define RETAINED_HDR_LEN 9 /* qos u8, stored at u64 */
+#define SESSION_HDR_LEN  26
+
+size_t store_session_len(const struct store_session *s);
+void store_session_encode(uint8_t *out, const struct store_session *s);
+bool store_session_decode(const uint8_t *p, size_t len, struct store_session *s);
+
+size_t store_message_len(const struct store_message *m);
+void store_message_encode(uint8_t *out, const struct store_message *m);
+bool store_message_decode(const uint8_t *p, size_t len, struct store_message *m);
+
+void store_queue_encode(uint8_t *out, const struct store_queue_entry *e);
+bool store_queue_decode(const uint8_t *p, size_t len, struct store_queue_entry *e);
+
+bool store_retained_decode(struct store_bytes topic, const uint8_t *p, size_t len,
+                           struct store_retained *r);
+
+bool store_qos_valid(uint8_t qos);
+
+#endif /* SOL_STORE_INTERNAL_H */

@@ -1,0 +1,1425 @@
+/*
+ * test_store.c - cmocka tests of storage/: every API operation on a real LMDB
+ * environment in a fresh temporary directory per test (never a fake store),
+ * the batch/completion contract, a full map, map growth, reference counting,
+ * refused directories, persistence across reopen, and crash consistency under
+ * SIGKILL. Not for: the session manager's use of the store.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "store.h"
+
+#define MIB (1024u * 1024u)
+
+struct fixture {
+    char dir[256];
+    struct store *store;
+    struct store_options opts;
+};
+
+static struct store_bytes B(const char *s) {
+    return (struct store_bytes){(const uint8_t *)s, strlen(s)};
+}
+
+static bool
+bytes_eq(struct store_bytes b, const char *s)
+{
+    return b.len == strlen(s) && memcmp(b.data, s, b.len) == 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_rf(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int reopen(struct fixture *f)
+{
+    char err[256];
+    store_close(f->store);
+    f->store = NULL;
+    int rc = store_open(&f->opts, &f->store, err, sizeof(err));
+    if (rc != 0)
+        print_message("store_open: %s\n", err);
+    return rc;
+}
+
+static int setup_opts(void **state, uint64_t initial, uint64_t max)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(f->dir, sizeof(f->dir), "%s/sol-store-test-XXXXXX", tmp);
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    store_options_init(&f->opts);
+    f->opts.dir = f->dir;
+    f->opts.sync = STORE_SYNC_NOSYNC; /* the crash test covers both modes */
+    f->opts.initial_map_size = initial;
+    f->opts.max_map_size = max;
+    *state = f;
+    return reopen(f);
+}
+
+static int setup(void **state)
+{
+    return setup_opts(state, 1 * MIB, 256 * MIB);
+}
+
+/* A map that can never grow past 1 MiB: for STORE_ERR_FULL. */
+static int setup_tiny(void **state)
+{
+    return setup_opts(state, 1 * MIB, 1 * MIB);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->store);
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers that record and commit ----------------------------------------- */
+
+struct done_log {
+    int calls;
+    int status[16];
+    int order[16];
+    bool saw_data; /* set by a completion that reads the store */
+    struct store *store;
+};
+
+static void done_record(void *arg, int status)
+{
+    struct done_log *d = arg;
+    if (d->calls < 16) {
+        d->status[d->calls] = status;
+        d->order[d->calls] = d->calls;
+    }
+    d->calls++;
+}
+
+static struct store_session session_with_will(const char *topic, const char *payload)
+{
+    struct store_session s = {.protocol_level = 4,
+                              .last_seen_s = 1700000000,
+                              .expiry_s = 3600,
+                              .next_packet_id = 42,
+                              .has_will = topic != NULL,
+                              .will_qos = 1,
+                              .will_retain = true};
+    if (topic != NULL) {
+        s.will_topic = B(topic);
+        s.will_payload = B(payload);
+    }
+    return s;
+}
+
+static uint64_t put_message(struct store_batch *b, struct store *s, const char *topic,
+                            const char *payload)
+{
+    uint64_t id = store_next_message_id(s);
+    struct store_message m = {.topic = B(topic), .payload = B(payload), .qos = 1};
+    assert_int_equal(store_batch_put_message(b, id, &m), 0);
+    return id;
+}
+
+static void append(struct store_batch *b, const char *client, uint64_t seq, uint64_t msg_id)
+{
+    struct store_queue_entry e = {.msg_id = msg_id, .qos = 1, .state = STORE_QUEUED};
+    assert_int_equal(store_batch_queue_append(b, B(client), seq, &e), 0);
+}
+
+static void put_session(struct store_batch *b, const char *client)
+{
+    struct store_session s = session_with_will(NULL, NULL);
+    assert_int_equal(store_batch_put_session(b, B(client), &s), 0);
+}
+
+static int count_problems(struct store *s)
+{
+    return store_check(s, NULL, NULL);
+}
+
+static void print_problem(void *arg, const char *problem)
+{
+    (void)arg;
+    print_message("check: %s\n", problem);
+}
+
+static void assert_consistent(struct store *s)
+{
+    int n = store_check(s, print_problem, NULL);
+    assert_int_equal(n, 0);
+}
+
+/* ---- collectors for reads ------------------------------------------------------ */
+
+struct sessions_seen {
+    int count;
+    char ids[8][64];
+    struct store_session first;
+    char will_topic[64], will_payload[64];
+    bool has_queue[8];
+    uint64_t last_seq[8];
+};
+
+static int collect_session(void *arg, const struct store_session_info *info)
+{
+    struct sessions_seen *s = arg;
+    if (s->count >= 8)
+        return 0;
+    snprintf(s->ids[s->count], 64, "%.*s", (int)info->client_id.len,
+             (const char *)info->client_id.data);
+    s->has_queue[s->count] = info->has_queue;
+    s->last_seq[s->count] = info->last_seq;
+    if (s->count == 0) {
+        s->first = info->session;
+        snprintf(s->will_topic, 64, "%.*s", (int)info->session.will_topic.len,
+                 (const char *)info->session.will_topic.data);
+        snprintf(s->will_payload, 64, "%.*s", (int)info->session.will_payload.len,
+                 (const char *)info->session.will_payload.data);
+    }
+    s->count++;
+    return 0;
+}
+
+struct subs_seen {
+    int count;
+    char lines[16][128];
+};
+
+static int collect_sub(void *arg, struct store_bytes client, struct store_bytes filter, uint8_t qos)
+{
+    struct subs_seen *s = arg;
+    if (s->count < 16)
+        snprintf(s->lines[s->count], 128, "%.*s|%.*s|%u", (int)client.len,
+                 (const char *)client.data, (int)filter.len, (const char *)filter.data, qos);
+    s->count++;
+    return 0;
+}
+
+struct queue_seen {
+    int count;
+    uint64_t seq[64];
+    uint64_t msg_id[64];
+    int state[64];
+    uint16_t packet_id[64];
+    uint32_t refcount[64];
+    char payload[64][32];
+    bool has_message[64];
+};
+
+static int collect_queue(void *arg, const struct store_queue_item *it)
+{
+    struct queue_seen *q = arg;
+    if (q->count < 64) {
+        int i = q->count;
+        q->seq[i] = it->seq;
+        q->msg_id[i] = it->entry.msg_id;
+        q->state[i] = it->entry.state;
+        q->packet_id[i] = it->entry.packet_id;
+        q->refcount[i] = it->refcount;
+        q->has_message[i] = it->message != NULL;
+        if (it->message != NULL)
+            snprintf(q->payload[i], 32, "%.*s", (int)it->message->payload.len,
+                     (const char *)it->message->payload.data);
+    }
+    q->count++;
+    return 0;
+}
+
+static struct queue_seen read_queue(struct store *s, const char *client)
+{
+    struct queue_seen q = {0};
+    int n = store_queue_read(s, B(client), 0, 1000, collect_queue, &q);
+    assert_true(n >= 0);
+    assert_int_equal(n, q.count);
+    return q;
+}
+
+static int count_messages_cb(void *arg, uint64_t id, const struct store_message *m, uint32_t rc)
+{
+    (void)id;
+    (void)m;
+    (void)rc;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int count_messages(struct store *s)
+{
+    int n = 0;
+    assert_int_equal(store_messages_foreach(s, false, count_messages_cb, &n), 0);
+    return n;
+}
+
+static int count_sessions(struct store *s)
+{
+    struct sessions_seen seen = {0};
+    assert_int_equal(store_sessions_foreach(s, collect_session, &seen), 0);
+    return seen.count;
+}
+
+/* ---- open and the directory rule ------------------------------------------------ */
+
+static void test_open_creates_store_in_missing_dir(void **state)
+{
+    struct fixture *f = *state;
+    char sub[300], err[256];
+    snprintf(sub, sizeof(sub), "%s/new", f->dir);
+    struct store_options o = f->opts;
+    o.dir = sub;
+    struct store *s = NULL;
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), 0);
+    struct store_stats st;
+    assert_int_equal(store_stats(s, &st), 0);
+    assert_int_equal(st.schema_version, 1);
+    assert_true(st.created_at_s > 0);
+    uint8_t zero[16] = {0};
+    assert_memory_not_equal(st.store_id, zero, 16);
+    assert_int_equal(count_problems(s), 0);
+    store_close(s);
+}
+
+static void test_open_read_only_missing_dir_is_not_a_store(void **state)
+{
+    struct fixture *f = *state;
+    char sub[300], err[256];
+    snprintf(sub, sizeof(sub), "%s/missing", f->dir);
+    struct store_options o = f->opts;
+    o.dir = sub;
+    o.read_only = true;
+    struct store *s = (struct store *)1;
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), STORE_ERR_NOT_A_STORE);
+    assert_null(s);
+    assert_non_null(strstr(err, "missing"));
+    assert_int_equal(access(sub, F_OK), -1); /* nothing created */
+}
+
+/* A cheap fingerprint of a directory: which files exist, and the contents of
+ * the data files. lock.mdb's contents are LMDB's runtime state (reader table,
+ * mutexes), reinitialised by every first opener, so only its presence counts. */
+static uint64_t dir_fingerprint(const char *dir)
+{
+    static const char *names[] = {"data.mdb", "lock.mdb", "notes.txt"};
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        FILE *fp = fopen(path, "rb");
+        h = (h ^ (fp != NULL)) * 1099511628211ull;
+        int c;
+        while (fp != NULL && i != 1 && (c = fgetc(fp)) != EOF)
+            h = (h ^ (uint64_t)c) * 1099511628211ull;
+        if (fp != NULL)
+            fclose(fp);
+    }
+    return h;
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    fclose(fp);
+}
+
+static void make_subdir(char *out, size_t out_len, const char *dir, const char *name)
+{
+    snprintf(out, out_len, "%s/%s", dir, name);
+    assert_int_equal(mkdir(out, 0700), 0);
+}
+
+static void test_open_dir_with_other_files_is_not_a_store_and_unchanged(void **state)
+{
+    struct fixture *f = *state;
+    char sub[300], err[256];
+    make_subdir(sub, sizeof(sub), f->dir, "home");
+    write_file(sub, "notes.txt", "hello", 5);
+    uint64_t before = dir_fingerprint(sub);
+    struct store_options o = f->opts;
+    o.dir = sub;
+    struct store *s = NULL;
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), STORE_ERR_NOT_A_STORE);
+    assert_non_null(strstr(err, "not a Sol store"));
+    assert_int_equal(dir_fingerprint(sub), before);
+}
+
+static void test_open_corrupt_data_file_is_corrupt_and_unchanged(void **state)
+{
+    struct fixture *f = *state;
+    char sub[300], err[256];
+    make_subdir(sub, sizeof(sub), f->dir, "corrupt");
+    uint8_t junk[16384];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(i * 7 + 3);
+    write_file(sub, "data.mdb", junk, sizeof(junk));
+    uint64_t before = dir_fingerprint(sub);
+    struct store_options o = f->opts;
+    o.dir = sub;
+    struct store *s = NULL;
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), STORE_ERR_CORRUPT);
+    assert_non_null(strstr(err, "data.mdb"));
+    assert_int_equal(dir_fingerprint(sub), before);
+    o.read_only = true;
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), STORE_ERR_CORRUPT);
+    assert_int_equal(dir_fingerprint(sub), before);
+}
+
+/* Rewrites every copy of the schema record's value in data.mdb (LMDB has no
+ * checksums, and stale copies may sit in freed pages). */
+static int patch_schema(const char *dir, uint8_t version)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    uint8_t *buf = malloc((size_t)len);
+    assert_non_null(buf);
+    fseek(fp, 0, SEEK_SET);
+    assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
+    static const uint8_t pat[] = {'s', 'c', 'h', 'e', 'm', 'a', 0, 0, 0, 1};
+    int hits = 0;
+    for (long i = 0; i + (long)sizeof(pat) <= len; i++) {
+        if (memcmp(buf + i, pat, sizeof(pat)) == 0) {
+            buf[i + sizeof(pat) - 1] = version;
+            hits++;
+        }
+    }
+    fseek(fp, 0, SEEK_SET);
+    assert_int_equal(fwrite(buf, 1, (size_t)len, fp), (size_t)len);
+    fclose(fp);
+    free(buf);
+    return hits;
+}
+
+static void test_open_unknown_schema_version_is_refused_and_unchanged(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->store);
+    f->store = NULL;
+    assert_true(patch_schema(f->dir, 99) >= 1);
+    uint64_t before = dir_fingerprint(f->dir);
+    char err[256];
+    assert_int_equal(store_open(&f->opts, &f->store, err, sizeof(err)), STORE_ERR_SCHEMA);
+    assert_null(f->store);
+    assert_non_null(strstr(err, "schema version 99"));
+    assert_int_equal(dir_fingerprint(f->dir), before);
+    patch_schema(f->dir, 1); /* so teardown's store is sane again */
+}
+
+/* An LMDB environment that some other program wrote: made with mdb_load. */
+static void test_open_foreign_lmdb_env_is_not_a_store(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_load", X_OK) != 0)
+        skip();
+    char sub[300], cmd[700], err[256];
+    make_subdir(sub, sizeof(sub), f->dir, "foreign");
+    snprintf(cmd, sizeof(cmd),
+             "printf 'VERSION=3\\nformat=bytevalue\\ntype=btree\\nHEADER=END\\n 6b6579\\n "
+             "76616c\\nDATA=END\\n' | /usr/bin/mdb_load %s",
+             sub);
+    assert_int_equal(system(cmd), 0);
+    uint64_t before = dir_fingerprint(sub);
+    struct store_options o = f->opts;
+    o.dir = sub;
+    struct store *s = NULL;
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), STORE_ERR_NOT_A_STORE);
+    assert_int_equal(dir_fingerprint(sub), before);
+}
+
+static void test_open_second_writer_is_locked(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = NULL;
+    char err[256];
+    assert_int_equal(store_open(&f->opts, &s, err, sizeof(err)), STORE_ERR_LOCKED);
+    assert_null(s);
+    assert_non_null(strstr(err, "in use"));
+}
+
+static void test_open_without_dir_is_invalid(void **state)
+{
+    (void)state;
+    struct store_options o;
+    store_options_init(&o);
+    o.dir = "";
+    struct store *s = NULL;
+    char err[128];
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), STORE_ERR_INVALID);
+    assert_true(strlen(err) > 0);
+}
+
+static void test_strerror_names_every_code(void **state)
+{
+    (void)state;
+    for (int c = STORE_ERR_IO; c <= STORE_ERR_FULL; c++)
+        assert_string_not_equal(store_strerror(c), "unknown store error");
+    assert_string_equal(store_strerror(0), "success");
+    assert_non_null(store_strerror(-ENOMEM));
+}
+
+/* ---- batch and completion contract --------------------------------------------- */
+
+static void done_reads_store(void *arg, int status)
+{
+    struct done_log *d = arg;
+    done_record(d, status);
+    d->saw_data = count_sessions(d->store) == 1; /* runs after the commit */
+}
+
+static void test_completions_run_once_in_order_after_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct done_log a = {.store = f->store}, b = {0};
+    struct store_batch *batch = store_batch_new(f->store);
+    assert_non_null(batch);
+    put_session(batch, "c1");
+    assert_int_equal(store_batch_on_commit(batch, done_reads_store, &a), 0);
+    assert_int_equal(store_batch_on_commit(batch, done_record, &b), 0);
+    assert_int_equal(store_batch_on_commit(batch, done_record, &b), 0);
+    assert_int_equal(a.calls, 0); /* nothing runs before the commit */
+    assert_int_equal(store_batch_commit(batch), 0);
+    assert_int_equal(a.calls, 1);
+    assert_true(a.saw_data);
+    assert_int_equal(a.status[0], 0);
+    assert_int_equal(b.calls, 2);
+    assert_int_equal(b.status[0], 0);
+    assert_int_equal(b.status[1], 0);
+}
+
+static void test_empty_batch_runs_completions_with_zero(void **state)
+{
+    struct fixture *f = *state;
+    struct done_log d = {0};
+    struct store_batch *batch = store_batch_new(f->store);
+    assert_true(store_batch_is_empty(batch));
+    assert_int_equal(store_batch_on_commit(batch, done_record, &d), 0);
+    assert_true(store_batch_is_empty(batch)); /* completions don't count */
+    assert_int_equal(store_batch_commit(batch), 0);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status[0], 0);
+}
+
+static void test_discard_runs_completions_canceled_and_writes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct done_log d = {0};
+    struct store_batch *batch = store_batch_new(f->store);
+    put_session(batch, "c1");
+    assert_false(store_batch_is_empty(batch));
+    assert_int_equal(store_batch_on_commit(batch, done_record, &d), 0);
+    store_batch_discard(batch);
+    store_batch_discard(NULL);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status[0], STORE_ERR_CANCELED);
+    assert_int_equal(count_sessions(f->store), 0);
+}
+
+static void test_on_commit_without_fn_is_invalid(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *batch = store_batch_new(f->store);
+    assert_int_equal(store_batch_on_commit(batch, NULL, NULL), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_commit(batch), 0);
+}
+
+/* ---- sessions -------------------------------------------------------------------- */
+
+static void test_session_put_and_load_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    struct store_session s = session_with_will("last/will", "gone");
+    assert_int_equal(store_batch_put_session(b, B("alpha"), &s), 0);
+    put_session(b, "beta");
+    assert_int_equal(store_batch_commit(b), 0);
+    struct sessions_seen seen = {0};
+    assert_int_equal(store_sessions_foreach(f->store, collect_session, &seen), 0);
+    assert_int_equal(seen.count, 2);
+    assert_string_equal(seen.ids[0], "alpha");
+    assert_string_equal(seen.ids[1], "beta");
+    assert_int_equal(seen.first.protocol_level, 4);
+    assert_int_equal(seen.first.last_seen_s, 1700000000);
+    assert_int_equal(seen.first.expiry_s, 3600);
+    assert_int_equal(seen.first.next_packet_id, 42);
+    assert_true(seen.first.has_will);
+    assert_true(seen.first.will_retain);
+    assert_int_equal(seen.first.will_qos, 1);
+    assert_false(seen.first.clean_session);
+    assert_string_equal(seen.will_topic, "last/will");
+    assert_string_equal(seen.will_payload, "gone");
+    assert_false(seen.has_queue[0]);
+}
+
+static void test_session_put_replaces_record(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    struct store_session s = session_with_will("w", "1");
+    assert_int_equal(store_batch_put_session(b, B("c"), &s), 0);
+    s.has_will = false;
+    s.next_packet_id = 7;
+    assert_int_equal(store_batch_put_session(b, B("c"), &s), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct sessions_seen seen = {0};
+    assert_int_equal(store_sessions_foreach(f->store, collect_session, &seen), 0);
+    assert_int_equal(seen.count, 1);
+    assert_false(seen.first.has_will);
+    assert_int_equal(seen.first.next_packet_id, 7);
+}
+
+/* Client "a" must not see "ab"'s queue: 0x00 sorts before every other byte. */
+static void test_sessions_report_last_queue_seq_per_client(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "a");
+    put_session(b, "ab");
+    put_session(b, "b");
+    uint64_t m = put_message(b, f->store, "t", "p");
+    append(b, "a", 5, m);
+    append(b, "a", 9, m);
+    append(b, "ab", 3, m);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct sessions_seen seen = {0};
+    assert_int_equal(store_sessions_foreach(f->store, collect_session, &seen), 0);
+    assert_int_equal(seen.count, 3);
+    assert_true(seen.has_queue[0]);
+    assert_int_equal(seen.last_seq[0], 9);
+    assert_true(seen.has_queue[1]);
+    assert_int_equal(seen.last_seq[1], 3);
+    assert_false(seen.has_queue[2]);
+    assert_int_equal(seen.last_seq[2], 0);
+    assert_consistent(f->store);
+}
+
+static void test_session_delete_drops_subs_queue_qos2_and_message_refs(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "gone");
+    put_session(b, "stays");
+    assert_int_equal(store_batch_put_subscription(b, B("gone"), B("a/#"), 1), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("stays"), B("a/#"), 2), 0);
+    uint64_t shared = put_message(b, f->store, "a/1", "shared");
+    uint64_t own = put_message(b, f->store, "a/2", "own");
+    append(b, "gone", 1, shared);
+    append(b, "gone", 2, own);
+    append(b, "stays", 1, shared);
+    assert_int_equal(store_batch_put_qos2_in(b, B("gone"), 17, 100), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(count_messages(f->store), 2);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_delete_session(b, B("gone")), 0);
+    assert_int_equal(store_batch_delete_session(b, B("never-existed")), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+
+    assert_int_equal(count_sessions(f->store), 1);
+    struct subs_seen subs = {0};
+    assert_int_equal(store_subscriptions_foreach(f->store, NULL, collect_sub, &subs), 0);
+    assert_int_equal(subs.count, 1);
+    assert_string_equal(subs.lines[0], "stays|a/#|2");
+    assert_int_equal(read_queue(f->store, "gone").count, 0);
+    struct store_message *m = NULL;
+    uint32_t refs = 0;
+    assert_int_equal(store_get_message(f->store, own, &m, &refs), STORE_ERR_NOT_FOUND);
+    assert_null(m);
+    assert_int_equal(store_get_message(f->store, shared, &m, &refs), 0);
+    assert_int_equal(refs, 1);
+    free(m);
+    assert_int_equal(count_messages(f->store), 1);
+    assert_consistent(f->store);
+}
+
+/* ---- subscriptions ------------------------------------------------------------- */
+
+static void test_subscriptions_put_delete_and_per_client_walk(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "a");
+    put_session(b, "ab");
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("x/+"), 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("y/#"), 1), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("ab"), B("z"), 2), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("x/+"), 2), 0); /* replaces */
+    assert_int_equal(store_batch_commit(b), 0);
+
+    struct subs_seen all = {0}, of_a = {0};
+    assert_int_equal(store_subscriptions_foreach(f->store, NULL, collect_sub, &all), 0);
+    assert_int_equal(all.count, 3);
+    assert_string_equal(all.lines[0], "a|x/+|2");
+    assert_string_equal(all.lines[1], "a|y/#|1");
+    assert_string_equal(all.lines[2], "ab|z|2");
+    struct store_bytes a = B("a");
+    assert_int_equal(store_subscriptions_foreach(f->store, &a, collect_sub, &of_a), 0);
+    assert_int_equal(of_a.count, 2);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_delete_subscription(b, B("a"), B("y/#")), 0);
+    assert_int_equal(store_batch_delete_subscription(b, B("a"), B("not/there")), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct subs_seen after = {0};
+    assert_int_equal(store_subscriptions_foreach(f->store, &a, collect_sub, &after), 0);
+    assert_int_equal(after.count, 1);
+    assert_consistent(f->store);
+}
+
+static int stop_at_first(void *arg, struct store_bytes c, struct store_bytes fl, uint8_t q)
+{
+    (void)arg;
+    (void)c;
+    (void)fl;
+    (void)q;
+    return 7;
+}
+
+static void test_callback_nonzero_stops_walk_and_is_returned(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "a");
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("1"), 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("2"), 0), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(store_subscriptions_foreach(f->store, NULL, stop_at_first, NULL), 7);
+}
+
+/* ---- retained ------------------------------------------------------------------ */
+
+struct retained_seen {
+    int count;
+    char topic[4][32];
+    char payload[4][32];
+    uint32_t payload_len[4];
+    uint8_t qos[4];
+};
+
+static int collect_retained(void *arg, const struct store_retained *r)
+{
+    struct retained_seen *s = arg;
+    if (s->count < 4) {
+        snprintf(s->topic[s->count], 32, "%.*s", (int)r->topic.len, (const char *)r->topic.data);
+        snprintf(s->payload[s->count], 32, "%.*s", (int)r->payload.len,
+                 (const char *)r->payload.data);
+        s->payload_len[s->count] = r->payload_len;
+        s->qos[s->count] = r->qos;
+    }
+    s->count++;
+    return 0;
+}
+
+static void test_retained_put_get_index_and_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_put_retained(b, B("home/temp"), 1, B("21.5"), 111), 0);
+    assert_int_equal(store_batch_put_retained(b, B("home/door"), 0, B("open"), 112), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+
+    struct retained_seen full = {0}, index = {0};
+    assert_int_equal(store_retained_foreach(f->store, collect_retained, &full), 0);
+    assert_int_equal(full.count, 2);
+    assert_string_equal(full.topic[0], "home/door");
+    assert_string_equal(full.payload[0], "open");
+    assert_int_equal(store_retained_index_foreach(f->store, collect_retained, &index), 0);
+    assert_int_equal(index.count, 2);
+    assert_string_equal(index.payload[1], "");
+    assert_int_equal(index.payload_len[1], 4);
+    assert_int_equal(index.qos[1], 1);
+
+    struct store_retained *r = NULL;
+    assert_int_equal(store_get_retained(f->store, B("home/temp"), &r), 0);
+    assert_true(bytes_eq(r->payload, "21.5"));
+    assert_true(bytes_eq(r->topic, "home/temp"));
+    assert_int_equal(r->stored_at_s, 111);
+    free(r);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_delete_retained(b, B("home/temp")), 0);
+    assert_int_equal(store_batch_delete_retained(b, B("never")), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(store_get_retained(f->store, B("home/temp"), &r), STORE_ERR_NOT_FOUND);
+    assert_null(r);
+}
+
+static void test_retained_empty_payload_round_trips(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_put_retained(b, B("t"), 2, B(""), 5), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct store_retained *r = NULL;
+    assert_int_equal(store_get_retained(f->store, B("t"), &r), 0);
+    assert_int_equal(r->payload.len, 0);
+    assert_int_equal(r->qos, 2);
+    free(r);
+}
+
+/* ---- messages and queues ------------------------------------------------------ */
+
+static void test_message_ids_are_monotonic_and_survive_reopen(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t a = store_next_message_id(f->store);
+    uint64_t b = store_next_message_id(f->store);
+    assert_true(a >= 1);
+    assert_true(b > a);
+    struct store_batch *batch = store_batch_new(f->store);
+    put_session(batch, "c"); /* any committed batch persists the high-water mark */
+    assert_int_equal(store_batch_commit(batch), 0);
+    assert_int_equal(reopen(f), 0);
+    assert_true(store_next_message_id(f->store) > b);
+}
+
+static void test_message_nobody_references_is_not_kept(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    uint64_t id = put_message(b, f->store, "t", "qos0 only");
+    assert_int_equal(store_batch_commit(b), 0);
+    struct store_message *m = NULL;
+    assert_int_equal(store_get_message(f->store, id, &m, NULL), STORE_ERR_NOT_FOUND);
+    assert_int_equal(count_messages(f->store), 0);
+    assert_consistent(f->store);
+}
+
+static void test_one_body_per_message_with_refcount_and_garbage(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c1");
+    put_session(b, "c2");
+    put_session(b, "c3");
+    uint64_t id = put_message(b, f->store, "news", "body");
+    append(b, "c1", 1, id);
+    append(b, "c2", 1, id);
+    append(b, "c3", 1, id);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(count_messages(f->store), 1); /* one body, three queues */
+    struct store_message *m = NULL;
+    uint32_t refs = 0;
+    assert_int_equal(store_get_message(f->store, id, &m, &refs), 0);
+    assert_int_equal(refs, 3);
+    assert_true(bytes_eq(m->topic, "news"));
+    assert_true(bytes_eq(m->payload, "body"));
+    assert_int_equal(m->qos, 1);
+    free(m);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_queue_delete(b, B("c1"), 1), 0);
+    assert_int_equal(store_batch_queue_delete(b, B("c1"), 99), 0); /* missing: ignored */
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(store_get_message(f->store, id, &m, &refs), 0);
+    assert_int_equal(refs, 2);
+    free(m);
+    assert_consistent(f->store);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_queue_delete(b, B("c2"), 1), 0);
+    assert_int_equal(store_batch_queue_delete(b, B("c3"), 1), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(store_get_message(f->store, id, &m, &refs), STORE_ERR_NOT_FOUND);
+    assert_int_equal(count_messages(f->store), 0);
+    assert_consistent(f->store);
+}
+
+static void test_queue_update_changes_state_keeps_message(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    uint64_t id = put_message(b, f->store, "t", "p");
+    struct store_queue_entry e = {.msg_id = id, .qos = 2, .state = STORE_QUEUED};
+    assert_int_equal(store_batch_queue_append(b, B("c"), 1, &e), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_queue_update(b, B("c"), 1, STORE_SENT, 10), 0);
+    assert_int_equal(store_batch_queue_update(b, B("c"), 2, STORE_SENT, 11), 0); /* ignored */
+    assert_int_equal(store_batch_commit(b), 0);
+    struct queue_seen q = read_queue(f->store, "c");
+    assert_int_equal(q.count, 1);
+    assert_int_equal(q.state[0], STORE_SENT);
+    assert_int_equal(q.packet_id[0], 10);
+    assert_int_equal(q.msg_id[0], id);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_queue_update(b, B("c"), 1, STORE_PUBREC_RECEIVED, 10), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    q = read_queue(f->store, "c");
+    assert_int_equal(q.state[0], STORE_PUBREC_RECEIVED);
+    assert_int_equal(q.refcount[0], 1);
+    assert_consistent(f->store);
+}
+
+static void test_queue_append_of_unknown_message_fails_batch_writes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct done_log d = {0};
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    append(b, "c", 1, 424242);
+    assert_int_equal(store_batch_on_commit(b, done_record, &d), 0);
+    assert_int_equal(store_batch_commit(b), STORE_ERR_NOT_FOUND);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status[0], STORE_ERR_NOT_FOUND);
+    assert_int_equal(count_sessions(f->store), 0);
+}
+
+static void test_queue_append_over_existing_seq_fails(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    uint64_t id = put_message(b, f->store, "t", "p");
+    append(b, "c", 1, id);
+    assert_int_equal(store_batch_commit(b), 0);
+    b = store_batch_new(f->store);
+    append(b, "c", 1, id);
+    assert_int_equal(store_batch_commit(b), STORE_ERR_EXISTS);
+    assert_int_equal(read_queue(f->store, "c").refcount[0], 1);
+    assert_consistent(f->store);
+}
+
+static void test_queue_read_is_bounded_and_in_seq_order(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    put_session(b, "c2");
+    uint64_t ids[10];
+    /* appended out of order, with seqs above 255 to exercise big-endian order */
+    for (int i = 9; i >= 0; i--) {
+        char payload[16];
+        snprintf(payload, sizeof(payload), "m%d", i);
+        ids[i] = put_message(b, f->store, "t", payload);
+        append(b, "c", 250 + (uint64_t)i * 3, ids[i]);
+    }
+    append(b, "c2", 1, ids[0]);
+    assert_int_equal(store_batch_commit(b), 0);
+
+    struct queue_seen q = {0};
+    assert_int_equal(store_queue_read(f->store, B("c"), 0, 4, collect_queue, &q), 4);
+    assert_int_equal(q.seq[0], 250);
+    assert_int_equal(q.seq[3], 259);
+    assert_string_equal(q.payload[0], "m0");
+    assert_true(q.has_message[0]);
+    struct queue_seen rest = {0};
+    int n = store_queue_read(f->store, B("c"), q.seq[3] + 1, 4, collect_queue, &rest);
+    assert_int_equal(n, 4);
+    assert_int_equal(rest.seq[0], 262);
+    struct queue_seen tail = {0};
+    n = store_queue_read(f->store, B("c"), rest.seq[3] + 1, 4, collect_queue, &tail);
+    assert_int_equal(n, 2); /* fewer than asked: the end */
+    assert_int_equal(tail.seq[1], 277);
+    assert_string_equal(tail.payload[1], "m9");
+    assert_int_equal(store_queue_read(f->store, B("c"), 278, 4, collect_queue, &tail), 2 * 0);
+    assert_int_equal(store_queue_read(f->store, B("c"), 0, 0, collect_queue, &tail), 0);
+
+    struct queue_seen all = {0};
+    assert_int_equal(store_queues_foreach(f->store, NULL, collect_queue, &all), 0);
+    assert_int_equal(all.count, 11);
+    assert_false(all.has_message[0]); /* index-only */
+    assert_consistent(f->store);
+}
+
+/* ---- incoming QoS 2 and counters ---------------------------------------------- */
+
+struct qos2_seen {
+    int count;
+    uint16_t pkid[8];
+    uint64_t at[8];
+};
+
+static int collect_qos2(void *arg, struct store_bytes c, uint16_t pkid, uint64_t at)
+{
+    (void)c;
+    struct qos2_seen *s = arg;
+    if (s->count < 8) {
+        s->pkid[s->count] = pkid;
+        s->at[s->count] = at;
+    }
+    s->count++;
+    return 0;
+}
+
+static void test_qos2_in_put_and_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    assert_int_equal(store_batch_put_qos2_in(b, B("c"), 300, 9), 0);
+    assert_int_equal(store_batch_put_qos2_in(b, B("c"), 2, 8), 0);
+    assert_int_equal(store_batch_put_qos2_in(b, B("c"), 0, 8), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct qos2_seen s = {0};
+    struct store_bytes c = B("c");
+    assert_int_equal(store_qos2_foreach(f->store, &c, collect_qos2, &s), 0);
+    assert_int_equal(s.count, 2);
+    assert_int_equal(s.pkid[0], 2);
+    assert_int_equal(s.pkid[1], 300);
+    assert_int_equal(s.at[1], 9);
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_delete_qos2_in(b, B("c"), 2), 0);
+    assert_int_equal(store_batch_delete_qos2_in(b, B("c"), 3), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct qos2_seen after = {0};
+    assert_int_equal(store_qos2_foreach(f->store, NULL, collect_qos2, &after), 0);
+    assert_int_equal(after.count, 1);
+    assert_consistent(f->store);
+}
+
+static void test_counter_set_and_get(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t v = 0;
+    assert_int_equal(store_get_counter(f->store, "restarts", &v), STORE_ERR_NOT_FOUND);
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_set_counter(b, "restarts", 5), 0);
+    assert_int_equal(store_batch_set_counter(b, "Bad Name", 5), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(store_get_counter(f->store, "restarts", &v), 0);
+    assert_int_equal(v, 5);
+    assert_consistent(f->store);
+}
+
+/* ---- argument checks and key limits -------------------------------------------- */
+
+static void test_key_too_long_is_refused_and_batch_stays_usable(void **state)
+{
+    struct fixture *f = *state;
+    size_t max_id = store_max_client_id_len(f->store);
+    assert_int_equal(max_id, store_max_key_len(f->store) - 9);
+    char *id = malloc(max_id + 2);
+    memset(id, 'x', max_id + 1);
+    id[max_id + 1] = 0;
+    struct store_session s = session_with_will(NULL, NULL);
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_put_session(b, B(id), &s), STORE_ERR_KEY_TOO_LONG);
+    id[max_id] = 0; /* exactly the maximum */
+    assert_int_equal(store_batch_put_session(b, B(id), &s), 0);
+    /* filter: client + 00 + filter <= max key */
+    char *filter = malloc(store_max_key_len(f->store) + 1);
+    size_t room = store_max_key_len(f->store) - 2;
+    memset(filter, 'f', room + 1);
+    filter[room + 1] = 0;
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B(filter), 0), STORE_ERR_KEY_TOO_LONG);
+    filter[room] = 0;
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B(filter), 0), 0);
+    char *topic = malloc(store_max_key_len(f->store) + 2);
+    memset(topic, 't', store_max_key_len(f->store) + 1);
+    topic[store_max_key_len(f->store) + 1] = 0;
+    assert_int_equal(store_batch_put_retained(b, B(topic), 0, B("p"), 1), STORE_ERR_KEY_TOO_LONG);
+    put_session(b, "a");
+    assert_int_equal(store_batch_commit(b), 0); /* not sticky */
+    assert_int_equal(count_sessions(f->store), 2);
+    /* a long message topic is a value, not a key: fine */
+    b = store_batch_new(f->store);
+    put_session(b, "long");
+    uint64_t mid = put_message(b, f->store, topic, "p");
+    append(b, "long", 1, mid);
+    assert_int_equal(store_batch_commit(b), 0);
+    free(id);
+    free(filter);
+    free(topic);
+    assert_consistent(f->store);
+}
+
+static void test_invalid_arguments_are_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    struct store_session s = session_with_will(NULL, NULL);
+    const uint8_t nul_id[] = {'a', 0, 'b'};
+    assert_int_equal(store_batch_put_session(b, B(""), &s), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_put_session(b, (struct store_bytes){nul_id, 3}, &s),
+                     STORE_ERR_INVALID);
+    s.has_will = true;
+    s.will_topic = B("");
+    assert_int_equal(store_batch_put_session(b, B("c"), &s), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B("t"), 3), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B(""), 1), STORE_ERR_INVALID);
+    struct store_message m = {.topic = B("t"), .payload = B("p"), .qos = 3};
+    assert_int_equal(store_batch_put_message(b, 1, &m), STORE_ERR_INVALID);
+    m.qos = 0;
+    assert_int_equal(store_batch_put_message(b, 0, &m), STORE_ERR_INVALID);
+    struct store_queue_entry e = {.msg_id = 1, .qos = 1, .state = STORE_SENT, .packet_id = 0};
+    assert_int_equal(store_batch_queue_append(b, B("c"), 1, &e), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_queue_update(b, B("c"), 1, STORE_SENT, 0), STORE_ERR_INVALID);
+    assert_true(store_batch_is_empty(b));
+    assert_int_equal(store_batch_commit(b), 0);
+}
+
+/* ---- full map, growth, persistence ------------------------------------------------ */
+
+static void test_commit_over_max_map_fails_full_writes_nothing_store_usable(void **state)
+{
+    struct fixture *f = *state;
+    size_t big_len = 2 * MIB;
+    char *big = malloc(big_len + 1);
+    memset(big, 'z', big_len);
+    big[big_len] = 0;
+    struct done_log d = {0};
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    uint64_t id = put_message(b, f->store, "t", big);
+    append(b, "c", 1, id);
+    assert_int_equal(store_batch_on_commit(b, done_record, &d), 0);
+    assert_int_equal(store_batch_commit(b), STORE_ERR_FULL);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status[0], STORE_ERR_FULL);
+    assert_int_equal(count_sessions(f->store), 0); /* nothing partially written */
+    assert_int_equal(count_messages(f->store), 0);
+    free(big);
+
+    b = store_batch_new(f->store); /* still usable */
+    put_session(b, "c");
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(count_sessions(f->store), 1);
+    assert_consistent(f->store);
+    assert_int_equal(reopen(f), 0);
+    assert_int_equal(count_sessions(f->store), 1);
+}
+
+static void test_map_grows_by_itself_up_to_max(void **state)
+{
+    struct fixture *f = *state;
+    struct store_stats st;
+    assert_int_equal(store_stats(f->store, &st), 0);
+    uint64_t before = st.map_size;
+    size_t len = 512 * 1024;
+    char *payload = malloc(len + 1);
+    memset(payload, 'p', len);
+    payload[len] = 0;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    for (int i = 0; i < 12; i++) /* 6 MiB in one batch, into a 1 MiB map */
+        append(b, "c", (uint64_t)i + 1, put_message(b, f->store, "t", payload));
+    assert_int_equal(store_batch_commit(b), 0);
+    for (int round = 0; round < 3; round++) { /* and again in many small batches */
+        b = store_batch_new(f->store);
+        append(b, "c", 100 + (uint64_t)round, put_message(b, f->store, "t", payload));
+        assert_int_equal(store_batch_commit(b), 0);
+    }
+    free(payload);
+    assert_int_equal(store_stats(f->store, &st), 0);
+    assert_true(st.map_size > before);
+    assert_true(st.map_size <= st.max_map_size);
+    assert_true(st.map_used > 6 * MIB);
+    assert_int_equal(read_queue(f->store, "c").count, 15);
+    assert_consistent(f->store);
+    assert_int_equal(reopen(f), 0); /* reopening keeps the larger map */
+    assert_int_equal(store_stats(f->store, &st), 0);
+    assert_true(st.map_size >= 6 * MIB);
+}
+
+static void test_everything_persists_across_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    struct store_session s = session_with_will("w/t", "bye");
+    assert_int_equal(store_batch_put_session(b, B("c"), &s), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B("a/+"), 1), 0);
+    assert_int_equal(store_batch_put_retained(b, B("a/b"), 1, B("r"), 3), 0);
+    uint64_t id = put_message(b, f->store, "a/b", "q");
+    append(b, "c", 7, id);
+    assert_int_equal(store_batch_put_qos2_in(b, B("c"), 5, 1), 0);
+    assert_int_equal(store_batch_set_counter(b, "n", 11), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(store_flush(f->store), 0);
+    assert_int_equal(reopen(f), 0);
+
+    struct sessions_seen seen = {0};
+    assert_int_equal(store_sessions_foreach(f->store, collect_session, &seen), 0);
+    assert_int_equal(seen.count, 1);
+    assert_string_equal(seen.will_payload, "bye");
+    assert_int_equal(seen.last_seq[0], 7);
+    struct subs_seen subs = {0};
+    assert_int_equal(store_subscriptions_foreach(f->store, NULL, collect_sub, &subs), 0);
+    assert_string_equal(subs.lines[0], "c|a/+|1");
+    struct store_retained *r = NULL;
+    assert_int_equal(store_get_retained(f->store, B("a/b"), &r), 0);
+    free(r);
+    struct queue_seen q = read_queue(f->store, "c");
+    assert_int_equal(q.count, 1);
+    assert_string_equal(q.payload[0], "q");
+    struct qos2_seen q2 = {0};
+    assert_int_equal(store_qos2_foreach(f->store, NULL, collect_qos2, &q2), 0);
+    assert_int_equal(q2.count, 1);
+    uint64_t v = 0;
+    assert_int_equal(store_get_counter(f->store, "n", &v), 0);
+    assert_int_equal(v, 11);
+    assert_true(store_next_message_id(f->store) > id);
+    assert_consistent(f->store);
+}
+
+static void test_read_only_store_reads_and_refuses_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    assert_int_equal(store_batch_commit(b), 0);
+    store_close(f->store);
+    f->store = NULL;
+    f->opts.read_only = true;
+    assert_int_equal(reopen(f), 0);
+    assert_int_equal(count_sessions(f->store), 1);
+    struct done_log d = {0};
+    b = store_batch_new(f->store);
+    put_session(b, "d");
+    assert_int_equal(store_batch_on_commit(b, done_record, &d), 0);
+    assert_int_equal(store_batch_commit(b), STORE_ERR_READ_ONLY);
+    assert_int_equal(d.status[0], STORE_ERR_READ_ONLY);
+    assert_int_equal(store_flush(f->store), STORE_ERR_READ_ONLY);
+    assert_consistent(f->store);
+}
+
+static void test_fsync_mode_commits_and_flush(void **state)
+{
+    struct fixture *f = *state;
+    f->opts.sync = STORE_SYNC_FSYNC;
+    assert_int_equal(reopen(f), 0);
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(store_flush(f->store), 0);
+    assert_int_equal(count_sessions(f->store), 1);
+}
+
+/* ---- crash consistency ----------------------------------------------------------- */
+
+/*
+ * Batch n (n = 1, 2, ...) writes: message m_n; queue entries (c0,n) (c1,n)
+ * (c2,n) -> m_n; (c1,n-1) -> SENT; deletes (c0,n-2); counter crash.n = n.
+ * So after N batches: c0 holds seqs {N-1, N}; c1 holds 1..N, all but N SENT;
+ * c2 holds 1..N QUEUED; each m_k's payload is "k" and its count is 3 for
+ * k >= N-1, else 2.
+ */
+static const char *const crash_clients[] = {"c0", "c1", "c2"};
+
+static int crash_batch(struct store *s, uint64_t n)
+{
+    struct store_batch *b = store_batch_new(s);
+    if (b == NULL)
+        return -ENOMEM;
+    char payload[32];
+    snprintf(payload, sizeof(payload), "%llu", (unsigned long long)n);
+    uint64_t id = store_next_message_id(s);
+    struct store_message m = {.topic = B("crash/t"), .payload = B(payload), .qos = 1};
+    int rc = store_batch_put_message(b, id, &m);
+    struct store_queue_entry e = {.msg_id = id, .qos = 1, .state = STORE_QUEUED};
+    for (int c = 0; c < 3 && rc == 0; c++)
+        rc = store_batch_queue_append(b, B(crash_clients[c]), n, &e);
+    if (rc == 0 && n > 1)
+        rc = store_batch_queue_update(b, B("c1"), n - 1, STORE_SENT,
+                                      (uint16_t)((n - 1) % 65535 + 1));
+    if (rc == 0 && n > 2)
+        rc = store_batch_queue_delete(b, B("c0"), n - 2);
+    if (rc == 0)
+        rc = store_batch_set_counter(b, "crash.n", n);
+    if (rc != 0) {
+        store_batch_discard(b);
+        return rc;
+    }
+    return store_batch_commit(b);
+}
+
+static void crash_child(const char *dir, enum store_sync sync, int fd)
+{
+    struct store_options o;
+    store_options_init(&o);
+    o.dir = dir;
+    o.sync = sync;
+    o.initial_map_size = 1 * MIB; /* small: growth happens under the kill too */
+    struct store *s = NULL;
+    if (store_open(&o, &s, NULL, 0) != 0)
+        _exit(2);
+    uint64_t n = 0;
+    (void)store_get_counter(s, "crash.n", &n);
+    if (n == 0) {
+        struct store_batch *b = store_batch_new(s);
+        struct store_session ss = session_with_will(NULL, NULL);
+        for (int c = 0; c < 3; c++)
+            store_batch_put_session(b, B(crash_clients[c]), &ss);
+        if (store_batch_commit(b) != 0)
+            _exit(3);
+    }
+    for (;;) {
+        n++;
+        if (crash_batch(s, n) != 0)
+            _exit(4);
+        if (write(fd, &n, sizeof(n)) != (ssize_t)sizeof(n)) /* reported after commit */
+            _exit(5);
+    }
+}
+
+/* Reads what the child reported; returns the last batch number (or prev). */
+static uint64_t drain_reports(int fd, uint64_t prev)
+{
+    uint64_t n, last = prev;
+    ssize_t r;
+    while ((r = read(fd, &n, sizeof(n))) == (ssize_t)sizeof(n))
+        last = n;
+    return last;
+}
+
+static void crash_verify_client(struct store *s, int c, uint64_t total)
+{
+    uint64_t first = c == 0 ? (total > 1 ? total - 1 : 1) : 1;
+    uint64_t expect = first;
+    uint64_t from = 0;
+    for (;;) {
+        struct queue_seen q = {0};
+        int n = store_queue_read(s, B(crash_clients[c]), from, 64, collect_queue, &q);
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++, expect++) {
+            char want[32];
+            snprintf(want, sizeof(want), "%llu", (unsigned long long)expect);
+            assert_int_equal(q.seq[i], expect);
+            assert_true(q.has_message[i]);
+            assert_string_equal(q.payload[i], want);
+            assert_int_equal(q.refcount[i], expect + 1 >= total ? 3 : 2);
+            bool sent = c == 1 && expect < total;
+            assert_int_equal(q.state[i], sent ? STORE_SENT : STORE_QUEUED);
+        }
+        if (n < 64)
+            break;
+        from = q.seq[63] + 1;
+    }
+    assert_int_equal(expect, total + 1); /* nothing beyond the last batch */
+}
+
+static void test_crash_consistency_under_sigkill(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->store);
+    f->store = NULL;
+    srand(20240601);
+    uint64_t reported = 0;
+    time_t deadline = time(NULL) + 120;
+    for (int round = 0; round < 30 && time(NULL) < deadline; round++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        enum store_sync sync = round % 2 ? STORE_SYNC_NOSYNC : STORE_SYNC_FSYNC;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            crash_child(f->dir, sync, fds[1]);
+        }
+        close(fds[1]);
+        usleep((useconds_t)(5000 + rand() % 60000)); /* 5..65 ms */
+        kill(pid, SIGKILL);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status)); /* not an early exit of its own */
+        reported = drain_reports(fds[0], reported);
+        close(fds[0]);
+
+        char err[256];
+        f->opts.read_only = false;
+        assert_int_equal(store_open(&f->opts, &f->store, err, sizeof(err)), 0);
+        uint64_t total = 0;
+        int rc = store_get_counter(f->store, "crash.n", &total);
+        assert_true(rc == 0 || (rc == STORE_ERR_NOT_FOUND && reported == 0));
+        /* every reported batch is there; at most one more committed unreported */
+        assert_true(total >= reported);
+        assert_true(total <= reported + 1);
+        for (int c = 0; c < 3; c++)
+            crash_verify_client(f->store, c, total);
+        assert_int_equal(count_messages(f->store), (int)total);
+        assert_consistent(f->store);
+        store_close(f->store);
+        f->store = NULL;
+        reported = total;
+    }
+    assert_true(reported > 0);
+    print_message("crash test: %llu batches over the rounds\n", (unsigned long long)reported);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn)    cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TINY(fn) cmocka_unit_test_setup_teardown(fn, setup_tiny, teardown)
+        T(test_open_creates_store_in_missing_dir),
+        T(test_open_read_only_missing_dir_is_not_a_store),
+        T(test_open_dir_with_other_files_is_not_a_store_and_unchanged),
+        T(test_open_corrupt_data_file_is_corrupt_and_unchanged),
+        T(test_open_unknown_schema_version_is_refused_and_unchanged),
+        T(test_open_foreign_lmdb_env_is_not_a_store),
+        T(test_open_second_writer_is_locked),
+        T(test_open_without_dir_is_invalid),
+        T(test_strerror_names_every_code),
+        T(test_completions_run_once_in_order_after_commit),
+        T(test_empty_batch_runs_completions_with_zero),
+        T(test_discard_runs_completions_canceled_and_writes_nothing),
+        T(test_on_commit_without_fn_is_invalid),
+        T(test_session_put_and_load_round_trip),
+        T(test_session_put_replaces_record),
+        T(test_sessions_report_last_queue_seq_per_client),
+        T(test_session_delete_drops_subs_queue_qos2_and_message_refs),
+        T(test_subscriptions_put_delete_and_per_client_walk),
+        T(test_callback_nonzero_stops_walk_and_is_returned),
+        T(test_retained_put_get_index_and_delete),
+        T(test_retained_empty_payload_round_trips),
+        T(test_message_ids_are_monotonic_and_survive_reopen),
+        T(test_message_nobody_references_is_not_kept),
+        T(test_one_body_per_message_with_refcount_and_garbage),
+        T(test_queue_update_changes_state_keeps_message),
+        T(test_queue_append_of_unknown_message_fails_batch_writes_nothing),
+        T(test_queue_append_over_existing_seq_fails),
+        T(test_queue_read_is_bounded_and_in_seq_order),
+        T(test_qos2_in_put_and_delete),
+        T(test_counter_set_and_get),
+        T(test_key_too_long_is_refused_and_batch_stays_usable),
+        T(test_invalid_arguments_are_refused),
+        TINY(test_commit_over_max_map_fails_full_writes_nothing_store_usable),
+        T(test_map_grows_by_itself_up_to_max),
+        T(test_everything_persists_across_reopen),
+        T(test_read_only_store_reads_and_refuses_writes),
+        T(test_fsync_mode_commits_and_flush),
+        T(test_crash_consistency_under_sigkill),
+#undef T
+#undef TINY
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
