@@ -80,7 +80,7 @@ enum mqtt_result {
     MQTT_ERR_UTF8 = -11,              /* ill-formed UTF-8, U+0000, surrogates [MQTT-1.5.3] */
     MQTT_ERR_TOPIC_NAME = -12,        /* empty or has wildcards [MQTT-3.3.2-2] */
     MQTT_ERR_TOPIC_FILTER = -13,      /* bad + or # placement [MQTT-4.7.1] */
-    MQTT_ERR_EMPTY_PAYLOAD = -14,     /* SUBSCRIBE/UNSUBSCRIBE with no filter [MQTT-3.8.3-3] */
+    MQTT_ERR_EMPTY_PAYLOAD = -14,     /* no filter [MQTT-3.8.3-3], or SUBACK with no code */
     MQTT_ERR_PACKET_ID = -15,         /* packet identifier 0 [MQTT-2.3.1-1] */
     MQTT_ERR_TRAILING = -16,          /* bytes left over inside the packet */
     MQTT_ERR_TRUNCATED = -17,         /* a field runs past the end of the packet */

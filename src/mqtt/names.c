@@ -37,7 +37,7 @@ const char *mqtt_strerror(int code)
     case MQTT_ERR_TOPIC_FILTER:
         return "invalid topic filter";
     case MQTT_ERR_EMPTY_PAYLOAD:
-        return "no topic filter in SUBSCRIBE or UNSUBSCRIBE";
+        return "no topic filter in SUBSCRIBE or UNSUBSCRIBE, or no return code in SUBACK";
     case MQTT_ERR_PACKET_ID:
         return "packet identifier 0";
     case MQTT_ERR_TRAILING:

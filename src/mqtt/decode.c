@@ -1,0 +1,370 @@
+/*
+ * decode.c - turning one framed packet into a struct mqtt_packet, enforcing
+ * the normative rules of MQTT 3.1.1 that a receiver can check on the bytes.
+ *
+ * Every string and payload in the result is a view into frame->body; nothing
+ * is allocated or copied. Every read checks the bytes left first.
+ * Not for: finding packet boundaries (frame.c), session rules such as
+ * "CONNECT must be first" or the zero-length client id (src/session/), or
+ * topic filter wildcard placement (the broker answers SUBACK 0x80 for that).
+ */
+#include "mqtt.h"
+
+#include <string.h>
+
+#include "mqtt_topic.h"
+
+/* A cursor over the bytes of one packet body. */
+struct reader {
+    const uint8_t *pos;
+    size_t left;
+};
+
+static int read_u8(struct reader *r, uint8_t *out)
+{
+    if (r->left < 1)
+        return MQTT_ERR_TRUNCATED;
+    *out = r->pos[0];
+    r->pos++;
+    r->left--;
+    return MQTT_OK;
+}
+
+/* Two-byte integers are big-endian [MQTT-1.5.2]. */
+static int read_u16(struct reader *r, uint16_t *out)
+{
+    if (r->left < 2)
+        return MQTT_ERR_TRUNCATED;
+    *out = (uint16_t)((r->pos[0] << 8) | r->pos[1]);
+    r->pos += 2;
+    r->left -= 2;
+    return MQTT_OK;
+}
+
+/* A 2-byte length then that many bytes [MQTT-1.5.3]; binary-safe. */
+static int read_bytes(struct reader *r, struct mqtt_bytes *out)
+{
+    uint16_t len = 0;
+    int rc = read_u16(r, &len);
+    if (rc != MQTT_OK)
+        return rc;
+    if (r->left < len)
+        return MQTT_ERR_TRUNCATED;
+    out->data = r->pos;
+    out->len = len;
+    r->pos += len;
+    r->left -= len;
+    return MQTT_OK;
+}
+
+/* A length-prefixed string that must be well-formed UTF-8 [MQTT-1.5.3-1..3]. */
+static int read_utf8(struct reader *r, struct mqtt_bytes *out)
+{
+    int rc = read_bytes(r, out);
+    if (rc != MQTT_OK)
+        return rc;
+    return mqtt_utf8_check(out->data, out->len);
+}
+
+/* A packet identifier; 0 is never valid [MQTT-2.3.1-1]. */
+static int read_packet_id(struct reader *r, uint16_t *out)
+{
+    int rc = read_u16(r, out);
+    if (rc != MQTT_OK)
+        return rc;
+    return *out == 0 ? MQTT_ERR_PACKET_ID : MQTT_OK;
+}
+
+/* Whatever is left is the payload: PUBLISH application message, SUBACK codes. */
+static struct mqtt_bytes read_rest(struct reader *r)
+{
+    struct mqtt_bytes out = {r->pos, r->left};
+    r->pos += r->left;
+    r->left = 0;
+    return out;
+}
+
+/* A packet must end where its Remaining Length says it does. */
+static int expect_end(const struct reader *r)
+{
+    return r->left == 0 ? MQTT_OK : MQTT_ERR_TRAILING;
+}
+
+static bool bytes_equal(struct mqtt_bytes b, const char *s)
+{
+    size_t n = strlen(s);
+    return b.len == n && memcmp(b.data, s, n) == 0;
+}
+
+/*
+ * Fixed-header flags [MQTT-2.2.2-1] [MQTT-2.2.2-2]: PUBREL, SUBSCRIBE and
+ * UNSUBSCRIBE carry 0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1];
+ * PUBLISH carries DUP/QoS/RETAIN, where QoS 3 is malformed [MQTT-3.3.1-4];
+ * every other type carries 0000.
+ */
+static int check_header_flags(uint8_t type, uint8_t flags)
+{
+    switch (type) {
+    case MQTT_PUBLISH:
+        return ((flags >> 1) & 3u) == 3u ? MQTT_ERR_QOS : MQTT_OK;
+    case MQTT_PUBREL:
+    case MQTT_SUBSCRIBE:
+    case MQTT_UNSUBSCRIBE:
+        return flags == 0x2u ? MQTT_OK : MQTT_ERR_HEADER_FLAGS;
+    default:
+        return flags == 0 ? MQTT_OK : MQTT_ERR_HEADER_FLAGS;
+    }
+}
+
+/*
+ * Protocol name and level [MQTT-3.1.2-1] [MQTT-3.1.2-2]. A known name with an
+ * unknown level is told apart from an unknown name: the former must be
+ * answered with CONNACK 0x01, the latter only closes the connection.
+ */
+static int check_protocol(struct mqtt_bytes name, uint8_t level)
+{
+    if (bytes_equal(name, "MQTT"))
+        return level == MQTT_PROTOCOL_V311 ? MQTT_OK : MQTT_ERR_PROTOCOL_LEVEL;
+    if (bytes_equal(name, "MQIsdp"))
+        return level == MQTT_PROTOCOL_V31 ? MQTT_OK : MQTT_ERR_PROTOCOL_LEVEL;
+    return MQTT_ERR_PROTOCOL_NAME;
+}
+
+/* Connect flags byte: user(7) pass(6) will-retain(5) will-qos(4-3) will(2) clean(1) reserved(0). */
+static int parse_connect_flags(uint8_t flags, struct mqtt_connect *c)
+{
+    if (flags & 0x01u)
+        return MQTT_ERR_CONNECT_RESERVED; /* [MQTT-3.1.2-3] */
+    c->clean_session = (flags & 0x02u) != 0;
+    c->has_will = (flags & 0x04u) != 0;
+    c->will_qos = (flags >> 3) & 3u;
+    c->will_retain = (flags & 0x20u) != 0;
+    c->has_password = (flags & 0x40u) != 0;
+    c->has_username = (flags & 0x80u) != 0;
+
+    if (!c->has_will && (c->will_qos != 0 || c->will_retain))
+        return MQTT_ERR_WILL_FLAGS; /* [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15] */
+    if (c->will_qos == 3)
+        return MQTT_ERR_QOS; /* [MQTT-3.1.2-14] */
+    if (c->has_password && !c->has_username)
+        return MQTT_ERR_PASSWORD_NO_USER; /* [MQTT-3.1.2-22] */
+    return MQTT_OK;
+}
+
+/*
+ * Payload, in the order [MQTT-3.1.3-1] fixes: client id (UTF-8, possibly
+ * empty [MQTT-3.1.3-4] [MQTT-3.1.3-6]), will topic (a topic name
+ * [MQTT-3.1.3-10]) and will message (binary), username (UTF-8
+ * [MQTT-3.1.3-11]), password (binary). The session layer, not the codec,
+ * rejects an empty client id with clean session 0 [MQTT-3.1.3-8] and decides
+ * on long ones (3.1 clients may send more than 23 bytes).
+ */
+static int decode_connect_payload(struct reader *r, struct mqtt_connect *c)
+{
+    int rc = read_utf8(r, &c->client_id);
+    if (rc == MQTT_OK && c->has_will) {
+        rc = read_bytes(r, &c->will_topic);
+        if (rc == MQTT_OK)
+            rc = mqtt_topic_name_check(c->will_topic);
+        if (rc == MQTT_OK)
+            rc = read_bytes(r, &c->will_payload);
+    }
+    if (rc == MQTT_OK && c->has_username)
+        rc = read_utf8(r, &c->username);
+    if (rc == MQTT_OK && c->has_password)
+        rc = read_bytes(r, &c->password);
+    if (rc == MQTT_OK)
+        rc = expect_end(r);
+    return rc;
+}
+
+static int decode_connect(struct reader *r, struct mqtt_connect *c)
+{
+    uint8_t flags = 0;
+    int rc = read_bytes(r, &c->protocol_name);
+    if (rc == MQTT_OK)
+        rc = read_u8(r, &c->protocol_level);
+    if (rc == MQTT_OK)
+        rc = check_protocol(c->protocol_name, c->protocol_level);
+    if (rc == MQTT_OK)
+        rc = read_u8(r, &flags);
+    if (rc == MQTT_OK)
+        rc = parse_connect_flags(flags, c);
+    if (rc == MQTT_OK)
+        rc = read_u16(r, &c->keepalive_s);
+    if (rc == MQTT_OK)
+        rc = decode_connect_payload(r, c);
+    return rc;
+}
+
+/* Acknowledge flags (bits 7-1 reserved, 0 [3.2.2.1]) and return code. */
+static int decode_connack(struct reader *r, struct mqtt_connack *c)
+{
+    uint8_t flags = 0;
+    int rc = read_u8(r, &flags);
+    if (rc == MQTT_OK)
+        rc = read_u8(r, &c->return_code);
+    if (rc != MQTT_OK)
+        return rc;
+    if (flags & 0xfeu)
+        return MQTT_ERR_CONNACK_FLAGS;
+    c->session_present = (flags & 0x01u) != 0;
+    return expect_end(r);
+}
+
+/* Topic name [MQTT-3.3.2-1] [MQTT-3.3.2-2], packet id when QoS > 0 [MQTT-2.3.1-1], payload. */
+static int decode_publish(struct reader *r, uint8_t flags, struct mqtt_publish *p)
+{
+    p->dup = (flags & 0x08u) != 0;
+    p->qos = (flags >> 1) & 3u;
+    p->retain = (flags & 0x01u) != 0;
+    int rc = read_bytes(r, &p->topic);
+    if (rc == MQTT_OK)
+        rc = mqtt_topic_name_check(p->topic);
+    if (rc == MQTT_OK && p->qos > 0)
+        rc = read_packet_id(r, &p->packet_id);
+    if (rc == MQTT_OK)
+        p->payload = read_rest(r); /* may be empty [MQTT-3.3.3] */
+    return rc;
+}
+
+/* PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: exactly a non-zero packet id. */
+static int decode_ack(struct reader *r, struct mqtt_ack *a)
+{
+    int rc = read_packet_id(r, &a->packet_id);
+    if (rc == MQTT_OK)
+        rc = expect_end(r);
+    return rc;
+}
+
+/*
+ * One SUBSCRIBE or UNSUBSCRIBE entry. A filter is a non-empty
+ * [MQTT-4.7.3-1] UTF-8 string [MQTT-3.8.3-1] [MQTT-3.10.3-1]; wildcard
+ * placement is the session's call (SUBACK 0x80). The requested QoS byte has
+ * its upper 6 bits reserved and a QoS of 0..2 [MQTT-3-8.3-4].
+ */
+static int read_topic_entry(struct reader *r, bool has_qos)
+{
+    struct mqtt_bytes filter;
+    uint8_t qos = 0;
+    int rc = read_bytes(r, &filter);
+    if (rc != MQTT_OK)
+        return rc;
+    if (filter.len == 0)
+        return MQTT_ERR_TOPIC_FILTER;
+    rc = mqtt_utf8_check(filter.data, filter.len);
+    if (rc == MQTT_OK && has_qos) {
+        rc = read_u8(r, &qos);
+        if (rc == MQTT_OK && qos > 2)
+            rc = MQTT_ERR_SUBSCRIBE_QOS;
+    }
+    return rc;
+}
+
+/* At least one entry [MQTT-3.8.3-3] [MQTT-3.10.3-2]. */
+static int decode_subscribe(struct reader *r, bool has_qos, struct mqtt_subscribe *s)
+{
+    int rc = read_packet_id(r, &s->packet_id);
+    if (rc != MQTT_OK)
+        return rc;
+    if (r->left == 0)
+        return MQTT_ERR_EMPTY_PAYLOAD;
+    s->raw.data = r->pos;
+    s->raw.len = r->left;
+    s->entries = NULL;
+    s->count = 0;
+    while (r->left > 0) {
+        rc = read_topic_entry(r, has_qos);
+        if (rc != MQTT_OK)
+            return rc;
+        s->count++;
+    }
+    return MQTT_OK;
+}
+
+/* Packet id, then one code per filter, each 0x00, 0x01, 0x02 or 0x80 [MQTT-3.9.3-2]. */
+static int decode_suback(struct reader *r, struct mqtt_suback *s)
+{
+    int rc = read_packet_id(r, &s->packet_id);
+    if (rc != MQTT_OK)
+        return rc;
+    if (r->left == 0)
+        return MQTT_ERR_EMPTY_PAYLOAD; /* a SUBSCRIBE has at least one filter */
+    s->return_codes = read_rest(r);
+    for (size_t i = 0; i < s->return_codes.len; i++) {
+        uint8_t code = s->return_codes.data[i];
+        if (code > 2 && code != MQTT_SUBACK_FAILURE)
+            return MQTT_ERR_SUBACK_CODE;
+    }
+    return MQTT_OK;
+}
+
+static int decode_body(const struct mqtt_frame *frame, struct reader *r, struct mqtt_packet *pkt)
+{
+    switch (frame->type) {
+    case MQTT_CONNECT:
+        return decode_connect(r, &pkt->u.connect);
+    case MQTT_CONNACK:
+        return decode_connack(r, &pkt->u.connack);
+    case MQTT_PUBLISH:
+        return decode_publish(r, frame->flags, &pkt->u.publish);
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP:
+    case MQTT_UNSUBACK:
+        return decode_ack(r, &pkt->u.ack);
+    case MQTT_SUBSCRIBE:
+        return decode_subscribe(r, true, &pkt->u.subscribe);
+    case MQTT_UNSUBSCRIBE:
+        return decode_subscribe(r, false, &pkt->u.subscribe);
+    case MQTT_SUBACK:
+        return decode_suback(r, &pkt->u.suback);
+    case MQTT_PINGREQ:
+    case MQTT_PINGRESP:
+    case MQTT_DISCONNECT:
+        return expect_end(r); /* no variable header, no payload */
+    default:
+        return MQTT_ERR_PACKET_TYPE; /* reserved 0 and 15 [MQTT-2.2.1] */
+    }
+}
+
+int mqtt_decode(const struct mqtt_frame *frame, struct mqtt_packet *pkt)
+{
+    memset(pkt, 0, sizeof(*pkt));
+    if (frame->type < MQTT_CONNECT || frame->type > MQTT_DISCONNECT)
+        return MQTT_ERR_PACKET_TYPE;
+    int rc = check_header_flags(frame->type, frame->flags);
+    if (rc != MQTT_OK)
+        return rc;
+    pkt->type = frame->type;
+    struct reader r = {frame->body, frame->body_len};
+    return decode_body(frame, &r, pkt);
+}
+
+void mqtt_topic_iter_init(struct mqtt_topic_iter *it, const struct mqtt_packet *pkt)
+{
+    it->pos = NULL;
+    it->end = NULL;
+    it->has_qos = pkt->type == MQTT_SUBSCRIBE;
+    if (pkt->type == MQTT_SUBSCRIBE || pkt->type == MQTT_UNSUBSCRIBE) {
+        it->pos = pkt->u.subscribe.raw.data;
+        it->end = it->pos + pkt->u.subscribe.raw.len;
+    }
+}
+
+/* Bounds-checked even though the decoder validated raw: raw may come from a caller. */
+bool mqtt_topic_iter_next(struct mqtt_topic_iter *it, struct mqtt_topic_entry *entry)
+{
+    if (it->pos == NULL || it->pos >= it->end)
+        return false;
+    struct reader r = {it->pos, (size_t)(it->end - it->pos)};
+    uint8_t qos = 0;
+    if (read_bytes(&r, &entry->filter) != MQTT_OK)
+        return false;
+    if (it->has_qos && read_u8(&r, &qos) != MQTT_OK)
+        return false;
+    entry->qos = qos;
+    it->pos = r.pos;
+    return true;
+}
