@@ -189,7 +189,8 @@ static int check_dir(const struct store_options *opts, struct dir_state *st, cha
         return STORE_ERR_NOT_A_STORE;
     }
     if (opts->read_only) {
-        snprintf(err, err_len, "%s: no store here (no data.mdb)", opts->dir);
+        snprintf(err, err_len, "%s: no store here (%s)", opts->dir,
+                 st->exists ? "no data.mdb" : "no such directory");
         return STORE_ERR_NOT_A_STORE;
     }
     if (!st->exists && mkdir(opts->dir, 0700) != 0) {

@@ -335,7 +335,8 @@ int store_batch_set_counter(struct store_batch *batch, const char *name, uint64_
  * other value to stop; the read then returns that value. Otherwise reads
  * return 0 (or a count where stated) or a negative code (STORE_ERR_CORRUPT for
  * a record that does not decode, STORE_ERR_IO, -ENOMEM). A callback must not
- * commit a batch on the same store.
+ * call any other function on the same store: LMDB allows one read transaction
+ * per thread, so collect what you need and read it after the walk.
  */
 
 /* A session as loaded at start-up. */
