@@ -99,14 +99,25 @@ static bool bytes_equal(struct mqtt_bytes b, const char *s)
 /*
  * Fixed-header flags [MQTT-2.2.2-1] [MQTT-2.2.2-2]: PUBREL, SUBSCRIBE and
  * UNSUBSCRIBE carry 0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1];
- * PUBLISH carries DUP/QoS/RETAIN, where QoS 3 is malformed [MQTT-3.3.1-4];
+ * PUBLISH carries DUP/QoS/RETAIN, where QoS 3 is malformed [MQTT-3.3.1-4]
+ * and DUP must be 0 at QoS 0 [MQTT-3.3.1-2] (mosquitto also refuses it);
  * every other type carries 0000.
  */
+static int check_publish_flags(uint8_t flags)
+{
+    uint8_t qos = (flags >> 1) & 3u;
+    if (qos == 3)
+        return MQTT_ERR_QOS;
+    if (qos == 0 && (flags & 0x08u))
+        return MQTT_ERR_HEADER_FLAGS;
+    return MQTT_OK;
+}
+
 static int check_header_flags(uint8_t type, uint8_t flags)
 {
     switch (type) {
     case MQTT_PUBLISH:
-        return ((flags >> 1) & 3u) == 3u ? MQTT_ERR_QOS : MQTT_OK;
+        return check_publish_flags(flags);
     case MQTT_PUBREL:
     case MQTT_SUBSCRIBE:
     case MQTT_UNSUBSCRIBE:

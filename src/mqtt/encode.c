@@ -75,6 +75,8 @@ static int publish_size(const struct mqtt_publish *p, size_t *size)
 {
     if (p->qos > 2 || (p->qos > 0 && p->packet_id == 0))
         return MQTT_ERR_INVALID_ARGUMENT;
+    if (p->qos == 0 && p->dup)
+        return MQTT_ERR_INVALID_ARGUMENT; /* [MQTT-3.3.1-2] */
     if (p->payload.len > MQTT_MAX_REMAINING_LENGTH || !add_field(size, p->topic))
         return MQTT_ERR_INVALID_ARGUMENT;
     *size += (p->qos > 0 ? 2 : 0) + p->payload.len;

@@ -247,7 +247,8 @@ size_t mqtt_encoded_size(const struct mqtt_packet *pkt);
 /*
  * Encodes *pkt into buf[0..cap). On MQTT_OK *written holds the byte count.
  * Returns MQTT_ERR_BUFFER_TOO_SMALL or MQTT_ERR_INVALID_ARGUMENT (e.g. QoS 3,
- * packet id 0 where one is required, a string longer than 65535 bytes) and
+ * DUP at QoS 0, packet id 0 where one is required, a string longer than 65535
+ * bytes, an empty SUBSCRIBE/UNSUBSCRIBE/SUBACK, a SUBACK code not 0,1,2,0x80) and
  * writes nothing meaningful then. The encoder does not re-validate topic or
  * UTF-8 rules: that is the caller's job, as it is the decoder's on input.
  */

@@ -397,6 +397,16 @@ static void test_decode_publish_qos_3_MQTT_3_3_1_4(void **state)
     assert_int_equal(DECODE(b, &pkt), MQTT_ERR_QOS);
 }
 
+static void test_decode_publish_dup_at_qos0_is_header_flags_error_MQTT_3_3_1_2(void **state)
+{
+    (void)state;
+    static const uint8_t b[] = {0x38, 3, 0, 1, 't'};
+    static const uint8_t retain[] = {0x39, 3, 0, 1, 't'};
+    struct mqtt_packet pkt;
+    assert_int_equal(DECODE(b, &pkt), MQTT_ERR_HEADER_FLAGS);
+    assert_int_equal(DECODE(retain, &pkt), MQTT_ERR_HEADER_FLAGS);
+}
+
 static void test_decode_publish_topic_with_wildcards_MQTT_3_3_2_2(void **state)
 {
     (void)state;
@@ -709,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_decode_publish_qos0_binary_payload_with_zero_bytes),
         cmocka_unit_test(test_decode_publish_empty_payload_is_ok_MQTT_3_3_3),
         cmocka_unit_test(test_decode_publish_qos_3_MQTT_3_3_1_4),
+        cmocka_unit_test(test_decode_publish_dup_at_qos0_is_header_flags_error_MQTT_3_3_1_2),
         cmocka_unit_test(test_decode_publish_topic_with_wildcards_MQTT_3_3_2_2),
         cmocka_unit_test(test_decode_publish_empty_topic_MQTT_4_7_3_1),
         cmocka_unit_test(test_decode_publish_topic_ill_formed_utf8_MQTT_3_3_2_1),

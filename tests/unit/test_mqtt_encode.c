@@ -323,7 +323,7 @@ static void test_encode_rejects_unknown_types(void **state)
     assert_invalid(&pkt);
 }
 
-static void test_encode_publish_rejects_qos_3_and_packet_id_0(void **state)
+static void test_encode_publish_rejects_qos_3_packet_id_0_and_dup_at_qos0(void **state)
 {
     (void)state;
     struct mqtt_packet pkt = {.type = MQTT_PUBLISH};
@@ -336,6 +336,13 @@ static void test_encode_publish_rejects_qos_3_and_packet_id_0(void **state)
     assert_invalid(&pkt);
     pkt.u.publish.qos = 2;
     assert_invalid(&pkt);
+    pkt.u.publish.qos = 0;
+    pkt.u.publish.dup = true; /* [MQTT-3.3.1-2] */
+    assert_invalid(&pkt);
+    size_t h = 0;
+    uint8_t hdr[16];
+    assert_int_equal(mqtt_encode_publish_header(&pkt.u.publish, hdr, sizeof(hdr), &h),
+                     MQTT_ERR_INVALID_ARGUMENT);
 }
 
 static void test_encode_rejects_strings_longer_than_65535(void **state)
@@ -592,7 +599,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_bodiless_packets),
         cmocka_unit_test(test_roundtrip_publish_above_127_bytes),
         cmocka_unit_test(test_encode_rejects_unknown_types),
-        cmocka_unit_test(test_encode_publish_rejects_qos_3_and_packet_id_0),
+        cmocka_unit_test(test_encode_publish_rejects_qos_3_packet_id_0_and_dup_at_qos0),
         cmocka_unit_test(test_encode_rejects_strings_longer_than_65535),
         cmocka_unit_test(test_encode_connect_rejects_inconsistent_flags),
         cmocka_unit_test(test_encode_acks_reject_packet_id_0),
