@@ -1,0 +1,534 @@
+/*
+ * conn.c - one client connection: reads bytes and decodes them into packets
+ * for the session manager, queues its replies and writes them with writev,
+ * and runs the CONNECT deadline and the keepalive timer. Implements the
+ * session_sink the manager answers through.
+ *
+ * Input: every read lands in the server's shared 16 KB scratch buffer and is
+ * decoded in place; only the tail of a partial packet is copied into a
+ * per-connection buffer (allocated then, freed when it empties), so an idle
+ * connection holds no input memory. Output: a list of chunks, appended by
+ * copying, written with writev; an unwritten tail stays queued and EV_WRITE
+ * is armed until it drains. An idle connection holds no chunk.
+ *
+ * Not for: MQTT semantics (session manager), listening sockets (listener.c),
+ * the end-of-turn ordering (server.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "server_internal.h"
+#include "log.h"
+#include "mqtt.h"
+
+/* A new output chunk holds at least this much (malloc size ~4 KB). */
+#define OUT_CHUNK_MIN (4096 - sizeof(struct out_chunk))
+/* iovecs per writev; more chunks simply take another call. */
+#define WRITE_IOV_MAX 64
+/* writev calls per flush before yielding to the loop (bounds EINTR retries). */
+#define WRITE_ATTEMPTS_MAX 16
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents);
+static void on_write(struct ev_loop *loop, ev_io *w, int revents);
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
+
+static const char *conn_name(const struct conn *c)
+{
+    return session_client_name(c->client);
+}
+
+/* ---- lists ---- */
+
+static void list_write(struct conn *c)
+{
+    if (c->is_write_listed)
+        return;
+    c->is_write_listed = true;
+    c->next_write = c->srv->writes;
+    c->srv->writes = c;
+}
+
+static void unlist_write(struct conn *c)
+{
+    struct conn **p = &c->srv->writes;
+    while (*p != NULL && *p != c)
+        p = &(*p)->next_write;
+    if (*p == c)
+        *p = c->next_write;
+    c->is_write_listed = false;
+}
+
+/* ---- timers ---- */
+
+static void arm_timer(struct conn *c, double timeout_s)
+{
+    struct ev_loop *loop = c->srv->loop;
+    ev_timer_stop(loop, &c->timer);
+    c->timeout_s = timeout_s;
+    c->last_packet = ev_now(loop);
+    if (timeout_s <= 0)
+        return;
+    ev_timer_set(&c->timer, timeout_s, 0.);
+    ev_timer_start(loop, &c->timer);
+}
+
+/* Fires at the earliest possible expiry; packets since then only move
+ * last_packet, so the timer is re-armed here rather than on every packet. */
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct conn *c = container_of(w, struct conn, timer);
+    double left_s = c->last_packet + c->timeout_s - ev_now(loop);
+    if (left_s > 0) {
+        ev_timer_set(w, left_s, 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
+    if (c->is_connect_phase)
+        log_info("client %s: closing: no CONNECT within %.1f s", conn_name(c), c->timeout_s);
+    else
+        log_info("client %s: closing: keepalive expired (no packet for %.1f s)", conn_name(c),
+                 c->timeout_s);
+    conn_close(c, SESSION_CLOSE_KEEPALIVE);
+}
+
+/* ---- output queue ---- */
+
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    return total;
+}
+
+/* Copies iov into the queue: fills the tail chunk, then one new chunk for the
+ * rest. The new chunk is allocated before anything is copied, so on -ENOMEM
+ * the queue is unchanged (never half a packet). */
+static int out_append(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    size_t total = iov_total(iov, iovcnt);
+    struct out_chunk *tail = c->out_tail;
+    size_t room = tail != NULL ? tail->cap - tail->len : 0;
+    struct out_chunk *fresh = NULL;
+    if (total > room) {
+        size_t cap = total - room > OUT_CHUNK_MIN ? total - room : OUT_CHUNK_MIN;
+        fresh = malloc(sizeof(*fresh) + cap);
+        if (fresh == NULL)
+            return -ENOMEM;
+        *fresh = (struct out_chunk){.cap = cap};
+    }
+    struct out_chunk *dst = room > 0 ? tail : fresh;
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *src = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        while (left > 0) {
+            if (dst->len == dst->cap)
+                dst = fresh;
+            size_t n = dst->cap - dst->len < left ? dst->cap - dst->len : left;
+            memcpy(dst->data + dst->len, src, n);
+            dst->len += n;
+            src += n;
+            left -= n;
+        }
+    }
+    if (fresh != NULL) {
+        if (tail != NULL)
+            tail->next = fresh;
+        else
+            c->out_head = fresh;
+        c->out_tail = fresh;
+    }
+    c->out_pending += total;
+    return 0;
+}
+
+/* Drops n written bytes from the head of the queue. */
+static void out_consume(struct conn *c, size_t n)
+{
+    c->out_pending -= n;
+    while (n > 0 && c->out_head != NULL) {
+        struct out_chunk *head = c->out_head;
+        size_t left = head->len - head->off;
+        if (n < left) {
+            head->off += n;
+            return;
+        }
+        n -= left;
+        c->out_head = head->next;
+        free(head);
+    }
+    if (c->out_head == NULL)
+        c->out_tail = NULL;
+}
+
+static void out_clear(struct conn *c)
+{
+    out_consume(c, c->out_pending);
+}
+
+/* ---- writing ---- */
+
+static int fill_iov(const struct conn *c, struct iovec *iov)
+{
+    int n = 0;
+    for (struct out_chunk *k = c->out_head; k != NULL && n < WRITE_IOV_MAX; k = k->next) {
+        iov[n].iov_base = k->data + k->off;
+        iov[n].iov_len = k->len - k->off;
+        n++;
+    }
+    return n;
+}
+
+/* A write failed: the peer is gone. The queue is dropped with the socket. */
+static void write_failed(struct conn *c, int err)
+{
+    if (!c->is_closing)
+        log_info("client %s: closing: write: %s", conn_name(c), strerror(err));
+    out_clear(c);
+    conn_close(c, SESSION_CLOSE_SOCKET);
+}
+
+bool conn_flush(struct conn *c)
+{
+    struct ev_loop *loop = c->srv->loop;
+    for (int attempt = 0; c->out_head != NULL && attempt < WRITE_ATTEMPTS_MAX; attempt++) {
+        struct iovec iov[WRITE_IOV_MAX];
+        ssize_t n = writev(c->fd, iov, fill_iov(c, iov));
+        if (n >= 0) {
+            out_consume(c, (size_t)n);
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            write_failed(c, errno);
+            break;
+        }
+        break;
+    }
+    if (c->out_head != NULL) {
+        /* The socket is full: keep the tail and resume on EV_WRITE. */
+        if (!c->is_closing && !ev_is_active(&c->wio)) {
+            log_debug("client %s: socket full, %zu bytes queued", conn_name(c), c->out_pending);
+            ev_io_start(loop, &c->wio);
+        }
+        return false;
+    }
+    ev_io_stop(loop, &c->wio);
+    return true;
+}
+
+/* Writes what c has queued; once drained, lets the manager send more. */
+static void write_and_notify(struct conn *c)
+{
+    if (conn_flush(c) && !c->is_closing)
+        session_client_writable(c->srv->mgr, c->client);
+}
+
+static void on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    write_and_notify(container_of(w, struct conn, wio));
+}
+
+void conn_write_listed(struct server *srv)
+{
+    struct conn *list = srv->writes;
+    srv->writes = NULL; /* output queued from here on waits for the next round */
+    while (list != NULL) {
+        struct conn *c = list;
+        list = c->next_write;
+        c->is_write_listed = false;
+        write_and_notify(c);
+    }
+}
+
+/* ---- errors: the one place that turns a result into an action ---- */
+
+/*
+ * Closes c after a failed packet. rc is a session_result; codec errors arrive
+ * as SESSION_ERR_PROTOCOL with the codec's reason in why.
+ */
+static void fail(struct conn *c, int rc, const char *why)
+{
+    bool is_quiet = c->is_closing; /* the manager already closed it, with its reason */
+    switch (rc) {
+    case SESSION_ERR_DISCONNECT:
+        log_debug("client %s: disconnected", conn_name(c));
+        conn_close(c, SESSION_CLOSE_DISCONNECT);
+        return;
+    case SESSION_ERR_CONNECT_REFUSED:
+        if (!is_quiet)
+            log_info("client %s: closing: CONNECT refused", conn_name(c));
+        break;
+    case SESSION_ERR_NOMEM:
+        if (!is_quiet)
+            log_warning("client %s: closing: out of memory", conn_name(c));
+        break;
+    case SESSION_ERR_STORE:
+    case SESSION_ERR_PROTOCOL:
+    default:
+        if (!is_quiet)
+            log_notice("client %s: closing: %s", conn_name(c), why);
+        break;
+    }
+    conn_close(c, SESSION_CLOSE_PROTOCOL);
+}
+
+/* [MQTT-3.1.2-2]: an unsupported protocol level in the first CONNECT gets
+ * CONNACK 0x01 before the close. Later CONNECTs are a plain protocol error. */
+static void refuse_protocol_level(struct conn *c)
+{
+    struct mqtt_packet ack = {.type = MQTT_CONNACK};
+    ack.u.connack.return_code = MQTT_CONNACK_BAD_PROTOCOL;
+    uint8_t buf[8];
+    size_t len = 0;
+    if (mqtt_encode(&ack, buf, sizeof(buf), &len) == MQTT_OK) {
+        struct iovec iov = {.iov_base = buf, .iov_len = len};
+        if (out_append(c, &iov, 1) == 0)
+            list_write(c);
+    }
+}
+
+static void decode_failed(struct conn *c, int rc, int type)
+{
+    char why[128];
+    if (rc == MQTT_ERR_PROTOCOL_LEVEL && type == MQTT_CONNECT && !c->has_packet)
+        refuse_protocol_level(c);
+    if (type > 0)
+        snprintf(why, sizeof(why), "malformed %s (%s)", mqtt_packet_name((uint8_t)type),
+                 mqtt_strerror(rc));
+    else
+        snprintf(why, sizeof(why), "malformed packet (%s)", mqtt_strerror(rc));
+    fail(c, SESSION_ERR_PROTOCOL, why);
+}
+
+/* ---- reading ---- */
+
+static void handle_frame(struct conn *c, const struct mqtt_frame *frame)
+{
+    struct mqtt_packet pkt;
+    int rc = mqtt_decode(frame, &pkt);
+    if (rc != MQTT_OK) {
+        decode_failed(c, rc, frame->type);
+        return;
+    }
+    c->last_packet = ev_now(c->srv->loop);
+    rc = session_handle_packet(c->srv->mgr, c->client, &pkt);
+    c->has_packet = true;
+    if (rc != SESSION_OK)
+        fail(c, rc, session_strerror(rc));
+}
+
+/* Decodes every complete packet in buf[0..len); returns the bytes consumed. */
+static size_t decode_all(struct conn *c, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (!c->is_closing && off < len) {
+        struct mqtt_frame frame;
+        int rc = mqtt_frame(buf + off, len - off, c->srv->max_packet_size, &frame);
+        if (rc == MQTT_NEED_MORE)
+            break;
+        if (rc != MQTT_OK) {
+            decode_failed(c, rc, 0);
+            break;
+        }
+        handle_frame(c, &frame);
+        off += frame.total_len;
+    }
+    return off;
+}
+
+/* Keeps the undecoded tail buf[used..len): a prefix of one packet, smaller
+ * than the maximum packet size (mqtt_frame rejects a larger one as soon as
+ * its length is known). The carried buffer is freed as soon as it empties. */
+static int keep_tail(struct conn *c, const uint8_t *buf, size_t used, size_t len)
+{
+    size_t left = len - used;
+    bool is_carried = c->in != NULL && buf == c->in;
+    if (c->is_closing || left == 0) {
+        free(c->in);
+        c->in = NULL;
+        c->in_len = 0;
+        return 0;
+    }
+    if (is_carried) {
+        memmove(c->in, buf + used, left);
+        c->in_len = left;
+        return 0;
+    }
+    c->in = malloc(left);
+    if (c->in == NULL)
+        return -ENOMEM;
+    memcpy(c->in, buf + used, left);
+    c->in_len = left;
+    return 0;
+}
+
+/* Appends fresh bytes to the carried partial packet. */
+static int append_input(struct conn *c, const uint8_t *data, size_t len)
+{
+    uint8_t *grown = realloc(c->in, c->in_len + len);
+    if (grown == NULL)
+        return -ENOMEM;
+    memcpy(grown + c->in_len, data, len);
+    c->in = grown;
+    c->in_len += len;
+    return 0;
+}
+
+static void consume_input(struct conn *c, const uint8_t *data, size_t len)
+{
+    const uint8_t *buf = data;
+    size_t buf_len = len;
+    if (c->in != NULL) {
+        if (append_input(c, data, len) < 0) {
+            fail(c, SESSION_ERR_NOMEM, "out of memory");
+            return;
+        }
+        buf = c->in;
+        buf_len = c->in_len;
+    }
+    size_t used = decode_all(c, buf, buf_len);
+    if (keep_tail(c, buf, used, buf_len) < 0)
+        fail(c, SESSION_ERR_NOMEM, "out of memory");
+}
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = container_of(w, struct conn, rio);
+    ssize_t n = read(c->fd, c->srv->scratch, sizeof(c->srv->scratch));
+    if (n > 0) {
+        consume_input(c, c->srv->scratch, (size_t)n);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n == 0)
+        log_info("client %s: closing: connection closed by peer", conn_name(c));
+    else
+        log_info("client %s: closing: read: %s", conn_name(c), strerror(errno));
+    conn_close(c, SESSION_CLOSE_SOCKET);
+}
+
+/* ---- life cycle ---- */
+
+void conn_accept(struct server *srv, int fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c != NULL) {
+        c->srv = srv;
+        c->fd = fd;
+        c->client = session_client_new(srv->mgr, c, peer);
+    }
+    if (c == NULL || c->client == NULL) {
+        log_warning("%s: refusing connection: out of memory", peer);
+        free(c);
+        close(fd);
+        return;
+    }
+    ev_io_init(&c->rio, on_read, fd, EV_READ);
+    ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+    ev_init(&c->timer, on_timer);
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->conn_count++;
+    ev_io_start(srv->loop, &c->rio);
+    c->is_connect_phase = true;
+    arm_timer(c, srv->connect_timeout_s);
+    log_debug("%s: connection accepted (%zu open)", peer, srv->conn_count);
+}
+
+void conn_close(struct conn *c, enum session_close_reason reason)
+{
+    if (c->is_closing)
+        return;
+    c->is_closing = true;
+    c->close_reason = reason;
+    ev_io_stop(c->srv->loop, &c->rio);
+    ev_timer_stop(c->srv->loop, &c->timer);
+    c->next_close = c->srv->closing;
+    c->srv->closing = c;
+    if (c->out_pending > 0)
+        list_write(c); /* one last attempt, e.g. a CONNACK refusing the client */
+}
+
+void conn_free(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (c->client != NULL && srv->mgr != NULL)
+        session_client_gone(srv->mgr, c->client, c->close_reason);
+    c->client = NULL;
+    if (c->is_write_listed)
+        unlist_write(c);
+    ev_io_stop(srv->loop, &c->rio);
+    ev_io_stop(srv->loop, &c->wio);
+    ev_timer_stop(srv->loop, &c->timer);
+    if (close(c->fd) < 0)
+        log_debug("close fd %d: %s", c->fd, strerror(errno));
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    srv->conn_count--;
+    out_clear(c);
+    free(c->in);
+    free(c);
+}
+
+/* ---- the session sink ---- */
+
+static int sink_send(void *conn, const struct iovec *iov, int iovcnt)
+{
+    struct conn *c = conn;
+    if (out_append(c, iov, iovcnt) < 0)
+        return -ENOMEM;
+    list_write(c);
+    return 0;
+}
+
+static void sink_close(void *conn, const char *reason)
+{
+    struct conn *c = conn;
+    if (c->is_closing)
+        return;
+    log_info("client %s: closing: %s", conn_name(c), reason);
+    /* The manager asked for it and already knows why; PROTOCOL is the
+     * unclean reason (the will fires), which fits takeover and errors. */
+    conn_close(c, SESSION_CLOSE_PROTOCOL);
+}
+
+static void sink_set_keepalive(void *conn, uint16_t keepalive_s)
+{
+    struct conn *c = conn;
+    if (c->is_closing)
+        return;
+    c->is_connect_phase = false;
+    /* [MQTT-3.1.2-24]: one and a half times the keepalive; 0 disables it. */
+    arm_timer(c, keepalive_s * 1.5);
+}
+
+static size_t sink_output_pending(void *conn)
+{
+    const struct conn *c = conn;
+    return c->out_pending;
+}
+
+const struct session_sink conn_sink = {
+    .send = sink_send,
+    .close = sink_close,
+    .set_keepalive = sink_set_keepalive,
+    .output_pending = sink_output_pending,
+};

@@ -1,0 +1,331 @@
+/*
+ * server.c - the loop: listeners and accept, signals, the end-of-turn work
+ * (commit, write, free closed connections) and the periodic tick.
+ * Not for: per-connection buffers and timers (conn.c), socket set-up
+ * (listener.c), MQTT semantics (the session manager).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server_internal.h"
+#include "log.h"
+#include "mqtt.h"
+
+/* Connections accepted per listener event, so a connection storm cannot
+ * starve the connections already open. */
+#define ACCEPT_MAX_PER_EVENT 64
+/* After EMFILE/ENFILE, accepting pauses this long. */
+#define ACCEPT_RETRY_S 1.0
+/* Rounds of commit/write/free per turn before the loop looks at sockets again. */
+#define END_OF_TURN_ROUNDS 8
+/* Addresses one TCP listen line may resolve to. */
+#define LISTEN_FDS_MAX 8
+
+void server_options_init(struct server_options *opts)
+{
+    *opts = (struct server_options){.connect_timeout_s = SERVER_DEFAULT_CONNECT_TIMEOUT_S};
+}
+
+const struct session_sink *server_sink(void)
+{
+    return &conn_sink;
+}
+
+void server_set_session_mgr(struct server *srv, struct session_mgr *mgr)
+{
+    srv->mgr = mgr;
+}
+
+/* ---- listeners ---- */
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct listener *l = container_of(w, struct listener, io);
+    for (int i = 0; i < ACCEPT_MAX_PER_EVENT; i++) {
+        char peer[96];
+        int fd = server_accept(l->fd, peer, sizeof(peer));
+        if (fd >= 0) {
+            if (l->unix_path != NULL)
+                snprintf(peer, sizeof(peer), "%s#%d", l->name, fd);
+            conn_accept(l->srv, fd, peer);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        log_warning("%s: accept: %s; pausing accepts for %.0f s", l->name, strerror(errno),
+                    ACCEPT_RETRY_S);
+        ev_io_stop(loop, &l->io);
+        ev_timer_start(loop, &l->retry);
+        return;
+    }
+}
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct listener *l = container_of(w, struct listener, retry);
+    if (l->fd >= 0)
+        ev_io_start(loop, &l->io);
+}
+
+static int add_listener(struct server *srv, int fd, const char *name, const char *unix_path)
+{
+    struct listener *grown =
+        realloc(srv->listeners, (srv->listener_count + 1) * sizeof(*srv->listeners));
+    if (grown == NULL)
+        return -ENOMEM;
+    srv->listeners = grown;
+    struct listener *l = &grown[srv->listener_count];
+    *l = (struct listener){.srv = srv, .fd = fd};
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    if (unix_path != NULL && (l->unix_path = strdup(unix_path)) == NULL)
+        return -ENOMEM;
+    srv->listener_count++;
+    return 0;
+}
+
+static void close_listener(struct server *srv, struct listener *l)
+{
+    if (l->fd < 0)
+        return;
+    ev_io_stop(srv->loop, &l->io);
+    ev_timer_stop(srv->loop, &l->retry);
+    close(l->fd);
+    l->fd = -1;
+    if (l->unix_path != NULL && unlink(l->unix_path) < 0 && errno != ENOENT)
+        log_warning("%s: unlink: %s", l->unix_path, strerror(errno));
+}
+
+/* Opens the sockets of one address; -1 with err set on failure. */
+static int open_listen(struct server *srv, const struct server_listen *a, char *err, size_t err_len)
+{
+    int fds[LISTEN_FDS_MAX];
+    char names[LISTEN_FDS_MAX][80];
+    int count = 1;
+    if (a->unix_path != NULL) {
+        fds[0] = server_listen_unix(a->unix_path, err, err_len);
+        snprintf(names[0], sizeof(names[0]), "unix:%.70s", a->unix_path);
+    } else {
+        count = server_listen_tcp(a->host, a->port, fds, names, LISTEN_FDS_MAX, err, err_len);
+    }
+    if (count < 0 || fds[0] < 0)
+        return -1;
+    for (int i = 0; i < count; i++) {
+        if (add_listener(srv, fds[i], names[i], a->unix_path) < 0) {
+            snprintf(err, err_len, "%s: out of memory", names[i]);
+            for (int j = i; j < count; j++)
+                close(fds[j]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Starts the watchers once the listener array has its final address. */
+static void start_listeners(struct server *srv)
+{
+    for (size_t i = 0; i < srv->listener_count; i++) {
+        struct listener *l = &srv->listeners[i];
+        ev_io_init(&l->io, on_accept, l->fd, EV_READ);
+        ev_timer_init(&l->retry, on_accept_retry, ACCEPT_RETRY_S, 0.);
+        ev_io_start(srv->loop, &l->io);
+        log_notice("listening on %s", l->name);
+    }
+}
+
+static void stop_listeners(struct server *srv)
+{
+    for (size_t i = 0; i < srv->listener_count; i++)
+        close_listener(srv, &srv->listeners[i]);
+}
+
+/* ---- end of turn ---- */
+
+static void free_closing(struct server *srv)
+{
+    while (srv->closing != NULL) {
+        struct conn *c = srv->closing;
+        srv->closing = c->next_close;
+        conn_free(c);
+    }
+}
+
+static bool has_turn_work(const struct server *srv)
+{
+    return srv->writes != NULL || srv->closing != NULL ||
+           (srv->mgr != NULL && session_has_pending(srv->mgr));
+}
+
+/*
+ * The end of a loop turn, as redis's beforeSleep: commit the turn's batch
+ * (which releases the acks that waited for it), write every connection that
+ * got output, then free the connections closed this turn (their wills may
+ * queue more, hence the rounds). Work still left after the rounds keeps the
+ * loop from sleeping via the idle watcher.
+ */
+static void end_turn(struct server *srv)
+{
+    for (int round = 0; round < END_OF_TURN_ROUNDS; round++) {
+        if (srv->mgr != NULL && session_has_pending(srv->mgr)) {
+            int rc = session_flush(srv->mgr);
+            if (rc != 0)
+                log_debug("end of turn: commit failed (%d)", rc);
+        }
+        conn_write_listed(srv);
+        free_closing(srv);
+        if (!has_turn_work(srv)) {
+            ev_idle_stop(srv->loop, &srv->idle);
+            return;
+        }
+    }
+    ev_idle_start(srv->loop, &srv->idle);
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    end_turn(container_of(w, struct server, prepare));
+}
+
+static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents; /* nothing to do: its being active keeps ev_run from blocking */
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *srv = container_of(w, struct server, tick);
+    if (srv->tick_fn != NULL)
+        srv->tick_fn(srv->tick_arg);
+}
+
+void server_set_tick(struct server *srv, server_tick_fn fn, void *arg)
+{
+    srv->tick_fn = fn;
+    srv->tick_arg = arg;
+}
+
+/* ---- shutdown ---- */
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    struct server *srv = w->data;
+    log_notice("received %s: shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+    srv->is_stopping = true;
+    stop_listeners(srv);
+    end_turn(srv); /* commit and send what this turn acknowledged */
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        conn_close(c, SESSION_CLOSE_SHUTDOWN);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* After the loop: free the closed connections and commit what closing them
+ * recorded, until nothing is left (bounded). */
+static void finish(struct server *srv)
+{
+    for (int i = 0; i < END_OF_TURN_ROUNDS && has_turn_work(srv); i++)
+        end_turn(srv);
+    if (srv->mgr != NULL && session_has_pending(srv->mgr) && session_flush(srv->mgr) != 0)
+        log_error("shutdown: the last commit failed");
+    ev_idle_stop(srv->loop, &srv->idle);
+}
+
+int server_run(struct server *srv)
+{
+    ev_run(srv->loop, 0);
+    finish(srv);
+    log_notice("server stopped (%zu connections left)", srv->conn_count);
+    return 0;
+}
+
+/* ---- create and free ---- */
+
+static void start_loop_watchers(struct server *srv)
+{
+    ev_signal_init(&srv->sigint, on_signal, SIGINT);
+    ev_signal_init(&srv->sigterm, on_signal, SIGTERM);
+    srv->sigint.data = srv;
+    srv->sigterm.data = srv;
+    ev_signal_start(srv->loop, &srv->sigint);
+    ev_signal_start(srv->loop, &srv->sigterm);
+    ev_prepare_init(&srv->prepare, on_prepare);
+    ev_prepare_start(srv->loop, &srv->prepare);
+    ev_idle_init(&srv->idle, on_idle);
+    ev_timer_init(&srv->tick, on_tick, srv->tick_s, srv->tick_s);
+    if (srv->tick_s > 0)
+        ev_timer_start(srv->loop, &srv->tick);
+}
+
+int server_new(const struct server_options *opts, struct server **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        snprintf(err, err_len, "server: out of memory");
+        return -1;
+    }
+    srv->loop = ev_default_loop(EVFLAG_AUTO);
+    if (srv->loop == NULL) {
+        snprintf(err, err_len, "server: cannot create the event loop (bad LIBEV_FLAGS?)");
+        free(srv);
+        return -1;
+    }
+    srv->max_packet_size = opts->max_packet_size;
+    srv->connect_timeout_s = opts->connect_timeout_s;
+    srv->tick_s = opts->tick_s;
+    /* A peer that vanishes mid-write must cost an EPIPE, not the process. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        snprintf(err, err_len, "server: ignoring SIGPIPE: %s", strerror(errno));
+        goto fail;
+    }
+    for (size_t i = 0; i < opts->listen_count; i++)
+        if (open_listen(srv, &opts->listens[i], err, err_len) < 0)
+            goto fail;
+    if (srv->listener_count == 0) {
+        snprintf(err, err_len, "server: no listener configured");
+        goto fail;
+    }
+    start_listeners(srv);
+    start_loop_watchers(srv);
+    *out = srv;
+    return 0;
+fail:
+    server_free(srv);
+    return -1;
+}
+
+void server_free(struct server *srv)
+{
+    if (srv == NULL)
+        return;
+    stop_listeners(srv);
+    while (srv->conns != NULL) {
+        conn_close(srv->conns, SESSION_CLOSE_SHUTDOWN);
+        free_closing(srv);
+    }
+    for (size_t i = 0; i < srv->listener_count; i++)
+        free(srv->listeners[i].unix_path);
+    free(srv->listeners);
+    ev_signal_stop(srv->loop, &srv->sigint);
+    ev_signal_stop(srv->loop, &srv->sigterm);
+    ev_prepare_stop(srv->loop, &srv->prepare);
+    ev_idle_stop(srv->loop, &srv->idle);
+    ev_timer_stop(srv->loop, &srv->tick);
+    ev_loop_destroy(srv->loop);
+    free(srv);
+}
