@@ -114,6 +114,21 @@ def test_slow_reader_loses_no_bytes(b):
     check("slow-sub: socket full" in b.log(), "the broker never hit EAGAIN: test too small")
 
 
+def test_many_connections_at_once(b):
+    """300 clients connect in a burst (more than one accept batch), each is
+    served, and each abrupt close is noticed."""
+    clients = [h.Raw.tcp(b.port) for _ in range(300)]
+    for i, c in enumerate(clients):
+        c.send(h.connect_packet("many-%d" % i) + h.PINGREQ_BYTES)
+    for c in clients:
+        c.expect(h.CONNACK)
+        c.expect(h.PINGRESP)
+    for c in clients:
+        c.close()
+    h.wait_until(lambda: b.log().count("connection closed by peer") >= 300, 10,
+                 "300 closes in the log")
+
+
 # ---- malformed input ----
 
 MALFORMED = [
@@ -318,6 +333,7 @@ def main():
     r.run(test_many_packets_coalesced_in_one_write)
     r.run(test_large_publish_round_trip)
     r.run(test_slow_reader_loses_no_bytes, args=["-v"])
+    r.run(test_many_connections_at_once)
     r.run(test_malformed_input_closes_only_that_connection, args=quick)
     r.run(test_unsupported_protocol_level_gets_connack_1)
     r.run(test_garbage_flood_is_closed, args=quick)
