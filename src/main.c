@@ -179,7 +179,7 @@ static int open_store(const struct sol_config *cfg, struct store **out, char *er
     opts.max_map_size = cfg->storage_max_size;
     char why[ERR_LEN];
     if (store_open(&opts, out, why, sizeof(why)) != 0) {
-        snprintf(err, err_len, "store %s: %s", opts.dir, why);
+        snprintf(err, err_len, "store: %s", why);
         return -1;
     }
     log_notice("store: %s (%s, max %llu MiB)", opts.dir,
