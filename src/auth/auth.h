@@ -65,8 +65,8 @@ size_t auth_passwd_count(const struct auth_passwd *pw);
 
 /*
  * Checks username (NUL-terminated) and the password bytes password[0..len).
- * password == NULL means the client sent no password, which never matches a
- * hash (Mosquitto 2 does the same); len is then ignored. All password_len
+ * password == NULL (no password sent) or len == 0 never matches, as in
+ * Mosquitto 2.0.11, which reads an empty CONNECT password as none. All password_len
  * bytes are hashed, NUL bytes included (Mosquitto hashes up to the first NUL;
  * mosquitto_passwd cannot create such passwords, so no real file differs).
  * An unknown user costs the same hash work as a known one, and the digest is

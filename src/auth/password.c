@@ -349,16 +349,20 @@ int auth_passwd_verify(const struct auth_passwd *pw, const char *username, const
      * reply time whether a username exists. */
     if (!is_known)
         e = &pw->dummy;
-    if (password == NULL)
+    /* Mosquitto 2.0.11 reads a zero-length CONNECT password as no password
+     * and refuses it (checked with a raw CONNECT), so an empty password
+     * never matches, even the hash of "" that mosquitto_passwd can write. */
+    bool has_password = password != NULL && password_len > 0;
+    if (!has_password)
         password_len = 0;
     uint8_t got[DIGEST_LEN];
-    int rc = hash_entry(e, password != NULL ? password : (const uint8_t *)"", password_len, got);
+    int rc = hash_entry(e, has_password ? password : (const uint8_t *)"", password_len, got);
     /* CRYPTO_memcmp takes the same time wherever the digests differ. */
     bool is_same = rc == AUTH_OK && CRYPTO_memcmp(got, e->digest, DIGEST_LEN) == 0;
     OPENSSL_cleanse(got, sizeof(got));
     if (rc != AUTH_OK)
         return rc;
-    return is_known && password != NULL && is_same ? AUTH_OK : AUTH_ERR_DENIED;
+    return is_known && has_password && is_same ? AUTH_OK : AUTH_ERR_DENIED;
 }
 
 /* ---- creating ------------------------------------------------------------ */
