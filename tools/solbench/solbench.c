@@ -24,7 +24,7 @@
 #define DEFAULT_WINDOW    64u
 #define DEFAULT_WINDOW_Q0 (64u << 10)
 #define MAX_PUBS          (1u << 20)
-#define MAX_SIZE          (MQTT_MAX_REMAINING_LENGTH - 1024u)
+#define MAX_SIZE          (16u << 20) /* the output buffer holds at least one message */
 
 static const char usage_text[] =
     "usage: solbench [options]\n"

@@ -102,7 +102,7 @@ uint64_t hist_quantile(const struct hist *h, double q)
 static int stream_grow(struct stream *s, uint64_t seq)
 {
     uint64_t need = seq / 64 + 1;
-    uint64_t words = s->seen_words ? s->seen_words : 1024;
+    uint64_t words = s->seen_words ? s->seen_words : 8;
     while (words < need)
         words *= 2;
     uint64_t *p = realloc(s->seen, words * sizeof(*p));
