@@ -5,16 +5,20 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "log.h"
 #include "session_internal.h"
 #include "store.h"
 
-static int refuse(struct session_mgr *mgr, struct session_client *c, uint8_t code, const char *why)
+static int refuse(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p,
+                  uint8_t code, const char *why)
 {
-    log_notice("client %s: connection refused: %s", session_client_name(c), why);
+    log_notice("client %.*s from %s: connection refused: %s", (int)p->client_id.len,
+               (const char *)p->client_id.data, c->peer, why);
     struct mqtt_packet pkt = {.type = MQTT_CONNACK};
     pkt.u.connack.return_code = code;
     output_send_packet(mgr, c, &pkt);
@@ -43,6 +47,34 @@ static int make_will(struct session_client *c, const struct mqtt_connect *p)
     return c->will ? 0 : -ENOMEM;
 }
 
+/*
+ * Who is this? Returns MQTT_CONNACK_ACCEPTED or the refusing CONNACK code
+ * (with *why), or -ENOMEM. Mosquitto's rules: a TLS identity needs nothing
+ * more; no username needs allow_anonymous; a username is checked against the
+ * password file when there is one.
+ */
+static int authenticate(struct session_mgr *mgr, struct session_client *c,
+                        const struct mqtt_connect *p, const char **why)
+{
+    if (c->has_identity)
+        return MQTT_CONNACK_ACCEPTED;
+    if (!p->has_username) {
+        *why = "anonymous access is disabled";
+        return mgr->config.allow_anonymous ? MQTT_CONNACK_ACCEPTED : MQTT_CONNACK_NOT_AUTHORIZED;
+    }
+    c->username = strndup((const char *)p->username.data, p->username.len);
+    if (!c->username)
+        return -ENOMEM;
+    if (!mgr->config.passwords)
+        return MQTT_CONNACK_ACCEPTED;
+    const uint8_t *password = p->has_password ? p->password.data : NULL;
+    size_t password_len = p->has_password ? p->password.len : 0;
+    if (auth_passwd_verify(mgr->config.passwords, c->username, password, password_len) == AUTH_OK)
+        return MQTT_CONNACK_ACCEPTED;
+    *why = "bad username or password";
+    return MQTT_CONNACK_BAD_CREDENTIALS;
+}
+
 /* Closes the connection that holds s: [MQTT-3.1.4-2]. Its will fires, as for
  * any close that is not a DISCONNECT. */
 static void take_over(struct session_mgr *mgr, struct session *s)
@@ -54,6 +86,22 @@ static void take_over(struct session_mgr *mgr, struct session *s)
     session_client_detach(mgr, old, true);
     s->persistent = persistent;
     mgr->sink->close(old->conn, "session taken over");
+}
+
+/* The ACL must allow the client to publish its will (Mosquitto refuses the
+ * connection otherwise). The session is not attached yet, so check by id. */
+static bool will_allowed(struct session_mgr *mgr, struct session_client *c, const uint8_t *id,
+                         size_t id_len)
+{
+    if (!mgr->config.acl)
+        return true;
+    char *client_id = strndup((const char *)id, id_len);
+    if (!client_id)
+        return false;
+    bool ok = auth_acl_check(mgr->config.acl, client_id, c->username, (const char *)c->will->topic,
+                             c->will->topic_len, AUTH_WRITE) == AUTH_OK;
+    free(client_id);
+    return ok;
 }
 
 /* Finds or creates the session for id. *present is the CONNACK flag. */
@@ -98,24 +146,30 @@ static void resume_persistent(struct session_mgr *mgr, struct session *s)
 int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p)
 {
     c->protocol_level = p->protocol_level;
-    if (!mgr->config.allow_anonymous)
-        return refuse(mgr, c, MQTT_CONNACK_NOT_AUTHORIZED, "anonymous access is disabled");
+    const char *why = "";
+    int code = authenticate(mgr, c, p, &why);
+    if (code < 0)
+        return SESSION_ERR_NOMEM;
+    if (code != MQTT_CONNACK_ACCEPTED)
+        return refuse(mgr, c, p, (uint8_t)code, why);
     char auto_id[40];
     const uint8_t *id = p->client_id.data;
     size_t id_len = p->client_id.len;
     if (id_len == 0) {
         /* [MQTT-3.1.3-7] [MQTT-3.1.3-8]: only a clean session gets an id. */
         if (!p->clean_session)
-            return refuse(mgr, c, MQTT_CONNACK_ID_REJECTED,
+            return refuse(mgr, c, p, MQTT_CONNACK_ID_REJECTED,
                           "empty client id without clean session");
         id_len = (size_t)assign_client_id(mgr, auto_id, sizeof(auto_id));
         id = (const uint8_t *)auto_id;
     }
     if (!p->clean_session && id_len > store_max_client_id_len(mgr->store))
-        return refuse(mgr, c, MQTT_CONNACK_ID_REJECTED,
+        return refuse(mgr, c, p, MQTT_CONNACK_ID_REJECTED,
                       "client id too long for a persistent session");
     if (make_will(c, p) != 0)
         return SESSION_ERR_NOMEM;
+    if (c->will && !will_allowed(mgr, c, id, id_len))
+        return refuse(mgr, c, p, MQTT_CONNACK_NOT_AUTHORIZED, "will topic not allowed by the ACL");
 
     bool present = false;
     struct session *s = attach_session(mgr, id, id_len, p->clean_session, &present);
@@ -124,6 +178,7 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     s->client = c;
     c->sess = s;
     c->connected = true;
+    mgr->clients_connected++;
     if (s->persistent) {
         if (connect_store_session(mgr, s) != 0)
             return SESSION_ERR_STORE;

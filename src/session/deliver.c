@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "session_internal.h"
 #include "store.h"
@@ -92,6 +93,29 @@ static int store_body(struct session_mgr *mgr, struct msg *m)
     return 0;
 }
 
+/* The ACL's READ check, made when a message is about to be sent (the
+ * username is known then, also for sessions recovered from the store). */
+static bool may_read(const struct session_mgr *mgr, const struct session *s, const struct msg *m)
+{
+    return publish_allowed(mgr, s->client, (struct mqtt_bytes){m->topic, m->topic_len}, AUTH_READ);
+}
+
+/* Queue limits (max_queued_messages, max_queued_bytes), Mosquitto's way:
+ * a message that does not fit is dropped and counted. */
+static bool queue_full(struct session_mgr *mgr, const struct session *s, const struct msg *m)
+{
+    uint32_t max = mgr->config.max_queued_messages;
+    size_t max_bytes = mgr->config.max_queued_bytes;
+    if ((max && s->queued_count >= max) ||
+        (max_bytes && s->queued_bytes + m->payload_len > max_bytes)) {
+        if (mgr->dropped_queue_full++ % 1000 == 0)
+            log_notice("client %s: queue full, dropping messages (%llu dropped so far)",
+                       (char *)s->client_id, (unsigned long long)mgr->dropped_queue_full);
+        return true;
+    }
+    return false;
+}
+
 /* Any send failure to a subscriber closes that subscriber only. */
 static void send_or_close(struct session_mgr *mgr, struct session *s, int rc)
 {
@@ -103,6 +127,8 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
 {
     if (!session_is_online(s))
         return 0; /* QoS 0 is not queued for offline sessions (Mosquitto's default) */
+    if (!may_read(mgr, s, m))
+        return 0;
     if (mgr->sink->output_pending(s->client->conn) > mgr->config.max_qos0_output_bytes) {
         mgr->dropped_qos0++;
         return 0;
@@ -139,6 +165,7 @@ static int deliver_transient(struct session_mgr *mgr, struct session *s, struct 
         s->queue_head = p;
     s->queue_tail = p;
     s->queued_count++;
+    s->queued_bytes += m->payload_len;
     return 0;
 }
 
@@ -146,11 +173,10 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
                               uint8_t qos)
 {
     bool send_now = session_is_online(s) && !s->backlog && window_room(mgr, s) > 0;
-    uint32_t max = mgr->config.max_queued_messages;
-    if (!send_now && max && s->queued_count >= max) {
-        mgr->dropped_queue_full++;
+    if (send_now && !may_read(mgr, s, m))
         return 0;
-    }
+    if (!send_now && queue_full(mgr, s, m))
+        return 0;
     int rc = store_body(mgr, m);
     if (rc != 0)
         return rc;
@@ -169,6 +195,7 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
     }
     s->backlog = true;
     s->queued_count++;
+    s->queued_bytes += m->payload_len;
     if (session_is_online(s) && window_room(mgr, s) > 0)
         deliver_schedule_refill(mgr, s);
     return 0;
@@ -193,6 +220,7 @@ static void top_up_transient(struct session_mgr *mgr, struct session *s)
         if (!s->queue_head)
             s->queue_tail = NULL;
         s->queued_count--;
+        s->queued_bytes -= p->msg->payload_len;
         if (send_new(mgr, s, p->msg, p->qos, 0, alloc_packet_id(s)) != 0)
             send_or_close(mgr, s, -ENOMEM);
         msg_unref(p->msg);
@@ -272,8 +300,10 @@ void deliver_forget(struct session *s)
         free(p);
     }
     s->queue_tail = NULL;
-    if (!s->persistent)
+    if (!s->persistent) {
         s->queued_count = 0;
+        s->queued_bytes = 0;
+    }
 }
 
 /* ---- Top-ups from the store, after the commit ---- */
@@ -299,9 +329,12 @@ static int resend_entry(struct session_mgr *mgr, struct session *s, struct msg *
     struct session_client *c = s->client;
     switch (e->state) {
     case STORE_QUEUED: {
-        uint16_t id = alloc_packet_id(s);
         if (s->queued_count > 0)
             s->queued_count--;
+        s->queued_bytes = s->queued_bytes > m->payload_len ? s->queued_bytes - m->payload_len : 0;
+        if (!may_read(mgr, s, m)) /* not readable (any more): drop it from the queue */
+            return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), item->seq);
+        uint16_t id = alloc_packet_id(s);
         int rc = store_batch_queue_update(mgr_batch(mgr), session_store_id(s), item->seq,
                                           STORE_SENT, id);
         return rc != 0 ? rc : send_new(mgr, s, m, e->qos, item->seq, id);

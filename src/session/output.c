@@ -93,6 +93,7 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, const
         .packet_id = qos ? packet_id : 0,
         .payload = {m->payload, m->payload_len},
     };
+    mgr->messages_sent++;
     size_t cap = MQTT_MAX_FIXED_HEADER + 2 + m->topic_len + 2;
     uint8_t *header = malloc(cap);
     if (!header)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "log.h"
 #include "session_internal.h"
 #include "store.h"
@@ -17,13 +18,27 @@
 
 /* ---- Retained ---- */
 
-int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
-                         struct mqtt_bytes payload, uint8_t qos)
+static int record_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
+                           struct mqtt_bytes payload, uint8_t qos)
 {
     struct store_batch *b = mgr_batch(mgr);
     if (!b)
         return -ENOMEM;
     struct store_bytes key = {topic.data, topic.len};
+    if (payload.len == 0)
+        return store_batch_delete_retained(b, key);
+    return store_batch_put_retained(b, key, qos, (struct store_bytes){payload.data, payload.len},
+                                    (uint64_t)time(NULL));
+}
+
+int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
+                         struct mqtt_bytes payload, uint8_t qos, bool durable)
+{
+    if (durable) {
+        int rc = record_retained(mgr, topic, payload, qos);
+        if (rc != 0)
+            return rc; /* e.g. a topic longer than the store's key limit: not retained */
+    }
     struct msg *old = table_get(&mgr->retained, topic.data, topic.len);
     if (payload.len == 0) {
         /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
@@ -31,12 +46,8 @@ int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
             table_remove(&mgr->retained, topic.data, topic.len);
             msg_unref(old);
         }
-        return store_batch_delete_retained(b, key);
+        return 0;
     }
-    int rc = store_batch_put_retained(b, key, qos, (struct store_bytes){payload.data, payload.len},
-                                      (uint64_t)time(NULL));
-    if (rc != 0)
-        return rc; /* e.g. a topic longer than the store's key limit: not retained */
     struct msg *m = msg_new(topic, payload, qos, true);
     if (!m)
         return -ENOMEM;
@@ -124,10 +135,27 @@ static int remember_qos2(struct session_mgr *mgr, struct session *s, uint16_t pa
     return store_batch_put_qos2_in(b, session_store_id(s), packet_id, (uint64_t)time(NULL));
 }
 
+bool publish_allowed(const struct session_mgr *mgr, const struct session_client *c,
+                     struct mqtt_bytes topic, unsigned access)
+{
+    if (!c || !mgr->config.acl)
+        return true;
+    const char *id = c->sess ? (const char *)c->sess->client_id : "";
+    return auth_acl_check(mgr->config.acl, id, c->username, (const char *)topic.data, topic.len,
+                          access) == AUTH_OK;
+}
+
+/* Clients may not publish into the broker's own $SYS tree (as Mosquitto). */
+static bool is_sys_topic(struct mqtt_bytes topic)
+{
+    return topic.len >= 4 && memcmp(topic.data, "$SYS", 4) == 0 &&
+           (topic.len == 4 || topic.data[4] == '/');
+}
+
 static int route_publish(struct session_mgr *mgr, const struct mqtt_publish *p)
 {
     if (p->retain && mgr->config.retain_available) {
-        int rc = publish_set_retained(mgr, p->topic, p->payload, p->qos);
+        int rc = publish_set_retained(mgr, p->topic, p->payload, p->qos, true);
         if (rc == -ENOMEM)
             return rc;
         if (rc != 0)
@@ -149,7 +177,15 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
     if (p->qos == 2 && qos2_seen(s, p->packet_id))
         return output_send_ack(mgr, c, MQTT_PUBREC, p->packet_id) == 0 ? SESSION_OK
                                                                        : SESSION_ERR_NOMEM;
-    int rc = route_publish(mgr, p);
+    mgr->messages_received++;
+    int rc = 0;
+    if (is_sys_topic(p->topic) || !publish_allowed(mgr, c, p->topic, AUTH_WRITE))
+        /* Denied: dropped, but acknowledged as 3.1.1 requires (it has no
+         * negative PUBACK), so the client does not resend it forever. */
+        log_debug("client %s: publish to %.*s denied", session_client_name(c), (int)p->topic.len,
+                  (const char *)p->topic.data);
+    else
+        rc = route_publish(mgr, p);
     if (rc == 0 && p->qos == 2)
         rc = remember_qos2(mgr, s, p->packet_id);
     if (rc == -ENOMEM)
@@ -186,4 +222,19 @@ int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uin
     /* PUBCOMP even for an unknown id: the PUBREL may be a resend after our
      * PUBCOMP was lost [MQTT-4.3.3-2]. */
     return output_send_ack(mgr, c, MQTT_PUBCOMP, packet_id) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+}
+
+int session_publish_internal(struct session_mgr *mgr, const char *topic, const void *payload,
+                             size_t payload_len, bool retain)
+{
+    struct mqtt_bytes t = {(const uint8_t *)topic, strlen(topic)};
+    struct mqtt_bytes body = {payload, payload_len};
+    if (retain && publish_set_retained(mgr, t, body, 0, false) != 0)
+        return -ENOMEM;
+    struct msg *m = msg_new(t, body, 0, false);
+    if (!m)
+        return -ENOMEM;
+    int rc = publish_route(mgr, m);
+    msg_unref(m);
+    return rc;
 }

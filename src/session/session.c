@@ -353,6 +353,44 @@ struct session_client *session_client_new(struct session_mgr *mgr, void *conn, c
     return c;
 }
 
+int session_client_set_identity(struct session_client *client, const char *identity)
+{
+    char *copy = strdup(identity);
+    if (!copy)
+        return -ENOMEM;
+    free(client->username);
+    client->username = copy;
+    client->has_identity = true;
+    return 0;
+}
+
+void session_set_auth(struct session_mgr *mgr, const struct auth_passwd *passwords,
+                      const struct auth_acl *acl)
+{
+    mgr->config.passwords = passwords;
+    mgr->config.acl = acl;
+}
+
+static void count_offline(void *value, void *arg)
+{
+    const struct session *s = value;
+    if (!s->client)
+        ++*(uint64_t *)arg;
+}
+
+void session_get_stats(const struct session_mgr *mgr, struct session_stats *out)
+{
+    *out = (struct session_stats){
+        .clients_connected = mgr->clients_connected,
+        .messages_received = mgr->messages_received,
+        .messages_sent = mgr->messages_sent,
+        .messages_dropped = mgr->dropped_qos0 + mgr->dropped_queue_full,
+        .subscriptions = trie_count(mgr->trie),
+        .retained = mgr->retained.count,
+    };
+    table_foreach(&mgr->sessions, count_offline, &out->clients_disconnected);
+}
+
 const char *session_client_name(const struct session_client *client)
 {
     if (client->sess)
@@ -408,7 +446,8 @@ static void publish_will(struct session_mgr *mgr, struct session_client *c)
     log_info("client %s: publishing will on %s", session_client_name(c), (char *)will->topic);
     if (will->retain)
         publish_set_retained(mgr, (struct mqtt_bytes){will->topic, will->topic_len},
-                             (struct mqtt_bytes){will->payload, will->payload_len}, will->qos);
+                             (struct mqtt_bytes){will->payload, will->payload_len}, will->qos,
+                             true);
     /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
     will->retain = false;
     if (publish_route(mgr, will) != 0)
@@ -426,6 +465,8 @@ void session_client_detach(struct session_mgr *mgr, struct session_client *c, bo
     if (!s)
         return;
     c->sess = NULL;
+    if (c->connected)
+        mgr->clients_connected--;
     c->connected = false;
     s->client = NULL;
     if (!s->persistent) {
@@ -446,6 +487,7 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
      * a broker shutdown is not the client's failure either. */
     bool fire_will = reason != SESSION_CLOSE_DISCONNECT && reason != SESSION_CLOSE_SHUTDOWN;
     session_client_detach(mgr, client, fire_will);
+    free(client->username);
     free(client->peer);
     free(client);
 }

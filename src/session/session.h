@@ -23,6 +23,8 @@
 #include "mqtt.h"
 
 struct store;
+struct auth_passwd;
+struct auth_acl;
 struct session_mgr;
 struct session_client;
 
@@ -51,6 +53,11 @@ struct session_config {
     uint32_t max_queued_messages;   /* per persistent session; 0 = unlimited */
     size_t max_qos0_output_bytes;   /* drop QoS 0 to a conn with more than this pending */
     bool retain_available;          /* retain_available */
+    size_t max_queued_bytes;        /* per clean session's in-memory queue; 0 = unlimited */
+    /* Borrowed; NULL = no password file (any username accepted) / no ACL
+     * (everything allowed). Replace at runtime with session_set_auth(). */
+    const struct auth_passwd *passwords;
+    const struct auth_acl *acl;
 };
 
 /* Fills *config with the defaults (Mosquitto's where they exist). */
@@ -122,6 +129,42 @@ const char *session_client_name(const struct session_client *client);
  * held acks are then dropped and logged; clients will retry).
  */
 int session_flush(struct session_mgr *mgr);
+
+/*
+ * Replaces the password file and ACL (SIGHUP reload). Both borrowed; the old
+ * ones may be freed once this returns. Connected clients stay connected; the
+ * new ACL applies to their next packet and delivery.
+ */
+void session_set_auth(struct session_mgr *mgr, const struct auth_passwd *passwords,
+                      const struct auth_acl *acl);
+
+/*
+ * The connection authenticated at the transport (TLS client certificate with
+ * use_identity_as_username): `identity` (copied) becomes the username and the
+ * CONNECT's username and password are not checked. Call before CONNECT.
+ * Returns 0 or -ENOMEM.
+ */
+int session_client_set_identity(struct session_client *client, const char *identity);
+
+/*
+ * Publishes a message from the broker itself ($SYS topics): routed like a
+ * client's publish at QoS 0; with retain, kept as the topic's retained
+ * message in memory only (it is rewritten every interval, so not stored).
+ * Returns 0 or -ENOMEM.
+ */
+int session_publish_internal(struct session_mgr *mgr, const char *topic, const void *payload,
+                             size_t payload_len, bool retain);
+
+struct session_stats {
+    uint64_t clients_connected;    /* connections with an accepted CONNECT */
+    uint64_t clients_disconnected; /* persistent sessions without a connection */
+    uint64_t messages_received;    /* PUBLISH packets from clients */
+    uint64_t messages_sent;        /* PUBLISH packets to clients (resends included) */
+    uint64_t messages_dropped;     /* QoS 0 over the output limit + queue-full drops */
+    uint64_t subscriptions;
+    uint64_t retained;
+};
+void session_get_stats(const struct session_mgr *mgr, struct session_stats *out);
 
 /* True when a batch is waiting to be committed. */
 bool session_has_pending(const struct session_mgr *mgr);

@@ -109,6 +109,7 @@ struct session {
     uint16_t next_packet_id;
 
     struct pending *queue_head, *queue_tail; /* clean sessions */
+    size_t queued_bytes;                     /* payload bytes of the queued_count messages */
     uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries
                               appended since start (the limit's estimate) */
 
@@ -135,6 +136,8 @@ struct session_client {
     bool connected;
     struct msg *will;    /* will message (retain flag = will retain), or NULL */
     uint32_t held_sends; /* sends of this client waiting for the commit */
+    char *username;      /* from CONNECT or the TLS identity; NULL = anonymous */
+    bool has_identity;   /* username came from the transport */
     uint8_t protocol_level;
 };
 
@@ -165,6 +168,8 @@ struct session_mgr {
 
     uint64_t auto_id_counter;
     uint64_t dropped_qos0, dropped_queue_full;
+    uint64_t messages_received, messages_sent;
+    uint64_t clients_connected;
 };
 
 /* output.c: encoding and sending, held behind the batch when it has changes. */
@@ -207,8 +212,13 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
 int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id);
 /* Routes m to every matching session; returns 0 or -ENOMEM. */
 int publish_route(struct session_mgr *mgr, struct msg *m);
+/* Sets (or with an empty payload clears) topic's retained message; durable
+ * records it in the turn's batch. */
 int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
-                         struct mqtt_bytes payload, uint8_t qos);
+                         struct mqtt_bytes payload, uint8_t qos, bool durable);
+/* ACL check for client c (NULL = the broker itself: always allowed). */
+bool publish_allowed(const struct session_mgr *mgr, const struct session_client *c,
+                     struct mqtt_bytes topic, unsigned access);
 
 /* deliver.c: outgoing QoS state machines and queues. */
 int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "auth.h"
 #include "log.h"
 #include "mqtt_topic.h"
 #include "session_internal.h"
@@ -16,6 +17,11 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
 {
     if (mqtt_topic_filter_check(e->filter) != MQTT_OK) {
         log_notice("client %s: invalid subscription filter refused", (char *)s->client_id);
+        return MQTT_SUBACK_FAILURE;
+    }
+    if (!publish_allowed(mgr, s->client, e->filter, AUTH_SUBSCRIBE)) {
+        log_notice("client %s: subscription to %.*s denied by the ACL", (char *)s->client_id,
+                   (int)e->filter.len, (const char *)e->filter.data);
         return MQTT_SUBACK_FAILURE;
     }
     if (s->persistent) {

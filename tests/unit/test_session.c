@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "auth.h"
 #include "mqtt.h"
 #include "session.h"
 #include "store.h"
@@ -671,6 +672,134 @@ static void test_commit_failure_sends_no_ack_and_closes_the_client(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* ---- Authentication and ACL ---- */
+
+static void write_file(const char *dir, const char *name, const char *text, char *path,
+                       size_t path_len)
+{
+    snprintf(path, path_len, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static uint8_t connack_code(struct fixture *f, struct fake_conn *fc, struct mqtt_packet *p,
+                            int expected_rc)
+{
+    feed(f, fc, p, expected_rc);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_CONNACK);
+    return ack.u.connack.return_code;
+}
+
+static void test_anonymous_refused_with_connack_5_when_disabled(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.allow_anonymous = false;
+    open_all(f);
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = connect_packet("anon", true);
+    assert_int_equal(connack_code(f, fc, &p, SESSION_ERR_CONNECT_REFUSED),
+                     MQTT_CONNACK_NOT_AUTHORIZED);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+}
+
+/* alice / "correct horse", made by Debian's mosquitto_passwd 2.0.11
+ * (the same vector test_auth.c uses). */
+static const char passwd_file[] = "alice:$7$101$CKAHsyOnkiQXPO9/$AQcHg1f/YXeQuLP5miMu0GQS8A/"
+                                  "e9Goc8fJf4yjKGuoudmEpFx4o0QsElmb4buB+/IWI40TrGgLWqpHU+C9HMw==\n";
+
+static void test_password_file_checks_credentials_connack_4(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], err[256];
+    write_file(f->dir, "passwd", passwd_file, path, sizeof(path));
+    struct auth_passwd *pw = NULL;
+    assert_int_equal(auth_passwd_load(path, &pw, err, sizeof(err)), 0);
+    session_set_auth(f->mgr, pw, NULL);
+
+    struct fake_conn *ok = new_conn(f);
+    struct mqtt_packet p = connect_packet("a1", true);
+    p.u.connect.has_username = p.u.connect.has_password = true;
+    p.u.connect.username = (struct mqtt_bytes){(const uint8_t *)"alice", 5};
+    p.u.connect.password = (struct mqtt_bytes){(const uint8_t *)"correct horse", 13};
+    assert_int_equal(connack_code(f, ok, &p, SESSION_OK), MQTT_CONNACK_ACCEPTED);
+
+    struct fake_conn *bad = new_conn(f);
+    p.u.connect.client_id = (struct mqtt_bytes){(const uint8_t *)"a2", 2};
+    p.u.connect.password = (struct mqtt_bytes){(const uint8_t *)"wrong horse", 11};
+    assert_int_equal(connack_code(f, bad, &p, SESSION_ERR_CONNECT_REFUSED),
+                     MQTT_CONNACK_BAD_CREDENTIALS);
+
+    struct fake_conn *ident = new_conn(f); /* TLS identity: no password needed */
+    assert_int_equal(session_client_set_identity(ident->client, "alice"), 0);
+    assert_int_equal(connack_code(f, ident, &p, SESSION_OK), MQTT_CONNACK_ACCEPTED);
+
+    gone(f, ok, SESSION_CLOSE_DISCONNECT);
+    gone(f, bad, SESSION_CLOSE_PROTOCOL);
+    gone(f, ident, SESSION_CLOSE_DISCONNECT);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_passwd_free(pw);
+}
+
+static void test_acl_denies_publish_subscribe_and_read(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], err[256];
+    write_file(f->dir, "acl",
+               "topic readwrite open/#\n"
+               "topic read ro/#\n"
+               "pattern readwrite own/%c/#\n",
+               path, sizeof(path));
+    struct auth_acl *acl = NULL;
+    assert_int_equal(auth_acl_load(path, &acl, err, sizeof(err)), 0);
+    session_set_auth(f->mgr, NULL, acl);
+
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "open/#", 1, 1);
+    subscribe(f, sub, "secret/#", 1, MQTT_SUBACK_FAILURE);
+    subscribe(f, sub, "own/pub/#", 0, MQTT_SUBACK_FAILURE); /* nothing readable there */
+    subscribe(f, sub, "#", 0, 0); /* some topics readable: granted, READ checked per message */
+    subscribe(f, sub, "ro/#", 0, 0);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "ro/x", "denied write", 1, false, 1); /* dropped, still acked */
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBACK);
+    publish(f, pub, "own/pub/x", "not readable by sub", 0, false, 0);
+    publish(f, pub, "open/x", "fine", 0, false, 0);
+    session_flush(f->mgr);
+    assert_publish(next_sent(sub), "open/x", "fine", 0);
+    assert_int_equal(next_sent(sub).type, 0);
+
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_acl_free(acl);
+}
+
+static void test_clients_cannot_publish_to_sys(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "$SYS/#", 0, 0);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "$SYS/broker/fake", "x", 0, false, 0);
+    assert_int_equal(next_sent(sub).type, 0);
+    assert_int_equal(session_publish_internal(f->mgr, "$SYS/broker/uptime", "5 seconds", 9, true),
+                     0);
+    assert_publish(next_sent(sub), "$SYS/broker/uptime", "5 seconds", 0);
+    struct session_stats st;
+    session_get_stats(f->mgr, &st);
+    assert_int_equal(st.clients_connected, 2);
+    assert_int_equal(st.messages_received, 1);
+    assert_int_equal(st.retained, 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -698,6 +827,10 @@ int main(void)
         T(test_takeover_closes_old_connection_and_fires_its_will),
         T(test_unsubscribe_stops_delivery_and_is_acked),
         T(test_commit_failure_sends_no_ack_and_closes_the_client),
+        T(test_anonymous_refused_with_connack_5_when_disabled),
+        T(test_password_file_checks_credentials_connack_4),
+        T(test_acl_denies_publish_subscribe_and_read),
+        T(test_clients_cannot_publish_to_sys),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
