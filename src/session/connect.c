@@ -33,7 +33,7 @@ int connect_store_session(struct session_mgr *mgr, struct session *s)
     struct store_session rec = {
         .clean_session = false,
         .protocol_level = s->client ? s->client->protocol_level : MQTT_PROTOCOL_V311,
-        .last_seen_s = (uint64_t)time(NULL),
+        .last_seen_s = s->last_seen_s,
         .next_packet_id = s->next_packet_id,
     };
     return store_batch_put_session(b, session_store_id(s), &rec);
@@ -81,10 +81,7 @@ static void take_over(struct session_mgr *mgr, struct session *s)
 {
     struct session_client *old = s->client;
     log_notice("client %s: session taken over by a new connection", (char *)s->client_id);
-    bool persistent = s->persistent;
-    s->persistent = true; /* keep the session object alive across the detach */
-    session_client_detach(mgr, old, true);
-    s->persistent = persistent;
+    session_client_unlink(mgr, old, true);
     mgr->sink->close(old->conn, "session taken over");
 }
 
@@ -166,6 +163,11 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     if (!p->clean_session && id_len > store_max_client_id_len(mgr->store))
         return refuse(mgr, c, p, MQTT_CONNACK_ID_REJECTED,
                       "client id too long for a persistent session");
+    uint16_t max_ka = mgr->config.max_keepalive_s;
+    if (max_ka && (p->keepalive_s > max_ka || p->keepalive_s == 0))
+        /* 3.1.1 cannot tell the client a smaller keepalive: Mosquitto refuses
+         * with "identifier rejected"; keepalive 0 (none) exceeds any limit. */
+        return refuse(mgr, c, p, MQTT_CONNACK_ID_REJECTED, "keepalive above max_keepalive");
     if (make_will(c, p) != 0)
         return SESSION_ERR_NOMEM;
     if (c->will && !will_allowed(mgr, c, id, id_len))
@@ -179,6 +181,7 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     c->sess = s;
     c->connected = true;
     mgr->clients_connected++;
+    s->last_seen_s = (uint64_t)time(NULL);
     if (s->persistent) {
         if (connect_store_session(mgr, s) != 0)
             return SESSION_ERR_STORE;

@@ -154,7 +154,7 @@ static bool is_sys_topic(struct mqtt_bytes topic)
 
 static int route_publish(struct session_mgr *mgr, const struct mqtt_publish *p)
 {
-    if (p->retain && mgr->config.retain_available) {
+    if (p->retain) {
         int rc = publish_set_retained(mgr, p->topic, p->payload, p->qos, true);
         if (rc == -ENOMEM)
             return rc;
@@ -178,6 +178,12 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
         return output_send_ack(mgr, c, MQTT_PUBREC, p->packet_id) == 0 ? SESSION_OK
                                                                        : SESSION_ERR_NOMEM;
     mgr->messages_received++;
+    if (p->retain && !mgr->config.retain_available) {
+        /* As Mosquitto: a retained publish when retain is off ends the connection. */
+        log_notice("client %s: retained publish while retain_available is false",
+                   session_client_name(c));
+        return SESSION_ERR_PROTOCOL;
+    }
     int rc = 0;
     if (is_sys_topic(p->topic) || !publish_allowed(mgr, c, p->topic, AUTH_WRITE))
         /* Denied: dropped, but acknowledged as 3.1.1 requires (it has no

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "session_internal.h"
@@ -195,6 +196,7 @@ static int load_session(void *arg, const struct store_session_info *info)
     if (!s)
         return -ENOMEM;
     s->next_packet_id = info->session.next_packet_id ? info->session.next_packet_id : 1;
+    s->last_seen_s = info->session.last_seen_s;
     s->last_seq = info->last_seq;
     s->backlog = info->has_queue;
     return 0;
@@ -456,13 +458,13 @@ static void publish_will(struct session_mgr *mgr, struct session_client *c)
     msg_unref(will);
 }
 
-void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will)
+void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bool fire_will)
 {
-    struct session *s = c->sess;
     if (fire_will)
         publish_will(mgr, c);
     msg_unref(c->will);
     c->will = NULL;
+    struct session *s = c->sess;
     if (!s)
         return;
     c->sess = NULL;
@@ -470,14 +472,26 @@ void session_client_detach(struct session_mgr *mgr, struct session_client *c, bo
         mgr->clients_connected--;
     c->connected = false;
     s->client = NULL;
+    deliver_forget(s);
+    if (s->refill_queued)
+        unschedule_refill(mgr, s);
+}
+
+void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will)
+{
+    struct session *s = c->sess;
+    session_client_unlink(mgr, c, fire_will);
+    if (!s)
+        return;
     if (!s->persistent) {
         session_discard(mgr, s); /* clean session: state ends with the connection */
         return;
     }
-    /* The window and queue are in the store; reconnect reads them back. */
-    deliver_forget(s);
-    if (s->refill_queued)
-        unschedule_refill(mgr, s);
+    /* The window and queue are in the store; reconnect reads them back. The
+     * record's last_seen is updated for persistent_client_expiration. */
+    s->last_seen_s = (uint64_t)time(NULL);
+    if (connect_store_session(mgr, s) != 0)
+        log_error("client %s: could not record the disconnect time", (char *)s->client_id);
 }
 
 void session_client_gone(struct session_mgr *mgr, struct session_client *client,
@@ -528,4 +542,36 @@ int session_flush(struct session_mgr *mgr)
             status = rc;
     }
     return status;
+}
+
+struct expire_ctx {
+    uint64_t cutoff_s;
+    struct session **victims;
+    size_t count;
+};
+
+static void collect_expired(void *value, void *arg)
+{
+    struct expire_ctx *ctx = arg;
+    struct session *s = value;
+    if (s->persistent && !s->client && s->last_seen_s < ctx->cutoff_s)
+        ctx->victims[ctx->count++] = s;
+}
+
+size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
+{
+    uint32_t ttl = mgr->config.persistent_client_expiration_s;
+    if (ttl == 0 || now_s < ttl || mgr->sessions.count == 0)
+        return 0;
+    struct expire_ctx ctx = {.cutoff_s = now_s - ttl};
+    ctx.victims = calloc(mgr->sessions.count, sizeof(*ctx.victims));
+    if (!ctx.victims)
+        return 0; /* try again at the next tick */
+    table_foreach(&mgr->sessions, collect_expired, &ctx);
+    for (size_t i = 0; i < ctx.count; i++) {
+        log_notice("client %s: persistent session expired", (char *)ctx.victims[i]->client_id);
+        session_discard(mgr, ctx.victims[i]);
+    }
+    free(ctx.victims);
+    return ctx.count;
 }

@@ -53,7 +53,9 @@ struct session_config {
     uint32_t max_queued_messages;   /* per persistent session; 0 = unlimited */
     size_t max_qos0_output_bytes;   /* drop QoS 0 to a conn with more than this pending */
     bool retain_available;          /* retain_available */
-    size_t max_queued_bytes;        /* per clean session's in-memory queue; 0 = unlimited */
+    size_t max_queued_bytes;        /* per session queue, payload bytes; 0 = unlimited */
+    uint16_t max_keepalive_s;       /* max_keepalive: larger (or 0) is refused; 0 = no limit */
+    uint32_t persistent_client_expiration_s; /* drop offline persistent sessions; 0 = never */
     /* Borrowed; NULL = no password file (any username accepted) / no ACL
      * (everything allowed). Replace at runtime with session_set_auth(). */
     const struct auth_passwd *passwords;
@@ -165,6 +167,14 @@ struct session_stats {
     uint64_t retained;
 };
 void session_get_stats(const struct session_mgr *mgr, struct session_stats *out);
+
+/*
+ * persistent_client_expiration: discards persistent sessions offline for
+ * longer than the configured time (their store records go in this turn's
+ * batch). Call periodically with the current unix time. Returns the number
+ * of sessions discarded.
+ */
+size_t session_expire(struct session_mgr *mgr, uint64_t now_s);
 
 /* True when a batch is waiting to be committed. */
 bool session_has_pending(const struct session_mgr *mgr);

@@ -122,8 +122,9 @@ struct session {
     uint16_t *qos2_in; /* incoming QoS 2 packet ids awaiting PUBREL */
     size_t qos2_in_count, qos2_in_cap;
 
-    uint64_t match_gen; /* routing: last route that matched this session */
-    uint8_t match_qos;  /* routing: highest granted QoS among matching filters */
+    uint64_t last_seen_s; /* unix time of the last connect or disconnect */
+    uint64_t match_gen;   /* routing: last route that matched this session */
+    uint8_t match_qos;    /* routing: highest granted QoS among matching filters */
 };
 
 /* ---- Connections, as the session manager sees them ---- */
@@ -201,6 +202,9 @@ int session_qos2_add(struct session *s, uint16_t packet_id);
 /* Detaches c from its session (publishing the will first if fire_will);
  * discards a clean session. c itself stays allocated. */
 void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will);
+/* Detaches c from its session (will first if fire_will) and leaves the
+ * session's fate to the caller (takeover: the new CONNECT decides). */
+void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bool fire_will);
 struct store_bytes session_store_id(const struct session *s);
 
 /* connect.c */

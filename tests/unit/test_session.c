@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -800,6 +801,82 @@ static void test_clients_cannot_publish_to_sys(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
+static uint64_t db_entries(struct fixture *f, const char *name)
+{
+    struct store_stats st;
+    assert_int_equal(store_stats(f->store, &st), 0);
+    for (int i = 0; i < STORE_DB_COUNT; i++)
+        if (strcmp(st.dbs[i].name, name) == 0)
+            return st.dbs[i].entries;
+    fail_msg("no database %s", name);
+    return 0;
+}
+
+static void test_takeover_of_clean_session_stores_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *old = connect_client(f, "tk", true, false);
+    struct fake_conn *neu = connect_client(f, "tk", true, false);
+    gone(f, old, SESSION_CLOSE_TAKEOVER);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 0);
+    gone(f, neu, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 0);
+    assert_int_equal(store_check(f->store, NULL, NULL), 0);
+}
+
+static void test_persistent_session_expires_after_configured_time(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.persistent_client_expiration_s = 60;
+    open_all(f);
+    struct fake_conn *fc = connect_client(f, "exp", false, false);
+    subscribe(f, fc, "e", 1, 1);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    uint64_t now = (uint64_t)time(NULL);
+    assert_int_equal(session_expire(f->mgr, now + 30), 0); /* not yet */
+    assert_int_equal(session_expire(f->mgr, now + 120), 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 0);
+    assert_int_equal(db_entries(f, "subs"), 0);
+    fc = connect_client(f, "exp", false, false); /* session present 0 */
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_keepalive_above_max_keepalive_gets_connack_2(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_keepalive_s = 30;
+    open_all(f);
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = connect_packet("ka", true); /* keepalive 60 */
+    assert_int_equal(connack_code(f, fc, &p, SESSION_ERR_CONNECT_REFUSED),
+                     MQTT_CONNACK_ID_REJECTED);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    fc = new_conn(f);
+    p.u.connect.keepalive_s = 30;
+    assert_int_equal(connack_code(f, fc, &p, SESSION_OK), MQTT_CONNACK_ACCEPTED);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_retained_publish_closes_when_retain_unavailable(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.retain_available = false;
+    open_all(f);
+    struct fake_conn *fc = connect_client(f, "r", true, false);
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish.retain = true;
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)"t", 1};
+    feed(f, fc, &p, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -831,6 +908,10 @@ int main(void)
         T(test_password_file_checks_credentials_connack_4),
         T(test_acl_denies_publish_subscribe_and_read),
         T(test_clients_cannot_publish_to_sys),
+        T(test_takeover_of_clean_session_stores_nothing),
+        T(test_persistent_session_expires_after_configured_time),
+        T(test_keepalive_above_max_keepalive_gets_connack_2),
+        T(test_retained_publish_closes_when_retain_unavailable),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
