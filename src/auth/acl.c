@@ -396,8 +396,8 @@ static struct acl_section *current_section(struct loader *ld, bool is_pattern)
 
 static int do_rule(struct auth_file *f, struct loader *ld, const char *keyword, char *args)
 {
-    unsigned access;
-    char *filter;
+    unsigned access = 0;
+    char *filter = NULL; /* gcc -O2 cannot see parse_access_filter sets it on success */
     int rc = parse_access_filter(f, keyword, args, &access, &filter);
     if (rc != AUTH_OK)
         return rc;
