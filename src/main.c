@@ -177,7 +177,7 @@ static int open_store(const struct sol_config *cfg, struct store **out, char *er
     opts.dir = cfg->persistence_location;
     opts.sync = cfg->storage_sync == CONFIG_SYNC_NOSYNC ? STORE_SYNC_NOSYNC : STORE_SYNC_FSYNC;
     opts.max_map_size = cfg->storage_max_size;
-    char why[ERR_LEN];
+    char why[ERR_LEN - 32]; /* room for the prefix below in err */
     if (store_open(&opts, out, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "store: %s", why);
         return -1;
@@ -197,7 +197,7 @@ static int new_session_mgr(const struct sol_config *cfg, struct store *store,
     sc.max_inflight_messages =
         cfg->max_inflight_messages > UINT16_MAX ? UINT16_MAX : (uint16_t)cfg->max_inflight_messages;
     sc.max_queued_messages = cfg->max_queued_messages;
-    char why[ERR_LEN];
+    char why[ERR_LEN - 32]; /* room for the prefix below in err */
     if (session_mgr_new(&sc, store, server_sink(), out, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "session manager: %s", why);
         return -1;
