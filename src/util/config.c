@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -27,6 +28,8 @@ struct parser {
     unsigned line_no;
     const char *name; /* the directive being parsed, for messages */
     bool has_log_type;
+    bool has_log_dest;
+    int depth; /* include_dir nesting, 0 for the file given to config_load_file */
     char *err;
     size_t err_len;
 };
@@ -43,15 +46,31 @@ void config_init(struct sol_config *cfg)
     cfg->storage_sync = CONFIG_SYNC_FSYNC;
     cfg->storage_max_size = CONFIG_DEFAULT_STORAGE_MAX_SIZE;
     cfg->log_types = CONFIG_LOG_DEFAULT;
+    cfg->log_dests = CONFIG_LOG_DEST_STDERR;
+    cfg->connection_messages = true;
+    cfg->sys_interval = CONFIG_DEFAULT_SYS_INTERVAL_S;
+    cfg->retain_available = true;
+}
+
+static void listener_deinit(struct config_listener *l)
+{
+    free(l->bind_address);
+    free(l->unix_path);
+    free(l->cafile);
+    free(l->certfile);
+    free(l->keyfile);
+    free(l->tls_version);
 }
 
 void config_deinit(struct sol_config *cfg)
 {
-    for (size_t i = 0; i < cfg->listener_count; i++) {
-        free(cfg->listeners[i].bind_address);
-        free(cfg->listeners[i].unix_path);
-    }
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        listener_deinit(&cfg->listeners[i]);
     free(cfg->listeners);
+    free(cfg->log_file);
+    free(cfg->password_file);
+    free(cfg->acl_file);
+    free(cfg->pid_file);
     config_init(cfg);
 }
 
@@ -70,8 +89,9 @@ int config_add_listener(struct sol_config *cfg, uint16_t port, const char *bind_
                         const char *unix_path)
 {
     bool failed = false;
-    struct config_listener l = {port, copy_or_null(bind_address, &failed),
-                                copy_or_null(unix_path, &failed)};
+    struct config_listener l = {.port = port,
+                                .bind_address = copy_or_null(bind_address, &failed),
+                                .unix_path = copy_or_null(unix_path, &failed)};
     struct config_listener *list = NULL;
     if (!failed)
         list = realloc(cfg->listeners, (cfg->listener_count + 1) * sizeof(*list));
@@ -329,18 +349,333 @@ static int do_log_type(struct parser *p, char *args)
                       "unsubscribe, all, none");
 }
 
+/* A path: the rest of the line (it may hold spaces), replacing *field. */
+static int set_path(struct parser *p, char *args, char **field)
+{
+    size_t len = strlen(args);
+    if (len == 0)
+        return fail(p, "%s: missing value", p->name);
+    if (len >= CONFIG_PATH_MAX)
+        return fail(p, "%s: path is longer than %d bytes", p->name, CONFIG_PATH_MAX - 1);
+    char *copy = strdup(args);
+    if (copy == NULL)
+        return fail(p, "out of memory");
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* The one word of args as an integer in [min, max]. */
+static int one_long(struct parser *p, char *args, long min, long max, long *out)
+{
+    char *word = one_arg(p, args);
+    return word != NULL ? parse_long(p, word, min, max, out) : -1;
+}
+
+static int one_bool(struct parser *p, char *args, bool *out)
+{
+    char *word = one_arg(p, args);
+    int v = 0;
+    if (word == NULL || parse_bool(p, word, &v) != 0)
+        return -1;
+    *out = v == 1;
+    return 0;
+}
+
+/* The listener that per-listener settings apply to: the last one. */
+static struct config_listener *current_listener(struct parser *p)
+{
+    if (p->cfg->listener_count == 0) {
+        fail(p, "%s: must follow a listener line", p->name);
+        return NULL;
+    }
+    return &p->cfg->listeners[p->cfg->listener_count - 1];
+}
+
+static int do_cafile(struct parser *p, char *args)
+{
+    struct config_listener *l = current_listener(p);
+    return l != NULL ? set_path(p, args, &l->cafile) : -1;
+}
+
+static int do_certfile(struct parser *p, char *args)
+{
+    struct config_listener *l = current_listener(p);
+    return l != NULL ? set_path(p, args, &l->certfile) : -1;
+}
+
+static int do_keyfile(struct parser *p, char *args)
+{
+    struct config_listener *l = current_listener(p);
+    return l != NULL ? set_path(p, args, &l->keyfile) : -1;
+}
+
+/* tls_version tlsv1.3|tlsv1.2|tlsv1.1: the minimum version (Mosquitto 2). */
+static int do_tls_version(struct parser *p, char *args)
+{
+    struct config_listener *l = current_listener(p);
+    char *word = l != NULL ? one_arg(p, args) : NULL;
+    if (word == NULL)
+        return -1;
+    if (strcmp(word, "tlsv1.3") != 0 && strcmp(word, "tlsv1.2") != 0 &&
+        strcmp(word, "tlsv1.1") != 0)
+        return fail_value(p, word, "tlsv1.1, tlsv1.2 or tlsv1.3");
+    return set_path(p, word, &l->tls_version);
+}
+
+static int do_require_certificate(struct parser *p, char *args)
+{
+    struct config_listener *l = current_listener(p);
+    return l != NULL ? one_bool(p, args, &l->require_certificate) : -1;
+}
+
+static int do_use_identity_as_username(struct parser *p, char *args)
+{
+    struct config_listener *l = current_listener(p);
+    return l != NULL ? one_bool(p, args, &l->use_identity_as_username) : -1;
+}
+
+static int do_password_file(struct parser *p, char *args)
+{
+    return set_path(p, args, &p->cfg->password_file);
+}
+
+static int do_acl_file(struct parser *p, char *args)
+{
+    return set_path(p, args, &p->cfg->acl_file);
+}
+
+static int do_pid_file(struct parser *p, char *args)
+{
+    return set_path(p, args, &p->cfg->pid_file);
+}
+
+/* max_queued_bytes N: 0 (no limit) or a size, as storage_max_size. */
+static int do_max_queued_bytes(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    if (word == NULL)
+        return -1;
+    if (strcmp(word, "0") == 0) {
+        p->cfg->max_queued_bytes = 0;
+        return 0;
+    }
+    return parse_size(p, word, &p->cfg->max_queued_bytes);
+}
+
+static int do_message_size_limit(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, 0, CONFIG_MAX_MESSAGE_SIZE_LIMIT, &v) != 0)
+        return -1;
+    p->cfg->message_size_limit = (uint32_t)v;
+    return 0;
+}
+
+/* max_connections N: -1 (Mosquitto's default) and 0 both mean no limit. */
+static int do_max_connections(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, -1, INT32_MAX, &v) != 0)
+        return -1;
+    p->cfg->max_connections = v < 0 ? 0 : (uint32_t)v;
+    return 0;
+}
+
+static int do_max_keepalive(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, 0, 65535, &v) != 0)
+        return -1;
+    p->cfg->max_keepalive = (uint16_t)v;
+    return 0;
+}
+
+static int do_sys_interval(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, 0, 65535, &v) != 0)
+        return -1;
+    p->cfg->sys_interval = (uint32_t)v;
+    return 0;
+}
+
+static int do_connection_messages(struct parser *p, char *args)
+{
+    return one_bool(p, args, &p->cfg->connection_messages);
+}
+
+static int do_retain_available(struct parser *p, char *args)
+{
+    return one_bool(p, args, &p->cfg->retain_available);
+}
+
+/* Seconds per unit of a Mosquitto duration ("m" is a 30-day month), or 0. */
+static uint64_t duration_unit_s(const char *unit)
+{
+    if (unit[0] == '\0' || unit[1] != '\0')
+        return 0;
+    switch (unit[0]) {
+    case 's': /* Sol's own, for tests and short-lived deployments */
+        return 1;
+    case 'h':
+        return 3600;
+    case 'd':
+        return 86400;
+    case 'w':
+        return 7 * 86400;
+    case 'm':
+        return 30 * 86400;
+    case 'y':
+        return 365 * 86400;
+    default:
+        return 0;
+    }
+}
+
+/* persistent_client_expiration N{s|h|d|w|m|y}, N > 0. */
+static int do_persistent_client_expiration(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    if (word == NULL)
+        return -1;
+    const char *what = "a duration (a positive number followed by h, d, w, m or y)";
+    if (word[0] < '0' || word[0] > '9')
+        return fail_value(p, word, what);
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(word, &end, 10);
+    uint64_t unit_s = duration_unit_s(end);
+    if (errno == ERANGE || unit_s == 0 || n == 0 || n > UINT64_MAX / unit_s)
+        return fail_value(p, word, what);
+    p->cfg->persistent_client_expiration_s = (uint64_t)n * unit_s;
+    return 0;
+}
+
+static unsigned log_dest_bits(const char *word)
+{
+    if (strcmp(word, "stderr") == 0)
+        return CONFIG_LOG_DEST_STDERR;
+    if (strcmp(word, "stdout") == 0)
+        return CONFIG_LOG_DEST_STDOUT;
+    if (strcmp(word, "syslog") == 0)
+        return CONFIG_LOG_DEST_SYSLOG;
+    if (strcmp(word, "file") == 0)
+        return CONFIG_LOG_DEST_FILE;
+    return 0;
+}
+
+/* log_dest stderr|stdout|syslog|none|file PATH, repeatable: the file's first
+ * one replaces the default (stderr), later ones add. */
+static int do_log_dest(struct parser *p, char *args)
+{
+    size_t word_len = strcspn(args, BLANKS);
+    char *rest = args + word_len;
+    if (*rest != '\0')
+        *rest++ = '\0';
+    rest += strspn(rest, BLANKS);
+    if (args[0] == '\0')
+        return fail(p, "%s: missing value", p->name);
+    unsigned bits = log_dest_bits(args);
+    if (bits == 0 && strcmp(args, "none") != 0)
+        return fail_value(p, args, "one of stderr, stdout, syslog, none, file PATH");
+    if (bits == CONFIG_LOG_DEST_FILE) {
+        if (set_path(p, rest, &p->cfg->log_file) != 0)
+            return -1;
+    } else if (rest[0] != '\0') {
+        return fail(p, "%s: unexpected extra value '%s'", p->name, rest);
+    }
+    if (!p->has_log_dest)
+        p->cfg->log_dests = 0;
+    p->has_log_dest = true;
+    p->cfg->log_dests |= bits;
+    return 0;
+}
+
+static int load_file(struct parser *p);
+
+/* Only names ending in ".conf" (and not just ".conf"), as Mosquitto. */
+static int is_conf_file(const struct dirent *d)
+{
+    size_t len = strlen(d->d_name);
+    return len > 5 && strcmp(d->d_name + len - 5, ".conf") == 0 && d->d_name[0] != '.';
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* Loads each entry of the include_dir listing; frees the listing. */
+static int load_dir_entries(struct parser *p, const char *dir, struct dirent **names, int n)
+{
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char path[CONFIG_PATH_MAX];
+        int len = snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+        if (rc == 0 && (len < 0 || (size_t)len >= sizeof(path)))
+            rc = fail(p, "%s: path is longer than %d bytes", p->name, CONFIG_PATH_MAX - 1);
+        if (rc == 0) {
+            /* The included file continues this one's log_type/log_dest state. */
+            struct parser child = *p;
+            child.path = path;
+            child.line_no = 0;
+            child.depth = p->depth + 1;
+            rc = load_file(&child);
+            p->has_log_type = child.has_log_type;
+            p->has_log_dest = child.has_log_dest;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* include_dir DIR: DIR's *.conf files in strcmp order. */
+static int do_include_dir(struct parser *p, char *args)
+{
+    if (args[0] == '\0')
+        return fail(p, "%s: missing value", p->name);
+    if (p->depth >= CONFIG_INCLUDE_DEPTH_MAX)
+        return fail(p, "include_dir: nested more than %d deep", CONFIG_INCLUDE_DEPTH_MAX);
+    struct dirent **names = NULL;
+    int n = scandir(args, &names, is_conf_file, by_name);
+    if (n < 0)
+        return fail(p, "include_dir: cannot read %s: %s", args, strerror(errno));
+    return load_dir_entries(p, args, names, n);
+}
+
 static const struct {
     const char *name;
     int (*parse)(struct parser *p, char *args);
 } directives[] = {
     {"listener", do_listener},
+    {"cafile", do_cafile},
+    {"certfile", do_certfile},
+    {"keyfile", do_keyfile},
+    {"tls_version", do_tls_version},
+    {"require_certificate", do_require_certificate},
+    {"use_identity_as_username", do_use_identity_as_username},
     {"persistence_location", do_persistence_location},
     {"allow_anonymous", do_allow_anonymous},
+    {"password_file", do_password_file},
+    {"acl_file", do_acl_file},
+    {"pid_file", do_pid_file},
     {"max_inflight_messages", do_max_inflight_messages},
     {"max_queued_messages", do_max_queued_messages},
+    {"max_queued_bytes", do_max_queued_bytes},
+    {"message_size_limit", do_message_size_limit},
+    {"max_connections", do_max_connections},
+    {"max_keepalive", do_max_keepalive},
+    {"sys_interval", do_sys_interval},
+    {"connection_messages", do_connection_messages},
+    {"retain_available", do_retain_available},
+    {"persistent_client_expiration", do_persistent_client_expiration},
+    {"log_dest", do_log_dest},
+    {"log_type", do_log_type},
+    {"include_dir", do_include_dir},
     {"storage_sync", do_storage_sync},
     {"storage_max_size", do_storage_max_size},
-    {"log_type", do_log_type},
 };
 
 /* ---- lines and files ----------------------------------------------------- */
@@ -393,15 +728,21 @@ static int parse_stream(struct parser *p, FILE *f)
     return rc;
 }
 
-int config_load_file(struct sol_config *cfg, const char *path, char *err, size_t err_len)
+/* Reads p->path from its first line. */
+static int load_file(struct parser *p)
 {
-    struct parser p = {cfg, path, 0, NULL, false, err, err_len};
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(p->path, "r");
     if (f == NULL) {
-        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+        snprintf(p->err, p->err_len, "%s: cannot read: %s", p->path, strerror(errno));
         return -1;
     }
-    int rc = parse_stream(&p, f);
+    int rc = parse_stream(p, f);
     fclose(f);
     return rc;
+}
+
+int config_load_file(struct sol_config *cfg, const char *path, char *err, size_t err_len)
+{
+    struct parser p = {.cfg = cfg, .path = path, .err = err, .err_len = err_len};
+    return load_file(&p);
 }

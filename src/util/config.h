@@ -10,6 +10,7 @@
 #ifndef SOL_CONFIG_H
 #define SOL_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,18 +20,34 @@
 #define CONFIG_DEFAULT_MAX_INFLIGHT         20
 #define CONFIG_DEFAULT_MAX_QUEUED           1000
 #define CONFIG_DEFAULT_STORAGE_MAX_SIZE     ((uint64_t)1 << 30) /* 1G */
-#define CONFIG_PATH_MAX                     4096                /* bytes, including the NUL */
+#define CONFIG_DEFAULT_SYS_INTERVAL_S       10
+#define CONFIG_MAX_MESSAGE_SIZE_LIMIT       268435455u /* MQTT's largest remaining length */
+#define CONFIG_INCLUDE_DEPTH_MAX            8          /* include_dir nesting */
+#define CONFIG_PATH_MAX                     4096       /* bytes, including the NUL */
 
 /*
  * One listener: a TCP port (on bind_address, or on every address when it is
  * NULL), or a unix socket when unix_path is set (Mosquitto 2's
  * "listener 0 /path/to/socket"; port is then 0).
- * Per-listener settings (TLS, auth) will be added here, after the address.
+ *
+ * The TLS directives (cafile, certfile, keyfile, tls_version,
+ * require_certificate, use_identity_as_username) apply to the listener line
+ * above them, as in Mosquitto; before any listener line they are an error.
+ * password_file, acl_file and allow_anonymous stay global, as in Mosquitto's
+ * default "per_listener_settings false" (Sol has no per_listener_settings).
+ * TLS is on when certfile is set; main checks that certfile and keyfile come
+ * together.
  */
 struct config_listener {
     uint16_t port;
     char *bind_address; /* owned; NULL: all addresses */
     char *unix_path;    /* owned; NULL: TCP */
+    char *cafile;       /* owned; NULL: not set. CA to verify client certificates */
+    char *certfile;     /* owned; NULL: plain TCP */
+    char *keyfile;      /* owned; NULL: not set */
+    char *tls_version;  /* owned; NULL: OpenSSL's minimum. "tlsv1.1", "tlsv1.2" or "tlsv1.3" */
+    bool require_certificate;      /* clients must present a certificate signed by cafile */
+    bool use_identity_as_username; /* the certificate's CN becomes the username */
 };
 
 enum config_storage_sync {
@@ -50,6 +67,14 @@ enum config_log_type {
     CONFIG_LOG_DEFAULT =
         CONFIG_LOG_ERROR | CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE | CONFIG_LOG_INFORMATION,
     CONFIG_LOG_ALL = (1u << 7) - 1,
+};
+
+/* log_dest values, as a bit set. */
+enum config_log_dest {
+    CONFIG_LOG_DEST_STDERR = 1u << 0,
+    CONFIG_LOG_DEST_STDOUT = 1u << 1,
+    CONFIG_LOG_DEST_FILE = 1u << 2, /* sol_config.log_file */
+    CONFIG_LOG_DEST_SYSLOG = 1u << 3,
 };
 
 struct sol_config {
@@ -76,16 +101,50 @@ struct sol_config {
     uint64_t storage_max_size;
     /* Bit set of enum config_log_type. Directive: log_type
      * error|warning|notice|information|debug|subscribe|unsubscribe|all|none,
-     * repeatable: a file's first log_type line replaces the set, later lines
-     * add to it. */
+     * repeatable: the first log_type line of a config_load_file() call (the
+     * file or a file it includes) replaces the set, later lines add to it. */
     unsigned log_types;
+    /* Bit set of enum config_log_dest; default stderr. Directive: log_dest
+     * stderr|stdout|syslog|none|file PATH, repeatable like log_type. */
+    unsigned log_dests;
+    char *log_file; /* owned; the PATH of log_dest file (the rest of the line) */
+    /* Directive: connection_messages true|false (default true). */
+    bool connection_messages;
+    /* Owned paths, NULL when unset (the rest of the line). Directives:
+     * password_file, acl_file, pid_file. */
+    char *password_file;
+    char *acl_file;
+    char *pid_file;
+    /* Payload bytes queued per session; 0 = no limit (default). Directive:
+     * max_queued_bytes N (0..INT64_MAX; Sol also takes k, M, G suffixes). */
+    uint64_t max_queued_bytes;
+    /* Largest PUBLISH payload in bytes; 0 = no limit (default). A client
+     * sending a larger packet is disconnected. Directive: message_size_limit N
+     * (0..CONFIG_MAX_MESSAGE_SIZE_LIMIT). */
+    uint32_t message_size_limit;
+    /* Concurrent connections; 0 = no limit. Directive: max_connections N
+     * (-1 or 0 = no limit, as in Mosquitto; default -1). */
+    uint32_t max_connections;
+    /* Largest keepalive a client may ask for, seconds; 0 = no limit (Sol's
+     * default; Mosquitto's is 65535). With a limit, keepalive 0 is refused too,
+     * as in Mosquitto. Directive: max_keepalive N (0..65535). */
+    uint16_t max_keepalive;
+    /* Seconds between $SYS updates; 0 = no $SYS. Directive: sys_interval N
+     * (0..65535, default 10). */
+    uint32_t sys_interval;
+    /* Directive: retain_available true|false (default true). */
+    bool retain_available;
+    /* Seconds; 0 = persistent sessions never expire (default). Directive:
+     * persistent_client_expiration N{h|d|w|m|y} (hours, days, weeks, months of
+     * 30 days, years of 365 days, as Mosquitto; Sol also takes s for seconds). */
+    uint64_t persistent_client_expiration_s;
 };
 
 /* Sets every field to its default: no listeners, allow_anonymous -1,
  * default_port 1883, and the CONFIG_DEFAULT_* values. Allocates nothing. */
 void config_init(struct sol_config *cfg);
 
-/* Frees what cfg owns (listeners and their strings) and re-initialises it.
+/* Frees what cfg owns (listeners, paths) and re-initialises it.
  * Safe to call twice. */
 void config_deinit(struct sol_config *cfg);
 
@@ -98,16 +157,21 @@ void config_deinit(struct sol_config *cfg);
  *   "PATH:LINE: NAME: missing value" / "NAME: unexpected extra value 'V'"
  *   "PATH:LINE: NAME: 'V' is not an integer" / "...'V' is out of range MIN..MAX"
  *   "PATH:LINE: NAME: 'V' is not true or false" (and likewise per directive)
+ *   "PATH:LINE: NAME: must follow a listener line" (per-listener settings)
+ *   "PATH:LINE: include_dir: cannot read DIR: REASON"
  *   "PATH:LINE: out of memory"
  *   "PATH: cannot read: REASON" when the file cannot be opened or read.
+ * include_dir DIR reads DIR's *.conf files in strcmp order (case-sensitive,
+ * as Mosquitto), each with its own PATH:LINE in messages; nesting deeper
+ * than CONFIG_INCLUDE_DEPTH_MAX is an error.
  * On failure cfg keeps what the lines before the bad one set; the caller is
  * expected to config_deinit() it.
  */
 int config_load_file(struct sol_config *cfg, const char *path, char *err, size_t err_len);
 
 /*
- * Appends a listener; copies bind_address and unix_path (either may be NULL).
- * Returns 0 or -ENOMEM (cfg unchanged).
+ * Appends a listener without TLS; copies bind_address and unix_path (either
+ * may be NULL). Returns 0 or -ENOMEM (cfg unchanged).
  */
 int config_add_listener(struct sol_config *cfg, uint16_t port, const char *bind_address,
                         const char *unix_path);

@@ -467,6 +467,359 @@ static void test_deinit_twice_is_safe_and_reinitialises(void **state)
     config_deinit(&f->cfg);
 }
 
+/* ---- operations directives (issue 5) ----------------------------------- */
+
+static void test_defaults_for_operations_directives(void **state)
+{
+    struct sol_config *cfg = &((struct fixture *)*state)->cfg;
+    assert_int_equal(cfg->log_dests, CONFIG_LOG_DEST_STDERR);
+    assert_null(cfg->log_file);
+    assert_true(cfg->connection_messages);
+    assert_null(cfg->password_file);
+    assert_null(cfg->acl_file);
+    assert_null(cfg->pid_file);
+    assert_int_equal(cfg->max_queued_bytes, 0);
+    assert_int_equal(cfg->message_size_limit, 0);
+    assert_int_equal(cfg->max_connections, 0);
+    assert_int_equal(cfg->max_keepalive, 0);
+    assert_int_equal(cfg->sys_interval, 10);
+    assert_true(cfg->retain_available);
+    assert_int_equal(cfg->persistent_client_expiration_s, 0);
+}
+
+static void test_tls_settings_apply_to_the_listener_above(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "listener 1883\n"
+               "listener 8883 0.0.0.0\n"
+               "cafile /etc/sol/ca dir/ca.crt\n"
+               "certfile /etc/sol/server.crt\n"
+               "keyfile /etc/sol/server.key\n"
+               "tls_version tlsv1.2\n"
+               "require_certificate true\n"
+               "use_identity_as_username true\n"
+               "listener 8884\n"
+               "certfile /a.crt\n"
+               "keyfile /a.key\n"
+               "tls_version tlsv1.3\n"
+               "require_certificate false\n");
+    struct config_listener *l = f->cfg.listeners;
+    assert_int_equal(f->cfg.listener_count, 3);
+    assert_null(l[0].cafile);
+    assert_null(l[0].certfile);
+    assert_null(l[0].keyfile);
+    assert_null(l[0].tls_version);
+    assert_false(l[0].require_certificate);
+    assert_false(l[0].use_identity_as_username);
+    assert_string_equal(l[1].cafile, "/etc/sol/ca dir/ca.crt");
+    assert_string_equal(l[1].certfile, "/etc/sol/server.crt");
+    assert_string_equal(l[1].keyfile, "/etc/sol/server.key");
+    assert_string_equal(l[1].tls_version, "tlsv1.2");
+    assert_true(l[1].require_certificate);
+    assert_true(l[1].use_identity_as_username);
+    assert_null(l[2].cafile);
+    assert_string_equal(l[2].certfile, "/a.crt");
+    assert_string_equal(l[2].keyfile, "/a.key");
+    assert_string_equal(l[2].tls_version, "tlsv1.3");
+    assert_false(l[2].require_certificate);
+}
+
+static void test_tls_setting_repeated_replaces(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "listener 0 /tmp/x.sock\ncertfile /a\ncertfile /b\ntls_version tlsv1.1\n");
+    assert_string_equal(f->cfg.listeners[0].certfile, "/b");
+    assert_string_equal(f->cfg.listeners[0].tls_version, "tlsv1.1");
+}
+
+static void test_error_tls_setting_before_any_listener(void **state)
+{
+    static const char *const names[] = {"cafile /ca",
+                                        "certfile /c",
+                                        "keyfile /k",
+                                        "tls_version tlsv1.2",
+                                        "require_certificate true",
+                                        "use_identity_as_username true"};
+    struct fixture *f = *state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char text[128], msg[128];
+        snprintf(text, sizeof(text), "# tls\n%s\nlistener 8883\n", names[i]);
+        snprintf(msg, sizeof(msg), "%.*s: must follow a listener line", (int)strcspn(names[i], " "),
+                 names[i]);
+        load_fails(f, text, 2, msg);
+    }
+}
+
+static void test_error_tls_values(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "listener 1\ntls_version tlsv1\n", 2,
+               "tls_version: 'tlsv1' is not tlsv1.1, tlsv1.2 or tlsv1.3");
+    config_deinit(&f->cfg);
+    load_fails(f, "listener 1\nrequire_certificate yes\n", 2,
+               "require_certificate: 'yes' is not true or false");
+    config_deinit(&f->cfg);
+    load_fails(f, "listener 1\ncertfile\n", 2, "certfile: missing value");
+    config_deinit(&f->cfg);
+    load_fails(f, "listener 1\nuse_identity_as_username\n", 2,
+               "use_identity_as_username: missing value");
+}
+
+static void test_password_acl_and_pid_file_take_rest_of_line(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "password_file /etc/sol/pass words\nacl_file  /etc/sol/acl \npid_file /run/sol.pid\n"
+               "password_file /etc/sol/passwd\n");
+    assert_string_equal(f->cfg.password_file, "/etc/sol/passwd");
+    assert_string_equal(f->cfg.acl_file, "/etc/sol/acl");
+    assert_string_equal(f->cfg.pid_file, "/run/sol.pid");
+    load_fails(f, "acl_file\n", 1, "acl_file: missing value");
+    load_fails(f, "password_file   \n", 1, "password_file: missing value");
+    load_fails(f, "pid_file\n", 1, "pid_file: missing value");
+}
+
+static void test_limits_bounds(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "message_size_limit 268435455\nmax_connections -1\nmax_keepalive 65535\n"
+               "max_queued_bytes 0\n");
+    assert_int_equal(f->cfg.message_size_limit, 268435455u);
+    assert_int_equal(f->cfg.max_connections, 0);
+    assert_int_equal(f->cfg.max_keepalive, 65535);
+    assert_int_equal(f->cfg.max_queued_bytes, 0);
+    load_ok(f, "message_size_limit 0\nmax_connections 100\nmax_keepalive 0\n"
+               "max_queued_bytes 1000\n");
+    assert_int_equal(f->cfg.message_size_limit, 0);
+    assert_int_equal(f->cfg.max_connections, 100);
+    assert_int_equal(f->cfg.max_keepalive, 0);
+    assert_int_equal(f->cfg.max_queued_bytes, 1000);
+    load_ok(f, "max_connections 0\nmax_queued_bytes 2M\n");
+    assert_int_equal(f->cfg.max_connections, 0);
+    assert_int_equal(f->cfg.max_queued_bytes, 2u << 20);
+}
+
+static void test_error_limits_out_of_range(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "message_size_limit 268435456\n", 1,
+               "message_size_limit: '268435456' is out of range 0..268435455");
+    load_fails(f, "message_size_limit -1\n", 1,
+               "message_size_limit: '-1' is out of range 0..268435455");
+    load_fails(f, "max_connections -2\n", 1,
+               "max_connections: '-2' is out of range -1..2147483647");
+    load_fails(f, "max_keepalive 65536\n", 1, "max_keepalive: '65536' is out of range 0..65535");
+    load_fails(f, "max_queued_bytes -5\n", 1,
+               "max_queued_bytes: '-5' is not a positive size (bytes, or with suffix k, M or G)");
+    load_fails(f, "sys_interval 1.5\n", 1, "sys_interval: '1.5' is not an integer");
+    load_fails(f, "sys_interval 65536\n", 1, "sys_interval: '65536' is out of range 0..65535");
+}
+
+static void test_sys_interval_connection_messages_retain_available(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "sys_interval 0\nconnection_messages false\nretain_available false\n");
+    assert_int_equal(f->cfg.sys_interval, 0);
+    assert_false(f->cfg.connection_messages);
+    assert_false(f->cfg.retain_available);
+    load_ok(f, "sys_interval 1\nconnection_messages true\nretain_available true\n");
+    assert_int_equal(f->cfg.sys_interval, 1);
+    assert_true(f->cfg.connection_messages);
+    assert_true(f->cfg.retain_available);
+    load_fails(f, "retain_available 1\n", 1, "retain_available: '1' is not true or false");
+    load_fails(f, "connection_messages on\n", 1, "connection_messages: 'on' is not true or false");
+}
+
+static void test_persistent_client_expiration_units(void **state)
+{
+    static const struct {
+        const char *value;
+        uint64_t seconds;
+    } cases[] = {
+        {"30s", 30},       {"1h", 3600},           {"2d", 2 * 86400},
+        {"1w", 7 * 86400}, {"3m", 3 * 30 * 86400}, {"1y", 365 * 86400},
+    };
+    struct fixture *f = *state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "persistent_client_expiration %s\n", cases[i].value);
+        load_ok(f, text);
+        assert_int_equal(f->cfg.persistent_client_expiration_s, cases[i].seconds);
+    }
+}
+
+static void test_error_persistent_client_expiration(void **state)
+{
+    static const char *const bad[] = {"1", "0d", "d", "-1d", "1x", "1dd", "99999999999999999999y"};
+    struct fixture *f = *state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[64], msg[160];
+        snprintf(text, sizeof(text), "persistent_client_expiration %s\n", bad[i]);
+        snprintf(msg, sizeof(msg),
+                 "persistent_client_expiration: '%s' is not a duration (a positive number "
+                 "followed by h, d, w, m or y)",
+                 bad[i]);
+        load_fails(f, text, 1, msg);
+    }
+}
+
+static void test_log_dest_first_line_replaces_then_adds(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "log_dest syslog\nlog_dest file /var/log/sol/sol log.txt\nlog_dest stdout\n");
+    assert_int_equal(f->cfg.log_dests,
+                     CONFIG_LOG_DEST_SYSLOG | CONFIG_LOG_DEST_FILE | CONFIG_LOG_DEST_STDOUT);
+    assert_string_equal(f->cfg.log_file, "/var/log/sol/sol log.txt");
+    load_ok(f, "log_dest none\n");
+    assert_int_equal(f->cfg.log_dests, 0);
+    load_ok(f, "log_dest stderr\n");
+    assert_int_equal(f->cfg.log_dests, CONFIG_LOG_DEST_STDERR);
+}
+
+static void test_error_log_dest(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "log_dest topic\n", 1,
+               "log_dest: 'topic' is not one of stderr, stdout, syslog, none, file PATH");
+    load_fails(f, "log_dest\n", 1, "log_dest: missing value");
+    load_fails(f, "log_dest file\n", 1, "log_dest: missing value");
+    load_fails(f, "log_dest syslog extra\n", 1, "log_dest: unexpected extra value 'extra'");
+}
+
+/* ---- include_dir --------------------------------------------------------- */
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* A fresh directory with b.conf, a.conf, B.conf, notes.txt and .hidden.conf. */
+static void make_include_dir(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/sol-test-include-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/b.conf", dir);
+    write_text(path, "max_inflight_messages 2\nlistener 2\n");
+    snprintf(path, sizeof(path), "%s/a.conf", dir);
+    write_text(path, "max_inflight_messages 1\nlistener 1\n");
+    snprintf(path, sizeof(path), "%s/B.conf", dir);
+    write_text(path, "listener 3\nlog_type debug\n");
+    snprintf(path, sizeof(path), "%s/notes.txt", dir);
+    write_text(path, "not a config\n");
+    snprintf(path, sizeof(path), "%s/.hidden.conf", dir);
+    write_text(path, "garbage\n");
+}
+
+static void remove_include_dir(const char *dir)
+{
+    static const char *const names[] = {"b.conf",    "a.conf",       "B.conf",
+                                        "notes.txt", ".hidden.conf", "c.conf"};
+    char path[256];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static void test_include_dir_reads_conf_files_in_strcmp_order(void **state)
+{
+    struct fixture *f = *state;
+    char dir[64], text[128];
+    make_include_dir(dir, sizeof(dir));
+    snprintf(text, sizeof(text), "log_type error\ninclude_dir %s\nmax_queued_messages 9\n", dir);
+    load_ok(f, text);
+    remove_include_dir(dir);
+    assert_int_equal(f->cfg.listener_count, 3);
+    assert_int_equal(f->cfg.listeners[0].port, 3); /* "B.conf" < "a.conf" < "b.conf" */
+    assert_int_equal(f->cfg.listeners[1].port, 1);
+    assert_int_equal(f->cfg.listeners[2].port, 2);
+    assert_int_equal(f->cfg.max_inflight_messages, 2);
+    assert_int_equal(f->cfg.max_queued_messages, 9);
+    /* The included log_type adds to the including file's. */
+    assert_int_equal(f->cfg.log_types, CONFIG_LOG_ERROR | CONFIG_LOG_DEBUG);
+}
+
+static void test_error_in_included_file_names_that_file(void **state)
+{
+    struct fixture *f = *state;
+    char dir[64], text[128], path[128], want[256];
+    make_include_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/c.conf", dir);
+    write_text(path, "# c\nmax_keepalive x\n");
+    snprintf(text, sizeof(text), "include_dir %s\n", dir);
+    assert_int_equal(load(f, text), -1);
+    remove_include_dir(dir);
+    snprintf(want, sizeof(want), "%s:2: max_keepalive: 'x' is not an integer", path);
+    assert_string_equal(f->err, want);
+}
+
+static void test_error_include_dir_missing(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "\ninclude_dir /nonexistent/sol.d\n", 2,
+               "include_dir: cannot read /nonexistent/sol.d: No such file or directory");
+    load_fails(f, "include_dir\n", 1, "include_dir: missing value");
+}
+
+static void test_error_include_dir_including_itself_stops(void **state)
+{
+    struct fixture *f = *state;
+    char dir[64], text[128], path[128];
+    make_include_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/c.conf", dir);
+    snprintf(text, sizeof(text), "include_dir %s\n", dir);
+    write_text(path, text);
+    assert_int_equal(load(f, text), -1);
+    remove_include_dir(dir);
+    assert_non_null(strstr(f->err, "c.conf:1: include_dir: nested more than 8 deep"));
+}
+
+/* ---- the documented example file ----------------------------------------- */
+
+/* conf/sol.conf as shipped (everything commented out) changes nothing. */
+static void test_shipped_sol_conf_parses(void **state)
+{
+    struct fixture *f = *state;
+    const char *src = getenv("SOL_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/conf/sol.conf", src != NULL ? src : "..");
+    if (config_load_file(&f->cfg, path, f->err, sizeof(f->err)) != 0)
+        fail_msg("%s", f->err);
+}
+
+/* Every "#directive value" line of conf/sol.conf uncommented (the examples)
+ * parses too, after a listener so the TLS lines have one to apply to. */
+static void test_shipped_sol_conf_examples_uncommented_parse(void **state)
+{
+    struct fixture *f = *state;
+    const char *src = getenv("SOL_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/conf/sol.conf", src != NULL ? src : "..");
+    FILE *in = fopen(path, "r");
+    FILE *out = fopen(f->path, "w");
+    assert_non_null(in);
+    assert_non_null(out);
+    char line[1024];
+    unsigned examples = 0;
+    fputs("listener 1883\n", out);
+    while (fgets(line, sizeof(line), in) != NULL) {
+        /* "#name value": an example; "# text": prose. */
+        if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z') {
+            fputs(line + 1, out);
+            examples++;
+        }
+    }
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    assert_true(examples >= 25);
+    if (config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)) != 0)
+        fail_msg("%s", f->err);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -501,6 +854,25 @@ int main(void)
         TEST(test_error_unreadable_file),
         TEST(test_error_keeps_earlier_lines_and_truncates_message),
         TEST(test_deinit_twice_is_safe_and_reinitialises),
+        TEST(test_defaults_for_operations_directives),
+        TEST(test_tls_settings_apply_to_the_listener_above),
+        TEST(test_tls_setting_repeated_replaces),
+        TEST(test_error_tls_setting_before_any_listener),
+        TEST(test_error_tls_values),
+        TEST(test_password_acl_and_pid_file_take_rest_of_line),
+        TEST(test_limits_bounds),
+        TEST(test_error_limits_out_of_range),
+        TEST(test_sys_interval_connection_messages_retain_available),
+        TEST(test_persistent_client_expiration_units),
+        TEST(test_error_persistent_client_expiration),
+        TEST(test_log_dest_first_line_replaces_then_adds),
+        TEST(test_error_log_dest),
+        TEST(test_include_dir_reads_conf_files_in_strcmp_order),
+        TEST(test_error_in_included_file_names_that_file),
+        TEST(test_error_include_dir_missing),
+        TEST(test_error_include_dir_including_itself_stops),
+        TEST(test_shipped_sol_conf_parses),
+        TEST(test_shipped_sol_conf_examples_uncommented_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
