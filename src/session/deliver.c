@@ -130,7 +130,11 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
     if (!may_read(mgr, s, m))
         return 0;
     if (mgr->sink->output_pending(s->client->conn) > mgr->config.max_qos0_output_bytes) {
-        mgr->dropped_qos0++;
+        /* A slow reader must not make the broker buffer without bound. */
+        if (mgr->dropped_qos0++ % 1000 == 0)
+            log_notice("client %s: output buffer full, dropping QoS 0 messages (%llu dropped so "
+                       "far)",
+                       (char *)s->client_id, (unsigned long long)mgr->dropped_qos0);
         return 0;
     }
     send_or_close(mgr, s, output_send_publish(mgr, s->client, m, 0, 0, false));

@@ -279,6 +279,52 @@ def test_unsubscribe_and_invalid_filter(broker):
     check(nothing_arrives(sub, 0.4), "delivery after UNSUBSCRIBE")
 
 
+# ---- back-pressure ----
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_stalled_subscriber_does_not_stall_others(broker):
+    stalled = mqtt_connect(broker.port, "bp-stalled")
+    subscribe(stalled, [("bp/#", 0)])
+    stalled.sock.setsockopt(harness.socket.SOL_SOCKET, harness.socket.SO_RCVBUF, 4096)
+    reader = mqtt_connect(broker.port, "bp-reader")
+    subscribe(reader, [("bp/#", 1)])
+    pub = mqtt_connect(broker.port, "bp-pub")
+    payload = b"x" * 16384
+    count = 3000  # 48 MB: far more than the stalled socket and the QoS 0 limit take
+    rss_before = rss_kb(broker.proc.pid)
+    got = 0
+    for i in range(count):
+        pub.send(publish_packet("bp/t", payload, qos=0))
+        # Keep the reader draining as we go, acking its QoS 1 deliveries.
+        for _ in range(8):
+            try:
+                pkt = reader.read_packet(timeout_s=0.001 if i < count - 1 else 5)
+            except harness.TestFailure:
+                break
+            if pkt is None:
+                break
+            got += 1
+    deadline = time.monotonic() + 20
+    while got < count and time.monotonic() < deadline:
+        pkt = reader.read_packet(timeout_s=5)
+        check(pkt is not None, "reader connection closed")
+        got += 1
+    check(got == count, "reader got %d of %d while another subscriber stalled" % (got, count))
+    broker.wait_for_log("client bp-stalled: output buffer full, dropping QoS 0 messages")
+    with open("/proc/%d/maps" % broker.proc.pid) as f:
+        sanitized = "libasan" in f.read()  # ASan's quarantine makes RSS meaningless
+    grew_mb = (rss_kb(broker.proc.pid) - rss_before) / 1024
+    check(sanitized or grew_mb < 64, "broker RSS grew %.0f MB for a stalled client" % grew_mb)
+    reader.send(harness.PINGREQ_BYTES)
+
+
 def main():
     r = harness.Runner()
     for fn in (test_mosquitto_clients_qos_0_1_2, test_mqtt31_client_accepted,
@@ -290,7 +336,8 @@ def main():
                test_retained_set_delivered_with_flag_and_cleared,
                test_will_on_keepalive_expiry_not_after_disconnect,
                test_takeover_closes_the_old_connection, test_client_id_rules,
-               test_dollar_topics_not_matched_by_hash, test_unsubscribe_and_invalid_filter):
+               test_dollar_topics_not_matched_by_hash, test_unsubscribe_and_invalid_filter,
+               test_stalled_subscriber_does_not_stall_others):
         r.run(fn)
     r.finish()
 
