@@ -1,17 +1,28 @@
 /*
- * main.c - the sol binary: flags, configuration, open the store, create the
- * session manager, run the server, and on SIGINT/SIGTERM close everything
- * and exit 0. Start-up errors print one line and exit 1 (2 for bad flags).
+ * main.c - the sol binary: flags, configuration, password and ACL files,
+ * logging, daemon mode, open the store, create the session manager, run the
+ * server; SIGHUP reloads the password and ACL files and reopens the log file;
+ * $SYS topics every sys_interval. On SIGINT/SIGTERM it closes everything and
+ * exits 0. Start-up errors print one line ("sol: FILE:LINE: ..." for the
+ * config) and exit 1 (2 for bad flags).
  * Not for: anything the modules do themselves; this file only wires them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -19,27 +30,38 @@
 #include "store.h"
 
 #define ERR_LEN 512
-/* In nosync mode the store is flushed to disk this often (seconds). */
-#define NOSYNC_FLUSH_S 1.0
+/* In nosync mode the store is flushed to disk this often (seconds); the same
+ * tick expires persistent sessions. */
+#define TICK_S 1.0
+/* A PUBLISH carrying message_size_limit payload bytes: fixed header (5),
+ * topic length and the longest topic (2 + 65535), packet id (2). */
+#define PUBLISH_OVERHEAD   (5u + 2u + 65535u + 2u)
+#define PROTOCOL_MAX_BYTES (268435455u + 5u)
 
 struct flags {
     const char *config_path;
     long port; /* -1: not given */
     bool is_verbose;
+    bool is_daemon;
+    bool is_test_config;
     double connect_timeout_s; /* < 0: not given */
     long max_packet_size;     /* < 0: not given */
 };
 
-enum { OPT_VERSION = 256, OPT_CONNECT_TIMEOUT, OPT_MAX_PACKET_SIZE };
+enum { OPT_VERSION = 256, OPT_CONNECT_TIMEOUT, OPT_MAX_PACKET_SIZE, OPT_TEST_CONFIG };
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: sol [-c FILE] [-p PORT] [-v] [-h] [--version]\n"
-            "  -c FILE   read a Mosquitto-style config file\n"
+            "usage: sol [-c FILE] [-p PORT] [-v] [-d] [--test-config] [-h] [--version]\n"
+            "  -c FILE   read a Mosquitto-style config file (see conf/sol.conf)\n"
             "  -p PORT   listen on 127.0.0.1:PORT (default 1883; with -c, in addition to the\n"
             "            file's listeners)\n"
             "  -v        verbose (debug) logging\n"
+            "  -d        run in the background as a daemon (pid_file is written); returns\n"
+            "            once the broker listens, with its start-up error otherwise\n"
+            "  --test-config  check the configuration (and the password, ACL and TLS files\n"
+            "            it names), print \"configuration OK\" or the error, and exit\n"
             "  -h        this help\n"
             "  --version print the version\n"
             "  --connect-timeout SECONDS  close connections that send no CONNECT (default %.0f)\n"
@@ -87,6 +109,12 @@ static int apply_flag(int opt, const char *arg, struct flags *f)
     case 'v':
         f->is_verbose = true;
         return 0;
+    case 'd':
+        f->is_daemon = true;
+        return 0;
+    case OPT_TEST_CONFIG:
+        f->is_test_config = true;
+        return 0;
     case OPT_CONNECT_TIMEOUT:
         if (parse_seconds(arg, &f->connect_timeout_s) == 0)
             return 0;
@@ -109,13 +137,14 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     static const struct option longs[] = {
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
+        {"test-config", no_argument, NULL, OPT_TEST_CONFIG},
         {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
         {"max-packet-size", required_argument, NULL, OPT_MAX_PACKET_SIZE},
         {NULL, 0, NULL, 0},
     };
     *f = (struct flags){.port = -1, .connect_timeout_s = -1, .max_packet_size = -1};
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:p:vh", longs, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:p:vdh", longs, NULL)) != -1) {
         if (opt == 'h') {
             usage(stdout);
             return 1;
@@ -134,6 +163,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     }
     return 0;
 }
+
+/* ---- configuration --------------------------------------------------------- */
 
 /* Flags and the config file into cfg; -1 with a message in err. */
 static int load_config(const struct flags *f, struct sol_config *cfg, char *err, size_t err_len)
@@ -156,19 +187,245 @@ static int load_config(const struct flags *f, struct sol_config *cfg, char *err,
     return 0;
 }
 
-static void set_log_level(const struct flags *f, const struct sol_config *cfg)
+/* "FILE:LINE: listener PORT" or "-p PORT" naming a listener in messages. */
+static void listener_name(const struct config_listener *l, char *out, size_t len)
 {
-    enum log_level level = LOG_LEVEL_ERROR;
-    if (cfg->log_types & CONFIG_LOG_WARNING)
-        level = LOG_LEVEL_WARNING;
-    if (cfg->log_types & CONFIG_LOG_NOTICE)
-        level = LOG_LEVEL_NOTICE;
-    if (cfg->log_types & CONFIG_LOG_INFORMATION)
-        level = LOG_LEVEL_INFO;
-    if (f->is_verbose || (cfg->log_types & CONFIG_LOG_DEBUG))
-        level = LOG_LEVEL_DEBUG;
-    log_set_level(level);
+    if (l->unix_path != NULL)
+        snprintf(out, len, "%s: listener 0 %s", l->where ? l->where : "-p", l->unix_path);
+    else
+        snprintf(out, len, "%s: listener %u", l->where ? l->where : "-p", (unsigned)l->port);
 }
+
+/* A file the broker will read: -1 with "NAME: PATH: REASON" if it cannot. */
+static int check_readable(const char *what, const char *name, const char *path, char *err,
+                          size_t err_len)
+{
+    if (path == NULL || access(path, R_OK) == 0)
+        return 0;
+    snprintf(err, err_len, "%.200s: %s %.200s: %s", what, name, path, strerror(errno));
+    return -1;
+}
+
+/* The TLS settings of one listener make sense together, and their files are
+ * readable. */
+static int check_listener_tls(const struct config_listener *l, char *err, size_t err_len)
+{
+    char name[CONFIG_PATH_MAX + 64];
+    listener_name(l, name, sizeof(name));
+    bool has_tls_option =
+        l->cafile || l->tls_version || l->require_certificate || l->use_identity_as_username;
+    const char *problem = NULL;
+    if ((l->certfile == NULL) != (l->keyfile == NULL))
+        problem = "certfile and keyfile must be given together";
+    else if (l->certfile == NULL && has_tls_option)
+        problem = "TLS settings without certfile and keyfile";
+    else if (l->require_certificate && l->cafile == NULL)
+        problem = "require_certificate needs cafile";
+    else if (l->use_identity_as_username && !l->require_certificate)
+        problem = "use_identity_as_username needs require_certificate true";
+    if (problem != NULL) {
+        snprintf(err, err_len, "%.300s: %s", name, problem);
+        return -1;
+    }
+    if (check_readable(name, "cafile", l->cafile, err, err_len) < 0 ||
+        check_readable(name, "certfile", l->certfile, err, err_len) < 0 ||
+        check_readable(name, "keyfile", l->keyfile, err, err_len) < 0)
+        return -1;
+    return 0;
+}
+
+static int check_tls(const struct sol_config *cfg, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < cfg->listener_count; i++) {
+        if (check_listener_tls(&cfg->listeners[i], err, err_len) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The password file and ACL named by cfg (NULL when not configured). */
+struct auth_files {
+    struct auth_passwd *passwords;
+    struct auth_acl *acl;
+};
+
+static void auth_files_free(struct auth_files *a)
+{
+    auth_passwd_free(a->passwords);
+    auth_acl_free(a->acl);
+    *a = (struct auth_files){0};
+}
+
+/* Loads both files; on failure frees what it loaded, err holds
+ * "FILE:LINE: message" (or "FILE: reason"). */
+static int auth_files_load(const struct sol_config *cfg, struct auth_files *out, char *err,
+                           size_t err_len)
+{
+    *out = (struct auth_files){0};
+    if (cfg->password_file != NULL &&
+        auth_passwd_load(cfg->password_file, &out->passwords, err, err_len) != AUTH_OK)
+        return -1;
+    if (cfg->acl_file != NULL && auth_acl_load(cfg->acl_file, &out->acl, err, err_len) != AUTH_OK) {
+        auth_files_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+/* log_type bits into log levels; -v adds debug. subscribe/unsubscribe have
+ * no lines of their own yet. */
+static unsigned log_levels(const struct flags *f, const struct sol_config *cfg)
+{
+    unsigned mask = 0;
+    if (cfg->log_types & CONFIG_LOG_ERROR)
+        mask |= LOG_LEVEL_BIT(LOG_LEVEL_ERROR);
+    if (cfg->log_types & CONFIG_LOG_WARNING)
+        mask |= LOG_LEVEL_BIT(LOG_LEVEL_WARNING);
+    if (cfg->log_types & CONFIG_LOG_NOTICE)
+        mask |= LOG_LEVEL_BIT(LOG_LEVEL_NOTICE);
+    if (cfg->log_types & CONFIG_LOG_INFORMATION)
+        mask |= LOG_LEVEL_BIT(LOG_LEVEL_INFO);
+    if (f->is_verbose || (cfg->log_types & CONFIG_LOG_DEBUG))
+        mask |= LOG_LEVEL_BIT(LOG_LEVEL_DEBUG);
+    return mask;
+}
+
+static unsigned log_dests(const struct sol_config *cfg)
+{
+    unsigned dests = 0;
+    if (cfg->log_dests & CONFIG_LOG_DEST_STDERR)
+        dests |= LOG_DEST_STDERR;
+    if (cfg->log_dests & CONFIG_LOG_DEST_STDOUT)
+        dests |= LOG_DEST_STDOUT;
+    if (cfg->log_dests & CONFIG_LOG_DEST_FILE)
+        dests |= LOG_DEST_FILE;
+    if (cfg->log_dests & CONFIG_LOG_DEST_SYSLOG)
+        dests |= LOG_DEST_SYSLOG;
+    return dests;
+}
+
+static int setup_log(const struct flags *f, const struct sol_config *cfg, char *err, size_t err_len)
+{
+    log_set_levels(log_levels(f, cfg));
+    log_set_connection_messages(cfg->connection_messages);
+    char why[ERR_LEN - 32];
+    if (log_open(log_dests(cfg), cfg->log_file, why, sizeof(why)) < 0) {
+        snprintf(err, err_len, "log_dest file: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- daemon mode ------------------------------------------------------------- */
+
+/*
+ * Double fork: the original process waits on a pipe until the daemon writes
+ * "OK" (listening) or its start-up error, then returns. The middle process
+ * (after setsid) only forks the daemon, so the daemon is no session leader
+ * and cannot get a controlling terminal.
+ */
+enum daemon_role { ROLE_FOREGROUND, ROLE_DAEMON, ROLE_ORIGINAL, ROLE_MIDDLE };
+
+/* The original process: relay the daemon's verdict. Returns the exit code. */
+static int wait_for_daemon(int fd, pid_t middle)
+{
+    char msg[ERR_LEN];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof(msg) - 1 &&
+           ((n = read(fd, msg + len, sizeof(msg) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+        len += n > 0 ? (size_t)n : 0;
+    msg[len] = '\0';
+    close(fd);
+    waitpid(middle, NULL, 0);
+    if (strcmp(msg, "OK") == 0)
+        return 0;
+    fprintf(stderr, "sol: %s\n", len > 0 ? msg : "the daemon exited during start-up");
+    return 1;
+}
+
+/* The daemon's stdin, stdout and stderr become /dev/null. */
+static int detach_stdio(char *err, size_t err_len)
+{
+    int fd = open("/dev/null", O_RDWR);
+    if (fd < 0 || dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
+        dup2(fd, STDERR_FILENO) < 0) {
+        snprintf(err, err_len, "daemon: /dev/null: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (fd > STDERR_FILENO)
+        close(fd);
+    return 0;
+}
+
+/* Forks twice; *notify_fd is the daemon's end of the pipe. Returns the role
+ * of the calling process, or -1 with err. */
+static int daemonize(int *notify_fd, int *exit_code, char *err, size_t err_len)
+{
+    int fds[2];
+    if (pipe(fds) < 0) {
+        snprintf(err, err_len, "daemon: pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL); /* nothing buffered may be written twice */
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, err_len, "daemon: fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid > 0) {
+        close(fds[1]);
+        *exit_code = wait_for_daemon(fds[0], pid);
+        return ROLE_ORIGINAL;
+    }
+    close(fds[0]);
+    if (setsid() < 0 || (pid = fork()) < 0) {
+        dprintf(fds[1], "daemon: %s", strerror(errno));
+        close(fds[1]);
+        *exit_code = 1;
+        return ROLE_MIDDLE;
+    }
+    if (pid > 0) {
+        close(fds[1]);
+        *exit_code = 0;
+        return ROLE_MIDDLE;
+    }
+    char why[ERR_LEN];
+    if (detach_stdio(why, sizeof(why)) < 0) {
+        dprintf(fds[1], "%s", why);
+        close(fds[1]);
+        *exit_code = 1;
+        return ROLE_MIDDLE; /* this process ends like the middle one */
+    }
+    *notify_fd = fds[1];
+    return ROLE_DAEMON;
+}
+
+static int write_pid_file(const char *path, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+        snprintf(err, err_len, "pid_file %.300s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the broker -------------------------------------------------------------- */
+
+struct broker {
+    struct sol_config cfg;
+    struct auth_files auth;
+    struct store *store;
+    struct session_mgr *mgr;
+    struct server *srv;
+    bool has_pid_file;
+    time_t started_at;
+};
 
 static int open_store(const struct sol_config *cfg, struct store **out, char *err, size_t err_len)
 {
@@ -188,26 +445,52 @@ static int open_store(const struct sol_config *cfg, struct store **out, char *er
     return 0;
 }
 
-static int new_session_mgr(const struct sol_config *cfg, struct store *store,
-                           struct session_mgr **out, char *err, size_t err_len)
+static void fill_session_config(const struct broker *b, struct session_config *sc)
+{
+    const struct sol_config *cfg = &b->cfg;
+    session_config_defaults(sc);
+    sc->allow_anonymous = cfg->allow_anonymous == 1;
+    sc->max_inflight_messages =
+        cfg->max_inflight_messages > UINT16_MAX ? UINT16_MAX : (uint16_t)cfg->max_inflight_messages;
+    sc->max_queued_messages = cfg->max_queued_messages;
+    sc->max_queued_bytes =
+        cfg->max_queued_bytes > SIZE_MAX ? SIZE_MAX : (size_t)cfg->max_queued_bytes;
+    sc->retain_available = cfg->retain_available;
+    sc->max_keepalive_s = cfg->max_keepalive;
+    sc->persistent_client_expiration_s = cfg->persistent_client_expiration_s > UINT32_MAX
+                                             ? UINT32_MAX
+                                             : (uint32_t)cfg->persistent_client_expiration_s;
+    sc->passwords = b->auth.passwords;
+    sc->acl = b->auth.acl;
+}
+
+static int new_session_mgr(struct broker *b, char *err, size_t err_len)
 {
     struct session_config sc;
-    session_config_defaults(&sc);
-    sc.allow_anonymous = cfg->allow_anonymous == 1;
-    sc.max_inflight_messages =
-        cfg->max_inflight_messages > UINT16_MAX ? UINT16_MAX : (uint16_t)cfg->max_inflight_messages;
-    sc.max_queued_messages = cfg->max_queued_messages;
+    fill_session_config(b, &sc);
     char why[ERR_LEN - 32]; /* room for the prefix below in err */
-    if (session_mgr_new(&sc, store, server_sink(), out, why, sizeof(why)) != 0) {
+    if (session_mgr_new(&sc, b->store, server_sink(), &b->mgr, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "session manager: %s", why);
         return -1;
     }
     return 0;
 }
 
-static int new_server(const struct flags *f, const struct sol_config *cfg, struct server **out,
-                      char *err, size_t err_len)
+/* The server's packet limit: --max-packet-size, else one that fits a PUBLISH
+ * of message_size_limit payload bytes, else the protocol maximum (0). */
+static size_t max_packet_size(const struct flags *f, const struct sol_config *cfg)
 {
+    if (f->max_packet_size > 0)
+        return (size_t)f->max_packet_size;
+    if (cfg->message_size_limit == 0 ||
+        cfg->message_size_limit > PROTOCOL_MAX_BYTES - PUBLISH_OVERHEAD)
+        return 0;
+    return (size_t)cfg->message_size_limit + PUBLISH_OVERHEAD;
+}
+
+static int new_server(const struct flags *f, struct broker *b, char *err, size_t err_len)
+{
+    const struct sol_config *cfg = &b->cfg;
     struct server_listen *listens = calloc(cfg->listener_count, sizeof(*listens));
     if (listens == NULL) {
         snprintf(err, err_len, "out of memory");
@@ -223,43 +506,121 @@ static int new_server(const struct flags *f, const struct sol_config *cfg, struc
     opts.listen_count = cfg->listener_count;
     if (f->connect_timeout_s >= 0)
         opts.connect_timeout_s = f->connect_timeout_s;
-    if (f->max_packet_size > 0)
-        opts.max_packet_size = (size_t)f->max_packet_size;
-    if (cfg->storage_sync == CONFIG_SYNC_NOSYNC)
-        opts.tick_s = NOSYNC_FLUSH_S;
-    int rc = server_new(&opts, out, err, err_len);
+    opts.max_packet_size = max_packet_size(f, cfg);
+    if (cfg->storage_sync == CONFIG_SYNC_NOSYNC || cfg->persistent_client_expiration_s > 0)
+        opts.tick_s = TICK_S;
+    int rc = server_new(&opts, &b->srv, err, err_len);
     free(listens);
     return rc;
 }
 
-/* The tick in nosync mode: push committed pages to disk. */
-static void flush_store(void *arg)
+/* The tick: push committed pages to disk (nosync) and expire persistent
+ * sessions (persistent_client_expiration). */
+static void on_tick(void *arg)
 {
-    int rc = store_flush(arg);
-    if (rc != 0)
-        log_error("store flush: %s", store_strerror(rc));
+    struct broker *b = arg;
+    if (b->cfg.storage_sync == CONFIG_SYNC_NOSYNC) {
+        int rc = store_flush(b->store);
+        if (rc != 0)
+            log_error("store flush: %s", store_strerror(rc));
+    }
+    if (b->cfg.persistent_client_expiration_s > 0)
+        session_expire(b->mgr, (uint64_t)time(NULL));
 }
 
-struct broker {
-    struct sol_config cfg;
-    struct store *store;
-    struct session_mgr *mgr;
-    struct server *srv;
-};
+/* SIGHUP: new password and ACL files (all or nothing), log file reopened.
+ * Connected clients stay; the config file itself is not re-read. */
+__attribute__((unused)) static void on_reload(void *arg)
+{
+    struct broker *b = arg;
+    char err[ERR_LEN];
+    if (log_reopen(err, sizeof(err)) < 0)
+        log_error("SIGHUP: reopening the log file: %s", err);
+    struct auth_files fresh;
+    if (auth_files_load(&b->cfg, &fresh, err, sizeof(err)) < 0) {
+        log_error("SIGHUP: %s; keeping the previous password and ACL files", err);
+        return;
+    }
+    session_set_auth(b->mgr, fresh.passwords, fresh.acl);
+    auth_files_free(&b->auth);
+    b->auth = fresh;
+    log_notice("SIGHUP: reloaded%s%s%s%s", b->cfg.password_file ? " " : "",
+               b->cfg.password_file ? b->cfg.password_file : "", b->cfg.acl_file ? " " : "",
+               b->cfg.acl_file ? b->cfg.acl_file : "");
+}
+
+/* ---- $SYS ---------------------------------------------------------------------- */
+
+static void sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
+{
+    char value[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(value, sizeof(value), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(value))
+        return;
+    if (session_publish_internal(b->mgr, topic, value, (size_t)n, true) != 0)
+        log_warning("$SYS: %s not published: out of memory", topic);
+}
+
+static void sys_publish_u64(struct broker *b, const char *topic, uint64_t v)
+{
+    sys_publish(b, topic, "%" PRIu64, v);
+}
+
+/* Every sys_interval seconds: Mosquitto's $SYS/broker topics that Sol has. */
+__attribute__((unused)) static void on_sys_timer(void *arg)
+{
+    struct broker *b = arg;
+    struct session_stats ss;
+    session_get_stats(b->mgr, &ss);
+    sys_publish(b, "$SYS/broker/version", "sol version %s", SOL_VERSION);
+    sys_publish(b, "$SYS/broker/uptime", "%lld seconds", (long long)(time(NULL) - b->started_at));
+    sys_publish_u64(b, "$SYS/broker/clients/connected", ss.clients_connected);
+    sys_publish_u64(b, "$SYS/broker/clients/disconnected", ss.clients_disconnected);
+    sys_publish_u64(b, "$SYS/broker/clients/total", ss.clients_connected + ss.clients_disconnected);
+    sys_publish_u64(b, "$SYS/broker/messages/received", ss.messages_received);
+    sys_publish_u64(b, "$SYS/broker/messages/sent", ss.messages_sent);
+    sys_publish_u64(b, "$SYS/broker/messages/dropped", ss.messages_dropped);
+    sys_publish_u64(b, "$SYS/broker/retained messages/count", ss.retained);
+    sys_publish_u64(b, "$SYS/broker/subscriptions/count", ss.subscriptions);
+    struct store_stats st;
+    if (store_stats(b->store, &st) == 0)
+        sys_publish_u64(b, "$SYS/broker/store/bytes", st.map_used);
+}
+
+/* ---- start and stop -------------------------------------------------------------- */
+
+/* Everything before the store: config, TLS files, password and ACL files. */
+static int prepare(const struct flags *f, struct broker *b, char *err, size_t err_len)
+{
+    if (load_config(f, &b->cfg, err, err_len) < 0 || check_tls(&b->cfg, err, err_len) < 0 ||
+        auth_files_load(&b->cfg, &b->auth, err, err_len) < 0)
+        return -1;
+    return 0;
+}
 
 static int start(const struct flags *f, struct broker *b, char *err, size_t err_len)
 {
-    if (load_config(f, &b->cfg, err, err_len) < 0)
+    if (setup_log(f, &b->cfg, err, err_len) < 0)
         return -1;
-    set_log_level(f, &b->cfg);
-    log_notice("sol %s starting (pid %ld), logging to stderr", SOL_VERSION, (long)getpid());
+    b->started_at = time(NULL);
+    log_notice("sol %s starting (pid %ld)", SOL_VERSION, (long)getpid());
     log_notice("config: %s", f->config_path ? f->config_path : "none (defaults)");
-    if (open_store(&b->cfg, &b->store, err, err_len) < 0 ||
-        new_session_mgr(&b->cfg, b->store, &b->mgr, err, err_len) < 0 ||
-        new_server(f, &b->cfg, &b->srv, err, err_len) < 0)
+    if (open_store(&b->cfg, &b->store, err, err_len) < 0 || new_session_mgr(b, err, err_len) < 0 ||
+        new_server(f, b, err, err_len) < 0)
         return -1;
     server_set_session_mgr(b->srv, b->mgr);
-    server_set_tick(b->srv, flush_store, b->store);
+    server_set_tick(b->srv, on_tick, b);
+    if (f->is_daemon && b->cfg.pid_file != NULL) {
+        if (write_pid_file(b->cfg.pid_file, err, err_len) < 0)
+            return -1;
+        b->has_pid_file = true;
+    }
     return 0;
 }
 
@@ -274,7 +635,49 @@ static void stop(struct broker *b)
     if (b->store != NULL && store_flush(b->store) != 0)
         log_error("shutdown: store flush failed");
     store_close(b->store);
+    auth_files_free(&b->auth);
+    if (b->has_pid_file && unlink(b->cfg.pid_file) != 0)
+        log_warning("pid_file %s: %s", b->cfg.pid_file, strerror(errno));
     config_deinit(&b->cfg);
+}
+
+/* --test-config: everything that can fail before binding, nothing after. */
+static int test_config(const struct flags *f)
+{
+    struct broker b = {0};
+    char err[ERR_LEN] = "";
+    int rc = prepare(f, &b, err, sizeof(err));
+    if (rc == 0)
+        printf("configuration OK\n");
+    else
+        fprintf(stderr, "sol: %s\n", err);
+    auth_files_free(&b.auth);
+    config_deinit(&b.cfg);
+    return rc == 0 ? 0 : 1;
+}
+
+/* Runs the broker in this process; notify_fd (-1: none) gets "OK" once it
+ * listens, or the start-up error. */
+static int run(const struct flags *f, struct broker *b, int notify_fd)
+{
+    char err[ERR_LEN] = "";
+    int rc = start(f, b, err, sizeof(err));
+    if (notify_fd >= 0) {
+        dprintf(notify_fd, "%s", rc == 0 ? "OK" : err);
+        close(notify_fd);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "sol: %s\n", err);
+        log_error("start-up failed: %s", err);
+        stop(b);
+        log_close();
+        return 1;
+    }
+    rc = server_run(b->srv);
+    stop(b);
+    log_notice("sol stopped");
+    log_close();
+    return rc == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -283,15 +686,23 @@ int main(int argc, char **argv)
     int rc = parse_flags(argc, argv, &f);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    if (f.is_test_config)
+        return test_config(&f);
     struct broker b = {0};
     char err[ERR_LEN] = "";
-    if (start(&f, &b, err, sizeof(err)) < 0) {
+    if (prepare(&f, &b, err, sizeof(err)) < 0) {
         fprintf(stderr, "sol: %s\n", err);
-        stop(&b);
+        auth_files_free(&b.auth);
+        config_deinit(&b.cfg);
         return 1;
     }
-    rc = server_run(b.srv);
-    stop(&b);
-    log_notice("sol stopped");
-    return rc == 0 ? 0 : 1;
+    int notify_fd = -1, exit_code = 0;
+    int role = f.is_daemon ? daemonize(&notify_fd, &exit_code, err, sizeof(err)) : ROLE_FOREGROUND;
+    if (role == ROLE_FOREGROUND || role == ROLE_DAEMON)
+        return run(&f, &b, notify_fd);
+    if (role < 0)
+        fprintf(stderr, "sol: %s\n", err);
+    auth_files_free(&b.auth);
+    config_deinit(&b.cfg);
+    return role < 0 ? 1 : exit_code;
 }

@@ -60,6 +60,7 @@ static void listener_deinit(struct config_listener *l)
     free(l->certfile);
     free(l->keyfile);
     free(l->tls_version);
+    free(l->where);
 }
 
 void config_deinit(struct sol_config *cfg)
@@ -250,7 +251,13 @@ static int do_listener(struct parser *p, char *args)
         unix_path = address;
         address = NULL;
     }
+    char where[CONFIG_PATH_MAX + 16];
+    snprintf(where, sizeof(where), "%s:%u", p->path, p->line_no);
     if (config_add_listener(p->cfg, (uint16_t)port, address, unix_path) != 0)
+        return fail(p, "out of memory");
+    struct config_listener *l = &p->cfg->listeners[p->cfg->listener_count - 1];
+    l->where = strdup(where);
+    if (l->where == NULL)
         return fail(p, "out of memory");
     return 0;
 }

@@ -48,6 +48,7 @@ struct config_listener {
     char *tls_version;  /* owned; NULL: OpenSSL's minimum. "tlsv1.1", "tlsv1.2" or "tlsv1.3" */
     bool require_certificate;      /* clients must present a certificate signed by cafile */
     bool use_identity_as_username; /* the certificate's CN becomes the username */
+    char *where; /* owned; "PATH:LINE" of the listener line, NULL if not from a file */
 };
 
 enum config_storage_sync {

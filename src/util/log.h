@@ -1,11 +1,14 @@
 /*
- * log.h - the broker's log: one line per event, to stderr (or a file or
- * syslog once configured), with a timestamp and a level.
- * Not for: protocol tracing of payloads (never log payload bytes).
+ * log.h - the broker's log: one line per event, with a timestamp and a level,
+ * to any of stderr, stdout, a file (reopened on SIGHUP) and syslog.
+ * Not for: protocol tracing of payloads (never log payload bytes), or
+ * deciding what to log (callers do; configuration is main's).
  */
 #ifndef SOL_LOG_H
 #define SOL_LOG_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 enum log_level {
@@ -16,12 +19,50 @@ enum log_level {
     LOG_LEVEL_DEBUG = 4,
 };
 
-/* Messages above this level are dropped. Default: LOG_LEVEL_INFO. */
-void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
+/* Bit of a level in a log_set_levels() mask. */
+#define LOG_LEVEL_BIT(level) (1u << (level))
 
-/* Sends lines to stream (borrowed; default stderr). */
+/* Logs `level` and every level below it (more severe). Default: LOG_LEVEL_INFO. */
+void log_set_level(enum log_level level);
+/* Logs exactly the levels in mask (LOG_LEVEL_BIT()s), as Mosquitto's log_type. */
+void log_set_levels(unsigned mask);
+/* The most verbose level logged (LOG_LEVEL_ERROR when the mask is empty). */
+enum log_level log_get_level(void);
+/* True when a line at `level` would be written (skip building costly lines). */
+bool log_is_enabled(enum log_level level);
+
+/* Sends lines to stream only (borrowed; default stderr). For tests. */
 void log_set_stream(FILE *stream);
+
+/* Destinations for log_open(), as a bit set. */
+enum log_dest {
+    LOG_DEST_STDERR = 1u << 0,
+    LOG_DEST_STDOUT = 1u << 1,
+    LOG_DEST_FILE = 1u << 2,
+    LOG_DEST_SYSLOG = 1u << 3,
+};
+
+/*
+ * Sends lines to `dests` (0: nowhere). With LOG_DEST_FILE, file_path (copied)
+ * is opened for appending, created with mode 0640 if missing. syslog uses the
+ * ident "sol" and the daemon facility. Returns 0, or -1 with "PATH: REASON"
+ * in err (the previous destinations stay).
+ */
+int log_open(unsigned dests, const char *file_path, char *err, size_t err_len);
+
+/*
+ * Closes and reopens the log file (SIGHUP, after logrotate moved it). On
+ * failure the old file stays open and -1 comes back with "PATH: REASON" in
+ * err. Without a log file, does nothing and returns 0.
+ */
+int log_reopen(char *err, size_t err_len);
+
+/* Closes the file and syslog; later lines go to stderr. */
+void log_close(void);
+
+/* connection_messages: whether log_connection() lines are written. Default on. */
+void log_set_connection_messages(bool is_on);
+bool log_connection_messages(void);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -30,5 +71,13 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 #define log_notice(...)  log_write(LOG_LEVEL_NOTICE, __VA_ARGS__)
 #define log_info(...)    log_write(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_debug(...)   log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)
+/* A client connected or disconnected (Mosquitto's "New client connected from
+ * ..." / "Client ... disconnected."): notice level, unless connection_messages
+ * is off. */
+#define log_connection(...)                                                                        \
+    do {                                                                                           \
+        if (log_connection_messages())                                                             \
+            log_write(LOG_LEVEL_NOTICE, __VA_ARGS__);                                              \
+    } while (0)
 
 #endif /* SOL_LOG_H */

@@ -158,6 +158,9 @@ static void test_listener_port_address_and_unix_socket(void **state)
     assert_int_equal(l[3].port, 0);
     assert_null(l[3].bind_address);
     assert_string_equal(l[3].unix_path, "/run/sol/sol.sock");
+    char where[128];
+    snprintf(where, sizeof(where), "%s:4", f->path);
+    assert_string_equal(l[3].where, where);
 }
 
 static void test_persistence_location_takes_rest_of_line(void **state)

@@ -5,6 +5,7 @@
  *               [--limit N] [--full]
  *   solctl check [--json] [--data-dir DIR]
  *   solctl stats [--json] [--data-dir DIR]
+ *   solctl passwd [-b] FILE USER [PASSWORD]  (passwd.c: a password file, not the store)
  * Errors (missing store, wrong path, corrupt file, ...) print one line on
  * stderr and exit 2; `check` exits 1 when it finds problems.
  * Not for: changing the store. It is opened read-only and LMDB readers never
@@ -26,6 +27,7 @@ static void usage(FILE *out)
           "                   [--client ID] [--topic FILTER] [--limit N] [--full]\n"
           "       solctl check [--json] [--data-dir DIR]\n"
           "       solctl stats [--json] [--data-dir DIR]\n"
+          "       solctl passwd [-b] FILE USER [PASSWORD]\n"
           "The data directory defaults to ./sol-data.\n",
           out);
 }
@@ -114,8 +116,13 @@ static bool command_known(const char *c)
     return strcmp(c, "dump") == 0 || strcmp(c, "check") == 0 || strcmp(c, "stats") == 0;
 }
 
+/* passwd.c: the one command that does not open the store. */
+int solctl_passwd(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+        return solctl_passwd(argc - 1, argv + 1);
     struct solctl_opts o = {.data_dir = "./sol-data"};
     int rc = parse_args(argc, argv, &o);
     if (rc != 0) {
