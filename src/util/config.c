@@ -417,16 +417,16 @@ static int do_keyfile(struct parser *p, char *args)
     return l != NULL ? set_path(p, args, &l->keyfile) : -1;
 }
 
-/* tls_version tlsv1.3|tlsv1.2|tlsv1.1: the minimum version (Mosquitto 2). */
+/* tls_version tlsv1.3|tlsv1.2: the minimum version. Mosquitto 2 also takes
+ * tlsv1.1; Sol does not (OpenSSL 3 refuses it at its default security level). */
 static int do_tls_version(struct parser *p, char *args)
 {
     struct config_listener *l = current_listener(p);
     char *word = l != NULL ? one_arg(p, args) : NULL;
     if (word == NULL)
         return -1;
-    if (strcmp(word, "tlsv1.3") != 0 && strcmp(word, "tlsv1.2") != 0 &&
-        strcmp(word, "tlsv1.1") != 0)
-        return fail_value(p, word, "tlsv1.1, tlsv1.2 or tlsv1.3");
+    if (strcmp(word, "tlsv1.3") != 0 && strcmp(word, "tlsv1.2") != 0)
+        return fail_value(p, word, "tlsv1.2 or tlsv1.3");
     return set_path(p, word, &l->tls_version);
 }
 

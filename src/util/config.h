@@ -45,7 +45,7 @@ struct config_listener {
     char *cafile;       /* owned; NULL: not set. CA to verify client certificates */
     char *certfile;     /* owned; NULL: plain TCP */
     char *keyfile;      /* owned; NULL: not set */
-    char *tls_version;  /* owned; NULL: OpenSSL's minimum. "tlsv1.1", "tlsv1.2" or "tlsv1.3" */
+    char *tls_version;  /* owned; NULL: TLS 1.2. "tlsv1.2" or "tlsv1.3" (no tlsv1.1) */
     bool require_certificate;      /* clients must present a certificate signed by cafile */
     bool use_identity_as_username; /* the certificate's CN becomes the username */
     char *where; /* owned; "PATH:LINE" of the listener line, NULL if not from a file */

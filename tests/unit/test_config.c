@@ -530,9 +530,10 @@ static void test_tls_settings_apply_to_the_listener_above(void **state)
 static void test_tls_setting_repeated_replaces(void **state)
 {
     struct fixture *f = *state;
-    load_ok(f, "listener 0 /tmp/x.sock\ncertfile /a\ncertfile /b\ntls_version tlsv1.1\n");
+    load_ok(f, "listener 0 /tmp/x.sock\ncertfile /a\ncertfile /b\ntls_version tlsv1.3\n"
+               "tls_version tlsv1.2\n");
     assert_string_equal(f->cfg.listeners[0].certfile, "/b");
-    assert_string_equal(f->cfg.listeners[0].tls_version, "tlsv1.1");
+    assert_string_equal(f->cfg.listeners[0].tls_version, "tlsv1.2");
 }
 
 static void test_error_tls_setting_before_any_listener(void **state)
@@ -557,7 +558,10 @@ static void test_error_tls_values(void **state)
 {
     struct fixture *f = *state;
     load_fails(f, "listener 1\ntls_version tlsv1\n", 2,
-               "tls_version: 'tlsv1' is not tlsv1.1, tlsv1.2 or tlsv1.3");
+               "tls_version: 'tlsv1' is not tlsv1.2 or tlsv1.3");
+    config_deinit(&f->cfg);
+    load_fails(f, "listener 1\ntls_version tlsv1.1\n", 2,
+               "tls_version: 'tlsv1.1' is not tlsv1.2 or tlsv1.3");
     config_deinit(&f->cfg);
     load_fails(f, "listener 1\nrequire_certificate yes\n", 2,
                "require_certificate: 'yes' is not true or false");
