@@ -200,6 +200,7 @@ bool conn_flush(struct conn *c)
         struct iovec iov[WRITE_IOV_MAX];
         ssize_t n = writev(c->fd, iov, fill_iov(c, iov));
         if (n >= 0) {
+            c->srv->stats.bytes_sent += (uint64_t)n;
             out_consume(c, (size_t)n);
             continue;
         }
@@ -407,6 +408,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
     struct conn *c = container_of(w, struct conn, rio);
     ssize_t n = read(c->fd, c->srv->scratch, sizeof(c->srv->scratch));
     if (n > 0) {
+        c->srv->stats.bytes_received += (uint64_t)n;
         consume_input(c, c->srv->scratch, (size_t)n);
         return;
     }
@@ -431,6 +433,7 @@ void conn_accept(struct server *srv, int fd, const char *peer)
     }
     if (c == NULL || c->client == NULL) {
         log_warning("%s: refusing connection: out of memory", peer);
+        srv->stats.connections_refused++;
         free(c);
         close(fd);
         return;
@@ -443,6 +446,7 @@ void conn_accept(struct server *srv, int fd, const char *peer)
         srv->conns->prev = c;
     srv->conns = c;
     srv->conn_count++;
+    srv->stats.connections_total++;
     ev_io_start(srv->loop, &c->rio);
     c->is_connect_phase = true;
     arm_timer(c, srv->connect_timeout_s);

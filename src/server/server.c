@@ -26,6 +26,9 @@
 #define END_OF_TURN_ROUNDS 8
 /* Addresses one TCP listen line may resolve to. */
 #define LISTEN_FDS_MAX 8
+/* While connections keep being refused over max_connections, a reminder with
+ * the count is logged at most this often. */
+#define REFUSED_LOG_INTERVAL_S 60.0
 
 void server_options_init(struct server_options *opts)
 {
@@ -44,6 +47,42 @@ void server_set_session_mgr(struct server *srv, struct session_mgr *mgr)
 
 /* ---- listeners ---- */
 
+/* Over max_connections: accept and close at once (Mosquitto does the same),
+ * so the peer sees a closed connection rather than a full backlog. Logged
+ * once per burst, with a periodic reminder while it lasts. */
+static void refuse(struct server *srv, int fd, const char *peer)
+{
+    close(fd);
+    srv->stats.connections_refused++;
+    ev_tstamp now = ev_now(srv->loop);
+    if (srv->refused_burst == 0 || now - srv->refused_logged_at >= REFUSED_LOG_INTERVAL_S) {
+        log_warning("%s: refusing connection: max_connections (%zu) reached (%zu refused so far "
+                    "in this burst)",
+                    peer, srv->max_connections, srv->refused_burst + 1);
+        srv->refused_logged_at = now;
+    }
+    srv->refused_burst++;
+}
+
+static bool is_full(const struct server *srv)
+{
+    return srv->max_connections > 0 && srv->conn_count >= srv->max_connections;
+}
+
+static void admit(struct server *srv, int fd, const char *peer)
+{
+    if (is_full(srv)) {
+        refuse(srv, fd, peer);
+        return;
+    }
+    if (srv->refused_burst > 0) {
+        log_notice("accepting connections again: %zu refused over max_connections (%zu)",
+                   srv->refused_burst, srv->max_connections);
+        srv->refused_burst = 0;
+    }
+    conn_accept(srv, fd, peer);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
@@ -54,7 +93,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         if (fd >= 0) {
             if (l->unix_path != NULL)
                 snprintf(peer, sizeof(peer), "%s#%d", l->name, fd);
-            conn_accept(l->srv, fd, peer);
+            admit(l->srv, fd, peer);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -111,6 +150,10 @@ static int open_listen(struct server *srv, const struct server_listen *a, char *
     int fds[LISTEN_FDS_MAX];
     char names[LISTEN_FDS_MAX][80];
     int count = 1;
+    if (a->certfile != NULL) {
+        snprintf(err, err_len, "listener %u: TLS is not implemented yet", (unsigned)a->port);
+        return -1;
+    }
     if (a->unix_path != NULL) {
         fds[0] = server_listen_unix(a->unix_path, err, err_len);
         snprintf(names[0], sizeof(names[0]), "unix:%.70s", a->unix_path);
@@ -219,6 +262,53 @@ void server_set_tick(struct server *srv, server_tick_fn fn, void *arg)
     srv->tick_arg = arg;
 }
 
+static void on_sys_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *srv = container_of(w, struct server, sys_timer);
+    if (srv->sys_fn != NULL)
+        srv->sys_fn(srv->sys_arg);
+}
+
+void server_set_sys_timer(struct server *srv, double interval_s, server_tick_fn fn, void *arg)
+{
+    ev_timer_stop(srv->loop, &srv->sys_timer);
+    srv->sys_fn = fn;
+    srv->sys_arg = arg;
+    if (fn == NULL || interval_s <= 0)
+        return;
+    ev_timer_set(&srv->sys_timer, interval_s, interval_s);
+    ev_timer_start(srv->loop, &srv->sys_timer);
+}
+
+/* ---- reload and stats ---- */
+
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *srv = container_of(w, struct server, sighup);
+    if (srv->reload_fn == NULL) {
+        log_notice("received SIGHUP: nothing to reload");
+        return;
+    }
+    log_notice("received SIGHUP: reloading");
+    srv->reload_fn(srv->reload_arg);
+}
+
+void server_set_reload(struct server *srv, server_tick_fn fn, void *arg)
+{
+    srv->reload_fn = fn;
+    srv->reload_arg = arg;
+}
+
+void server_get_stats(const struct server *srv, struct server_stats *out)
+{
+    *out = srv->stats;
+    out->connections_current = srv->conn_count;
+}
+
 /* ---- shutdown ---- */
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -263,12 +353,15 @@ static void start_loop_watchers(struct server *srv)
     srv->sigterm.data = srv;
     ev_signal_start(srv->loop, &srv->sigint);
     ev_signal_start(srv->loop, &srv->sigterm);
+    ev_signal_init(&srv->sighup, on_sighup, SIGHUP);
+    ev_signal_start(srv->loop, &srv->sighup);
     ev_prepare_init(&srv->prepare, on_prepare);
     ev_prepare_start(srv->loop, &srv->prepare);
     ev_idle_init(&srv->idle, on_idle);
     ev_timer_init(&srv->tick, on_tick, srv->tick_s, srv->tick_s);
     if (srv->tick_s > 0)
         ev_timer_start(srv->loop, &srv->tick);
+    ev_init(&srv->sys_timer, on_sys_timer);
 }
 
 int server_new(const struct server_options *opts, struct server **out, char *err, size_t err_len)
@@ -288,6 +381,7 @@ int server_new(const struct server_options *opts, struct server **out, char *err
     srv->max_packet_size = opts->max_packet_size;
     srv->connect_timeout_s = opts->connect_timeout_s;
     srv->tick_s = opts->tick_s;
+    srv->max_connections = opts->max_connections > 0 ? (size_t)opts->max_connections : 0;
     /* A peer that vanishes mid-write must cost an EPIPE, not the process. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         snprintf(err, err_len, "server: ignoring SIGPIPE: %s", strerror(errno));
@@ -323,6 +417,8 @@ void server_free(struct server *srv)
     free(srv->listeners);
     ev_signal_stop(srv->loop, &srv->sigint);
     ev_signal_stop(srv->loop, &srv->sigterm);
+    ev_signal_stop(srv->loop, &srv->sighup);
+    ev_timer_stop(srv->loop, &srv->sys_timer);
     ev_prepare_stop(srv->loop, &srv->prepare);
     ev_idle_stop(srv->loop, &srv->idle);
     ev_timer_stop(srv->loop, &srv->tick);

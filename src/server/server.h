@@ -14,6 +14,7 @@
 #ifndef SOL_SERVER_H
 #define SOL_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,11 +22,21 @@
 
 struct server;
 
-/* One address to listen on: TCP when unix_path is NULL, else a unix socket. */
+/*
+ * One address to listen on: TCP when unix_path is NULL, else a unix socket.
+ * TLS when certfile is set (Mosquitto's per-listener directives); the files
+ * are read by server_new() and the strings are not kept.
+ */
 struct server_listen {
     const char *host; /* numeric or name; NULL: every local address (IPv4 and IPv6) */
     uint16_t port;
     const char *unix_path;
+    const char *cafile;            /* PEM CA bundle that client certificates must chain to */
+    const char *certfile;          /* PEM server certificate (chain); NULL: plain TCP */
+    const char *keyfile;           /* PEM private key matching certfile */
+    const char *tls_version;       /* minimum: "tlsv1.2" or "tlsv1.3"; NULL: tlsv1.2 */
+    bool require_certificate;      /* handshake fails without a client cert valid for cafile */
+    bool use_identity_as_username; /* the client cert's subject CN becomes the username */
 };
 
 struct server_options {
@@ -34,19 +45,22 @@ struct server_options {
     size_t max_packet_size;   /* bytes, 0 = protocol maximum (MQTT_MAX_REMAINING_LENGTH + 5) */
     double connect_timeout_s; /* close connections that send no CONNECT in time; 0 = never */
     double tick_s;            /* period of the tick callback; 0 = no tick */
+    int max_connections;      /* open connections at most; <= 0 = unlimited (Mosquitto's -1) */
 };
 
 #define SERVER_DEFAULT_CONNECT_TIMEOUT_S 10.0
 
 /* Fills *opts with defaults: no listeners, protocol maximum packet size,
- * SERVER_DEFAULT_CONNECT_TIMEOUT_S, no tick. */
+ * SERVER_DEFAULT_CONNECT_TIMEOUT_S, no tick, unlimited connections. */
 void server_options_init(struct server_options *opts);
 
 /*
- * Creates the server on libev's default loop, binds and listens on every
- * address of opts (all or nothing), and installs SIGINT/SIGTERM handlers.
+ * Creates the server on libev's default loop, loads each TLS listener's
+ * certificate, key and CA, binds and listens on every address of opts (all or
+ * nothing), and installs SIGINT/SIGTERM/SIGHUP handlers.
  * Returns 0 and *out (owned by the caller: server_free()), or -1 with a
- * one-line reason in err[0..err_len) naming the address that failed.
+ * one-line reason in err[0..err_len) naming the address or file that failed
+ * (e.g. "listener 8883: keyfile /x/key.pem: key values mismatch").
  */
 int server_new(const struct server_options *opts, struct server **out, char *err, size_t err_len);
 
@@ -62,10 +76,33 @@ void server_set_session_mgr(struct server *srv, struct session_mgr *mgr);
 typedef void (*server_tick_fn)(void *arg);
 void server_set_tick(struct server *srv, server_tick_fn fn, void *arg);
 
+/* Calls fn(arg) on the loop when the process gets SIGHUP (reload the
+ * password/ACL files, reopen logs). The server keeps running and its
+ * connections stay open. fn may be NULL: SIGHUP is then logged and ignored.
+ * Certificates are not reloaded. */
+void server_set_reload(struct server *srv, server_tick_fn fn, void *arg);
+
+/* Calls fn(arg) every interval_s seconds on the loop, independent of the
+ * tick (for $SYS publishing). interval_s <= 0 or fn NULL disables it. May be
+ * called again to change the period. */
+void server_set_sys_timer(struct server *srv, double interval_s, server_tick_fn fn, void *arg);
+
+/* Counters since server_new(); all monotonic except connections_current. */
+struct server_stats {
+    uint64_t bytes_received;         /* payload bytes read from clients (after TLS decryption) */
+    uint64_t bytes_sent;             /* bytes written to clients (before TLS encryption) */
+    uint64_t connections_current;    /* open connections, TLS handshakes included */
+    uint64_t connections_total;      /* connections accepted (refused ones excluded) */
+    uint64_t connections_refused;    /* closed at once: over max_connections or out of memory */
+    uint64_t tls_handshake_failures; /* TLS handshakes that failed or timed out */
+};
+void server_get_stats(const struct server *srv, struct server_stats *out);
+
 /*
- * Runs the loop until SIGINT or SIGTERM. Then it stops accepting, commits
- * (session_flush()), closes every connection with SESSION_CLOSE_SHUTDOWN,
- * commits what closing recorded, and returns 0.
+ * Runs the loop until SIGINT or SIGTERM (SIGHUP calls the reload callback).
+ * Then it stops accepting, commits (session_flush()), closes every
+ * connection with SESSION_CLOSE_SHUTDOWN, commits what closing recorded, and
+ * returns 0.
  */
 int server_run(struct server *srv);
 

@@ -70,7 +70,16 @@ struct server {
     double tick_s;
     struct listener *listeners;
     size_t listener_count;
-    ev_signal sigint, sigterm;
+    ev_signal sigint, sigterm, sighup;
+    server_tick_fn reload_fn;
+    void *reload_arg;
+    ev_timer sys_timer;
+    server_tick_fn sys_fn;
+    void *sys_arg;
+    struct server_stats stats; /* connections_current is conn_count, filled on read */
+    size_t max_connections;    /* 0: unlimited */
+    size_t refused_burst;      /* refusals since the last logged one */
+    ev_tstamp refused_logged_at;
     ev_prepare prepare;
     ev_idle idle; /* keeps the loop from sleeping while end-of-turn work is left */
     ev_timer tick;
