@@ -38,6 +38,7 @@ static int read_remaining_length(const uint8_t *buf, size_t len, uint32_t *value
 
 int mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet_size, struct mqtt_frame *frame)
 {
+    frame->total_len = 0; /* "not known yet" until the fixed header is complete */
     if (len == 0)
         return MQTT_NEED_MORE;
     uint8_t type = buf[0] >> 4;
@@ -54,8 +55,10 @@ int mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet_size, struct mq
     size_t total = 1 + rl_bytes + (size_t)remaining;
     if (max_packet_size != 0 && total > max_packet_size)
         return MQTT_ERR_TOO_LARGE;
-    if (len < total)
+    if (len < total) {
+        frame->total_len = total; /* lets a caller size its buffer once */
         return MQTT_NEED_MORE;
+    }
 
     frame->type = type;
     frame->flags = buf[0] & 0x0fu;

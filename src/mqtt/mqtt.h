@@ -117,7 +117,9 @@ struct mqtt_frame {
  * whole packet would exceed max_packet_size bytes (checked as soon as the
  * Remaining Length is known, before the body arrives: callers may use it
  * before allocating). max_packet_size 0 means the protocol maximum.
- * Never reads past buf[len-1].
+ * Never reads past buf[len-1]. On MQTT_NEED_MORE, frame->total_len is the
+ * whole packet's size once the fixed header is complete (so a caller can
+ * allocate the packet's buffer once), else 0; other fields are unset.
  */
 int mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet_size, struct mqtt_frame *frame);
 

@@ -36,6 +36,20 @@ static void test_frame_incomplete_remaining_length_needs_more(void **state)
         assert_int_equal(mqtt_frame(b, n, 0, &f), MQTT_NEED_MORE);
 }
 
+static void test_frame_need_more_reports_total_once_header_is_complete(void **state)
+{
+    (void)state;
+    /* PUBLISH with Remaining Length 200 (0xc8 0x01): 203 bytes in all. */
+    static const uint8_t b[] = {0x30, 0xc8, 0x01, 0x00, 0x01, 't'};
+    struct mqtt_frame f;
+    assert_int_equal(mqtt_frame(b, 2, 0, &f), MQTT_NEED_MORE);
+    assert_int_equal(f.total_len, 0); /* length still incomplete */
+    assert_int_equal(mqtt_frame(b, 3, 0, &f), MQTT_NEED_MORE);
+    assert_int_equal(f.total_len, 203);
+    assert_int_equal(mqtt_frame(b, sizeof(b), 0, &f), MQTT_NEED_MORE);
+    assert_int_equal(f.total_len, 203);
+}
+
 static void test_frame_5_byte_remaining_length_is_error_MQTT_2_2_3(void **state)
 {
     (void)state;
@@ -430,6 +444,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_empty_buffer_needs_more),
         cmocka_unit_test(test_frame_incomplete_remaining_length_needs_more),
+        cmocka_unit_test(test_frame_need_more_reports_total_once_header_is_complete),
         cmocka_unit_test(test_frame_5_byte_remaining_length_is_error_MQTT_2_2_3),
         cmocka_unit_test(test_frame_reserved_types_0_and_15_MQTT_2_2_1),
         cmocka_unit_test(test_frame_reports_type_flags_body_and_total),
