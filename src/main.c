@@ -304,6 +304,20 @@ static unsigned log_dests(const struct sol_config *cfg)
     return dests;
 }
 
+/* "stderr, file PATH, syslog" for the start-up line. */
+static void describe_log_dests(const struct sol_config *cfg, char *out, size_t len)
+{
+    snprintf(out, len, "%s%s%s%s%s", cfg->log_dests & CONFIG_LOG_DEST_STDERR ? ", stderr" : "",
+             cfg->log_dests & CONFIG_LOG_DEST_STDOUT ? ", stdout" : "",
+             cfg->log_dests & CONFIG_LOG_DEST_SYSLOG ? ", syslog" : "",
+             cfg->log_dests & CONFIG_LOG_DEST_FILE ? ", file " : "",
+             cfg->log_dests & CONFIG_LOG_DEST_FILE ? cfg->log_file : "");
+    if (out[0] == ',')
+        memmove(out, out + 2, strlen(out + 2) + 1);
+    else
+        snprintf(out, len, "nowhere");
+}
+
 static int setup_log(const struct flags *f, const struct sol_config *cfg, char *err, size_t err_len)
 {
     log_set_levels(log_levels(f, cfg));
@@ -488,6 +502,19 @@ static size_t max_packet_size(const struct flags *f, const struct sol_config *cf
     return (size_t)cfg->message_size_limit + PUBLISH_OVERHEAD;
 }
 
+static struct server_listen listen_of(const struct config_listener *l)
+{
+    return (struct server_listen){.host = l->bind_address,
+                                  .port = l->port,
+                                  .unix_path = l->unix_path,
+                                  .cafile = l->cafile,
+                                  .certfile = l->certfile,
+                                  .keyfile = l->keyfile,
+                                  .tls_version = l->tls_version,
+                                  .require_certificate = l->require_certificate,
+                                  .use_identity_as_username = l->use_identity_as_username};
+}
+
 static int new_server(const struct flags *f, struct broker *b, char *err, size_t err_len)
 {
     const struct sol_config *cfg = &b->cfg;
@@ -497,9 +524,7 @@ static int new_server(const struct flags *f, struct broker *b, char *err, size_t
         return -1;
     }
     for (size_t i = 0; i < cfg->listener_count; i++)
-        listens[i] = (struct server_listen){.host = cfg->listeners[i].bind_address,
-                                            .port = cfg->listeners[i].port,
-                                            .unix_path = cfg->listeners[i].unix_path};
+        listens[i] = listen_of(&cfg->listeners[i]);
     struct server_options opts;
     server_options_init(&opts);
     opts.listens = listens;
@@ -507,6 +532,7 @@ static int new_server(const struct flags *f, struct broker *b, char *err, size_t
     if (f->connect_timeout_s >= 0)
         opts.connect_timeout_s = f->connect_timeout_s;
     opts.max_packet_size = max_packet_size(f, cfg);
+    opts.max_connections = cfg->max_connections > INT32_MAX ? INT32_MAX : (int)cfg->max_connections;
     if (cfg->storage_sync == CONFIG_SYNC_NOSYNC || cfg->persistent_client_expiration_s > 0)
         opts.tick_s = TICK_S;
     int rc = server_new(&opts, &b->srv, err, err_len);
@@ -530,7 +556,7 @@ static void on_tick(void *arg)
 
 /* SIGHUP: new password and ACL files (all or nothing), log file reopened.
  * Connected clients stay; the config file itself is not re-read. */
-__attribute__((unused)) static void on_reload(void *arg)
+static void on_reload(void *arg)
 {
     struct broker *b = arg;
     char err[ERR_LEN];
@@ -573,7 +599,7 @@ static void sys_publish_u64(struct broker *b, const char *topic, uint64_t v)
 }
 
 /* Every sys_interval seconds: Mosquitto's $SYS/broker topics that Sol has. */
-__attribute__((unused)) static void on_sys_timer(void *arg)
+static void on_sys_timer(void *arg)
 {
     struct broker *b = arg;
     struct session_stats ss;
@@ -588,6 +614,12 @@ __attribute__((unused)) static void on_sys_timer(void *arg)
     sys_publish_u64(b, "$SYS/broker/messages/dropped", ss.messages_dropped);
     sys_publish_u64(b, "$SYS/broker/retained messages/count", ss.retained);
     sys_publish_u64(b, "$SYS/broker/subscriptions/count", ss.subscriptions);
+    struct server_stats net;
+    server_get_stats(b->srv, &net);
+    sys_publish_u64(b, "$SYS/broker/bytes/received", net.bytes_received);
+    sys_publish_u64(b, "$SYS/broker/bytes/sent", net.bytes_sent);
+    sys_publish_u64(b, "$SYS/broker/connections/total", net.connections_total);
+    sys_publish_u64(b, "$SYS/broker/connections/refused", net.connections_refused);
     struct store_stats st;
     if (store_stats(b->store, &st) == 0)
         sys_publish_u64(b, "$SYS/broker/store/bytes", st.map_used);
@@ -609,13 +641,17 @@ static int start(const struct flags *f, struct broker *b, char *err, size_t err_
     if (setup_log(f, &b->cfg, err, err_len) < 0)
         return -1;
     b->started_at = time(NULL);
-    log_notice("sol %s starting (pid %ld)", SOL_VERSION, (long)getpid());
+    char dests[CONFIG_PATH_MAX + 64];
+    describe_log_dests(&b->cfg, dests, sizeof(dests));
+    log_notice("sol %s starting (pid %ld), logging to %s", SOL_VERSION, (long)getpid(), dests);
     log_notice("config: %s", f->config_path ? f->config_path : "none (defaults)");
     if (open_store(&b->cfg, &b->store, err, err_len) < 0 || new_session_mgr(b, err, err_len) < 0 ||
         new_server(f, b, err, err_len) < 0)
         return -1;
     server_set_session_mgr(b->srv, b->mgr);
     server_set_tick(b->srv, on_tick, b);
+    server_set_reload(b->srv, on_reload, b);
+    server_set_sys_timer(b->srv, b->cfg.sys_interval, on_sys_timer, b);
     if (f->is_daemon && b->cfg.pid_file != NULL) {
         if (write_pid_file(b->cfg.pid_file, err, err_len) < 0)
             return -1;
