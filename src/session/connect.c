@@ -80,7 +80,7 @@ static int authenticate(struct session_mgr *mgr, struct session_client *c,
 static void take_over(struct session_mgr *mgr, struct session *s)
 {
     struct session_client *old = s->client;
-    log_notice("client %s: session taken over by a new connection", (char *)s->client_id);
+    log_connection("Client %s already connected, closing old connection.", (char *)s->client_id);
     session_client_unlink(mgr, old, true);
     mgr->sink->close(old->conn, "session taken over");
 }
@@ -140,6 +140,20 @@ static void resume_persistent(struct session_mgr *mgr, struct session *s)
     deliver_schedule_refill(mgr, s);
 }
 
+/* Mosquitto's line, so existing log tooling keeps working: p1 = MQTT 3.1,
+ * p2 = MQTT 3.1.1, c = clean session, k = keepalive, u = username. */
+static void log_connected(const struct session_client *c, const struct mqtt_connect *p)
+{
+    unsigned protocol = p->protocol_level == MQTT_PROTOCOL_V311 ? 2 : 1;
+    if (c->username)
+        log_connection("New client connected from %s as %s (p%u, c%d, k%u, u'%s').", c->peer,
+                       session_client_name(c), protocol, p->clean_session, p->keepalive_s,
+                       c->username);
+    else
+        log_connection("New client connected from %s as %s (p%u, c%d, k%u).", c->peer,
+                       session_client_name(c), protocol, p->clean_session, p->keepalive_s);
+}
+
 int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p)
 {
     c->protocol_level = p->protocol_level;
@@ -187,8 +201,7 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
             return SESSION_ERR_STORE;
         resume_persistent(mgr, s);
     }
-    log_info("client %s connected from %s (clean session %d, keepalive %u, protocol level %u)",
-             (char *)s->client_id, c->peer, p->clean_session, p->keepalive_s, p->protocol_level);
+    log_connected(c, p);
     mgr->sink->set_keepalive(c->conn, p->keepalive_s);
     struct mqtt_packet ack = {.type = MQTT_CONNACK};
     ack.u.connack.session_present = present;

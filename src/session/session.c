@@ -494,10 +494,37 @@ void session_client_detach(struct session_mgr *mgr, struct session_client *c, bo
         log_error("client %s: could not record the disconnect time", (char *)s->client_id);
 }
 
+/* Mosquitto's wording per reason. */
+static void log_disconnected(const struct session_client *c, enum session_close_reason reason)
+{
+    const char *id = session_client_name(c);
+    switch (reason) {
+    case SESSION_CLOSE_DISCONNECT:
+        log_connection("Client %s disconnected.", id);
+        break;
+    case SESSION_CLOSE_SOCKET:
+        log_connection("Client %s closed its connection.", id);
+        break;
+    case SESSION_CLOSE_KEEPALIVE:
+        log_connection("Client %s has exceeded timeout, disconnecting.", id);
+        break;
+    case SESSION_CLOSE_PROTOCOL:
+        log_connection("Client %s disconnected due to protocol error.", id);
+        break;
+    case SESSION_CLOSE_TAKEOVER:
+    case SESSION_CLOSE_SHUTDOWN:
+    default:
+        log_connection("Client %s disconnected.", id);
+        break;
+    }
+}
+
 void session_client_gone(struct session_mgr *mgr, struct session_client *client,
                          enum session_close_reason reason)
 {
     output_forget_client(mgr, client);
+    if (client->connected)
+        log_disconnected(client, reason);
     /* The will is published on any close but a DISCONNECT [MQTT-3.1.2-8];
      * a broker shutdown is not the client's failure either. */
     bool fire_will = reason != SESSION_CLOSE_DISCONNECT && reason != SESSION_CLOSE_SHUTDOWN;

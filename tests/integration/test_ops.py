@@ -381,6 +381,20 @@ def test_log_type_error_only_hides_notices(broker):
     check(os.path.getsize(log) == 0, "lines other than errors: %r" % open(log).read()[:300])
 
 
+def test_connection_messages_like_mosquitto_and_switchable(broker):
+    mqtt_connect(broker.port, "chatty").send(b"\xe0\x00")  # DISCONNECT
+    broker.wait_for_log("as chatty (p2, c1, k60).")
+    broker.wait_for_log("Client chatty disconnected.")
+    check("New client connected from 127.0.0.1:" in broker.log(), "Mosquitto's connect line")
+    log = os.path.join(broker.tmp, "sol.log")
+    restart_with(broker, ["log_dest file %s" % log, "connection_messages false"])
+    mqtt_connect(broker.port, "silent").close()
+    time.sleep(0.3)
+    text = open(log).read()
+    check("as silent" not in text and "Client silent" not in text,
+          "connection_messages false still logs: %r" % text[-300:])
+
+
 # ---- $SYS ----
 
 def test_sys_interval_publishes_uptime(broker):
@@ -445,6 +459,7 @@ def main():
                test_password_file_right_and_wrong, test_acl_denies_publish_and_subscribe,
                test_sighup_reloads_password_file_keeps_clients,
                test_log_dest_file_and_sighup_reopen, test_log_type_error_only_hides_notices,
+               test_connection_messages_like_mosquitto_and_switchable,
                test_sys_interval_publishes_uptime):
         runner.run(fn)
     runner.finish()
