@@ -877,6 +877,35 @@ static void test_retained_publish_closes_when_retain_unavailable(void **state)
     gone(f, fc, SESSION_CLOSE_PROTOCOL);
 }
 
+static void test_will_qos_and_retain_are_honoured(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "will/#", 1, 1);
+    struct fake_conn *w = new_conn(f);
+    struct mqtt_packet p = connect_packet("w", true);
+    p.u.connect.has_will = true;
+    p.u.connect.will_qos = 1;
+    p.u.connect.will_retain = true;
+    p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/r", 6};
+    p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"gone", 4};
+    feed(f, w, &p, SESSION_OK);
+    session_flush(f->mgr);
+    gone(f, w, SESSION_CLOSE_SOCKET);
+    session_flush(f->mgr);
+    struct mqtt_packet live = next_sent(sub);
+    assert_publish(live, "will/r", "gone", 1); /* will QoS 1, granted 1 */
+    assert_false(live.u.publish.retain);       /* live forward: RETAIN 0 */
+    struct fake_conn *late = connect_client(f, "late", true, false);
+    subscribe(f, late, "will/r", 2, 2);
+    session_flush(f->mgr);
+    struct mqtt_packet kept = next_sent(late);
+    assert_publish(kept, "will/r", "gone", 1);
+    assert_true(kept.u.publish.retain); /* the will was retained */
+    gone(f, late, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -901,6 +930,7 @@ int main(void)
         T(test_retained_delivered_on_subscribe_with_retain_flag_and_cleared),
         T(test_retained_survives_restart),
         T(test_will_published_on_unclean_close_not_after_disconnect),
+        T(test_will_qos_and_retain_are_honoured),
         T(test_takeover_closes_old_connection_and_fires_its_will),
         T(test_unsubscribe_stops_delivery_and_is_acked),
         T(test_commit_failure_sends_no_ack_and_closes_the_client),
