@@ -88,7 +88,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_start(loop, w);
         return;
     }
-    if (c->is_connect_phase)
+    if (c->is_handshaking) {
+        c->srv->stats.tls_handshake_failures++;
+        log_info("client %s: closing: TLS handshake not finished within %.1f s", conn_name(c),
+                 c->timeout_s);
+    } else if (c->is_connect_phase)
         log_info("client %s: closing: no CONNECT within %.1f s", conn_name(c), c->timeout_s);
     else
         log_info("client %s: closing: keepalive expired (no packet for %.1f s)", conn_name(c),
@@ -187,18 +191,43 @@ static int fill_iov(const struct conn *c, struct iovec *iov)
 /* A write failed: the peer is gone. The queue is dropped with the socket. */
 static void write_failed(struct conn *c, int err)
 {
-    if (!c->is_closing)
-        log_info("client %s: closing: write: %s", conn_name(c), strerror(err));
+    if (!c->is_closing) {
+        char why[128];
+        c->tp->describe_error(c, err, why, sizeof(why));
+        log_info("client %s: closing: write: %s", conn_name(c), why);
+    }
     out_clear(c);
     conn_close(c, SESSION_CLOSE_SOCKET);
 }
 
-bool conn_flush(struct conn *c)
+/* Arms EV_WRITE while the last write found the socket full, or while a TLS
+ * read or handshake waits for a writable socket; never while a TLS write
+ * waits for input (EV_WRITE would then fire in a loop). Output merely queued
+ * during the turn waits for the end of the turn, not for EV_WRITE. */
+static void update_write_watcher(struct conn *c)
 {
     struct ev_loop *loop = c->srv->loop;
+    bool is_queue_blocked = c->out_head != NULL && c->is_write_blocked;
+    bool wants = !c->is_closing && (is_queue_blocked || c->read_wants_write ||
+                                    (c->is_handshaking && c->handshake_wants_write));
+    if (wants && !ev_is_active(&c->wio)) {
+        if (is_queue_blocked)
+            log_debug("client %s: socket full, %zu bytes queued", conn_name(c), c->out_pending);
+        ev_io_start(loop, &c->wio);
+    } else if (!wants) {
+        ev_io_stop(loop, &c->wio);
+    }
+}
+
+bool conn_flush(struct conn *c)
+{
+    if (c->is_handshaking)
+        return c->out_head == NULL; /* nothing can be written before the handshake */
+    c->write_wants_read = false;
+    c->is_write_blocked = false;
     for (int attempt = 0; c->out_head != NULL && attempt < WRITE_ATTEMPTS_MAX; attempt++) {
         struct iovec iov[WRITE_IOV_MAX];
-        ssize_t n = writev(c->fd, iov, fill_iov(c, iov));
+        ssize_t n = c->tp->writev(c, iov, fill_iov(c, iov));
         if (n >= 0) {
             c->srv->stats.bytes_sent += (uint64_t)n;
             out_consume(c, (size_t)n);
@@ -206,22 +235,14 @@ bool conn_flush(struct conn *c)
         }
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
             write_failed(c, errno);
-            break;
-        }
+        else
+            c->is_write_blocked = !c->write_wants_read;
         break;
     }
-    if (c->out_head != NULL) {
-        /* The socket is full: keep the tail and resume on EV_WRITE. */
-        if (!c->is_closing && !ev_is_active(&c->wio)) {
-            log_debug("client %s: socket full, %zu bytes queued", conn_name(c), c->out_pending);
-            ev_io_start(loop, &c->wio);
-        }
-        return false;
-    }
-    ev_io_stop(loop, &c->wio);
-    return true;
+    update_write_watcher(c);
+    return c->out_head == NULL;
 }
 
 /* Writes what c has queued; once drained, lets the manager send more. */
@@ -229,13 +250,6 @@ static void write_and_notify(struct conn *c)
 {
     if (conn_flush(c) && !c->is_closing)
         session_client_writable(c->srv->mgr, c->client);
-}
-
-static void on_write(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    write_and_notify(container_of(w, struct conn, wio));
 }
 
 void conn_write_listed(struct server *srv)
@@ -401,41 +415,175 @@ static void consume_input(struct conn *c, const uint8_t *data, size_t len)
         fail(c, SESSION_ERR_NOMEM, "out of memory");
 }
 
+static void read_failed(struct conn *c, ssize_t n, int err)
+{
+    char why[128];
+    if (n == 0) {
+        log_info("client %s: closing: connection closed by peer", conn_name(c));
+    } else {
+        c->tp->describe_error(c, err, why, sizeof(why));
+        log_info("client %s: closing: read: %s", conn_name(c), why);
+    }
+    conn_close(c, SESSION_CLOSE_SOCKET);
+}
+
+/* Reads what the socket has; keeps reading while the transport holds
+ * decrypted bytes EV_READ would not announce (bounded: no socket read
+ * happens for those). */
+static void read_input(struct conn *c)
+{
+    c->read_wants_write = false;
+    for (;;) {
+        ssize_t n = c->tp->read(c, c->srv->scratch, sizeof(c->srv->scratch));
+        if (n > 0) {
+            c->srv->stats.bytes_received += (uint64_t)n;
+            consume_input(c, c->srv->scratch, (size_t)n);
+            if (!c->is_closing && c->tp->has_pending(c))
+                continue;
+            break;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        read_failed(c, n, errno);
+        return;
+    }
+    update_write_watcher(c);
+}
+
+static void handshake(struct conn *c)
+{
+    if (c->is_closing)
+        return;
+    char why[160];
+    int rc = c->tp->handshake(c, why, sizeof(why));
+    if (rc < 0) {
+        c->srv->stats.tls_handshake_failures++;
+        log_notice("client %s: closing: TLS handshake failed: %s", conn_name(c), why);
+        conn_close(c, SESSION_CLOSE_SOCKET);
+        return;
+    }
+    update_write_watcher(c);
+    if (rc == 1) {
+        log_debug("client %s: TLS handshake done", conn_name(c));
+        read_input(c); /* the CONNECT may already be decrypted */
+    }
+}
+
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
     struct conn *c = container_of(w, struct conn, rio);
-    ssize_t n = read(c->fd, c->srv->scratch, sizeof(c->srv->scratch));
-    if (n > 0) {
-        c->srv->stats.bytes_received += (uint64_t)n;
-        consume_input(c, c->srv->scratch, (size_t)n);
+    if (c->is_handshaking) {
+        handshake(c);
         return;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n == 0)
-        log_info("client %s: closing: connection closed by peer", conn_name(c));
-    else
-        log_info("client %s: closing: read: %s", conn_name(c), strerror(errno));
-    conn_close(c, SESSION_CLOSE_SOCKET);
+    if (c->write_wants_read) {
+        write_and_notify(c);
+        if (c->is_closing)
+            return;
+    }
+    read_input(c);
 }
+
+static void on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = container_of(w, struct conn, wio);
+    if (c->is_handshaking) {
+        handshake(c);
+        return;
+    }
+    if (c->read_wants_write) {
+        read_input(c);
+        if (c->is_closing)
+            return;
+    }
+    write_and_notify(c);
+}
+
+/* ---- the plain transport ---- */
+
+static int plain_handshake(struct conn *c, char *why, size_t why_len)
+{
+    (void)why;
+    (void)why_len;
+    c->is_handshaking = false;
+    return 1;
+}
+
+static ssize_t plain_read(struct conn *c, void *buf, size_t len)
+{
+    return read(c->fd, buf, len);
+}
+
+static ssize_t plain_writev(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    return writev(c->fd, iov, iovcnt);
+}
+
+static bool plain_has_pending(const struct conn *c)
+{
+    (void)c;
+    return false;
+}
+
+static void plain_describe_error(const struct conn *c, int err, char *buf, size_t len)
+{
+    (void)c;
+    snprintf(buf, len, "%s", strerror(err));
+}
+
+static void plain_close(struct conn *c)
+{
+    if (close(c->fd) < 0)
+        log_debug("close fd %d: %s", c->fd, strerror(errno));
+}
+
+const struct conn_transport conn_transport_plain = {
+    .name = "tcp",
+    .handshake = plain_handshake,
+    .read = plain_read,
+    .writev = plain_writev,
+    .has_pending = plain_has_pending,
+    .describe_error = plain_describe_error,
+    .close = plain_close,
+};
 
 /* ---- life cycle ---- */
 
-void conn_accept(struct server *srv, int fd, const char *peer)
+/* A new conn on fd, plain or TLS as the listener says. Takes ownership of
+ * fd: NULL when out of memory, with fd closed. */
+static struct conn *conn_new(struct server *srv, const struct listener *l, int fd, const char *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    if (c != NULL) {
-        c->srv = srv;
-        c->fd = fd;
-        c->client = session_client_new(srv->mgr, c, peer);
+    if (c == NULL) {
+        close(fd);
+        return NULL;
     }
-    if (c == NULL || c->client == NULL) {
+    c->srv = srv;
+    c->fd = fd;
+    c->tp = &conn_transport_plain;
+    c->use_identity_as_username = l->use_identity_as_username;
+    if (l->tls_ctx != NULL && tls_conn_start(c, l->tls_ctx) < 0)
+        goto fail;
+    c->client = session_client_new(srv->mgr, c, peer);
+    if (c->client == NULL)
+        goto fail;
+    return c;
+fail:
+    c->tp->close(c); /* the socket, and the TLS state if any */
+    free(c);
+    return NULL;
+}
+
+void conn_accept(struct server *srv, const struct listener *l, int fd, const char *peer)
+{
+    struct conn *c = conn_new(srv, l, fd, peer);
+    if (c == NULL) {
         log_warning("%s: refusing connection: out of memory", peer);
         srv->stats.connections_refused++;
-        free(c);
-        close(fd);
         return;
     }
     ev_io_init(&c->rio, on_read, fd, EV_READ);
@@ -450,7 +598,8 @@ void conn_accept(struct server *srv, int fd, const char *peer)
     ev_io_start(srv->loop, &c->rio);
     c->is_connect_phase = true;
     arm_timer(c, srv->connect_timeout_s);
-    log_debug("%s: connection accepted (%zu open)", peer, srv->conn_count);
+    log_debug("%s: connection accepted on %s (%s, %zu open)", peer, l->name, c->tp->name,
+              srv->conn_count);
 }
 
 void conn_close(struct conn *c, enum session_close_reason reason)
@@ -478,8 +627,7 @@ void conn_free(struct conn *c)
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
-    if (close(c->fd) < 0)
-        log_debug("close fd %d: %s", c->fd, strerror(errno));
+    c->tp->close(c);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

@@ -69,7 +69,7 @@ static bool is_full(const struct server *srv)
     return srv->max_connections > 0 && srv->conn_count >= srv->max_connections;
 }
 
-static void admit(struct server *srv, int fd, const char *peer)
+static void admit(struct server *srv, const struct listener *l, int fd, const char *peer)
 {
     if (is_full(srv)) {
         refuse(srv, fd, peer);
@@ -80,7 +80,7 @@ static void admit(struct server *srv, int fd, const char *peer)
                    srv->refused_burst, srv->max_connections);
         srv->refused_burst = 0;
     }
-    conn_accept(srv, fd, peer);
+    conn_accept(srv, l, fd, peer);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -93,7 +93,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         if (fd >= 0) {
             if (l->unix_path != NULL)
                 snprintf(peer, sizeof(peer), "%s#%d", l->name, fd);
-            admit(l->srv, fd, peer);
+            admit(l->srv, l, fd, peer);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -116,7 +116,10 @@ static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
         ev_io_start(loop, &l->io);
 }
 
-static int add_listener(struct server *srv, int fd, const char *name, const char *unix_path)
+/* Appends a listener for fd. On success the listener owns fd and one
+ * reference on tls_ctx; on -ENOMEM it owns nothing. */
+static int add_listener(struct server *srv, int fd, const char *name, const struct server_listen *a,
+                        struct ssl_ctx_st *tls_ctx)
 {
     struct listener *grown =
         realloc(srv->listeners, (srv->listener_count + 1) * sizeof(*srv->listeners));
@@ -126,8 +129,14 @@ static int add_listener(struct server *srv, int fd, const char *name, const char
     struct listener *l = &grown[srv->listener_count];
     *l = (struct listener){.srv = srv, .fd = fd};
     snprintf(l->name, sizeof(l->name), "%s", name);
-    if (unix_path != NULL && (l->unix_path = strdup(unix_path)) == NULL)
+    if (a->unix_path != NULL && (l->unix_path = strdup(a->unix_path)) == NULL)
         return -ENOMEM;
+    if (tls_ctx != NULL && tls_ctx_ref(tls_ctx) < 0) {
+        free(l->unix_path);
+        return -ENOMEM;
+    }
+    l->tls_ctx = tls_ctx;
+    l->use_identity_as_username = tls_ctx != NULL && a->use_identity_as_username;
     srv->listener_count++;
     return 0;
 }
@@ -140,8 +149,40 @@ static void close_listener(struct server *srv, struct listener *l)
     ev_timer_stop(srv->loop, &l->retry);
     close(l->fd);
     l->fd = -1;
+    tls_ctx_free(l->tls_ctx);
+    l->tls_ctx = NULL;
     if (l->unix_path != NULL && unlink(l->unix_path) < 0 && errno != ENOENT)
         log_warning("%s: unlink: %s", l->unix_path, strerror(errno));
+}
+
+/* Opens the sockets of one address: fds[] and names[], the count or -1. */
+static int open_sockets(const struct server_listen *a, int *fds, char (*names)[80], char *err,
+                        size_t err_len)
+{
+    if (a->unix_path == NULL)
+        return server_listen_tcp(a->host, a->port, fds, names, LISTEN_FDS_MAX, err, err_len);
+    fds[0] = server_listen_unix(a->unix_path, err, err_len);
+    snprintf(names[0], sizeof(names[0]), "unix:%.70s", a->unix_path);
+    return fds[0] < 0 ? -1 : 1;
+}
+
+/* The TLS context of a (NULL when a is plain); -1 with err set on failure. */
+static int open_tls(const struct server_listen *a, struct ssl_ctx_st **ctx, char *err,
+                    size_t err_len)
+{
+    char name[96];
+    *ctx = NULL;
+    if (a->certfile == NULL && a->keyfile == NULL)
+        return 0;
+    if (a->unix_path != NULL)
+        snprintf(name, sizeof(name), "listener unix:%.70s", a->unix_path);
+    else
+        snprintf(name, sizeof(name), "listener %s:%u", a->host ? a->host : "*", (unsigned)a->port);
+    if (a->certfile == NULL) {
+        snprintf(err, err_len, "%s: keyfile without certfile", name);
+        return -1;
+    }
+    return tls_ctx_new(a, name, ctx, err, err_len);
 }
 
 /* Opens the sockets of one address; -1 with err set on failure. */
@@ -149,28 +190,21 @@ static int open_listen(struct server *srv, const struct server_listen *a, char *
 {
     int fds[LISTEN_FDS_MAX];
     char names[LISTEN_FDS_MAX][80];
-    int count = 1;
-    if (a->certfile != NULL) {
-        snprintf(err, err_len, "listener %u: TLS is not implemented yet", (unsigned)a->port);
+    struct ssl_ctx_st *ctx = NULL;
+    if (open_tls(a, &ctx, err, err_len) < 0)
         return -1;
-    }
-    if (a->unix_path != NULL) {
-        fds[0] = server_listen_unix(a->unix_path, err, err_len);
-        snprintf(names[0], sizeof(names[0]), "unix:%.70s", a->unix_path);
-    } else {
-        count = server_listen_tcp(a->host, a->port, fds, names, LISTEN_FDS_MAX, err, err_len);
-    }
-    if (count < 0 || fds[0] < 0)
-        return -1;
+    int count = open_sockets(a, fds, names, err, err_len);
+    int rc = count < 0 ? -1 : 0;
     for (int i = 0; i < count; i++) {
-        if (add_listener(srv, fds[i], names[i], a->unix_path) < 0) {
+        if (rc == 0 && add_listener(srv, fds[i], names[i], a, ctx) == 0)
+            continue;
+        if (rc == 0)
             snprintf(err, err_len, "%s: out of memory", names[i]);
-            for (int j = i; j < count; j++)
-                close(fds[j]);
-            return -1;
-        }
+        rc = -1;
+        close(fds[i]); /* not handed to a listener */
     }
-    return 0;
+    tls_ctx_free(ctx); /* each listener holds its own reference */
+    return rc;
 }
 
 /* Starts the watchers once the listener array has its final address. */
@@ -181,7 +215,7 @@ static void start_listeners(struct server *srv)
         ev_io_init(&l->io, on_accept, l->fd, EV_READ);
         ev_timer_init(&l->retry, on_accept_retry, ACCEPT_RETRY_S, 0.);
         ev_io_start(srv->loop, &l->io);
-        log_notice("listening on %s", l->name);
+        log_notice("listening on %s%s", l->name, l->tls_ctx != NULL ? " (TLS)" : "");
     }
 }
 

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <ev.h>
 
@@ -19,6 +21,45 @@
 
 /* Bytes read per read(2): one syscall picks up many small packets. */
 #define SERVER_READ_CHUNK 16384
+/* Plaintext bytes per SSL_write: one full TLS record. */
+#define SERVER_TLS_RECORD_MAX 16384
+
+struct ssl_st;     /* OpenSSL's SSL, kept out of the other includers' way */
+struct ssl_ctx_st; /* SSL_CTX */
+struct conn;
+
+/*
+ * How a connection moves bytes: plain TCP/unix (conn.c) or TLS (tls.c),
+ * behind one table as in redis connection.h. conn.c never calls read(2),
+ * writev(2) or SSL_* itself.
+ *
+ * read and writev return bytes moved (> 0), 0 from read at the orderly end
+ * of the stream, or -1 with errno: EAGAIN when the call must be retried
+ * later (the transport sets c->read_wants_write or c->write_wants_read
+ * when the retry waits for the other direction), anything else when the
+ * connection is broken. writev of a TLS transport must be retried with the
+ * same queue (a prefix of the same bytes, at least as long): conn.c only
+ * appends to its queue, never rewrites it.
+ */
+struct conn_transport {
+    const char *name; /* "tcp", "tls": for log lines */
+    /* Advances the handshake: 1 done, 0 waiting (c->handshake_wants_write
+     * says for which event), -1 failed with a reason in why. */
+    int (*handshake)(struct conn *c, char *why, size_t why_len);
+    ssize_t (*read)(struct conn *c, void *buf, size_t len);
+    ssize_t (*writev)(struct conn *c, const struct iovec *iov, int iovcnt);
+    /* True when the transport holds input already taken off the socket
+     * (SSL_pending): EV_READ will not fire for it, so read again now. */
+    bool (*has_pending)(const struct conn *c);
+    /* Why the last read/writev failed with errno err, for a log line. */
+    void (*describe_error)(const struct conn *c, int err, char *buf, size_t len);
+    /* Ends the transport and closes the socket (TLS: close_notify if the
+     * session is healthy, never blocking). */
+    void (*close)(struct conn *c);
+};
+
+extern const struct conn_transport conn_transport_plain; /* conn.c */
+extern const struct conn_transport conn_transport_tls;   /* tls.c */
 
 /* A listening socket. */
 struct listener {
@@ -26,6 +67,8 @@ struct listener {
     ev_timer retry; /* re-enables accept after EMFILE/ENFILE */
     struct server *srv;
     int fd;
+    struct ssl_ctx_st *tls_ctx; /* one reference; NULL: plain */
+    bool use_identity_as_username;
     char *unix_path; /* owned; unlinked at close */
     char name[80];   /* "127.0.0.1:1883", "[::1]:1883", "unix:/path" */
 };
@@ -40,6 +83,7 @@ struct out_chunk {
 };
 
 struct conn {
+    const struct conn_transport *tp;
     ev_io rio;
     ev_io wio;
     ev_timer timer; /* CONNECT deadline, then keepalive */
@@ -55,11 +99,20 @@ struct conn {
     ev_tstamp last_packet;
     double timeout_s; /* 0: no timer */
     int fd;
+    struct ssl_st *ssl;      /* TLS only, owned */
+    unsigned long tls_error; /* ERR_get_error() of the last failed TLS call, 0 if none */
     enum session_close_reason close_reason;
     bool is_closing;
     bool is_write_listed;
     bool is_connect_phase; /* the timer is the CONNECT deadline */
     bool has_packet;       /* the manager has seen a packet */
+    bool is_write_blocked; /* the last write found the socket full */
+    bool is_handshaking;   /* the transport is not ready for data yet */
+    bool handshake_wants_write;
+    bool read_wants_write; /* a TLS read waits for EV_WRITE */
+    bool write_wants_read; /* a TLS write waits for EV_READ */
+    bool is_tls_broken;    /* fatal TLS error: no close_notify */
+    bool use_identity_as_username;
 };
 
 struct server {
@@ -90,7 +143,8 @@ struct server {
     struct conn *closing; /* connections to free at the end of the turn */
     size_t conn_count;
     bool is_stopping;
-    uint8_t scratch[SERVER_READ_CHUNK]; /* every read lands here first */
+    uint8_t scratch[SERVER_READ_CHUNK];     /* every read lands here first */
+    uint8_t tls_out[SERVER_TLS_RECORD_MAX]; /* small chunks gathered for one SSL_write */
 };
 
 /* ---- listener.c ---- */
@@ -112,8 +166,9 @@ int server_accept(int listen_fd, char *peer, size_t peer_len);
 
 /* ---- conn.c ---- */
 
-/* Takes ownership of fd: on failure it is closed. Starts reading. */
-void conn_accept(struct server *srv, int fd, const char *peer);
+/* Takes ownership of fd: on failure it is closed. Starts reading (or the TLS
+ * handshake when l has a TLS context). */
+void conn_accept(struct server *srv, const struct listener *l, int fd, const char *peer);
 
 /* Marks c closing (idempotent): stops reading and its timer, queues the free
  * for the end of the turn. */
@@ -129,6 +184,21 @@ void conn_write_listed(struct server *srv);
 /* Calls session_client_gone(), closes the socket and frees c. Only at the end
  * of a turn, never from c's own callbacks. */
 void conn_free(struct conn *c);
+
+/* ---- tls.c ---- */
+
+/* Builds the TLS context of one listener from a's files and settings.
+ * Returns 0 and *out (release with tls_ctx_free()), or -1 with a one-line
+ * reason in err naming `name` and the file. Never prompts for a passphrase. */
+int tls_ctx_new(const struct server_listen *a, const char *name, struct ssl_ctx_st **out, char *err,
+                size_t err_len);
+void tls_ctx_free(struct ssl_ctx_st *ctx);
+/* Takes one more reference on ctx (one per listening socket of a line). */
+int tls_ctx_ref(struct ssl_ctx_st *ctx);
+
+/* Switches c to the TLS transport in the accepting state. Returns 0 or
+ * -ENOMEM (c is left plain; the caller closes it). */
+int tls_conn_start(struct conn *c, struct ssl_ctx_st *ctx);
 
 /* The sink table the session manager calls. */
 extern const struct session_sink conn_sink;
