@@ -14,6 +14,8 @@
 
 /* Packets other than PUBLISH and SUBACK fit in this (CONNACK, acks, PINGRESP). */
 #define SMALL_PACKET_MAX 16
+/* PUBLISH headers of topics up to ~250 bytes are built on the stack. */
+#define SMALL_HEADER_MAX 264
 
 static int hold(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
                 int iovcnt)
@@ -94,8 +96,12 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, const
         .payload = {m->payload, m->payload_len},
     };
     mgr->messages_sent++;
+    /* The header (fixed header, topic, packet id) is built per delivery; the
+     * payload goes as a second iovec, never re-encoded. Most topics are short
+     * enough for the stack. */
+    uint8_t small[SMALL_HEADER_MAX];
     size_t cap = MQTT_MAX_FIXED_HEADER + 2 + m->topic_len + 2;
-    uint8_t *header = malloc(cap);
+    uint8_t *header = cap <= sizeof(small) ? small : malloc(cap);
     if (!header)
         return -ENOMEM;
     size_t header_len = 0;
@@ -106,7 +112,8 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, const
     } else {
         rc = -EINVAL;
     }
-    free(header);
+    if (header != small)
+        free(header);
     return rc;
 }
 
