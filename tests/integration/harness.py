@@ -483,3 +483,42 @@ class Runner:
         extra = " (%d skipped)" % self.skipped if self.skipped else ""
         print("%d passed, %d failed%s" % (self.passed, self.failed, extra), flush=True)
         sys.exit(1 if self.failed else 0)
+
+
+# ---- TLS test certificates ----
+
+OPENSSL_TIMEOUT_S = 30
+
+
+def _openssl(args, cwd):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=OPENSSL_TIMEOUT_S)
+    check(r.returncode == 0, "openssl %s failed: %s" % (args[0], r.stderr.strip()))
+
+
+def make_tls_ca(directory, name="ca"):
+    """A throwaway CA in directory: returns (cert path, key path). EC P-256 keys
+    keep generation fast."""
+    key, crt = (os.path.join(directory, name + ext) for ext in (".key", ".crt"))
+    _openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+              "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj",
+              "/CN=Sol test CA %s" % name], directory)
+    return crt, key
+
+
+def make_tls_cert(directory, ca, name, cn, server=False):
+    """A certificate for cn signed by ca (cert, key); server certificates get
+    subjectAltName 127.0.0.1 and localhost. Returns (cert path, key path)."""
+    key, csr, crt, ext = (os.path.join(directory, name + e)
+                          for e in (".key", ".csr", ".crt", ".ext"))
+    _openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+              "-keyout", key, "-out", csr, "-subj", "/CN=%s" % cn], directory)
+    with open(ext, "w") as f:
+        if server:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                    "extendedKeyUsage=serverAuth\n")
+        else:
+            f.write("extendedKeyUsage=clientAuth\n")
+    _openssl(["x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+              "-out", crt, "-days", "2", "-extfile", ext], directory)
+    return crt, key
