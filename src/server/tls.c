@@ -137,11 +137,15 @@ int tls_ctx_new(const struct server_listen *a, const char *name, struct ssl_ctx_
     }
     const char *what = NULL, *file = NULL;
     if (configure(ctx, a, &what, &file) < 0) {
+        unsigned long last = ERR_peek_last_error();
         unsigned long e = take_error();
-        if (file != NULL && e == 0)
-            snprintf(err, err_len, "%s: %s %s: invalid", name, what, file);
-        else if (file != NULL)
-            snprintf(err, err_len, "%s: %s %s: %s", name, what, file, error_reason(e));
+        char why[160];
+        if (last != 0 && ERR_GET_REASON(last) != ERR_GET_REASON(e)) /* cause (consequence) */
+            snprintf(why, sizeof(why), "%s (%s)", error_reason(e), error_reason(last));
+        else
+            snprintf(why, sizeof(why), "%s", e != 0 ? error_reason(e) : "invalid");
+        if (file != NULL)
+            snprintf(err, err_len, "%s: %s %s: %s", name, what, file, why);
         else
             snprintf(err, err_len, "%s: TLS: %s", name, what);
         SSL_CTX_free(ctx);
