@@ -92,11 +92,12 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         c->srv->stats.tls_handshake_failures++;
         log_info("client %s: closing: TLS handshake not finished within %.1f s", conn_name(c),
                  c->timeout_s);
-    } else if (c->is_connect_phase)
+    } else if (c->is_connect_phase) {
         log_info("client %s: closing: no CONNECT within %.1f s", conn_name(c), c->timeout_s);
-    else
+    } else {
         log_info("client %s: closing: keepalive expired (no packet for %.1f s)", conn_name(c),
                  c->timeout_s);
+    }
     conn_close(c, SESSION_CLOSE_KEEPALIVE);
 }
 
