@@ -361,58 +361,95 @@ static size_t decode_all(struct conn *c, const uint8_t *buf, size_t len)
     return off;
 }
 
-/* Keeps the undecoded tail buf[used..len): a prefix of one packet, smaller
+/* The size of the packet that starts at buf[0..len): known once its fixed
+ * header is complete (mqtt_frame reports it with NEED_MORE), else len. */
+static size_t packet_size_hint(const struct conn *c, const uint8_t *buf, size_t len)
+{
+    struct mqtt_frame frame;
+    int rc = mqtt_frame(buf, len, c->srv->max_packet_size, &frame);
+    return rc == MQTT_NEED_MORE && frame.total_len > len ? frame.total_len : len;
+}
+
+/* Makes the carried buffer hold at least cap bytes, keeping its content. */
+static int reserve_input(struct conn *c, size_t cap)
+{
+    if (cap <= c->in_cap)
+        return 0;
+    uint8_t *grown = realloc(c->in, cap);
+    if (grown == NULL)
+        return -ENOMEM;
+    c->in = grown;
+    c->in_cap = cap;
+    return 0;
+}
+
+static void drop_input(struct conn *c)
+{
+    free(c->in);
+    c->in = NULL;
+    c->in_len = 0;
+    c->in_cap = 0;
+}
+
+/*
+ * Keeps the undecoded tail buf[used..len): a prefix of one packet, smaller
  * than the maximum packet size (mqtt_frame rejects a larger one as soon as
- * its length is known). The carried buffer is freed as soon as it empties. */
+ * its length is known). The carried buffer is sized for the whole packet as
+ * soon as its length is known, so the rest is read straight into it: a large
+ * PUBLISH is copied once, not re-copied on every read. It is freed as soon as
+ * it empties, so an idle connection holds no input memory.
+ */
 static int keep_tail(struct conn *c, const uint8_t *buf, size_t used, size_t len)
 {
     size_t left = len - used;
-    bool is_carried = c->in != NULL && buf == c->in;
     if (c->is_closing || left == 0) {
-        free(c->in);
-        c->in = NULL;
-        c->in_len = 0;
+        drop_input(c);
         return 0;
     }
-    if (is_carried) {
+    size_t want = packet_size_hint(c, buf + used, left);
+    if (c->in != NULL && buf == c->in) {
         memmove(c->in, buf + used, left);
         c->in_len = left;
-        return 0;
+        return reserve_input(c, want);
     }
-    c->in = malloc(left);
-    if (c->in == NULL)
+    if (reserve_input(c, want) < 0)
         return -ENOMEM;
     memcpy(c->in, buf + used, left);
     c->in_len = left;
     return 0;
 }
 
-/* Appends fresh bytes to the carried partial packet. */
+/* Appends fresh bytes to the carried partial packet (its header was still
+ * incomplete, or the read came through the scratch buffer). */
 static int append_input(struct conn *c, const uint8_t *data, size_t len)
 {
-    uint8_t *grown = realloc(c->in, c->in_len + len);
-    if (grown == NULL)
+    size_t need = c->in_len + len;
+    if (need > c->in_cap && reserve_input(c, need > 2 * c->in_cap ? need : 2 * c->in_cap) < 0)
         return -ENOMEM;
-    memcpy(grown + c->in_len, data, len);
-    c->in = grown;
-    c->in_len += len;
+    memcpy(c->in + c->in_len, data, len);
+    c->in_len = need;
     return 0;
+}
+
+static void decode_carried(struct conn *c)
+{
+    size_t used = decode_all(c, c->in, c->in_len);
+    if (keep_tail(c, c->in, used, c->in_len) < 0)
+        fail(c, SESSION_ERR_NOMEM, "out of memory");
 }
 
 static void consume_input(struct conn *c, const uint8_t *data, size_t len)
 {
-    const uint8_t *buf = data;
-    size_t buf_len = len;
     if (c->in != NULL) {
         if (append_input(c, data, len) < 0) {
             fail(c, SESSION_ERR_NOMEM, "out of memory");
             return;
         }
-        buf = c->in;
-        buf_len = c->in_len;
+        decode_carried(c);
+        return;
     }
-    size_t used = decode_all(c, buf, buf_len);
-    if (keep_tail(c, buf, used, buf_len) < 0)
+    size_t used = decode_all(c, data, len);
+    if (keep_tail(c, data, used, len) < 0)
         fail(c, SESSION_ERR_NOMEM, "out of memory");
 }
 
@@ -435,10 +472,20 @@ static void read_input(struct conn *c)
 {
     c->read_wants_write = false;
     for (;;) {
-        ssize_t n = c->tp->read(c, c->srv->scratch, sizeof(c->srv->scratch));
+        /* The rest of a partial packet whose size is known goes straight
+         * into its buffer; everything else through the shared scratch. */
+        bool is_direct = c->in != NULL && c->in_cap > c->in_len;
+        uint8_t *dst = is_direct ? c->in + c->in_len : c->srv->scratch;
+        size_t room = is_direct ? c->in_cap - c->in_len : sizeof(c->srv->scratch);
+        ssize_t n = c->tp->read(c, dst, room);
         if (n > 0) {
             c->srv->stats.bytes_received += (uint64_t)n;
-            consume_input(c, c->srv->scratch, (size_t)n);
+            if (is_direct) {
+                c->in_len += (size_t)n;
+                decode_carried(c);
+            } else {
+                consume_input(c, c->srv->scratch, (size_t)n);
+            }
             if (!c->is_closing && c->tp->has_pending(c))
                 continue;
             break;

@@ -94,6 +94,7 @@ struct conn {
     struct conn *next_close;  /* srv->closing, while is_closing */
     uint8_t *in;              /* partial packet carried to the next read; NULL when empty */
     size_t in_len;
+    size_t in_cap; /* bytes allocated at in */
     struct out_chunk *out_head, *out_tail;
     size_t out_pending; /* bytes queued and not yet written */
     ev_tstamp last_packet;
