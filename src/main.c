@@ -615,6 +615,10 @@ static void on_sys_timer(void *arg)
     sys_publish_u64(b, "$SYS/broker/messages/dropped", ss.messages_dropped);
     sys_publish_u64(b, "$SYS/broker/retained messages/count", ss.retained);
     sys_publish_u64(b, "$SYS/broker/subscriptions/count", ss.subscriptions);
+    sys_publish_u64(b, "$SYS/broker/store/commits", ss.commits);
+    sys_publish_u64(b, "$SYS/broker/store/commit latency/last us", ss.commit_latency_us_last);
+    sys_publish_u64(b, "$SYS/broker/store/commit latency/max us", ss.commit_latency_us_max);
+    sys_publish_u64(b, "$SYS/broker/store/commit latency/average us", ss.commit_latency_us_avg);
     struct server_stats net;
     server_get_stats(b->srv, &net);
     sys_publish_u64(b, "$SYS/broker/bytes/received", net.bytes_received);

@@ -16,12 +16,14 @@
 #   DURATION [5]         seconds of publishing per run; DURATION_<scenario> overrides
 #   DRAIN [2]            at most this many seconds to wait for in-flight messages
 #   SCENARIOS [all]      space-separated subset of the names below
-#   SOL [build-bench/sol]  SOLBENCH [build-bench/solbench]  MOSQUITTO [/usr/sbin/mosquitto]
+#   SOL [build/sol]  SOLBENCH [build/solbench]  MOSQUITTO [/usr/sbin/mosquitto]
 #   MAX_INFLIGHT [100]   max_inflight_messages for both brokers
 #   MAX_QUEUED [10000]   max_queued_messages for both brokers
 #   IDLE_CONNS [10000]   connections in the idle scenario
 #   KEEP_TMP [0]         1 keeps the temp dir (configs, logs, raw results)
-# Scenarios: qos0_fanin qos1_fanin qos2_1to1 qos0_fanout qos1_latency idle_conns
+# Scenarios: qos0_fanin qos1_fanin qos2_1to1 qos0_fanout (as fast as each broker goes),
+#            qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate (a fixed load both brokers carry
+#            without drops: the fair basis for CPU per message), qos1_latency idle_conns
 #            qos1_256k qos1_persist_fanin
 set -euo pipefail
 
@@ -29,14 +31,14 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 DRAIN=${DRAIN:-2}
-SOL=${SOL:-$repo/build-bench/sol}
-SOLBENCH=${SOLBENCH:-$repo/build-bench/solbench}
+SOL=${SOL:-$repo/build/sol}
+SOLBENCH=${SOLBENCH:-$repo/build/solbench}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 MAX_INFLIGHT=${MAX_INFLIGHT:-100}
 MAX_QUEUED=${MAX_QUEUED:-10000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 KEEP_TMP=${KEEP_TMP:-0}
-ALL_SCENARIOS="qos0_fanin qos1_fanin qos2_1to1 qos0_fanout qos1_latency idle_conns qos1_256k qos1_persist_fanin"
+ALL_SCENARIOS="qos0_fanin qos1_fanin qos2_1to1 qos0_fanout qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate qos1_latency idle_conns qos1_256k qos1_persist_fanin"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 
 # name -> solbench arguments (besides host, port, duration, json)
@@ -45,6 +47,9 @@ declare -A ARGS=(
     [qos1_fanin]="-P 8 -S 1 --qos 1"
     [qos2_1to1]="-P 1 -S 1 --qos 2"
     [qos0_fanout]="-P 1 -S 100 --qos 0"
+    [qos0_fanin_rate]="-P 8 -S 1 --qos 0 --rate 20000"
+    [qos1_fanin_rate]="-P 8 -S 1 --qos 1 --rate 3000"
+    [qos0_fanout_rate]="-P 1 -S 100 --qos 0 --rate 300"
     [qos1_latency]="-P 1 -S 1 --qos 1 --rate 5000 --clean 0 --client-prefix lat-"
     [idle_conns]="-P 0 -S 0 -C $IDLE_CONNS"
     [qos1_256k]="-P 1 -S 1 --qos 1 --size 262144 --window 16"
@@ -55,6 +60,9 @@ declare -A TITLE=(
     [qos1_fanin]="QoS1 fan-in 8->1"
     [qos2_1to1]="QoS2 1->1"
     [qos0_fanout]="QoS0 fan-out 1->100"
+    [qos0_fanin_rate]="QoS0 fan-in 8->1 at 20k msg/s (equal load: compare CPU/msg)"
+    [qos1_fanin_rate]="QoS1 fan-in 8->1 at 3k msg/s (equal load: compare CPU/msg)"
+    [qos0_fanout_rate]="QoS0 fan-out 1->100 at 300 msg/s in, 30k out (equal load)"
     [qos1_latency]="QoS1 5k msg/s, persistent"
     [idle_conns]="$IDLE_CONNS idle connections"
     [qos1_256k]="QoS1 256 KB payloads"
@@ -322,7 +330,7 @@ EOF
 }
 
 main() {
-    [[ -x $SOLBENCH ]] || die "$SOLBENCH not found; build it: cmake --build build-bench --target solbench"
+    [[ -x $SOLBENCH ]] || die "$SOLBENCH not found; build it: make build"
     [[ -x $MOSQUITTO ]] || die "$MOSQUITTO not found (apt-get install mosquitto)"
     command -v python3 >/dev/null || die "python3 is needed for free ports and the table"
     if [[ ! -x $SOL ]]; then

@@ -381,7 +381,7 @@ static void count_offline(void *value, void *arg)
         ++*(uint64_t *)arg;
 }
 
-void session_get_stats(const struct session_mgr *mgr, struct session_stats *out)
+void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
 {
     *out = (struct session_stats){
         .clients_connected = mgr->clients_connected,
@@ -390,7 +390,12 @@ void session_get_stats(const struct session_mgr *mgr, struct session_stats *out)
         .messages_dropped = mgr->dropped_qos0 + mgr->dropped_queue_full,
         .subscriptions = trie_count(mgr->trie),
         .retained = mgr->retained.count,
+        .commits = mgr->commits,
+        .commit_latency_us_last = mgr->commit_us_last,
+        .commit_latency_us_max = mgr->commit_us_max,
+        .commit_latency_us_avg = mgr->commits ? mgr->commit_us_total / mgr->commits : 0,
     };
+    mgr->commit_us_max = 0;
     table_foreach(&mgr->sessions, count_offline, &out->clients_disconnected);
 }
 
@@ -542,13 +547,32 @@ void session_client_writable(struct session_mgr *mgr, struct session_client *cli
 
 /* ---- The turn's commit ---- */
 
+static uint64_t monotonic_us(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+/* For $SYS: what a durable ack waits for. */
+static void record_commit_time(struct session_mgr *mgr, uint64_t us)
+{
+    mgr->commits++;
+    mgr->commit_us_total += us;
+    mgr->commit_us_last = us;
+    if (us > mgr->commit_us_max)
+        mgr->commit_us_max = us;
+}
+
 static int commit_round(struct session_mgr *mgr)
 {
     int status = 0;
     if (mgr->batch) {
         struct store_batch *b = mgr->batch;
         mgr->batch = NULL;
+        uint64_t started_us = monotonic_us();
         status = store_batch_commit(b);
+        record_commit_time(mgr, monotonic_us() - started_us);
         mgr->batch_gen++;
         if (status != 0)
             log_error("store commit failed: %s; closing the clients whose acks it held",

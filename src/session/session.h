@@ -165,8 +165,13 @@ struct session_stats {
     uint64_t messages_dropped;     /* QoS 0 over the output limit + queue-full drops */
     uint64_t subscriptions;
     uint64_t retained;
+    uint64_t commits;                /* store commits made by session_flush() */
+    uint64_t commit_latency_us_last; /* duration of the last commit */
+    uint64_t commit_latency_us_max;  /* since the previous session_get_stats() */
+    uint64_t commit_latency_us_avg;  /* over all commits */
 };
-void session_get_stats(const struct session_mgr *mgr, struct session_stats *out);
+/* Fills *out; resets commit_latency_us_max (a per-interval figure for $SYS). */
+void session_get_stats(struct session_mgr *mgr, struct session_stats *out);
 
 /*
  * persistent_client_expiration: discards persistent sessions offline for

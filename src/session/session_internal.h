@@ -171,6 +171,7 @@ struct session_mgr {
     uint64_t dropped_qos0, dropped_queue_full;
     uint64_t messages_received, messages_sent;
     uint64_t clients_connected;
+    uint64_t commits, commit_us_total, commit_us_last, commit_us_max;
 };
 
 /* output.c: encoding and sending, held behind the batch when it has changes. */

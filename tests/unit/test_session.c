@@ -294,7 +294,11 @@ static void test_puback_is_held_until_the_commit(void **state)
     assert_int_equal(next_sent(pub).type, 0);
     assert_int_equal(next_sent(sub).type, 0);
     assert_true(session_has_pending(f->mgr));
+    struct session_stats before, after;
+    session_get_stats(f->mgr, &before);
     assert_int_equal(session_flush(f->mgr), 0);
+    session_get_stats(f->mgr, &after);
+    assert_int_equal(after.commits, before.commits + 1); /* one commit for the turn */
     struct mqtt_packet ack = next_sent(pub);
     assert_int_equal(ack.type, MQTT_PUBACK);
     assert_int_equal(ack.u.ack.packet_id, 11);
