@@ -113,7 +113,7 @@ static int check_publish_flags(uint8_t flags)
     return MQTT_OK;
 }
 
-static int check_header_flags(uint8_t type, uint8_t flags)
+static int check_header_flags(uint8_t type, uint8_t flags, uint8_t protocol_level)
 {
     switch (type) {
     case MQTT_PUBLISH:
@@ -121,6 +121,10 @@ static int check_header_flags(uint8_t type, uint8_t flags)
     case MQTT_PUBREL:
     case MQTT_SUBSCRIBE:
     case MQTT_UNSUBSCRIBE:
+        /* MQTT 3.1 let a client set DUP when it resent these (QoS 1 in
+         * 3.1's terms); 3.1.1 fixed the flags at 0010. */
+        if (protocol_level == MQTT_PROTOCOL_V31 && flags == 0xau)
+            return MQTT_OK;
         return flags == 0x2u ? MQTT_OK : MQTT_ERR_HEADER_FLAGS;
     default:
         return flags == 0 ? MQTT_OK : MQTT_ERR_HEADER_FLAGS;
@@ -342,10 +346,15 @@ static int decode_body(const struct mqtt_frame *frame, struct reader *r, struct 
 
 int mqtt_decode(const struct mqtt_frame *frame, struct mqtt_packet *pkt)
 {
+    return mqtt_decode_for(frame, MQTT_PROTOCOL_V311, pkt);
+}
+
+int mqtt_decode_for(const struct mqtt_frame *frame, uint8_t protocol_level, struct mqtt_packet *pkt)
+{
     memset(pkt, 0, sizeof(*pkt));
     if (frame->type < MQTT_CONNECT || frame->type > MQTT_DISCONNECT)
         return MQTT_ERR_PACKET_TYPE;
-    int rc = check_header_flags(frame->type, frame->flags);
+    int rc = check_header_flags(frame->type, frame->flags, protocol_level);
     if (rc != MQTT_OK)
         return rc;
     pkt->type = frame->type;

@@ -67,28 +67,28 @@ enum mqtt_result {
     MQTT_OK = 0,
     MQTT_NEED_MORE = 1, /* the buffer holds only part of a packet */
 
-    MQTT_ERR_REMAINING_LENGTH = -1,   /* 5th continuation byte [MQTT-2.2.3] */
-    MQTT_ERR_TOO_LARGE = -2,          /* packet exceeds the configured maximum */
-    MQTT_ERR_PACKET_TYPE = -3,        /* reserved type 0 or 15 */
-    MQTT_ERR_HEADER_FLAGS = -4,       /* fixed-header flag bits wrong for type [MQTT-2.2.2-2] */
-    MQTT_ERR_QOS = -5,                /* QoS 3 [MQTT-3.3.1-4] */
-    MQTT_ERR_PROTOCOL_NAME = -6,      /* not "MQTT" / "MQIsdp" [MQTT-3.1.2-1] */
-    MQTT_ERR_PROTOCOL_LEVEL = -7,     /* level not 4 (MQTT) or 3 (MQIsdp) [MQTT-3.1.2-2] */
-    MQTT_ERR_CONNECT_RESERVED = -8,   /* reserved connect flag set [MQTT-3.1.2-3] */
-    MQTT_ERR_WILL_FLAGS = -9,         /* will QoS/retain without will flag [MQTT-3.1.2-11..15] */
-    MQTT_ERR_PASSWORD_NO_USER = -10,  /* password flag without username flag [MQTT-3.1.2-22] */
-    MQTT_ERR_UTF8 = -11,              /* ill-formed UTF-8, U+0000, surrogates [MQTT-1.5.3] */
-    MQTT_ERR_TOPIC_NAME = -12,        /* empty or has wildcards [MQTT-3.3.2-2] */
-    MQTT_ERR_TOPIC_FILTER = -13,      /* bad + or # placement [MQTT-4.7.1] */
-    MQTT_ERR_EMPTY_PAYLOAD = -14,     /* no filter [MQTT-3.8.3-3], or SUBACK with no code */
-    MQTT_ERR_PACKET_ID = -15,         /* packet identifier 0 [MQTT-2.3.1-1] */
-    MQTT_ERR_TRAILING = -16,          /* bytes left over inside the packet */
-    MQTT_ERR_TRUNCATED = -17,         /* a field runs past the end of the packet */
-    MQTT_ERR_SUBSCRIBE_QOS = -18,     /* requested QoS byte not 0..2 [MQTT-3.8.3-4] */
-    MQTT_ERR_CONNACK_FLAGS = -19,     /* reserved CONNACK flags set [MQTT-3.2.2-1] */
-    MQTT_ERR_SUBACK_CODE = -20,       /* SUBACK code not 0,1,2,0x80 [MQTT-3.9.3-2] */
-    MQTT_ERR_BUFFER_TOO_SMALL = -21,  /* encode: output buffer too small */
-    MQTT_ERR_INVALID_ARGUMENT = -22,  /* encode: packet fields out of range */
+    MQTT_ERR_REMAINING_LENGTH = -1,  /* 5th continuation byte [MQTT-2.2.3] */
+    MQTT_ERR_TOO_LARGE = -2,         /* packet exceeds the configured maximum */
+    MQTT_ERR_PACKET_TYPE = -3,       /* reserved type 0 or 15 */
+    MQTT_ERR_HEADER_FLAGS = -4,      /* fixed-header flag bits wrong for type [MQTT-2.2.2-2] */
+    MQTT_ERR_QOS = -5,               /* QoS 3 [MQTT-3.3.1-4] */
+    MQTT_ERR_PROTOCOL_NAME = -6,     /* not "MQTT" / "MQIsdp" [MQTT-3.1.2-1] */
+    MQTT_ERR_PROTOCOL_LEVEL = -7,    /* level not 4 (MQTT) or 3 (MQIsdp) [MQTT-3.1.2-2] */
+    MQTT_ERR_CONNECT_RESERVED = -8,  /* reserved connect flag set [MQTT-3.1.2-3] */
+    MQTT_ERR_WILL_FLAGS = -9,        /* will QoS/retain without will flag [MQTT-3.1.2-11..15] */
+    MQTT_ERR_PASSWORD_NO_USER = -10, /* password flag without username flag [MQTT-3.1.2-22] */
+    MQTT_ERR_UTF8 = -11,             /* ill-formed UTF-8, U+0000, surrogates [MQTT-1.5.3] */
+    MQTT_ERR_TOPIC_NAME = -12,       /* empty or has wildcards [MQTT-3.3.2-2] */
+    MQTT_ERR_TOPIC_FILTER = -13,     /* bad + or # placement [MQTT-4.7.1] */
+    MQTT_ERR_EMPTY_PAYLOAD = -14,    /* no filter [MQTT-3.8.3-3], or SUBACK with no code */
+    MQTT_ERR_PACKET_ID = -15,        /* packet identifier 0 [MQTT-2.3.1-1] */
+    MQTT_ERR_TRAILING = -16,         /* bytes left over inside the packet */
+    MQTT_ERR_TRUNCATED = -17,        /* a field runs past the end of the packet */
+    MQTT_ERR_SUBSCRIBE_QOS = -18,    /* requested QoS byte not 0..2 [MQTT-3.8.3-4] */
+    MQTT_ERR_CONNACK_FLAGS = -19,    /* reserved CONNACK flags set [MQTT-3.2.2-1] */
+    MQTT_ERR_SUBACK_CODE = -20,      /* SUBACK code not 0,1,2,0x80 [MQTT-3.9.3-2] */
+    MQTT_ERR_BUFFER_TOO_SMALL = -21, /* encode: output buffer too small */
+    MQTT_ERR_INVALID_ARGUMENT = -22, /* encode: packet fields out of range */
 };
 
 /* Human-readable text for a result code; never NULL. */
@@ -222,6 +222,15 @@ struct mqtt_packet {
  * Returns MQTT_OK or a negative error. Allocates nothing.
  */
 int mqtt_decode(const struct mqtt_frame *frame, struct mqtt_packet *pkt);
+
+/*
+ * As mqtt_decode(), for a connection that negotiated protocol_level in its
+ * CONNECT (mqtt_decode() assumes 4, MQTT 3.1.1). With MQTT_PROTOCOL_V31 a
+ * PUBREL, SUBSCRIBE or UNSUBSCRIBE may also carry flags 1010 (DUP set on a
+ * resend, which MQTT 3.1 allowed); the packet decodes as with 0010.
+ */
+int mqtt_decode_for(const struct mqtt_frame *frame, uint8_t protocol_level,
+                    struct mqtt_packet *pkt);
 
 /*
  * Frames and decodes the first packet of buf[0..len): mqtt_frame() then

@@ -330,7 +330,7 @@ static void decode_failed(struct conn *c, int rc, int type)
 static void handle_frame(struct conn *c, const struct mqtt_frame *frame)
 {
     struct mqtt_packet pkt;
-    int rc = mqtt_decode(frame, &pkt);
+    int rc = mqtt_decode_for(frame, session_client_protocol_level(c->client), &pkt);
     if (rc != MQTT_OK) {
         decode_failed(c, rc, frame->type);
         return;

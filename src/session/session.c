@@ -399,6 +399,11 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
     table_foreach(&mgr->sessions, count_offline, &out->clients_disconnected);
 }
 
+uint8_t session_client_protocol_level(const struct session_client *client)
+{
+    return client->connected ? client->protocol_level : MQTT_PROTOCOL_V311;
+}
+
 const char *session_client_name(const struct session_client *client)
 {
     if (client->sess)

@@ -122,6 +122,9 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
 /* The connection's output queue drained: send more of its queued messages. */
 void session_client_writable(struct session_mgr *mgr, struct session_client *client);
 
+/* The protocol level of the accepted CONNECT (3 or 4), or 4 before it. */
+uint8_t session_client_protocol_level(const struct session_client *client);
+
 /* Client id after CONNECT, else the peer name; for log lines. Never NULL. */
 const char *session_client_name(const struct session_client *client);
 

@@ -62,6 +62,19 @@ def test_mqtt31_client_accepted(broker):
     check(res.returncode == 0, "MQTT 3.1 publisher: %s" % res.stderr)
 
 
+def test_mqtt31_resent_subscribe_with_dup_flag_accepted(broker):
+    c = Raw.tcp(broker.port)
+    c.send(connect_packet("old-client", name="MQIsdp", level=3))
+    c.expect(CONNACK)
+    body = struct.pack("!H", 5) + mqtt_string("v31/dup") + b"\x01"
+    c.send(packet(harness.SUBSCRIBE, 0x0A, body))  # DUP set, as 3.1 allowed on a resend
+    _, _, ack = c.expect(SUBACK)
+    check(ack == b"\x00\x05\x01", "SUBACK %r" % ack)
+    v311 = mqtt_connect(broker.port, "new-client")
+    v311.send(packet(harness.SUBSCRIBE, 0x0A, body))  # the same is malformed in 3.1.1
+    check(v311.wait_closed(2), "3.1.1 SUBSCRIBE with flags 1010 not refused")
+
+
 def test_paho_persistent_session_gets_queued_messages_in_order(broker):
     import paho.mqtt.client as mqtt
     got = []
@@ -328,6 +341,7 @@ def test_stalled_subscriber_does_not_stall_others(broker):
 def main():
     r = harness.Runner()
     for fn in (test_mosquitto_clients_qos_0_1_2, test_mqtt31_client_accepted,
+               test_mqtt31_resent_subscribe_with_dup_flag_accepted,
                test_paho_persistent_session_gets_queued_messages_in_order,
                test_acked_qos1_survives_kill9_and_subscription_too,
                test_sigterm_exits_0_and_state_survives,

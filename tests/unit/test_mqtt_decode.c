@@ -687,9 +687,29 @@ static void test_decode_bodiless_packets(void **state)
     }
 }
 
+static void test_decode_mqtt31_allows_dup_on_subscribe_unsubscribe_pubrel(void **state)
+{
+    (void)state;
+    /* SUBSCRIBE id 1, "a" QoS 0; UNSUBSCRIBE id 1, "a"; PUBREL id 1 - each with flags 1010. */
+    static const uint8_t sub[] = {0x8a, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00};
+    static const uint8_t unsub[] = {0xaa, 0x05, 0x00, 0x01, 0x00, 0x01, 'a'};
+    static const uint8_t rel[] = {0x6a, 0x02, 0x00, 0x01};
+    const uint8_t *bufs[] = {sub, unsub, rel};
+    size_t lens[] = {sizeof(sub), sizeof(unsub), sizeof(rel)};
+    for (size_t i = 0; i < 3; i++) {
+        struct mqtt_frame f;
+        struct mqtt_packet p;
+        assert_int_equal(mqtt_frame(bufs[i], lens[i], 0, &f), MQTT_OK);
+        assert_int_equal(mqtt_decode_for(&f, MQTT_PROTOCOL_V31, &p), MQTT_OK);
+        assert_int_equal(mqtt_decode_for(&f, MQTT_PROTOCOL_V311, &p), MQTT_ERR_HEADER_FLAGS);
+        assert_int_equal(mqtt_decode(&f, &p), MQTT_ERR_HEADER_FLAGS);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_mqtt31_allows_dup_on_subscribe_unsubscribe_pubrel),
         cmocka_unit_test(test_decode_connect_spec_example_figure_3_6),
         cmocka_unit_test(test_decode_connect_minimal_with_empty_client_id_is_ok_MQTT_3_1_3_6),
         cmocka_unit_test(test_decode_connect_mqisdp_level_3_with_long_client_id_is_ok),
