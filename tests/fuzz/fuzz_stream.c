@@ -214,6 +214,22 @@ static void visit_packet(struct fuzz_state *st, const struct mqtt_packet *pkt, c
     check_roundtrip(pkt, orig, orig_len);
 }
 
+/* MQTT 3.1 decoding accepts everything 3.1.1 decoding does, with the same
+ * result; the only extra it accepts is DUP on PUBREL/SUBSCRIBE/UNSUBSCRIBE. */
+static void check_v31_superset(const uint8_t *buf, size_t len)
+{
+    struct mqtt_frame frame;
+    if (mqtt_frame(buf, len, FUZZ_MAX_PACKET, &frame) != MQTT_OK)
+        return;
+    struct mqtt_packet a, b;
+    int r311 = mqtt_decode_for(&frame, MQTT_PROTOCOL_V311, &a);
+    int r31 = mqtt_decode_for(&frame, MQTT_PROTOCOL_V31, &b);
+    if (r311 == MQTT_OK && (r31 != MQTT_OK || a.type != b.type))
+        die("MQTT 3.1 decoding refused or changed a valid 3.1.1 packet", &a);
+    if (r311 != MQTT_OK && r31 == MQTT_OK && (frame.flags != 0xa || r311 != MQTT_ERR_HEADER_FLAGS))
+        die("MQTT 3.1 decoding accepted more than DUP on a QoS 1 control packet", &b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_state st = {.ntopics = 0};
@@ -223,6 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct mqtt_packet pkt;
         size_t consumed = 0;
         check_frame_limit(data + off, size - off);
+        check_v31_superset(data + off, size - off);
         int rc = mqtt_decode_stream(data + off, size - off, FUZZ_MAX_PACKET, &pkt, &consumed);
         if (mqtt_strerror(rc) == NULL)
             die("mqtt_strerror returned NULL", NULL);
