@@ -244,7 +244,7 @@ static int check_tls(const struct sol_config *cfg, char *err, size_t err_len)
     return 0;
 }
 
-/* The password file and ACL named by cfg (NULL when not configured). */
+/* A password file and an ACL (NULL when not configured). */
 struct auth_files {
     struct auth_passwd *passwords;
     struct auth_acl *acl;
@@ -257,18 +257,72 @@ static void auth_files_free(struct auth_files *a)
     *a = (struct auth_files){0};
 }
 
-/* Loads both files; on failure frees what it loaded, err holds
- * "FILE:LINE: message" (or "FILE: reason"). */
-static int auth_files_load(const struct sol_config *cfg, struct auth_files *out, char *err,
-                           size_t err_len)
+/* Loads both files (either path may be NULL); on failure frees what it
+ * loaded, err holds "FILE:LINE: message" (or "FILE: reason"). */
+static int auth_files_load(const char *password_file, const char *acl_file, struct auth_files *out,
+                           char *err, size_t err_len)
 {
     *out = (struct auth_files){0};
-    if (cfg->password_file != NULL &&
-        auth_passwd_load(cfg->password_file, &out->passwords, err, err_len) != AUTH_OK)
+    if (password_file != NULL &&
+        auth_passwd_load(password_file, &out->passwords, err, err_len) != AUTH_OK)
         return -1;
-    if (cfg->acl_file != NULL && auth_acl_load(cfg->acl_file, &out->acl, err, err_len) != AUTH_OK) {
+    if (acl_file != NULL && auth_acl_load(acl_file, &out->acl, err, err_len) != AUTH_OK) {
         auth_files_free(out);
         return -1;
+    }
+    return 0;
+}
+
+/*
+ * Every password file and ACL of the configuration: the global ones, and with
+ * per_listener_settings one set per listener. A listener's `slot` is what
+ * the server and its clients point at; a reload changes its fields in place,
+ * so the slot array is allocated once and never moves.
+ */
+struct listener_auth {
+    struct auth_files files;
+    struct session_auth slot;
+};
+
+struct broker_auth {
+    struct auth_files global;
+    struct listener_auth *listeners; /* cfg->listener_count entries, or NULL */
+    size_t count;
+};
+
+static void broker_auth_free(struct broker_auth *a)
+{
+    auth_files_free(&a->global);
+    for (size_t i = 0; i < a->count; i++)
+        auth_files_free(&a->listeners[i].files);
+    free(a->listeners);
+    *a = (struct broker_auth){0};
+}
+
+static int broker_auth_load(const struct sol_config *cfg, struct broker_auth *out, char *err,
+                            size_t err_len)
+{
+    *out = (struct broker_auth){0};
+    if (auth_files_load(cfg->password_file, cfg->acl_file, &out->global, err, err_len) < 0)
+        return -1;
+    if (!cfg->per_listener_settings || cfg->listener_count == 0)
+        return 0;
+    out->listeners = calloc(cfg->listener_count, sizeof(*out->listeners));
+    if (out->listeners == NULL) {
+        snprintf(err, err_len, "out of memory");
+        broker_auth_free(out);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->listener_count; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        struct listener_auth *la = &out->listeners[i];
+        if (auth_files_load(l->password_file, l->acl_file, &la->files, err, err_len) < 0) {
+            broker_auth_free(out);
+            return -1;
+        }
+        out->count = i + 1;
+        la->slot =
+            (struct session_auth){la->files.passwords, la->files.acl, l->allow_anonymous == 1};
     }
     return 0;
 }
@@ -434,7 +488,7 @@ static int write_pid_file(const char *path, char *err, size_t err_len)
 
 struct broker {
     struct sol_config cfg;
-    struct auth_files auth;
+    struct broker_auth auth;
     struct store *store;
     struct session_mgr *mgr;
     struct server *srv;
@@ -475,8 +529,8 @@ static void fill_session_config(const struct broker *b, struct session_config *s
     sc->persistent_client_expiration_s = cfg->persistent_client_expiration_s > UINT32_MAX
                                              ? UINT32_MAX
                                              : (uint32_t)cfg->persistent_client_expiration_s;
-    sc->passwords = b->auth.passwords;
-    sc->acl = b->auth.acl;
+    sc->passwords = b->auth.global.passwords;
+    sc->acl = b->auth.global.acl;
 }
 
 static int new_session_mgr(struct broker *b, char *err, size_t err_len)
@@ -524,8 +578,11 @@ static int new_server(const struct flags *f, struct broker *b, char *err, size_t
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < cfg->listener_count; i++)
+    for (size_t i = 0; i < cfg->listener_count; i++) {
         listens[i] = listen_of(&cfg->listeners[i]);
+        if (i < b->auth.count)
+            listens[i].auth = &b->auth.listeners[i].slot;
+    }
     struct server_options opts;
     server_options_init(&opts);
     opts.listens = listens;
@@ -563,17 +620,25 @@ static void on_reload(void *arg)
     char err[ERR_LEN];
     if (log_reopen(err, sizeof(err)) < 0)
         log_error("SIGHUP: reopening the log file: %s", err);
-    struct auth_files fresh;
-    if (auth_files_load(&b->cfg, &fresh, err, sizeof(err)) < 0) {
+    struct broker_auth fresh;
+    if (broker_auth_load(&b->cfg, &fresh, err, sizeof(err)) < 0) {
         log_error("SIGHUP: %s; keeping the previous password and ACL files", err);
         return;
     }
-    session_set_auth(b->mgr, fresh.passwords, fresh.acl);
-    auth_files_free(&b->auth);
-    b->auth = fresh;
-    log_notice("SIGHUP: reloaded%s%s%s%s", b->cfg.password_file ? " " : "",
-               b->cfg.password_file ? b->cfg.password_file : "", b->cfg.acl_file ? " " : "",
-               b->cfg.acl_file ? b->cfg.acl_file : "");
+    session_set_auth(b->mgr, fresh.global.passwords, fresh.global.acl);
+    auth_files_free(&b->auth.global);
+    b->auth.global = fresh.global;
+    fresh.global = (struct auth_files){0};
+    /* Same listeners, same count: move the new files into the old slots. */
+    for (size_t i = 0; i < b->auth.count && i < fresh.count; i++) {
+        struct listener_auth *la = &b->auth.listeners[i];
+        auth_files_free(&la->files);
+        la->files = fresh.listeners[i].files;
+        la->slot = fresh.listeners[i].slot;
+        fresh.listeners[i].files = (struct auth_files){0};
+    }
+    broker_auth_free(&fresh);
+    log_notice("SIGHUP: reloaded the password and ACL files");
 }
 
 /* ---- $SYS ---------------------------------------------------------------------- */
@@ -636,7 +701,7 @@ static void on_sys_timer(void *arg)
 static int prepare(const struct flags *f, struct broker *b, char *err, size_t err_len)
 {
     if (load_config(f, &b->cfg, err, err_len) < 0 || check_tls(&b->cfg, err, err_len) < 0 ||
-        auth_files_load(&b->cfg, &b->auth, err, err_len) < 0)
+        broker_auth_load(&b->cfg, &b->auth, err, err_len) < 0)
         return -1;
     return 0;
 }
@@ -676,7 +741,7 @@ static void stop(struct broker *b)
     if (b->store != NULL && store_flush(b->store) != 0)
         log_error("shutdown: store flush failed");
     store_close(b->store);
-    auth_files_free(&b->auth);
+    broker_auth_free(&b->auth);
     if (b->has_pid_file && unlink(b->cfg.pid_file) != 0)
         log_warning("pid_file %s: %s", b->cfg.pid_file, strerror(errno));
     config_deinit(&b->cfg);
@@ -692,7 +757,7 @@ static int test_config(const struct flags *f)
         printf("configuration OK\n");
     else
         fprintf(stderr, "sol: %s\n", err);
-    auth_files_free(&b.auth);
+    broker_auth_free(&b.auth);
     config_deinit(&b.cfg);
     return rc == 0 ? 0 : 1;
 }
@@ -748,7 +813,7 @@ int main(int argc, char **argv)
     char err[ERR_LEN] = "";
     if (prepare(&f, &b, err, sizeof(err)) < 0) {
         fprintf(stderr, "sol: %s\n", err);
-        auth_files_free(&b.auth);
+        broker_auth_free(&b.auth);
         config_deinit(&b.cfg);
         return 1;
     }
@@ -758,7 +823,7 @@ int main(int argc, char **argv)
         return run(&f, &b, notify_fd);
     if (role < 0)
         fprintf(stderr, "sol: %s\n", err);
-    auth_files_free(&b.auth);
+    broker_auth_free(&b.auth);
     config_deinit(&b.cfg);
     return role < 0 ? 1 : exit_code;
 }

@@ -619,6 +619,8 @@ static struct conn *conn_new(struct server *srv, const struct listener *l, int f
     c->client = session_client_new(srv->mgr, c, peer);
     if (c->client == NULL)
         goto fail;
+    if (l->auth != NULL)
+        session_client_set_auth(c->client, l->auth);
     return c;
 fail:
     c->tp->close(c); /* the socket, and the TLS state if any */

@@ -137,6 +137,7 @@ static int add_listener(struct server *srv, int fd, const char *name, const stru
     }
     l->tls_ctx = tls_ctx;
     l->use_identity_as_username = tls_ctx != NULL && a->use_identity_as_username;
+    l->auth = a->auth;
     srv->listener_count++;
     return 0;
 }

@@ -69,6 +69,7 @@ struct listener {
     int fd;
     struct ssl_ctx_st *tls_ctx; /* one reference; NULL: plain */
     bool use_identity_as_username;
+    const struct session_auth *auth; /* borrowed; NULL: the broker-wide settings */
     char *unix_path; /* owned; unlinked at close */
     char name[80];   /* "127.0.0.1:1883", "[::1]:1883", "unix:/path" */
 };

@@ -56,20 +56,21 @@ static int make_will(struct session_client *c, const struct mqtt_connect *p)
 static int authenticate(struct session_mgr *mgr, struct session_client *c,
                         const struct mqtt_connect *p, const char **why)
 {
+    struct session_auth auth = client_auth(mgr, c);
     if (c->has_identity)
         return MQTT_CONNACK_ACCEPTED;
     if (!p->has_username) {
         *why = "anonymous access is disabled";
-        return mgr->config.allow_anonymous ? MQTT_CONNACK_ACCEPTED : MQTT_CONNACK_NOT_AUTHORIZED;
+        return auth.allow_anonymous ? MQTT_CONNACK_ACCEPTED : MQTT_CONNACK_NOT_AUTHORIZED;
     }
     c->username = strndup((const char *)p->username.data, p->username.len);
     if (!c->username)
         return -ENOMEM;
-    if (!mgr->config.passwords)
+    if (!auth.passwords)
         return MQTT_CONNACK_ACCEPTED;
     const uint8_t *password = p->has_password ? p->password.data : NULL;
     size_t password_len = p->has_password ? p->password.len : 0;
-    if (auth_passwd_verify(mgr->config.passwords, c->username, password, password_len) == AUTH_OK)
+    if (auth_passwd_verify(auth.passwords, c->username, password, password_len) == AUTH_OK)
         return MQTT_CONNACK_ACCEPTED;
     *why = "bad username or password";
     return MQTT_CONNACK_BAD_CREDENTIALS;
@@ -90,12 +91,13 @@ static void take_over(struct session_mgr *mgr, struct session *s)
 static bool will_allowed(struct session_mgr *mgr, struct session_client *c, const uint8_t *id,
                          size_t id_len)
 {
-    if (!mgr->config.acl)
+    const struct auth_acl *acl = client_auth(mgr, c).acl;
+    if (!acl)
         return true;
     char *client_id = strndup((const char *)id, id_len);
     if (!client_id)
         return false;
-    bool ok = auth_acl_check(mgr->config.acl, client_id, c->username, (const char *)c->will->topic,
+    bool ok = auth_acl_check(acl, client_id, c->username, (const char *)c->will->topic,
                              c->will->topic_len, AUTH_WRITE) == AUTH_OK;
     free(client_id);
     return ok;

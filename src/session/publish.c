@@ -138,11 +138,14 @@ static int remember_qos2(struct session_mgr *mgr, struct session *s, uint16_t pa
 bool publish_allowed(const struct session_mgr *mgr, const struct session_client *c,
                      struct mqtt_bytes topic, unsigned access)
 {
-    if (!c || !mgr->config.acl)
+    if (!c)
+        return true;
+    const struct auth_acl *acl = client_auth(mgr, c).acl;
+    if (!acl)
         return true;
     const char *id = c->sess ? (const char *)c->sess->client_id : "";
-    return auth_acl_check(mgr->config.acl, id, c->username, (const char *)topic.data, topic.len,
-                          access) == AUTH_OK;
+    return auth_acl_check(acl, id, c->username, (const char *)topic.data, topic.len, access) ==
+           AUTH_OK;
 }
 
 /* Clients may not publish into the broker's own $SYS tree (as Mosquitto). */

@@ -367,6 +367,19 @@ int session_client_set_identity(struct session_client *client, const char *ident
     return 0;
 }
 
+void session_client_set_auth(struct session_client *client, const struct session_auth *auth)
+{
+    client->auth = auth;
+}
+
+struct session_auth client_auth(const struct session_mgr *mgr, const struct session_client *c)
+{
+    if (c && c->auth)
+        return *c->auth;
+    return (struct session_auth){mgr->config.passwords, mgr->config.acl,
+                                 mgr->config.allow_anonymous};
+}
+
 void session_set_auth(struct session_mgr *mgr, const struct auth_passwd *passwords,
                       const struct auth_acl *acl)
 {

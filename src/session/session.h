@@ -46,6 +46,20 @@ struct session_sink {
     size_t (*output_pending)(void *conn);
 };
 
+/*
+ * Who may connect and what they may do: a password file and an ACL (both
+ * borrowed; NULL = none: any username / everything allowed) and
+ * allow_anonymous. One for the whole broker (in session_config), or one per
+ * listener (per_listener_settings, see session_client_set_auth()). Its owner
+ * may change the fields between packets (SIGHUP reload); connections see the
+ * change at their next packet or delivery.
+ */
+struct session_auth {
+    const struct auth_passwd *passwords;
+    const struct auth_acl *acl;
+    bool allow_anonymous;
+};
+
 /* Tunables, with Mosquitto's directive names where they exist. */
 struct session_config {
     bool allow_anonymous;           /* allow_anonymous (no auth yet: must be true) */
@@ -124,6 +138,13 @@ void session_client_writable(struct session_mgr *mgr, struct session_client *cli
 
 /* The protocol level of the accepted CONNECT (3 or 4), or 4 before it. */
 uint8_t session_client_protocol_level(const struct session_client *client);
+
+/*
+ * The connection came in on a listener with its own auth settings
+ * (per_listener_settings true): they replace the broker-wide ones for this
+ * client. `auth` is borrowed and must outlive the client. Call before CONNECT.
+ */
+void session_client_set_auth(struct session_client *client, const struct session_auth *auth);
 
 /* Client id after CONNECT, else the peer name; for log lines. Never NULL. */
 const char *session_client_name(const struct session_client *client);

@@ -135,10 +135,11 @@ struct session_client {
     char *peer;
     struct session *sess; /* after an accepted CONNECT */
     bool connected;
-    struct msg *will;    /* will message (retain flag = will retain), or NULL */
-    uint32_t held_sends; /* sends of this client waiting for the commit */
-    char *username;      /* from CONNECT or the TLS identity; NULL = anonymous */
-    bool has_identity;   /* username came from the transport */
+    struct msg *will;                /* will message (retain flag = will retain), or NULL */
+    uint32_t held_sends;             /* sends of this client waiting for the commit */
+    char *username;                  /* from CONNECT or the TLS identity; NULL = anonymous */
+    const struct session_auth *auth; /* the listener's, or NULL: the broker's */
+    bool has_identity;               /* username came from the transport */
     uint8_t protocol_level;
 };
 
@@ -221,6 +222,8 @@ int publish_route(struct session_mgr *mgr, struct msg *m);
  * records it in the turn's batch. */
 int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
                          struct mqtt_bytes payload, uint8_t qos, bool durable);
+/* The auth settings that apply to c: its listener's, else the broker's. */
+struct session_auth client_auth(const struct session_mgr *mgr, const struct session_client *c);
 /* ACL check for client c (NULL = the broker itself: always allowed). */
 bool publish_allowed(const struct session_mgr *mgr, const struct session_client *c,
                      struct mqtt_bytes topic, unsigned access);

@@ -61,6 +61,8 @@ static void listener_deinit(struct config_listener *l)
     free(l->keyfile);
     free(l->tls_version);
     free(l->where);
+    free(l->password_file);
+    free(l->acl_file);
 }
 
 void config_deinit(struct sol_config *cfg)
@@ -91,6 +93,7 @@ int config_add_listener(struct sol_config *cfg, uint16_t port, const char *bind_
 {
     bool failed = false;
     struct config_listener l = {.port = port,
+                                .allow_anonymous = -1,
                                 .bind_address = copy_or_null(bind_address, &failed),
                                 .unix_path = copy_or_null(unix_path, &failed)};
     struct config_listener *list = NULL;
@@ -111,12 +114,16 @@ int config_apply_defaults(struct sol_config *cfg)
     if (cfg->listener_count > 0) {
         if (cfg->allow_anonymous == -1)
             cfg->allow_anonymous = 0; /* Mosquitto 2: explicit opt-in with a listener */
+        for (size_t i = 0; i < cfg->listener_count; i++)
+            if (cfg->listeners[i].allow_anonymous == -1)
+                cfg->listeners[i].allow_anonymous = 0;
         return 0;
     }
     if (config_add_listener(cfg, cfg->default_port, CONFIG_DEFAULT_BIND_ADDRESS, NULL) != 0)
         return -ENOMEM;
     if (cfg->allow_anonymous == -1)
         cfg->allow_anonymous = 1; /* Mosquitto 2: local-only broker, open by default */
+    cfg->listeners[0].allow_anonymous = cfg->allow_anonymous;
     return 0;
 }
 
@@ -275,10 +282,26 @@ static int do_persistence_location(struct parser *p, char *args)
     return 0;
 }
 
+/* With per_listener_settings, the listener an auth directive belongs to
+ * (NULL after an error); without, NULL and no error: the setting is global. */
+static struct config_listener *auth_listener(struct parser *p, bool *failed);
+static int one_bool(struct parser *p, char *args, bool *out);
+
 static int do_allow_anonymous(struct parser *p, char *args)
 {
-    char *word = one_arg(p, args);
-    return word != NULL ? parse_bool(p, word, &p->cfg->allow_anonymous) : -1;
+    bool failed = false;
+    struct config_listener *l = auth_listener(p, &failed);
+    char *word = failed ? NULL : one_arg(p, args);
+    if (word == NULL)
+        return -1;
+    return parse_bool(p, word, l != NULL ? &l->allow_anonymous : &p->cfg->allow_anonymous);
+}
+
+static int do_per_listener_settings(struct parser *p, char *args)
+{
+    if (p->cfg->listener_count > 0)
+        return fail(p, "%s: must come before the first listener", p->name);
+    return one_bool(p, args, &p->cfg->per_listener_settings);
 }
 
 static int do_max_inflight_messages(struct parser *p, char *args)
@@ -442,14 +465,34 @@ static int do_use_identity_as_username(struct parser *p, char *args)
     return l != NULL ? one_bool(p, args, &l->use_identity_as_username) : -1;
 }
 
+static struct config_listener *auth_listener(struct parser *p, bool *failed)
+{
+    if (!p->cfg->per_listener_settings)
+        return NULL;
+    if (p->cfg->listener_count == 0) {
+        fail(p, "%s: must follow a listener line (per_listener_settings is true)", p->name);
+        *failed = true;
+        return NULL;
+    }
+    return &p->cfg->listeners[p->cfg->listener_count - 1];
+}
+
 static int do_password_file(struct parser *p, char *args)
 {
-    return set_path(p, args, &p->cfg->password_file);
+    bool failed = false;
+    struct config_listener *l = auth_listener(p, &failed);
+    if (failed)
+        return -1;
+    return set_path(p, args, l != NULL ? &l->password_file : &p->cfg->password_file);
 }
 
 static int do_acl_file(struct parser *p, char *args)
 {
-    return set_path(p, args, &p->cfg->acl_file);
+    bool failed = false;
+    struct config_listener *l = auth_listener(p, &failed);
+    if (failed)
+        return -1;
+    return set_path(p, args, l != NULL ? &l->acl_file : &p->cfg->acl_file);
 }
 
 static int do_pid_file(struct parser *p, char *args)
@@ -665,6 +708,7 @@ static const struct {
     {"use_identity_as_username", do_use_identity_as_username},
     {"persistence_location", do_persistence_location},
     {"allow_anonymous", do_allow_anonymous},
+    {"per_listener_settings", do_per_listener_settings},
     {"password_file", do_password_file},
     {"acl_file", do_acl_file},
     {"pid_file", do_pid_file},

@@ -33,8 +33,9 @@
  * The TLS directives (cafile, certfile, keyfile, tls_version,
  * require_certificate, use_identity_as_username) apply to the listener line
  * above them, as in Mosquitto; before any listener line they are an error.
- * password_file, acl_file and allow_anonymous stay global, as in Mosquitto's
- * default "per_listener_settings false" (Sol has no per_listener_settings).
+ * password_file, acl_file and allow_anonymous are global, as in Mosquitto's
+ * default "per_listener_settings false"; with "per_listener_settings true"
+ * (before the first listener) they belong to the listener line above them.
  * TLS is on when certfile is set; main checks that certfile and keyfile come
  * together.
  */
@@ -49,6 +50,11 @@ struct config_listener {
     bool require_certificate;      /* clients must present a certificate signed by cafile */
     bool use_identity_as_username; /* the certificate's CN becomes the username */
     char *where; /* owned; "PATH:LINE" of the listener line, NULL if not from a file */
+    /* per_listener_settings true: this listener's own auth settings, given
+     * after its listener line (allow_anonymous -1 = unset). */
+    int allow_anonymous;
+    char *password_file; /* owned; NULL: none */
+    char *acl_file;      /* owned; NULL: none */
 };
 
 enum config_storage_sync {
@@ -87,6 +93,10 @@ struct sol_config {
     /* Directory of the LMDB store. Directive: persistence_location DIR
      * (the rest of the line, so the path may contain spaces). */
     char persistence_location[CONFIG_PATH_MAX];
+    /* Directive: per_listener_settings true|false (before any listener).
+     * When true, allow_anonymous, password_file and acl_file belong to the
+     * listener line above them, as in Mosquitto; when false they are global. */
+    bool per_listener_settings;
     /* -1 unset, 0 or 1. Directive: allow_anonymous true|false.
      * config_apply_defaults() resolves -1 the Mosquitto 2 way. */
     int allow_anonymous;

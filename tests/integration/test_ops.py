@@ -121,6 +121,10 @@ CONFIG_ERRORS = [
      "include_dir: cannot read /nonexistent/sol.d: No such file or directory"),
     ("sys_interval\n", 1, "sys_interval: missing value"),
     ("retain_available true false\n", 1, "retain_available: unexpected extra value 'false'"),
+    ("listener 1883\nper_listener_settings true\n", 2,
+     "per_listener_settings: must come before the first listener"),
+    ("per_listener_settings true\npassword_file /x\n", 2,
+     "password_file: must follow a listener line (per_listener_settings is true)"),
 ]
 
 
@@ -296,6 +300,31 @@ def auth_broker(broker, users, acl_text=None):
     return pw
 
 
+def test_per_listener_settings_give_each_listener_its_auth(broker):
+    pw = os.path.join(broker.tmp, "passwd")
+    add_user(pw, "alice", "secret")
+    second = free_port()
+    broker.stop()
+    write(broker.config_path, "\n".join([
+        "per_listener_settings true",
+        "listener %d 127.0.0.1" % broker.port, "allow_anonymous true",
+        "listener %d 127.0.0.1" % second, "allow_anonymous false", "password_file %s" % pw,
+        "persistence_location %s" % broker.data_dir]) + "\n")
+    broker.start()
+    broker.wait_for_log("listening on 127.0.0.1:%d" % second)
+    check(connack_code(broker.port, "anon1") == 0, "first listener: anonymous refused")
+    check(connack_code(broker.port, "any", "alice", "wrong") == 0,
+          "first listener has no password file: any username goes")
+    check(connack_code(second, "anon2") == 5, "second listener: anonymous accepted")
+    check(connack_code(second, "a", "alice", "secret") == 0, "second listener: alice refused")
+    check(connack_code(second, "b", "alice", "wrong") == 4, "second listener: wrong password")
+    add_user(pw, "bob", "hunter2")  # SIGHUP reloads the listener's own file too
+    check(connack_code(second, "c", "bob", "hunter2") == 4, "bob known before the reload")
+    broker.send_signal(signal.SIGHUP)
+    broker.wait_for_log("SIGHUP: reloaded")
+    check(connack_code(second, "d", "bob", "hunter2") == 0, "bob refused after the reload")
+
+
 def test_allow_anonymous_false_refuses_with_5(broker):
     restart_with(broker, ["allow_anonymous false"])
     check(connack_code(broker.port, "anon") == 5, "anonymous client not refused with 5")
@@ -457,6 +486,7 @@ def main():
                test_max_connections_refuses_the_extra_one,
                test_retain_available_false_closes_retained_publish,
                test_include_dir_applies_its_files, test_allow_anonymous_false_refuses_with_5,
+               test_per_listener_settings_give_each_listener_its_auth,
                test_listener_without_allow_anonymous_refuses_anonymous,
                test_password_file_right_and_wrong, test_acl_denies_publish_and_subscribe,
                test_sighup_reloads_password_file_keeps_clients,

@@ -812,9 +812,12 @@ static void test_shipped_sol_conf_examples_uncommented_parse(void **state)
     assert_non_null(out);
     char line[1024];
     unsigned examples = 0;
-    fputs("listener 1883\n", out);
+    /* per_listener_settings must precede every listener: it goes first. */
+    fputs("per_listener_settings false\nlistener 1883\n", out);
     while (fgets(line, sizeof(line), in) != NULL) {
         /* "#name value": an example; "# text": prose. */
+        if (strncmp(line, "#per_listener_settings", 22) == 0)
+            continue;
         if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z') {
             fputs(line + 1, out);
             examples++;
@@ -827,12 +830,29 @@ static void test_shipped_sol_conf_examples_uncommented_parse(void **state)
         fail_msg("%s", f->err);
 }
 
+static void test_per_listener_settings_put_auth_on_each_listener(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "per_listener_settings true\n"
+               "listener 1883\nallow_anonymous true\n"
+               "listener 8883\npassword_file /etc/sol/pw\nacl_file /etc/sol/acl\n");
+    assert_true(f->cfg.per_listener_settings);
+    assert_int_equal(config_apply_defaults(&f->cfg), 0);
+    assert_int_equal(f->cfg.listeners[0].allow_anonymous, 1);
+    assert_null(f->cfg.listeners[0].password_file);
+    assert_int_equal(f->cfg.listeners[1].allow_anonymous, 0); /* explicit opt-in */
+    assert_string_equal(f->cfg.listeners[1].password_file, "/etc/sol/pw");
+    assert_string_equal(f->cfg.listeners[1].acl_file, "/etc/sol/acl");
+    assert_null(f->cfg.password_file); /* nothing global */
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST(test_init_sets_defaults),
+        TEST(test_per_listener_settings_put_auth_on_each_listener),
         TEST(test_no_listener_defaults_to_localhost_1883_and_anonymous),
         TEST(test_no_listener_default_port_and_explicit_anonymous_are_kept),
         TEST(test_listener_configured_makes_anonymous_opt_in),

@@ -910,6 +910,27 @@ static void test_will_qos_and_retain_are_honoured(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
+static void test_listener_auth_replaces_the_broker_wide_settings(void **state)
+{
+    struct fixture *f = *state;
+    /* Broker-wide: anonymous allowed. This listener: anonymous refused,
+     * then (a SIGHUP-style change of the same struct) allowed. */
+    struct session_auth strict = {.allow_anonymous = false};
+    struct fake_conn *fc = new_conn(f);
+    session_client_set_auth(fc->client, &strict);
+    struct mqtt_packet p = connect_packet("l1", true);
+    assert_int_equal(connack_code(f, fc, &p, SESSION_ERR_CONNECT_REFUSED),
+                     MQTT_CONNACK_NOT_AUTHORIZED);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    strict.allow_anonymous = true;
+    fc = new_conn(f);
+    session_client_set_auth(fc->client, &strict);
+    assert_int_equal(connack_code(f, fc, &p, SESSION_OK), MQTT_CONNACK_ACCEPTED);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *other = connect_client(f, "l2", true, false); /* broker-wide rules */
+    gone(f, other, SESSION_CLOSE_DISCONNECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -942,6 +963,7 @@ int main(void)
         T(test_password_file_checks_credentials_connack_4),
         T(test_acl_denies_publish_subscribe_and_read),
         T(test_clients_cannot_publish_to_sys),
+        T(test_listener_auth_replaces_the_broker_wide_settings),
         T(test_takeover_of_clean_session_stores_nothing),
         T(test_persistent_session_expires_after_configured_time),
         T(test_keepalive_above_max_keepalive_gets_connack_2),
