@@ -254,6 +254,9 @@ static void end_turn(struct server *srv)
 {
     for (int round = 0; round < END_OF_TURN_ROUNDS; round++) {
         if (srv->mgr != NULL && session_has_pending(srv->mgr)) {
+            /* What is already queued needs no commit (the session holds
+             * back what does): send it before the commit's fsync. */
+            conn_write_listed(srv);
             int rc = session_flush(srv->mgr);
             if (rc != 0)
                 log_debug("end of turn: commit failed (%d)", rc);

@@ -1,9 +1,14 @@
 /*
  * output.c - encodes packets for a client and hands them to the server's
- * sink. A send made while the turn's batch holds changes is *held*: it may
- * acknowledge state in that batch (PUBACK, SUBACK, CONNACK...) or follow such
- * an ack, so it leaves only after the commit, in order. Not for: deciding
- * what to send (the handlers do).
+ * sink. A packet that promises durability is *held* while the turn's batch
+ * holds changes, and leaves only after the commit: the acks (CONNACK, PUBACK,
+ * PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK) and QoS 2 PUBLISH, whose packet
+ * id the receiver uses to drop a resend [MQTT-4.3.3-2]: sent before its
+ * record is durable, a crash would make the broker send the message again
+ * under a new id, a second delivery. QoS 0 and QoS 1 PUBLISH go at once: a
+ * crash before the commit can only cause a QoS 1 duplicate, which QoS 1
+ * allows. Anything after a held packet of the same client is held too, so a
+ * client sees its packets in order. Not for: deciding what to send.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,13 +49,30 @@ static int hold(struct session_mgr *mgr, struct session_client *c, const struct 
     return 0;
 }
 
-/* Sends now, or holds behind the batch when it has changes (see top). */
+/* Sends now, or holds behind the batch (see top). */
 static int emit(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
-                int iovcnt)
+                int iovcnt, bool is_durable)
 {
-    if (mgr_batch_has_changes(mgr) || c->held_sends > 0)
+    if (c->held_sends > 0 || (is_durable && mgr_batch_has_changes(mgr)))
         return hold(mgr, c, iov, iovcnt);
     return mgr->sink->send(c->conn, iov, iovcnt);
+}
+
+/* Acks promise that what they acknowledge is stored (see top). */
+static bool is_durable_ack(uint8_t type)
+{
+    switch (type) {
+    case MQTT_CONNACK:
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP:
+    case MQTT_SUBACK:
+    case MQTT_UNSUBACK:
+        return true;
+    default:
+        return false;
+    }
 }
 
 int output_send_packet(struct session_mgr *mgr, struct session_client *c,
@@ -67,7 +89,7 @@ int output_send_packet(struct session_mgr *mgr, struct session_client *c,
     int rc = mqtt_encode(pkt, buf, size, &written);
     if (rc == MQTT_OK) {
         struct iovec iov = {.iov_base = buf, .iov_len = written};
-        rc = emit(mgr, c, &iov, 1);
+        rc = emit(mgr, c, &iov, 1, is_durable_ack(pkt->type));
     } else {
         rc = -EINVAL;
     }
@@ -108,7 +130,7 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, const
     int rc = mqtt_encode_publish_header(&pub, header, cap, &header_len);
     if (rc == MQTT_OK) {
         struct iovec iov[2] = {{header, header_len}, {m->payload, m->payload_len}};
-        rc = emit(mgr, c, iov, m->payload_len ? 2 : 1);
+        rc = emit(mgr, c, iov, m->payload_len ? 2 : 1, qos == 2);
     } else {
         rc = -EINVAL;
     }

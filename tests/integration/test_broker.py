@@ -212,7 +212,9 @@ def test_retained_set_delivered_with_flag_and_cleared(broker):
     check((topic, payload, retain) == ("ret/a", b"kept", True), "retained with RETAIN 1")
     sub.send(ack_packet(PUBACK, pid))
     # A live forward of a retained publish has RETAIN 0.
-    harness.mosquitto_pub(broker.port, "ret/a", "newer", qos=0, extra=["-r"])
+    # QoS 1: its PUBACK promises the retained message is stored (a QoS 0
+    # publish promises nothing, so a kill -9 right after it may lose it).
+    harness.mosquitto_pub(broker.port, "ret/a", "newer", qos=1, extra=["-r"])
     topic, _, payload, _, _, retain = read_publish(sub)
     check(payload == b"newer" and not retain, "live forward RETAIN 0")
     broker.kill9()

@@ -290,9 +290,10 @@ static void test_puback_is_held_until_the_commit(void **state)
     subscribe(f, sub, "a/b", 1, 1);
     struct fake_conn *pub = connect_client(f, "pub", true, false);
     publish(f, pub, "a/b", "hello", 1, false, 11);
-    /* Queued durably for a persistent session: nothing leaves before the commit. */
+    /* Queued durably for a persistent session: the PUBACK waits for the
+     * commit. The QoS 1 delivery need not (a crash can only duplicate it). */
     assert_int_equal(next_sent(pub).type, 0);
-    assert_int_equal(next_sent(sub).type, 0);
+    assert_publish(next_sent(sub), "a/b", "hello", 1);
     assert_true(session_has_pending(f->mgr));
     struct session_stats before, after;
     session_get_stats(f->mgr, &before);
@@ -302,7 +303,29 @@ static void test_puback_is_held_until_the_commit(void **state)
     struct mqtt_packet ack = next_sent(pub);
     assert_int_equal(ack.type, MQTT_PUBACK);
     assert_int_equal(ack.u.ack.packet_id, 11);
-    assert_publish(next_sent(sub), "a/b", "hello", 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A QoS 2 delivery carries the packet id the receiver deduplicates by: it
+ * must not leave before the record of that id is durable [MQTT-4.3.3-2]. */
+static void test_qos2_delivery_and_pubrec_are_held_until_the_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "q2", 2, 2);
+    struct fake_conn *pub = connect_client(f, "pub", false, false);
+    publish(f, pub, "q2", "once", 2, false, 12);
+    assert_int_equal(next_sent(pub).type, 0);
+    assert_int_equal(next_sent(sub).type, 0);
+    assert_int_equal(session_flush(f->mgr), 0);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBREC);
+    struct mqtt_packet p = next_sent(sub);
+    assert_publish(p, "q2", "once", 2);
+    send_ack(f, sub, MQTT_PUBREC, p.u.publish.packet_id);
+    assert_int_equal(next_sent(sub).type, 0); /* PUBREL waits for PUBREC_RECEIVED to be stored */
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(sub).type, MQTT_PUBREL);
     gone(f, pub, SESSION_CLOSE_DISCONNECT);
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
@@ -662,16 +685,17 @@ static void test_commit_failure_sends_no_ack_and_closes_the_client(void **state)
     assert_int_equal(session_mgr_new(&f->config, f->store, &fake_sink, &f->mgr, err, sizeof(err)),
                      0);
     struct fake_conn *sub = connect_client(f, "sub", false, false);
-    subscribe(f, sub, "big", 1, 1);
+    subscribe(f, sub, "big", 2, 2); /* QoS 2: the delivery is held too */
     struct fake_conn *pub = connect_client(f, "pub", true, false);
     size_t big_len = 2u << 20;
     char *big = malloc(big_len + 1);
     memset(big, 'x', big_len);
     big[big_len] = '\0';
-    publish(f, pub, "big", big, 1, false, 1);
+    publish(f, pub, "big", big, 2, false, 1);
     free(big);
     assert_int_not_equal(session_flush(f->mgr), 0);
-    assert_int_equal(next_sent(pub).type, 0); /* no PUBACK */
+    assert_int_equal(next_sent(pub).type, 0); /* no PUBREC */
+    assert_int_equal(next_sent(sub).type, 0); /* no QoS 2 delivery */
     assert_true(pub->closed);
     gone(f, pub, SESSION_CLOSE_SOCKET);
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
@@ -941,6 +965,7 @@ int main(void)
         T(test_empty_client_id_with_clean_session_is_accepted),
         T(test_pingreq_gets_pingresp),
         T(test_puback_is_held_until_the_commit),
+        T(test_qos2_delivery_and_pubrec_are_held_until_the_commit),
         T(test_qos0_to_clean_session_needs_no_commit),
         T(test_delivery_qos_is_min_of_publish_and_granted),
         T(test_overlapping_subscriptions_deliver_once_at_max_qos),
