@@ -156,39 +156,38 @@ static void log_connected(const struct session_client *c, const struct mqtt_conn
                        session_client_name(c), protocol, p->clean_session, p->keepalive_s);
 }
 
-int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p)
+/* Checks the CONNECT's client id and keepalive; sets *id and *id_len (an
+ * assigned id goes into auto_id). Returns 0, or a CONNACK code with *why. */
+static int check_identity(struct session_mgr *mgr, const struct mqtt_connect *p, char *auto_id,
+                          size_t auto_id_len, const uint8_t **id, size_t *id_len, const char **why)
 {
-    c->protocol_level = p->protocol_level;
-    const char *why = "";
-    int code = authenticate(mgr, c, p, &why);
-    if (code < 0)
-        return SESSION_ERR_NOMEM;
-    if (code != MQTT_CONNACK_ACCEPTED)
-        return refuse(mgr, c, p, (uint8_t)code, why);
-    char auto_id[40];
-    const uint8_t *id = p->client_id.data;
-    size_t id_len = p->client_id.len;
-    if (id_len == 0) {
+    *id = p->client_id.data;
+    *id_len = p->client_id.len;
+    if (*id_len == 0) {
         /* [MQTT-3.1.3-7] [MQTT-3.1.3-8]: only a clean session gets an id. */
+        *why = "empty client id without clean session";
         if (!p->clean_session)
-            return refuse(mgr, c, p, MQTT_CONNACK_ID_REJECTED,
-                          "empty client id without clean session");
-        id_len = (size_t)assign_client_id(mgr, auto_id, sizeof(auto_id));
-        id = (const uint8_t *)auto_id;
+            return MQTT_CONNACK_ID_REJECTED;
+        *id_len = (size_t)assign_client_id(mgr, auto_id, auto_id_len);
+        *id = (const uint8_t *)auto_id;
     }
-    if (!p->clean_session && id_len > store_max_client_id_len(mgr->store))
-        return refuse(mgr, c, p, MQTT_CONNACK_ID_REJECTED,
-                      "client id too long for a persistent session");
+    *why = "client id too long for a persistent session";
+    if (!p->clean_session && *id_len > store_max_client_id_len(mgr->store))
+        return MQTT_CONNACK_ID_REJECTED;
+    /* 3.1.1 cannot tell the client a smaller keepalive: Mosquitto refuses with
+     * "identifier rejected"; keepalive 0 (none) exceeds any limit. */
     uint16_t max_ka = mgr->config.max_keepalive_s;
+    *why = "keepalive above max_keepalive";
     if (max_ka && (p->keepalive_s > max_ka || p->keepalive_s == 0))
-        /* 3.1.1 cannot tell the client a smaller keepalive: Mosquitto refuses
-         * with "identifier rejected"; keepalive 0 (none) exceeds any limit. */
-        return refuse(mgr, c, p, MQTT_CONNACK_ID_REJECTED, "keepalive above max_keepalive");
-    if (make_will(c, p) != 0)
-        return SESSION_ERR_NOMEM;
-    if (c->will && !will_allowed(mgr, c, id, id_len))
-        return refuse(mgr, c, p, MQTT_CONNACK_NOT_AUTHORIZED, "will topic not allowed by the ACL");
+        return MQTT_CONNACK_ID_REJECTED;
+    return MQTT_CONNACK_ACCEPTED;
+}
 
+/* Attaches c to its session and sends CONNACK (held behind the commit of a
+ * persistent session's record). */
+static int accept_client(struct session_mgr *mgr, struct session_client *c,
+                         const struct mqtt_connect *p, const uint8_t *id, size_t id_len)
+{
     bool present = false;
     struct session *s = attach_session(mgr, id, id_len, p->clean_session, &present);
     if (!s)
@@ -209,4 +208,26 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     ack.u.connack.session_present = present;
     ack.u.connack.return_code = MQTT_CONNACK_ACCEPTED;
     return output_send_packet(mgr, c, &ack) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+}
+
+int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p)
+{
+    c->protocol_level = p->protocol_level;
+    const char *why = "";
+    int code = authenticate(mgr, c, p, &why);
+    if (code < 0)
+        return SESSION_ERR_NOMEM;
+    if (code != MQTT_CONNACK_ACCEPTED)
+        return refuse(mgr, c, p, (uint8_t)code, why);
+    char auto_id[40];
+    const uint8_t *id = NULL;
+    size_t id_len = 0;
+    code = check_identity(mgr, p, auto_id, sizeof(auto_id), &id, &id_len, &why);
+    if (code != MQTT_CONNACK_ACCEPTED)
+        return refuse(mgr, c, p, (uint8_t)code, why);
+    if (make_will(c, p) != 0)
+        return SESSION_ERR_NOMEM;
+    if (c->will && !will_allowed(mgr, c, id, id_len))
+        return refuse(mgr, c, p, MQTT_CONNACK_NOT_AUTHORIZED, "will topic not allowed by the ACL");
+    return accept_client(mgr, c, p, id, id_len);
 }
