@@ -250,6 +250,21 @@ static bool has_turn_work(const struct server *srv)
  * queue more, hence the rounds). Work still left after the rounds keeps the
  * loop from sleeping via the idle watcher.
  */
+/* A batch the session deferred gets committed when due, even if the loop
+ * would otherwise sleep. */
+static void arm_commit_timer(struct server *srv)
+{
+    double delay_s = srv->mgr != NULL ? session_commit_delay_s(srv->mgr) : -1.0;
+    if (delay_s < 0) {
+        ev_timer_stop(srv->loop, &srv->commit_timer);
+        return;
+    }
+    if (ev_is_active(&srv->commit_timer))
+        return;
+    ev_timer_set(&srv->commit_timer, delay_s, 0.);
+    ev_timer_start(srv->loop, &srv->commit_timer);
+}
+
 static void end_turn(struct server *srv)
 {
     for (int round = 0; round < END_OF_TURN_ROUNDS; round++) {
@@ -265,10 +280,19 @@ static void end_turn(struct server *srv)
         free_closing(srv);
         if (!has_turn_work(srv)) {
             ev_idle_stop(srv->loop, &srv->idle);
+            arm_commit_timer(srv);
             return;
         }
     }
     ev_idle_start(srv->loop, &srv->idle);
+    arm_commit_timer(srv);
+}
+
+static void on_commit_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    end_turn(container_of(w, struct server, commit_timer));
 }
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -368,8 +392,9 @@ static void finish(struct server *srv)
 {
     for (int i = 0; i < END_OF_TURN_ROUNDS && has_turn_work(srv); i++)
         end_turn(srv);
-    if (srv->mgr != NULL && session_has_pending(srv->mgr) && session_flush(srv->mgr) != 0)
+    if (srv->mgr != NULL && session_flush(srv->mgr) != 0)
         log_error("shutdown: the last commit failed");
+    ev_timer_stop(srv->loop, &srv->commit_timer);
     ev_idle_stop(srv->loop, &srv->idle);
 }
 
@@ -396,6 +421,7 @@ static void start_loop_watchers(struct server *srv)
     ev_prepare_init(&srv->prepare, on_prepare);
     ev_prepare_start(srv->loop, &srv->prepare);
     ev_idle_init(&srv->idle, on_idle);
+    ev_init(&srv->commit_timer, on_commit_timer);
     ev_timer_init(&srv->tick, on_tick, srv->tick_s, srv->tick_s);
     if (srv->tick_s > 0)
         ev_timer_start(srv->loop, &srv->tick);
@@ -459,6 +485,7 @@ void server_free(struct server *srv)
     ev_timer_stop(srv->loop, &srv->sys_timer);
     ev_prepare_stop(srv->loop, &srv->prepare);
     ev_idle_stop(srv->loop, &srv->idle);
+    ev_timer_stop(srv->loop, &srv->commit_timer);
     ev_timer_stop(srv->loop, &srv->tick);
     ev_loop_destroy(srv->loop);
     free(srv);

@@ -70,8 +70,8 @@ struct listener {
     struct ssl_ctx_st *tls_ctx; /* one reference; NULL: plain */
     bool use_identity_as_username;
     const struct session_auth *auth; /* borrowed; NULL: the broker-wide settings */
-    char *unix_path; /* owned; unlinked at close */
-    char name[80];   /* "127.0.0.1:1883", "[::1]:1883", "unix:/path" */
+    char *unix_path;                 /* owned; unlinked at close */
+    char name[80];                   /* "127.0.0.1:1883", "[::1]:1883", "unix:/path" */
 };
 
 /* One block of the output queue; written with writev, freed when sent. */
@@ -136,7 +136,8 @@ struct server {
     size_t refused_burst;      /* refusals since the last logged one */
     ev_tstamp refused_logged_at;
     ev_prepare prepare;
-    ev_idle idle; /* keeps the loop from sleeping while end-of-turn work is left */
+    ev_idle idle;          /* keeps the loop from sleeping while end-of-turn work is left */
+    ev_timer commit_timer; /* commits a deferred store batch when it is due */
     ev_timer tick;
     server_tick_fn tick_fn;
     void *tick_arg;

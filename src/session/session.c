@@ -51,12 +51,21 @@ const char *session_strerror(int code)
     }
 }
 
+static uint64_t monotonic_us(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
 /* ---- The turn's batch ---- */
 
 struct store_batch *mgr_batch(struct session_mgr *mgr)
 {
-    if (!mgr->batch)
+    if (!mgr->batch) {
         mgr->batch = store_batch_new(mgr->store);
+        mgr->batch_opened_us = monotonic_us();
+    }
     return mgr->batch;
 }
 
@@ -65,9 +74,32 @@ bool mgr_batch_has_changes(const struct session_mgr *mgr)
     return mgr->batch && !store_batch_is_empty(mgr->batch);
 }
 
-bool session_has_pending(const struct session_mgr *mgr)
+/* Anything at all for session_flush() to commit or release. */
+static bool has_work(const struct session_mgr *mgr)
 {
     return mgr_batch_has_changes(mgr) || mgr->held_head || mgr->refill;
+}
+
+/* A batch nobody waits on (no held ack, no top-up) may wait this long for
+ * company: a subscriber's PUBACK only deletes a queue entry, and committing
+ * it on its own would cost an fsync that delays the next publisher's ack.
+ * Losing such a batch in a crash only re-sends an acknowledged QoS 1 message
+ * (a duplicate, which QoS 1 allows) or a PUBREL. */
+#define COMMIT_DEFER_US 10000u
+
+bool session_has_pending(const struct session_mgr *mgr)
+{
+    if (mgr->held_head || mgr->refill)
+        return true;
+    return mgr_batch_has_changes(mgr) && monotonic_us() >= mgr->batch_opened_us + COMMIT_DEFER_US;
+}
+
+double session_commit_delay_s(const struct session_mgr *mgr)
+{
+    if (mgr->held_head || mgr->refill || !mgr_batch_has_changes(mgr))
+        return -1.0;
+    uint64_t now = monotonic_us(), due = mgr->batch_opened_us + COMMIT_DEFER_US;
+    return now >= due ? 0.0 : (double)(due - now) / 1e6;
 }
 
 /* ---- Session objects ---- */
@@ -565,13 +597,6 @@ void session_client_writable(struct session_mgr *mgr, struct session_client *cli
 
 /* ---- The turn's commit ---- */
 
-static uint64_t monotonic_us(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-}
-
 /* For $SYS: what a durable ack waits for. */
 static void record_commit_time(struct session_mgr *mgr, uint64_t us)
 {
@@ -605,7 +630,7 @@ static int commit_round(struct session_mgr *mgr)
 int session_flush(struct session_mgr *mgr)
 {
     int status = 0;
-    for (int round = 0; round < FLUSH_MAX_ROUNDS && session_has_pending(mgr); round++) {
+    for (int round = 0; round < FLUSH_MAX_ROUNDS && has_work(mgr); round++) {
         int rc = commit_round(mgr);
         if (rc != 0)
             status = rc;

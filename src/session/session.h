@@ -205,7 +205,17 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out);
  */
 size_t session_expire(struct session_mgr *mgr, uint64_t now_s);
 
-/* True when a batch is waiting to be committed. */
+/*
+ * True when session_flush() should run now: acks or top-ups wait for a
+ * commit, or a deferred batch is due. A batch that nothing waits on (e.g. a
+ * subscriber's PUBACK deleting its queue entry) is deferred up to 10 ms so it
+ * rides along with the next commit instead of costing an fsync of its own.
+ */
 bool session_has_pending(const struct session_mgr *mgr);
+
+/* Seconds until a deferred batch is due (0 = now), or -1 when none is. The
+ * server arms a timer with it so a deferred batch is committed even when no
+ * more packets arrive. */
+double session_commit_delay_s(const struct session_mgr *mgr);
 
 #endif /* SOL_SESSION_H */

@@ -161,6 +161,7 @@ struct session_mgr {
 
     struct store_batch *batch; /* the turn's batch, created on first use */
     uint64_t batch_gen;        /* incremented at each commit */
+    uint64_t batch_opened_us;  /* monotonic time the open batch was created */
     struct held_send *held_head, *held_tail;
     struct session *refill; /* sessions to top up from the store after the commit */
 

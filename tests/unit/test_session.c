@@ -955,6 +955,29 @@ static void test_listener_auth_replaces_the_broker_wide_settings(void **state)
     gone(f, other, SESSION_CLOSE_DISCONNECT);
 }
 
+static void test_ack_only_batch_is_deferred_but_committed_by_flush(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "d", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "d", "x", 1, false, 1);
+    session_flush(f->mgr);
+    struct mqtt_packet p = next_sent(sub);
+    assert_publish(p, "d", "x", 1);
+    assert_int_equal(db_entries(f, "queues"), 1);
+    send_ack(f, sub, MQTT_PUBACK, p.u.publish.packet_id);
+    /* Only a queue delete, nobody waiting: no commit needed right now. */
+    assert_false(session_has_pending(f->mgr));
+    double delay_s = session_commit_delay_s(f->mgr);
+    assert_true(delay_s >= 0.0 && delay_s <= 0.011);
+    assert_int_equal(session_flush(f->mgr), 0); /* an explicit flush commits it */
+    assert_int_equal(db_entries(f, "queues"), 0);
+    assert_true(session_commit_delay_s(f->mgr) < 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -990,6 +1013,7 @@ int main(void)
         T(test_clients_cannot_publish_to_sys),
         T(test_listener_auth_replaces_the_broker_wide_settings),
         T(test_takeover_of_clean_session_stores_nothing),
+        T(test_ack_only_batch_is_deferred_but_committed_by_flush),
         T(test_persistent_session_expires_after_configured_time),
         T(test_keepalive_above_max_keepalive_gets_connack_2),
         T(test_retained_publish_closes_when_retain_unavailable),
