@@ -179,18 +179,29 @@ struct sub_walk {
     struct scratch sc;
 };
 
-static int visit_sub(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
+/* Copies a "client 00 rest" key out of the map into the walk's scratch and
+ * splits it. Returns 0, -ENOMEM, or STORE_ERR_CORRUPT for a key without the
+ * separator. */
+static int copy_split_key(struct scratch *sc, const MDB_val *k, struct store_bytes *client,
+                          struct store_bytes *rest)
 {
-    (void)txn;
-    struct sub_walk *w = ctx;
-    uint8_t *buf = scratch_get(&w->sc, k->mv_size);
+    uint8_t *buf = scratch_get(sc, k->mv_size);
     if (buf == NULL)
         return -ENOMEM;
     memcpy(buf, k->mv_data, k->mv_size);
     MDB_val copy = {k->mv_size, buf};
+    return store_key_split(&copy, client, rest) ? 0 : STORE_ERR_CORRUPT;
+}
+
+static int visit_sub(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
+{
+    (void)txn;
+    struct sub_walk *w = ctx;
     struct store_bytes client, filter;
-    if (!store_key_split(&copy, &client, &filter) || filter.len == 0 || v->mv_size != 1 ||
-        !store_qos_valid(*(const uint8_t *)v->mv_data))
+    int rc = copy_split_key(&w->sc, k, &client, &filter);
+    if (rc != 0)
+        return rc;
+    if (filter.len == 0 || v->mv_size != 1 || !store_qos_valid(*(const uint8_t *)v->mv_data))
         return STORE_ERR_CORRUPT;
     return w->fn(w->arg, client, filter, *(const uint8_t *)v->mv_data);
 }
@@ -208,13 +219,11 @@ static int visit_qos2(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val *
 {
     (void)txn;
     struct sub_walk *w = ctx;
-    uint8_t *buf = scratch_get(&w->sc, k->mv_size);
-    if (buf == NULL)
-        return -ENOMEM;
-    memcpy(buf, k->mv_data, k->mv_size);
-    MDB_val copy = {k->mv_size, buf};
     struct store_bytes client, rest;
-    if (!store_key_split(&copy, &client, &rest) || rest.len != 2 || v->mv_size != 8)
+    int rc = copy_split_key(&w->sc, k, &client, &rest);
+    if (rc != 0)
+        return rc;
+    if (rest.len != 2 || v->mv_size != 8)
         return STORE_ERR_CORRUPT;
     return w->qos2_fn(w->arg, client, store_get_u16(rest.data), store_get_u64(v->mv_data));
 }
