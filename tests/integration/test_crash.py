@@ -4,7 +4,8 @@ A publisher sends QoS 1 and QoS 2 messages (each payload a unique sequence
 number) as fast as the acks come back; a persistent subscriber (clean session
 0, subscribed at QoS 2) reads and acks them. Meanwhile the broker is killed
 with SIGKILL at random moments and restarted on the same data directory,
-SOL_CRASH_CYCLES times (default 8: the short form CI runs). Both clients
+SOL_CRASH_CYCLES times (default 8: the short form CI runs), once with
+storage_sync fsync (the default) and once with nosync. Both clients
 reconnect after each restart, the subscriber keeping its QoS 2 state as a
 real client does (method B of MQTT 3.1.1 4.3.3: a PUBLISH whose packet id
 is awaiting PUBREL is not delivered again).
@@ -178,9 +179,16 @@ def test_kill9_under_load_loses_no_acknowledged_message(broker):
     check(not twice2, "QoS 2 messages delivered twice: %s" % twice2[:20])
 
 
+def test_kill9_in_nosync_mode_loses_no_acknowledged_message(broker):
+    """nosync commits reach the page cache only: still enough for kill -9."""
+    test_kill9_under_load_loses_no_acknowledged_message(broker)
+
+
 def main():
     r = harness.Runner()
     r.run(test_kill9_under_load_loses_no_acknowledged_message)
+    r.run(test_kill9_in_nosync_mode_loses_no_acknowledged_message,
+          extra_config=["storage_sync nosync"])
     r.finish()
 
 
