@@ -302,14 +302,22 @@ static struct store_op *qos2_op(struct store_batch *b, enum op_type type, struct
     return client_op(b, type, DB_QOS2IN, client, pkid_be, sizeof(pkid_be), val_len);
 }
 
-int store_batch_put_qos2_in(struct store_batch *batch, struct store_bytes client_id,
-                            uint16_t packet_id, uint64_t received_at_s)
+/* The sticky error, a bad client id, or packet id 0 [MQTT-2.3.1-1]. */
+static int check_qos2_args(const struct store_batch *batch, struct store_bytes client_id,
+                           uint16_t packet_id)
 {
     if (batch->err != 0)
         return batch->err;
     int rc = store_check_client_id(batch->store, client_id);
     if (rc == 0 && packet_id == 0)
         rc = STORE_ERR_INVALID;
+    return rc;
+}
+
+int store_batch_put_qos2_in(struct store_batch *batch, struct store_bytes client_id,
+                            uint16_t packet_id, uint64_t received_at_s)
+{
+    int rc = check_qos2_args(batch, client_id, packet_id);
     if (rc != 0)
         return rc;
     struct store_op *op = qos2_op(batch, OP_PUT, client_id, packet_id, 8);
@@ -322,11 +330,7 @@ int store_batch_put_qos2_in(struct store_batch *batch, struct store_bytes client
 int store_batch_delete_qos2_in(struct store_batch *batch, struct store_bytes client_id,
                                uint16_t packet_id)
 {
-    if (batch->err != 0)
-        return batch->err;
-    int rc = store_check_client_id(batch->store, client_id);
-    if (rc == 0 && packet_id == 0)
-        rc = STORE_ERR_INVALID;
+    int rc = check_qos2_args(batch, client_id, packet_id);
     if (rc != 0)
         return rc;
     if (qos2_op(batch, OP_DEL, client_id, packet_id, 0) == NULL)

@@ -97,7 +97,7 @@ static int store_body(struct session_mgr *mgr, struct msg *m)
  * username is known then, also for sessions recovered from the store). */
 static bool may_read(const struct session_mgr *mgr, const struct session *s, const struct msg *m)
 {
-    return publish_allowed(mgr, s->client, (struct mqtt_bytes){m->topic, m->topic_len}, AUTH_READ);
+    return acl_allows(mgr, s->client, (struct mqtt_bytes){m->topic, m->topic_len}, AUTH_READ);
 }
 
 /* Queue limits (max_queued_messages, max_queued_bytes), Mosquitto's way:

@@ -135,8 +135,8 @@ static int remember_qos2(struct session_mgr *mgr, struct session *s, uint16_t pa
     return store_batch_put_qos2_in(b, session_store_id(s), packet_id, (uint64_t)time(NULL));
 }
 
-bool publish_allowed(const struct session_mgr *mgr, const struct session_client *c,
-                     struct mqtt_bytes topic, unsigned access)
+bool acl_allows(const struct session_mgr *mgr, const struct session_client *c,
+                struct mqtt_bytes topic, unsigned access)
 {
     if (!c)
         return true;
@@ -188,7 +188,7 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
         return SESSION_ERR_PROTOCOL;
     }
     int rc = 0;
-    if (is_sys_topic(p->topic) || !publish_allowed(mgr, c, p->topic, AUTH_WRITE))
+    if (is_sys_topic(p->topic) || !acl_allows(mgr, c, p->topic, AUTH_WRITE))
         /* Denied: dropped, but acknowledged as 3.1.1 requires (it has no
          * negative PUBACK), so the client does not resend it forever. */
         log_debug("client %s: publish to %.*s denied", session_client_name(c), (int)p->topic.len,

@@ -244,7 +244,7 @@ static int load_subscription(void *arg, struct store_bytes client_id, struct sto
     return session_add_subscription(mgr, s, (struct mqtt_bytes){filter.data, filter.len}, qos);
 }
 
-static int add_qos2_id(struct session *s, uint16_t packet_id)
+int session_qos2_add(struct session *s, uint16_t packet_id)
 {
     if (s->qos2_in_count == s->qos2_in_cap) {
         size_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
@@ -258,18 +258,13 @@ static int add_qos2_id(struct session *s, uint16_t packet_id)
     return 0;
 }
 
-int session_qos2_add(struct session *s, uint16_t packet_id)
-{
-    return add_qos2_id(s, packet_id);
-}
-
 static int load_qos2(void *arg, struct store_bytes client_id, uint16_t packet_id,
                      uint64_t received_at_s)
 {
     (void)received_at_s;
     struct session_mgr *mgr = arg;
     struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
-    return s ? add_qos2_id(s, packet_id) : 0;
+    return s ? session_qos2_add(s, packet_id) : 0;
 }
 
 static int load_retained(void *arg, const struct store_retained *r)

@@ -226,8 +226,8 @@ int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
 /* The auth settings that apply to c: its listener's, else the broker's. */
 struct session_auth client_auth(const struct session_mgr *mgr, const struct session_client *c);
 /* ACL check for client c (NULL = the broker itself: always allowed). */
-bool publish_allowed(const struct session_mgr *mgr, const struct session_client *c,
-                     struct mqtt_bytes topic, unsigned access);
+bool acl_allows(const struct session_mgr *mgr, const struct session_client *c,
+                struct mqtt_bytes topic, unsigned access);
 
 /* deliver.c: outgoing QoS state machines and queues. */
 int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos);

@@ -19,7 +19,7 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
         log_notice("client %s: invalid subscription filter refused", (char *)s->client_id);
         return MQTT_SUBACK_FAILURE;
     }
-    if (!publish_allowed(mgr, s->client, e->filter, AUTH_SUBSCRIBE)) {
+    if (!acl_allows(mgr, s->client, e->filter, AUTH_SUBSCRIBE)) {
         log_notice("client %s: subscription to %.*s denied by the ACL", (char *)s->client_id,
                    (int)e->filter.len, (const char *)e->filter.data);
         return MQTT_SUBACK_FAILURE;
