@@ -524,6 +524,8 @@ static void fill_session_config(const struct broker *b, struct session_config *s
     sc->max_queued_messages = cfg->max_queued_messages;
     sc->max_queued_bytes =
         cfg->max_queued_bytes > SIZE_MAX ? SIZE_MAX : (size_t)cfg->max_queued_bytes;
+    sc->max_qos0_output_bytes =
+        cfg->max_output_buffer_bytes > SIZE_MAX ? SIZE_MAX : (size_t)cfg->max_output_buffer_bytes;
     sc->retain_available = cfg->retain_available;
     sc->max_keepalive_s = cfg->max_keepalive;
     sc->persistent_client_expiration_s = cfg->persistent_client_expiration_s > UINT32_MAX

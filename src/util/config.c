@@ -50,6 +50,7 @@ void config_init(struct sol_config *cfg)
     cfg->connection_messages = true;
     cfg->sys_interval = CONFIG_DEFAULT_SYS_INTERVAL_S;
     cfg->retain_available = true;
+    cfg->max_output_buffer_bytes = (uint64_t)16 << 20;
 }
 
 static void listener_deinit(struct config_listener *l)
@@ -500,6 +501,13 @@ static int do_pid_file(struct parser *p, char *args)
     return set_path(p, args, &p->cfg->pid_file);
 }
 
+/* max_output_buffer_bytes N: a size > 0, as storage_max_size. */
+static int do_max_output_buffer_bytes(struct parser *p, char *args)
+{
+    char *word = one_arg(p, args);
+    return word != NULL ? parse_size(p, word, &p->cfg->max_output_buffer_bytes) : -1;
+}
+
 /* max_queued_bytes N: 0 (no limit) or a size, as storage_max_size. */
 static int do_max_queued_bytes(struct parser *p, char *args)
 {
@@ -715,6 +723,7 @@ static const struct {
     {"max_inflight_messages", do_max_inflight_messages},
     {"max_queued_messages", do_max_queued_messages},
     {"max_queued_bytes", do_max_queued_bytes},
+    {"max_output_buffer_bytes", do_max_output_buffer_bytes},
     {"message_size_limit", do_message_size_limit},
     {"max_connections", do_max_connections},
     {"max_keepalive", do_max_keepalive},

@@ -41,12 +41,12 @@
  */
 struct config_listener {
     uint16_t port;
-    char *bind_address; /* owned; NULL: all addresses */
-    char *unix_path;    /* owned; NULL: TCP */
-    char *cafile;       /* owned; NULL: not set. CA to verify client certificates */
-    char *certfile;     /* owned; NULL: plain TCP */
-    char *keyfile;      /* owned; NULL: not set */
-    char *tls_version;  /* owned; NULL: TLS 1.2. "tlsv1.2" or "tlsv1.3" (no tlsv1.1) */
+    char *bind_address;            /* owned; NULL: all addresses */
+    char *unix_path;               /* owned; NULL: TCP */
+    char *cafile;                  /* owned; NULL: not set. CA to verify client certificates */
+    char *certfile;                /* owned; NULL: plain TCP */
+    char *keyfile;                 /* owned; NULL: not set */
+    char *tls_version;             /* owned; NULL: TLS 1.2. "tlsv1.2" or "tlsv1.3" (no tlsv1.1) */
     bool require_certificate;      /* clients must present a certificate signed by cafile */
     bool use_identity_as_username; /* the certificate's CN becomes the username */
     char *where; /* owned; "PATH:LINE" of the listener line, NULL if not from a file */
@@ -129,6 +129,11 @@ struct sol_config {
     /* Payload bytes queued per session; 0 = no limit (default). Directive:
      * max_queued_bytes N (0..INT64_MAX; Sol also takes k, M, G suffixes). */
     uint64_t max_queued_bytes;
+    /* Sol's own: QoS 0 messages to a client whose unsent output exceeds this
+     * many bytes are dropped (and counted), so a stalled reader cannot make the
+     * broker buffer without bound. Directive: max_output_buffer_bytes N (> 0;
+     * k, M, G suffixes). Default 16M. */
+    uint64_t max_output_buffer_bytes;
     /* Largest PUBLISH payload in bytes; 0 = no limit (default). A client
      * sending a larger packet is disconnected. Directive: message_size_limit N
      * (0..CONFIG_MAX_MESSAGE_SIZE_LIMIT). */

@@ -263,6 +263,18 @@ def test_max_connections_refuses_the_extra_one(broker):
     login(broker.port, "d").close()  # room again
 
 
+def test_max_output_buffer_bytes_drops_qos0_to_a_stalled_reader(broker):
+    restart_with(broker, ["max_output_buffer_bytes 64k"])
+    stalled = login(broker.port, "stalled")
+    check(subscribe(stalled, "out/#") == 0, "subscribe refused")
+    pub = login(broker.port, "flood")
+    for _ in range(400):  # 6.4 MB: past the socket buffers and the 64 KB limit
+        pub.send(publish_packet("out/t", b"y" * 16384))
+    broker.wait_for_log("client stalled: output buffer full, dropping QoS 0 messages")
+    pub.send(b"\xc0\x00")  # PINGREQ: the broker still serves others
+    check(pub.read_packet()[0] == 13, "no PINGRESP")
+
+
 def test_retain_available_false_closes_retained_publish(broker):
     restart_with(broker, ["retain_available false"])
     c = login(broker.port, "r")
@@ -485,6 +497,7 @@ def main():
                test_max_queued_messages_drops_beyond_limit, test_max_keepalive,
                test_max_connections_refuses_the_extra_one,
                test_retain_available_false_closes_retained_publish,
+               test_max_output_buffer_bytes_drops_qos0_to_a_stalled_reader,
                test_include_dir_applies_its_files, test_allow_anonymous_false_refuses_with_5,
                test_per_listener_settings_give_each_listener_its_auth,
                test_listener_without_allow_anonymous_refuses_anonymous,

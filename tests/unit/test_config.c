@@ -846,12 +846,21 @@ static void test_per_listener_settings_put_auth_on_each_listener(void **state)
     assert_null(f->cfg.password_file); /* nothing global */
 }
 
+static void test_max_output_buffer_bytes_default_and_suffix(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(f->cfg.max_output_buffer_bytes, 16u << 20);
+    load_ok(f, "max_output_buffer_bytes 64k\n");
+    assert_int_equal(f->cfg.max_output_buffer_bytes, 65536);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST(test_init_sets_defaults),
+        TEST(test_max_output_buffer_bytes_default_and_suffix),
         TEST(test_per_listener_settings_put_auth_on_each_listener),
         TEST(test_no_listener_defaults_to_localhost_1883_and_anonymous),
         TEST(test_no_listener_default_port_and_explicit_anonymous_are_kept),
