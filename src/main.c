@@ -528,6 +528,7 @@ static void fill_session_config(const struct broker *b, struct session_config *s
         cfg->max_output_buffer_bytes > SIZE_MAX ? SIZE_MAX : (size_t)cfg->max_output_buffer_bytes;
     sc->retain_available = cfg->retain_available;
     sc->max_keepalive_s = cfg->max_keepalive;
+    sc->max_topic_levels = cfg->max_topic_levels;
     sc->persistent_client_expiration_s = cfg->persistent_client_expiration_s > UINT32_MAX
                                              ? UINT32_MAX
                                              : (uint32_t)cfg->persistent_client_expiration_s;

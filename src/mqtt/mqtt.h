@@ -24,6 +24,17 @@
 /* Largest fixed header: 1 type byte + 4 length bytes. */
 #define MQTT_MAX_FIXED_HEADER 5u
 
+/* The largest CONNECT an MQTT 3.1 or 3.1.1 client can send: the fixed header
+ * (1 byte + a 3-byte Remaining Length), MQTT 3.1's longer variable header
+ * ("MQIsdp": 2 + 6 + level + flags + keepalive = 12 bytes) and the five
+ * payload fields (client id, will topic, will message, username, password),
+ * each at most 2 + 65535 bytes. Until a CONNECT is accepted no packet may be
+ * larger, so an unauthenticated socket cannot make the broker buffer more.
+ * (MQTT 5 adds properties to CONNECT and its will; its bound comes with it.) */
+#define MQTT_CONNECT_MAX_PACKET_SIZE (1u + 3u + 12u + 5u * (2u + 65535u))
+/* The first byte of every CONNECT: type 1, reserved flags 0 [MQTT-2.2.2-2]. */
+#define MQTT_CONNECT_FIRST_BYTE 0x10u
+
 enum mqtt_packet_type {
     MQTT_CONNECT = 1,
     MQTT_CONNACK = 2,

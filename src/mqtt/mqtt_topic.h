@@ -57,6 +57,10 @@ bool mqtt_level_iter_next(struct mqtt_level_iter *it, struct mqtt_bytes *level);
  */
 bool mqtt_topic_matches(struct mqtt_bytes filter, struct mqtt_bytes name);
 
+/* The number of levels of a topic or filter: one more than its '/' count
+ * ("a/b" has 2, "/" has 2, "" has 1). */
+size_t mqtt_topic_levels(struct mqtt_bytes topic);
+
 /* Convenience: a view of a NUL-terminated C string. */
 struct mqtt_bytes mqtt_bytes_from_cstr(const char *s);
 

@@ -120,6 +120,21 @@ bool mqtt_topic_matches(struct mqtt_bytes filter, struct mqtt_bytes name)
     return !mqtt_level_iter_next(&nit, &nlevel);
 }
 
+size_t mqtt_topic_levels(struct mqtt_bytes topic)
+{
+    size_t levels = 1;
+    const uint8_t *p = topic.data;
+    const uint8_t *end = topic.data + topic.len;
+    while (p < end) {
+        const uint8_t *slash = memchr(p, '/', (size_t)(end - p));
+        if (slash == NULL)
+            break;
+        levels++;
+        p = slash + 1;
+    }
+    return levels;
+}
+
 struct mqtt_bytes mqtt_bytes_from_cstr(const char *s)
 {
     struct mqtt_bytes b = {(const uint8_t *)s, s != NULL ? strlen(s) : 0};

@@ -342,13 +342,41 @@ static void handle_frame(struct conn *c, const struct mqtt_frame *frame)
         fail(c, rc, session_strerror(rc));
 }
 
+/*
+ * The largest packet c may send now. Until its CONNECT is accepted (the
+ * first packet handled; a refused one closes the connection) nothing may be
+ * larger than a CONNECT can be, so unauthenticated sockets cannot make the
+ * broker buffer message_size_limit each.
+ */
+static size_t packet_size_limit(const struct conn *c)
+{
+    size_t max = c->srv->max_packet_size;
+    if (c->has_packet)
+        return max;
+    return max != 0 && max < MQTT_CONNECT_MAX_PACKET_SIZE ? max : MQTT_CONNECT_MAX_PACKET_SIZE;
+}
+
+/* [MQTT-3.1.0-1]: the first packet is a CONNECT. Anything else (an HTTP
+ * request, TLS on a plain port, garbage) is refused on its first byte, not
+ * after waiting for the rest of a "packet" that will never come. */
+static bool is_bad_first_byte(const struct conn *c, uint8_t byte)
+{
+    return !c->has_packet && byte != MQTT_CONNECT_FIRST_BYTE;
+}
+
 /* Decodes every complete packet in buf[0..len); returns the bytes consumed. */
 static size_t decode_all(struct conn *c, const uint8_t *buf, size_t len)
 {
     size_t off = 0;
     while (!c->is_closing && off < len) {
+        if (is_bad_first_byte(c, buf[off])) {
+            char why[64];
+            snprintf(why, sizeof(why), "first packet is not a CONNECT (byte 0x%02x)", buf[off]);
+            fail(c, SESSION_ERR_PROTOCOL, why);
+            break;
+        }
         struct mqtt_frame frame;
-        int rc = mqtt_frame(buf + off, len - off, c->srv->max_packet_size, &frame);
+        int rc = mqtt_frame(buf + off, len - off, packet_size_limit(c), &frame);
         if (rc == MQTT_NEED_MORE)
             break;
         if (rc != MQTT_OK) {
@@ -366,7 +394,7 @@ static size_t decode_all(struct conn *c, const uint8_t *buf, size_t len)
 static size_t packet_size_hint(const struct conn *c, const uint8_t *buf, size_t len)
 {
     struct mqtt_frame frame;
-    int rc = mqtt_frame(buf, len, c->srv->max_packet_size, &frame);
+    int rc = mqtt_frame(buf, len, packet_size_limit(c), &frame);
     return rc == MQTT_NEED_MORE && frame.total_len > len ? frame.total_len : len;
 }
 

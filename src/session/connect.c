@@ -39,14 +39,6 @@ int connect_store_session(struct session_mgr *mgr, struct session *s)
     return store_batch_put_session(b, session_store_id(s), &rec);
 }
 
-static int make_will(struct session_client *c, const struct mqtt_connect *p)
-{
-    if (!p->has_will)
-        return 0;
-    c->will = msg_new(p->will_topic, p->will_payload, p->will_qos, p->will_retain);
-    return c->will ? 0 : -ENOMEM;
-}
-
 /*
  * Who is this? Returns MQTT_CONNACK_ACCEPTED or the refusing CONNACK code
  * (with *why), or -ENOMEM. Mosquitto's rules: a TLS identity needs nothing
@@ -86,21 +78,36 @@ static void take_over(struct session_mgr *mgr, struct session *s)
     mgr->sink->close(old->conn, "session taken over");
 }
 
-/* The ACL must allow the client to publish its will (Mosquitto refuses the
- * connection otherwise). The session is not attached yet, so check by id. */
-static bool will_allowed(struct session_mgr *mgr, struct session_client *c, const uint8_t *id,
-                         size_t id_len)
+/*
+ * The will a CONNECT asks for passes the WRITE gate as a PUBLISH would (no
+ * $SYS, not deeper than max_topic_levels, allowed by the ACL); Mosquitto
+ * refuses the connection otherwise. The session is not attached yet, so the
+ * gate gets the id. Returns MQTT_CONNACK_ACCEPTED with *will set (NULL: no
+ * will; release with msg_unref()), a refusing CONNACK code with *why, or
+ * -ENOMEM.
+ */
+static int check_will(struct session_mgr *mgr, struct session_client *c,
+                      const struct mqtt_connect *p, const uint8_t *id, size_t id_len,
+                      struct msg **will, const char **why)
 {
-    const struct auth_acl *acl = client_auth(mgr, c).acl;
-    if (!acl)
-        return true;
+    *will = NULL;
+    if (!p->has_will)
+        return MQTT_CONNACK_ACCEPTED;
     char *client_id = strndup((const char *)id, id_len);
     if (!client_id)
-        return false;
-    bool ok = auth_acl_check(acl, client_id, c->username, (const char *)c->will->topic,
-                             c->will->topic_len, AUTH_WRITE) == AUTH_OK;
+        return -ENOMEM;
+    int verdict = publish_write_gate(mgr, c, client_id, p->will_topic);
     free(client_id);
-    return ok;
+    if (verdict == WRITE_TOO_DEEP) {
+        *why = "will topic deeper than max_topic_levels";
+        return MQTT_CONNACK_NOT_AUTHORIZED;
+    }
+    if (verdict != WRITE_ALLOWED) {
+        *why = "will topic not allowed ($SYS or the ACL)";
+        return MQTT_CONNACK_NOT_AUTHORIZED;
+    }
+    *will = msg_new(p->will_topic, p->will_payload, p->will_qos, p->will_retain);
+    return *will ? MQTT_CONNACK_ACCEPTED : -ENOMEM;
 }
 
 /* Finds or creates the session for id. *present is the CONNACK flag. */
@@ -207,7 +214,10 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
     struct mqtt_packet ack = {.type = MQTT_CONNACK};
     ack.u.connack.session_present = present;
     ack.u.connack.return_code = MQTT_CONNACK_ACCEPTED;
-    return output_send_packet(mgr, c, &ack) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+    if (output_send_packet(mgr, c, &ack) != 0)
+        return SESSION_ERR_NOMEM;
+    c->is_connack_held = c->held_sends > 0;
+    return SESSION_OK;
 }
 
 int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p)
@@ -225,9 +235,17 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     code = check_identity(mgr, p, auto_id, sizeof(auto_id), &id, &id_len, &why);
     if (code != MQTT_CONNACK_ACCEPTED)
         return refuse(mgr, c, p, (uint8_t)code, why);
-    if (make_will(c, p) != 0)
+    struct msg *will = NULL;
+    code = check_will(mgr, c, p, id, id_len, &will, &why);
+    if (code < 0)
         return SESSION_ERR_NOMEM;
-    if (c->will && !will_allowed(mgr, c, id, id_len))
-        return refuse(mgr, c, p, MQTT_CONNACK_NOT_AUTHORIZED, "will topic not allowed by the ACL");
-    return accept_client(mgr, c, p, id, id_len);
+    if (code != MQTT_CONNACK_ACCEPTED)
+        return refuse(mgr, c, p, (uint8_t)code, why);
+    int rc = accept_client(mgr, c, p, id, id_len);
+    /* Only an accepted client leaves a will: a refused CONNECT never does. */
+    if (rc == SESSION_OK)
+        c->will = will;
+    else
+        msg_unref(will);
+    return rc;
 }

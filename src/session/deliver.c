@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "log.h"
 #include "session_internal.h"
 #include "store.h"
@@ -55,18 +54,32 @@ static uint16_t alloc_packet_id(struct session *s)
     return 0;
 }
 
-static int outgoing_add(struct session *s, uint64_t seq, uint16_t packet_id, uint8_t qos,
-                        uint8_t state)
+/* Returns a new window entry (link it with outgoing_link()), or NULL. */
+static struct outgoing *outgoing_new(uint64_t seq, uint16_t packet_id, uint8_t qos, uint8_t state)
 {
     struct outgoing *o = malloc(sizeof(*o));
-    if (!o)
-        return -ENOMEM;
-    *o = (struct outgoing){.seq = seq, .packet_id = packet_id, .qos = qos, .state = state};
+    if (o)
+        *o = (struct outgoing){.seq = seq, .packet_id = packet_id, .qos = qos, .state = state};
+    return o;
+}
+
+/* Appends o (owned by s from here) to the window. */
+static void outgoing_link(struct session *s, struct outgoing *o)
+{
     struct outgoing **tail = &s->inflight;
     while (*tail)
         tail = &(*tail)->next;
     *tail = o;
     s->inflight_count++;
+}
+
+static int outgoing_add(struct session *s, uint64_t seq, uint16_t packet_id, uint8_t qos,
+                        uint8_t state)
+{
+    struct outgoing *o = outgoing_new(seq, packet_id, qos, state);
+    if (!o)
+        return -ENOMEM;
+    outgoing_link(s, o);
     return 0;
 }
 
@@ -91,13 +104,6 @@ static int store_body(struct session_mgr *mgr, struct msg *m)
     m->store_id = id;
     m->store_batch_gen = mgr->batch_gen;
     return 0;
-}
-
-/* The ACL's READ check, made when a message is about to be sent (the
- * username is known then, also for sessions recovered from the store). */
-static bool may_read(const struct session_mgr *mgr, const struct session *s, const struct msg *m)
-{
-    return acl_allows(mgr, s->client, (struct mqtt_bytes){m->topic, m->topic_len}, AUTH_READ);
 }
 
 /* Queue limits (max_queued_messages, max_queued_bytes), Mosquitto's way:
@@ -127,8 +133,6 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
 {
     if (!session_is_online(s))
         return 0; /* QoS 0 is not queued for offline sessions (Mosquitto's default) */
-    if (!may_read(mgr, s, m))
-        return 0;
     if (mgr->sink->output_pending(s->client->conn) > mgr->config.max_qos0_output_bytes) {
         /* A slow reader must not make the broker buffer without bound. */
         if (mgr->dropped_qos0++ % 1000 == 0)
@@ -137,23 +141,38 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
                        (char *)s->client_id, (unsigned long long)mgr->dropped_qos0);
         return 0;
     }
-    send_or_close(mgr, s, output_send_publish(mgr, s->client, m, 0, 0, false));
+    int rc = output_send_publish(mgr, s->client, m, 0, 0, false);
+    send_or_close(mgr, s, rc == OUTPUT_DENIED ? 0 : rc);
     return 0;
 }
 
+/* Sends m to the online session s and tracks it in the window (dup for a
+ * resend). Returns 0, OUTPUT_DENIED (the READ gate refused it: nothing sent,
+ * nothing tracked) or -ENOMEM (nothing sent). */
 static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos,
-                    uint64_t seq, uint16_t packet_id)
+                    uint64_t seq, uint16_t packet_id, bool dup)
 {
-    if (outgoing_add(s, seq, packet_id, qos, OUTGOING_SENT) != 0)
+    struct outgoing *o = outgoing_new(seq, packet_id, qos, OUTGOING_SENT);
+    if (!o)
         return -ENOMEM;
-    send_or_close(mgr, s, output_send_publish(mgr, s->client, m, qos, packet_id, false));
+    int rc = output_send_publish(mgr, s->client, m, qos, packet_id, dup);
+    if (rc == OUTPUT_DENIED) {
+        free(o);
+        return rc;
+    }
+    send_or_close(mgr, s, rc);
+    outgoing_link(s, o);
     return 0;
 }
 
 static int deliver_transient(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos)
 {
-    if (window_room(mgr, s) > 0 && !s->queue_head)
-        return send_new(mgr, s, m, qos, 0, alloc_packet_id(s));
+    if (!session_is_online(s))
+        return 0; /* a clean session ends with its connection */
+    if (window_room(mgr, s) > 0 && !s->queue_head) {
+        int rc = send_new(mgr, s, m, qos, 0, alloc_packet_id(s), false);
+        return rc == OUTPUT_DENIED ? 0 : rc;
+    }
     uint32_t max = mgr->config.max_queued_messages;
     if (max && s->queued_count >= max) {
         mgr->dropped_queue_full++;
@@ -177,8 +196,6 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
                               uint8_t qos)
 {
     bool send_now = session_is_online(s) && !s->backlog && window_room(mgr, s) > 0;
-    if (send_now && !may_read(mgr, s, m))
-        return 0;
     if (!send_now && queue_full(mgr, s, m))
         return 0;
     int rc = store_body(mgr, m);
@@ -195,7 +212,10 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
         return rc;
     if (send_now) {
         s->read_seq = seq + 1;
-        return send_new(mgr, s, m, qos, seq, entry.packet_id);
+        rc = send_new(mgr, s, m, qos, seq, entry.packet_id, false);
+        if (rc == OUTPUT_DENIED) /* deliver() filters these; never keep one */
+            return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), seq);
+        return rc;
     }
     s->backlog = true;
     s->queued_count++;
@@ -207,6 +227,11 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
 
 int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos)
 {
+    /* What the READ gate will refuse at send time takes no queue space or
+     * store record. An offline session's user is known only when it
+     * reconnects: its queue is filtered by the gate as it is sent. */
+    if (session_is_online(s) && !output_may_read(mgr, s->client, m))
+        return 0;
     if (qos == 0)
         return deliver_qos0(mgr, s, m);
     if (s->persistent)
@@ -225,8 +250,9 @@ static void top_up_transient(struct session_mgr *mgr, struct session *s)
             s->queue_tail = NULL;
         s->queued_count--;
         s->queued_bytes -= p->msg->payload_len;
-        if (send_new(mgr, s, p->msg, p->qos, 0, alloc_packet_id(s)) != 0)
-            send_or_close(mgr, s, -ENOMEM);
+        int rc = send_new(mgr, s, p->msg, p->qos, 0, alloc_packet_id(s), false);
+        if (rc != 0 && rc != OUTPUT_DENIED) /* denied (the ACL changed): dropped */
+            send_or_close(mgr, s, rc);
         msg_unref(p->msg);
         free(p);
     }
@@ -326,28 +352,37 @@ struct refill_ctx {
     struct session *s;
 };
 
+/* Sends a queued entry, new or (dup) again. An entry the READ gate refuses
+ * (the ACL changed, or another user took the session over) is dropped from
+ * the queue, not kept to block it. */
+static int send_entry(struct session_mgr *mgr, struct session *s, struct msg *m,
+                      const struct store_queue_item *item, uint16_t packet_id, bool dup)
+{
+    int rc = send_new(mgr, s, m, item->entry.qos, item->seq, packet_id, dup);
+    if (rc == OUTPUT_DENIED) {
+        log_debug("client %s: queued message on %s not readable: dropped", (char *)s->client_id,
+                  (char *)m->topic);
+        return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), item->seq);
+    }
+    if (rc != 0 || dup)
+        return rc;
+    return store_batch_queue_update(mgr_batch(mgr), session_store_id(s), item->seq, STORE_SENT,
+                                    packet_id);
+}
+
 static int resend_entry(struct session_mgr *mgr, struct session *s, struct msg *m,
                         const struct store_queue_item *item)
 {
     const struct store_queue_entry *e = &item->entry;
     struct session_client *c = s->client;
     switch (e->state) {
-    case STORE_QUEUED: {
+    case STORE_QUEUED:
         if (s->queued_count > 0)
             s->queued_count--;
         s->queued_bytes = s->queued_bytes > m->payload_len ? s->queued_bytes - m->payload_len : 0;
-        if (!may_read(mgr, s, m)) /* not readable (any more): drop it from the queue */
-            return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), item->seq);
-        uint16_t id = alloc_packet_id(s);
-        int rc = store_batch_queue_update(mgr_batch(mgr), session_store_id(s), item->seq,
-                                          STORE_SENT, id);
-        return rc != 0 ? rc : send_new(mgr, s, m, e->qos, item->seq, id);
-    }
+        return send_entry(mgr, s, m, item, alloc_packet_id(s), false);
     case STORE_SENT: /* sent before the reconnect: again, with DUP [MQTT-4.4.0-1] */
-        if (outgoing_add(s, item->seq, e->packet_id, e->qos, OUTGOING_SENT) != 0)
-            return -ENOMEM;
-        send_or_close(mgr, s, output_send_publish(mgr, c, m, e->qos, e->packet_id, true));
-        return 0;
+        return send_entry(mgr, s, m, item, e->packet_id, true);
     case STORE_PUBREC_RECEIVED:
         if (outgoing_add(s, item->seq, e->packet_id, e->qos, OUTGOING_PUBREC_RECEIVED) != 0)
             return -ENOMEM;
@@ -393,6 +428,10 @@ static void refill(struct session_mgr *mgr, struct session *s)
     }
     if ((uint32_t)n < room)
         s->backlog = false;
+    else if (window_room(mgr, s) > 0)
+        /* Entries were dropped (not readable, or no body) rather than sent:
+         * read on, or the rest would wait for the next message to arrive. */
+        deliver_schedule_refill(mgr, s);
 }
 
 void deliver_run_refills(struct session_mgr *mgr)

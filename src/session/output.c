@@ -8,12 +8,20 @@
  * under a new id, a second delivery. QoS 0 and QoS 1 PUBLISH go at once: a
  * crash before the commit can only cause a QoS 1 duplicate, which QoS 1
  * allows. Anything after a held packet of the same client is held too, so a
- * client sees its packets in order. Not for: deciding what to send.
+ * client sees its packets in order.
+ *
+ * The READ gate: output_send_publish() is the only code that encodes a
+ * PUBLISH for a client, and it asks output_may_read() first. So every
+ * delivery path (live, queued, resent from the window, retained on
+ * subscribe, wills, and whatever comes later) is checked against the ACL at
+ * the moment it would leave, with the receiving client's identity; a new path
+ * cannot skip the check. Not for: deciding what to send.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "session_internal.h"
 
@@ -106,9 +114,17 @@ int output_send_ack(struct session_mgr *mgr, struct session_client *c, uint8_t t
     return output_send_packet(mgr, c, &pkt);
 }
 
+bool output_may_read(const struct session_mgr *mgr, const struct session_client *c,
+                     const struct msg *m)
+{
+    return acl_allows(mgr, c, (struct mqtt_bytes){m->topic, m->topic_len}, AUTH_READ);
+}
+
 int output_send_publish(struct session_mgr *mgr, struct session_client *c, const struct msg *m,
                         uint8_t qos, uint16_t packet_id, bool dup)
 {
+    if (!output_may_read(mgr, c, m))
+        return OUTPUT_DENIED; /* the READ gate: see the top of this file */
     struct mqtt_publish pub = {
         .dup = dup,
         .qos = qos,
@@ -148,6 +164,13 @@ void output_release_held(struct session_mgr *mgr, int status)
         struct session_client *c = h->client;
         if (c) {
             c->held_sends--;
+            if (status != 0 && c->is_connack_held) {
+                /* Its CONNACK never left: the client was not accepted, and a
+                 * client that was not accepted leaves no will. */
+                msg_unref(c->will);
+                c->will = NULL;
+            }
+            c->is_connack_held = false;
             if (status == 0) {
                 struct iovec iov = {.iov_base = h->bytes, .iov_len = h->len};
                 if (mgr->sink->send(c->conn, &iov, 1) != 0)

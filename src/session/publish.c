@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "mqtt_topic.h"
 #include "session_internal.h"
 #include "store.h"
 #include "trie.h"
@@ -155,6 +156,27 @@ static bool is_sys_topic(struct mqtt_bytes topic)
            (topic.len == 4 || topic.data[4] == '/');
 }
 
+bool topic_is_too_deep(const struct session_mgr *mgr, struct mqtt_bytes topic)
+{
+    uint32_t max = mgr->config.max_topic_levels;
+    return max != 0 && mqtt_topic_levels(topic) > max;
+}
+
+int publish_write_gate(const struct session_mgr *mgr, const struct session_client *c,
+                       const char *client_id, struct mqtt_bytes topic)
+{
+    if (topic_is_too_deep(mgr, topic))
+        return WRITE_TOO_DEEP;
+    if (is_sys_topic(topic))
+        return WRITE_DENIED;
+    const struct auth_acl *acl = client_auth(mgr, c).acl;
+    if (!acl)
+        return WRITE_ALLOWED;
+    int rc = auth_acl_check(acl, client_id, c->username, (const char *)topic.data, topic.len,
+                            AUTH_WRITE);
+    return rc == AUTH_OK ? WRITE_ALLOWED : WRITE_DENIED;
+}
+
 static int route_publish(struct session_mgr *mgr, const struct mqtt_publish *p)
 {
     if (p->retain) {
@@ -188,13 +210,21 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
         return SESSION_ERR_PROTOCOL;
     }
     int rc = 0;
-    if (is_sys_topic(p->topic) || !acl_allows(mgr, c, p->topic, AUTH_WRITE))
-        /* Denied: dropped, but acknowledged as 3.1.1 requires (it has no
-         * negative PUBACK), so the client does not resend it forever. */
+    switch (publish_write_gate(mgr, c, (const char *)s->client_id, p->topic)) {
+    case WRITE_TOO_DEEP:
+        log_notice("client %s: closing: PUBLISH topic deeper than max_topic_levels (%u)",
+                   session_client_name(c), (unsigned)mgr->config.max_topic_levels);
+        return SESSION_ERR_PROTOCOL;
+    case WRITE_DENIED:
+        /* Dropped, but acknowledged as 3.1.1 requires (it has no negative
+         * PUBACK), so the client does not resend it forever. */
         log_debug("client %s: publish to %.*s denied", session_client_name(c), (int)p->topic.len,
                   (const char *)p->topic.data);
-    else
+        break;
+    default:
         rc = route_publish(mgr, p);
+        break;
+    }
     if (rc == 0 && p->qos == 2)
         rc = remember_qos2(mgr, s, p->packet_id);
     if (rc == -ENOMEM)

@@ -27,6 +27,7 @@ void session_config_defaults(struct session_config *config)
     config->allow_anonymous = true;
     config->max_inflight_messages = 20;
     config->max_queued_messages = 1000;
+    config->max_topic_levels = 200;
     config->max_qos0_output_bytes = 16u << 20;
     config->retain_available = true;
 }

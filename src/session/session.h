@@ -69,6 +69,7 @@ struct session_config {
     bool retain_available;          /* retain_available */
     size_t max_queued_bytes;        /* per session queue, payload bytes; 0 = unlimited */
     uint16_t max_keepalive_s;       /* max_keepalive: larger (or 0) is refused; 0 = no limit */
+    uint32_t max_topic_levels;      /* deeper topics and filters are refused; 0 = no limit */
     uint32_t persistent_client_expiration_s; /* drop offline persistent sessions; 0 = never */
     /* Borrowed; NULL = no password file (any username accepted) / no ACL
      * (everything allowed). Replace at runtime with session_set_auth(). */

@@ -140,6 +140,7 @@ struct session_client {
     char *username;                  /* from CONNECT or the TLS identity; NULL = anonymous */
     const struct session_auth *auth; /* the listener's, or NULL: the broker's */
     bool has_identity;               /* username came from the transport */
+    bool is_connack_held;            /* CONNACK 0 waits for the commit: not accepted yet */
     uint8_t protocol_level;
 };
 
@@ -181,6 +182,14 @@ int output_send_packet(struct session_mgr *mgr, struct session_client *c,
                        const struct mqtt_packet *pkt);
 int output_send_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
                     uint16_t packet_id);
+/* The READ gate: may c receive m (the ACL's read check for c's user and
+ * client id)? c is never NULL here: a delivery always has a receiver. */
+bool output_may_read(const struct session_mgr *mgr, const struct session_client *c,
+                     const struct msg *m);
+/* output_send_publish() result: the READ gate refused; nothing was sent. */
+#define OUTPUT_DENIED 1
+/* Sends m to c as a PUBLISH, if the READ gate allows it (the only way a
+ * PUBLISH reaches a client). Returns 0, OUTPUT_DENIED or -ENOMEM. */
 int output_send_publish(struct session_mgr *mgr, struct session_client *c, const struct msg *m,
                         uint8_t qos, uint16_t packet_id, bool dup);
 /* Releases (status 0) or drops (and closes their clients) the held sends. */
@@ -225,6 +234,15 @@ int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
                          struct mqtt_bytes payload, uint8_t qos, bool durable);
 /* The auth settings that apply to c: its listener's, else the broker's. */
 struct session_auth client_auth(const struct session_mgr *mgr, const struct session_client *c);
+/* True when topic (or filter) has more levels than max_topic_levels. */
+bool topic_is_too_deep(const struct session_mgr *mgr, struct mqtt_bytes topic);
+enum write_verdict { WRITE_ALLOWED, WRITE_DENIED, WRITE_TOO_DEEP };
+/* The WRITE gate, for PUBLISH and wills alike: may client c, whose client id
+ * is client_id (its session may not be attached yet), publish on topic?
+ * Refuses topics deeper than max_topic_levels, $SYS, and what the ACL denies.
+ * Returns an enum write_verdict. */
+int publish_write_gate(const struct session_mgr *mgr, const struct session_client *c,
+                       const char *client_id, struct mqtt_bytes topic);
 /* ACL check for client c (NULL = the broker itself: always allowed). */
 bool acl_allows(const struct session_mgr *mgr, const struct session_client *c,
                 struct mqtt_bytes topic, unsigned access);

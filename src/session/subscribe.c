@@ -19,6 +19,11 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
         log_notice("client %s: invalid subscription filter refused", (char *)s->client_id);
         return MQTT_SUBACK_FAILURE;
     }
+    if (topic_is_too_deep(mgr, e->filter)) {
+        log_notice("client %s: subscription filter deeper than max_topic_levels (%u) refused",
+                   (char *)s->client_id, (unsigned)mgr->config.max_topic_levels);
+        return MQTT_SUBACK_FAILURE;
+    }
     if (!acl_allows(mgr, s->client, e->filter, AUTH_SUBSCRIBE)) {
         log_notice("client %s: subscription to %.*s denied by the ACL", (char *)s->client_id,
                    (int)e->filter.len, (const char *)e->filter.data);

@@ -43,6 +43,7 @@ void config_init(struct sol_config *cfg)
     cfg->allow_anonymous = -1;
     cfg->max_inflight_messages = CONFIG_DEFAULT_MAX_INFLIGHT;
     cfg->max_queued_messages = CONFIG_DEFAULT_MAX_QUEUED;
+    cfg->max_topic_levels = CONFIG_DEFAULT_MAX_TOPIC_LEVELS;
     cfg->storage_sync = CONFIG_SYNC_FSYNC;
     cfg->storage_max_size = CONFIG_DEFAULT_STORAGE_MAX_SIZE;
     cfg->log_types = CONFIG_LOG_DEFAULT;
@@ -549,6 +550,15 @@ static int do_max_keepalive(struct parser *p, char *args)
     return 0;
 }
 
+static int do_max_topic_levels(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, 1, 65535, &v) != 0)
+        return -1;
+    p->cfg->max_topic_levels = (uint32_t)v;
+    return 0;
+}
+
 static int do_sys_interval(struct parser *p, char *args)
 {
     long v = 0;
@@ -727,6 +737,7 @@ static const struct {
     {"message_size_limit", do_message_size_limit},
     {"max_connections", do_max_connections},
     {"max_keepalive", do_max_keepalive},
+    {"max_topic_levels", do_max_topic_levels},
     {"sys_interval", do_sys_interval},
     {"connection_messages", do_connection_messages},
     {"retain_available", do_retain_available},

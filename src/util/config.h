@@ -19,6 +19,7 @@
 #define CONFIG_DEFAULT_PERSISTENCE_LOCATION "./sol-data"
 #define CONFIG_DEFAULT_MAX_INFLIGHT         20
 #define CONFIG_DEFAULT_MAX_QUEUED           1000
+#define CONFIG_DEFAULT_MAX_TOPIC_LEVELS     200
 #define CONFIG_DEFAULT_STORAGE_MAX_SIZE     ((uint64_t)1 << 30) /* 1G */
 #define CONFIG_DEFAULT_SYS_INTERVAL_S       10
 #define CONFIG_MAX_MESSAGE_SIZE_LIMIT       268435455u /* MQTT's largest remaining length */
@@ -145,6 +146,9 @@ struct sol_config {
      * default; Mosquitto's is 65535). With a limit, keepalive 0 is refused too,
      * as in Mosquitto. Directive: max_keepalive N (0..65535). */
     uint16_t max_keepalive;
+    /* Levels a topic or filter may have (Mosquitto hard-codes 200); deeper
+     * ones are refused. Directive: max_topic_levels N (1..65535, Sol's own). */
+    uint32_t max_topic_levels;
     /* Seconds between $SYS updates; 0 = no $SYS. Directive: sys_interval N
      * (0..65535, default 10). */
     uint32_t sys_interval;

@@ -393,6 +393,36 @@ def mqtt_connect(port, client_id, keepalive_s=60, clean=True, host="127.0.0.1", 
     return c
 
 
+def subscribe_one(c, topic_filter, qos=0, packet_id=1):
+    """Subscribes raw connection c to one filter; returns the SUBACK return code."""
+    c.send(subscribe_packet(packet_id, [(topic_filter, qos)]))
+    _, _, body = c.expect(SUBACK)
+    return body[2]
+
+
+def next_publish(c, timeout_s=IO_TIMEOUT_S, ack=False):
+    """(topic, payload, qos, packet id) of the next PUBLISH on raw connection c,
+    skipping other packets; None on timeout or close. With ack, a QoS 1
+    PUBLISH is acknowledged."""
+    deadline = time.monotonic() + timeout_s
+    for _ in range(1000):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            pkt = c.read_packet(left)
+        except TestFailure:
+            return None
+        if pkt is None:
+            return None
+        if pkt[0] == PUBLISH:
+            topic, pid, payload, qos, _, _ = parse_publish(pkt[1], pkt[2])
+            if ack and qos == 1:
+                c.send(ack_packet(PUBACK, pid))
+            return topic, payload, qos, pid
+    return None
+
+
 # ---- mosquitto clients ----
 
 def mosquitto_pub(port, topic, message, qos=0, extra=(), timeout_s=10):

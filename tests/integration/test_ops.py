@@ -15,10 +15,9 @@ import socket
 import subprocess
 import time
 
-from harness import (CONNACK, PUBLISH, PUBACK, SUBACK, SOL, BUILD_DIR, Broker, Raw, Runner,
-                     TestFailure, check, connect_packet, free_port, mqtt_connect,
-                     parse_publish, publish_packet, subscribe_packet, ack_packet, wait_until,
-                     IO_TIMEOUT_S)
+from harness import (CONNACK, PUBACK, SOL, BUILD_DIR, Raw, Runner, check, connect_packet,
+                     free_port, mqtt_connect, next_publish, publish_packet, subscribe_one,
+                     ack_packet, wait_until, IO_TIMEOUT_S)
 
 SOLCTL = os.path.join(BUILD_DIR, "solctl")
 RUN_TIMEOUT_S = 15
@@ -67,30 +66,7 @@ def login(port, client_id, username=None, password=None, clean=True):
     return c
 
 
-def subscribe(c, topic_filter, qos=0, packet_id=1):
-    """Returns the SUBACK return code."""
-    c.send(subscribe_packet(packet_id, [(topic_filter, qos)]))
-    _, _, body = c.expect(SUBACK)
-    return body[2]
-
-
-def next_publish(c, timeout_s=IO_TIMEOUT_S):
-    """(topic, payload) of the next PUBLISH, skipping other packets; None on timeout."""
-    deadline = time.monotonic() + timeout_s
-    for _ in range(1000):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        try:
-            pkt = c.read_packet(left)
-        except TestFailure:
-            return None
-        if pkt is None:
-            return None
-        if pkt[0] == PUBLISH:
-            topic, pid, payload, qos, _, _ = parse_publish(pkt[1], pkt[2])
-            return topic, payload, qos, pid
-    return None
+subscribe = subscribe_one
 
 
 def restart_with(broker, lines):

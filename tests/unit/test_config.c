@@ -94,6 +94,7 @@ static void test_init_sets_defaults(void **state)
     assert_int_equal(cfg->allow_anonymous, -1);
     assert_int_equal(cfg->max_inflight_messages, 20);
     assert_int_equal(cfg->max_queued_messages, 1000);
+    assert_int_equal(cfg->max_topic_levels, 200);
     assert_int_equal(cfg->storage_sync, CONFIG_SYNC_FSYNC);
     assert_int_equal(cfg->storage_max_size, 1024ull * 1024 * 1024);
     assert_int_equal(cfg->log_types, CONFIG_LOG_ERROR | CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE |
@@ -594,6 +595,8 @@ static void test_limits_bounds(void **state)
     assert_int_equal(f->cfg.max_connections, 0);
     assert_int_equal(f->cfg.max_keepalive, 65535);
     assert_int_equal(f->cfg.max_queued_bytes, 0);
+    load_ok(f, "max_topic_levels 1\n");
+    assert_int_equal(f->cfg.max_topic_levels, 1);
     load_ok(f, "message_size_limit 0\nmax_connections 100\nmax_keepalive 0\n"
                "max_queued_bytes 1000\n");
     assert_int_equal(f->cfg.message_size_limit, 0);
@@ -618,6 +621,9 @@ static void test_error_limits_out_of_range(void **state)
     load_fails(f, "max_queued_bytes -5\n", 1,
                "max_queued_bytes: '-5' is not a positive size (bytes, or with suffix k, M or G)");
     load_fails(f, "sys_interval 1.5\n", 1, "sys_interval: '1.5' is not an integer");
+    load_fails(f, "max_topic_levels 0\n", 1, "max_topic_levels: '0' is out of range 1..65535");
+    load_fails(f, "max_topic_levels 65536\n", 1,
+               "max_topic_levels: '65536' is out of range 1..65535");
     load_fails(f, "sys_interval 65536\n", 1, "sys_interval: '65536' is out of range 0..65535");
 }
 

@@ -806,6 +806,32 @@ static void check_name(const char *name, void *arg)
     }
 }
 
+static size_t levels_of(const char *s)
+{
+    return mqtt_topic_levels(mqtt_bytes_from_cstr(s));
+}
+
+static void test_topic_levels_count_slashes_plus_one(void **state)
+{
+    (void)state;
+    assert_int_equal(levels_of(""), 1);
+    assert_int_equal(levels_of("a"), 1);
+    assert_int_equal(levels_of("a/b"), 2);
+    assert_int_equal(levels_of("/"), 2);
+    assert_int_equal(levels_of("//"), 3);
+    assert_int_equal(levels_of("a/+/#"), 3);
+    /* The view's length counts, not a NUL: "a/b" seen as "a". */
+    struct mqtt_bytes prefix = {(const uint8_t *)"a/b", 1};
+    assert_int_equal(mqtt_topic_levels(prefix), 1);
+    char deep[401];
+    for (int i = 0; i < 200; i++) {
+        deep[2 * i] = 'x';
+        deep[2 * i + 1] = '/';
+    }
+    deep[399] = '\0'; /* 200 levels: x/x/.../x */
+    assert_int_equal(levels_of(deep), 200);
+}
+
 static void test_match_all_short_topics_agree_with_reference(void **state)
 {
     (void)state;
@@ -820,6 +846,7 @@ static void test_match_all_short_topics_agree_with_reference(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topic_levels_count_slashes_plus_one),
         cmocka_unit_test(test_utf8_empty_string_accepted),
         cmocka_unit_test(test_utf8_ascii_accepted),
         cmocka_unit_test(test_utf8_nul_u0000_rejected_MQTT_1_5_3_2),

@@ -670,11 +670,11 @@ static void test_unsubscribe_stops_delivery_and_is_acked(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
-static void test_commit_failure_sends_no_ack_and_closes_the_client(void **state)
+/* Reopens the fixture on a 1 MiB map: a 2 MiB message fails the commit with
+ * STORE_ERR_FULL. */
+static void reopen_with_tiny_map(struct fixture *f)
 {
-    struct fixture *f = *state;
     close_all(f);
-    /* A map too small for the payload: the commit fails with STORE_ERR_FULL. */
     struct store_options opts;
     store_options_init(&opts);
     opts.dir = f->dir;
@@ -684,19 +684,60 @@ static void test_commit_failure_sends_no_ack_and_closes_the_client(void **state)
     assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
     assert_int_equal(session_mgr_new(&f->config, f->store, &fake_sink, &f->mgr, err, sizeof(err)),
                      0);
+}
+
+static void publish_too_big_for_the_map(struct fixture *f, struct fake_conn *pub, uint8_t qos)
+{
+    size_t big_len = 2u << 20;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    publish(f, pub, "big", big, qos, false, 1);
+    free(big);
+}
+
+static void test_commit_failure_sends_no_ack_and_closes_the_client(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
     struct fake_conn *sub = connect_client(f, "sub", false, false);
     subscribe(f, sub, "big", 2, 2); /* QoS 2: the delivery is held too */
     struct fake_conn *pub = connect_client(f, "pub", true, false);
-    size_t big_len = 2u << 20;
-    char *big = malloc(big_len + 1);
-    memset(big, 'x', big_len);
-    big[big_len] = '\0';
-    publish(f, pub, "big", big, 2, false, 1);
-    free(big);
+    publish_too_big_for_the_map(f, pub, 2);
     assert_int_not_equal(session_flush(f->mgr), 0);
     assert_int_equal(next_sent(pub).type, 0); /* no PUBREC */
     assert_int_equal(next_sent(sub).type, 0); /* no QoS 2 delivery */
     assert_true(pub->closed);
+    gone(f, pub, SESSION_CLOSE_SOCKET);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A persistent client whose CONNACK waited for a commit that failed was never
+ * accepted: its will must not fire when it is closed. */
+static void test_connack_lost_to_a_failed_commit_leaves_no_will(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
+    struct fake_conn *offline = connect_client(f, "offline", false, false);
+    subscribe(f, offline, "big", 1, 1); /* queued for it: the body goes to the store */
+    gone(f, offline, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "will/#", 0, 0);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_too_big_for_the_map(f, pub, 1); /* same turn: fails the commit */
+    struct fake_conn *w = new_conn(f);
+    struct mqtt_packet p = connect_packet("w", false);
+    p.u.connect.has_will = true;
+    p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/w", 6};
+    p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"gone", 4};
+    feed(f, w, &p, SESSION_OK);
+    assert_int_not_equal(session_flush(f->mgr), 0);
+    assert_int_equal(next_sent(w).type, 0); /* no CONNACK */
+    assert_true(w->closed);
+    gone(f, w, SESSION_CLOSE_PROTOCOL); /* an unclean close: an accepted client's will fires */
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(sub).type, 0);
     gone(f, pub, SESSION_CLOSE_SOCKET);
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
@@ -807,6 +848,95 @@ static void test_acl_denies_publish_subscribe_and_read(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
     session_set_auth(f->mgr, NULL, NULL);
     auth_acl_free(acl);
+}
+
+/* Issue 9: READ was checked only for QoS 0 and persistent sessions. A clean
+ * session subscribed to # at QoS 1 got QoS 1 and 2 messages it may not read,
+ * live and retained. */
+static void test_acl_read_gate_applies_to_clean_sessions_at_qos_1_and_2(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], err[256];
+    write_file(f->dir, "acl", "topic readwrite open/#\npattern write secret/#\n", path,
+               sizeof(path));
+    struct auth_acl *acl = NULL;
+    assert_int_equal(auth_acl_load(path, &acl, err, sizeof(err)), 0);
+    session_set_auth(f->mgr, NULL, acl);
+
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "secret/r", "retained", 1, true, 1);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBACK);
+    for (uint8_t qos = 1; qos <= 2; qos++) {
+        struct fake_conn *sub = connect_client(f, "sub", true, false);
+        subscribe(f, sub, "#", qos, qos);
+        assert_int_equal(next_sent(sub).type, 0); /* the retained secret is not sent */
+        publish(f, pub, "secret/x", "denied", 1, false, 2);
+        publish(f, pub, "secret/y", "denied", 2, false, 3);
+        publish(f, pub, "open/x", "fine", 1, false, 4);
+        session_flush(f->mgr);
+        assert_publish(next_sent(sub), "open/x", "fine", 1);
+        assert_int_equal(next_sent(sub).type, 0);
+        gone(f, sub, SESSION_CLOSE_DISCONNECT);
+        send_ack(f, pub, MQTT_PUBREL, 3); /* finish the QoS 2 flow */
+        session_flush(f->mgr);
+        pub->read_pos = pub->out_len;
+    }
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_acl_free(acl);
+}
+
+/* Issue 9: a CONNECT refused because of its will still left the will. */
+static void test_refused_connect_leaves_no_will(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], err[256];
+    write_file(f->dir, "acl", "topic readwrite open/#\n", path, sizeof(path));
+    struct auth_acl *acl = NULL;
+    assert_int_equal(auth_acl_load(path, &acl, err, sizeof(err)), 0);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "#", 1, 1);
+    subscribe(f, sub, "$SYS/#", 1, 1);
+    session_set_auth(f->mgr, NULL, acl);
+    const char *wills[] = {"secret/w", "$SYS/broker/uptime"};
+    for (size_t i = 0; i < 2; i++) {
+        struct fake_conn *bad = new_conn(f);
+        struct mqtt_packet p = connect_packet("bad", true);
+        p.u.connect.has_will = true;
+        p.u.connect.will_qos = 1;
+        p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)wills[i], strlen(wills[i])};
+        p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"w", 1};
+        feed(f, bad, &p, SESSION_ERR_CONNECT_REFUSED);
+        session_flush(f->mgr);
+        struct mqtt_packet ack = next_sent(bad);
+        assert_int_equal(ack.type, MQTT_CONNACK);
+        assert_int_equal(ack.u.connack.return_code, MQTT_CONNACK_NOT_AUTHORIZED);
+        gone(f, bad, SESSION_CLOSE_SOCKET); /* an unclean close: a will would fire now */
+        session_flush(f->mgr);
+    }
+    session_set_auth(f->mgr, NULL, NULL);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    auth_acl_free(acl);
+}
+
+static void test_topics_deeper_than_max_topic_levels_are_refused(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_topic_levels = 3;
+    open_all(f);
+    struct fake_conn *c = connect_client(f, "c", true, false);
+    subscribe(f, c, "a/b/c", 0, 0);
+    subscribe(f, c, "a/b/c/d", 0, MQTT_SUBACK_FAILURE);
+    subscribe(f, c, "+/+/+/#", 0, MQTT_SUBACK_FAILURE);
+    publish(f, c, "a/b/c", "ok", 0, false, 0);
+    assert_publish(next_sent(c), "a/b/c", "ok", 0);
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)"a/b/c/d", 7};
+    feed(f, c, &p, SESSION_ERR_PROTOCOL);
+    gone(f, c, SESSION_CLOSE_PROTOCOL);
 }
 
 static void test_clients_cannot_publish_to_sys(void **state)
@@ -1007,10 +1137,14 @@ int main(void)
         T(test_takeover_closes_old_connection_and_fires_its_will),
         T(test_unsubscribe_stops_delivery_and_is_acked),
         T(test_commit_failure_sends_no_ack_and_closes_the_client),
+        T(test_connack_lost_to_a_failed_commit_leaves_no_will),
         T(test_anonymous_refused_with_connack_5_when_disabled),
         T(test_password_file_checks_credentials_connack_4),
         T(test_acl_denies_publish_subscribe_and_read),
         T(test_clients_cannot_publish_to_sys),
+        T(test_acl_read_gate_applies_to_clean_sessions_at_qos_1_and_2),
+        T(test_refused_connect_leaves_no_will),
+        T(test_topics_deeper_than_max_topic_levels_are_refused),
         T(test_listener_auth_replaces_the_broker_wide_settings),
         T(test_takeover_of_clean_session_stores_nothing),
         T(test_ack_only_batch_is_deferred_but_committed_by_flush),
