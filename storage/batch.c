@@ -47,6 +47,12 @@ int store_batch_on_commit(struct store_batch *batch, store_done_fn fn, void *arg
     return 0;
 }
 
+void store_batch_fail(struct store_batch *batch, int err)
+{
+    if (batch != NULL && batch->err == 0)
+        batch->err = err;
+}
+
 /* Allocates an op with room for its key and value and links it at the tail.
  * On allocation failure the batch's sticky error is set and NULL returned. */
 static struct store_op *op_add(struct store_batch *b, enum op_type type, enum store_db db,

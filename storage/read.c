@@ -170,6 +170,44 @@ int store_sessions_foreach(struct store *store, store_session_fn fn, void *arg)
     return rc;
 }
 
+struct one_session {
+    struct session_walk w;
+    size_t id_len;
+    bool is_found;
+};
+
+/* The walk starts at the first key >= the client id: the session itself, or
+ * (when there is none) a longer or later id, where it stops. */
+static int visit_one_session(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
+{
+    struct one_session *o = ctx;
+    if (k->mv_size != o->id_len)
+        return 1;
+    o->is_found = true;
+    int rc = visit_session(&o->w, txn, k, v);
+    return rc != 0 ? rc : 1;
+}
+
+int store_get_session(struct store *store, struct store_bytes client_id, store_session_fn fn,
+                      void *arg)
+{
+    if (client_id.len == 0 || client_id.data == NULL || client_id.len > store->max_key_len)
+        return STORE_ERR_INVALID;
+    struct one_session o = {.w = {.store = store, .fn = fn, .arg = arg}, .id_len = client_id.len};
+    o.w.seek = malloc(store->max_key_len + 1);
+    if (o.w.seek == NULL)
+        return -ENOMEM;
+    MDB_val start = {client_id.len, (void *)client_id.data};
+    int rc = walk(store, DB_SESSIONS, &start, client_id.len, visit_one_session, &o);
+    if (o.w.queues != NULL)
+        mdb_cursor_close(o.w.queues);
+    free(o.w.seek);
+    free(o.w.sc.buf);
+    if (rc == 1)
+        rc = 0;
+    return rc != 0 ? rc : o.is_found;
+}
+
 /* ---- subscriptions and incoming QoS 2 ----------------------------------------- */
 
 struct sub_walk {

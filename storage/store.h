@@ -231,6 +231,11 @@ struct store_batch *store_batch_new(struct store *store);
  */
 int store_batch_on_commit(struct store_batch *batch, store_done_fn fn, void *arg);
 
+/* Makes the batch fail (sticky err, as a failed op would; NULL: nothing): its commit writes
+ * nothing and runs the completions with err. For callers that could not
+ * record what they need to undo a change if the commit failed. */
+void store_batch_fail(struct store_batch *batch, int err);
+
 /* True if the batch has no recorded operations (completions don't count). */
 bool store_batch_is_empty(const struct store_batch *batch);
 
@@ -352,6 +357,11 @@ typedef int (*store_session_fn)(void *arg, const struct store_session_info *info
  * sessions plus one cursor seek per session in queues - it never scans the
  * queues, so start-up time does not grow with queue depth. */
 int store_sessions_foreach(struct store *store, store_session_fn fn, void *arg);
+
+/* Calls fn (which must return 0) for client_id's session if there is one.
+ * Returns 1 (found), 0 (no such session) or a negative code. */
+int store_get_session(struct store *store, struct store_bytes client_id, store_session_fn fn,
+                      void *arg);
 
 typedef int (*store_subscription_fn)(void *arg, struct store_bytes client_id,
                                      struct store_bytes filter, uint8_t qos);

@@ -207,6 +207,12 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
     if (s->persistent) {
         if (connect_store_session(mgr, s) != 0)
             return SESSION_ERR_STORE;
+        if (s->record == SESSION_RECORD_ABSENT) {
+            /* A new session exists once its record commits (effects.c). */
+            s->record = SESSION_RECORD_PENDING;
+            if (effect_session_stored(mgr, s) != 0)
+                return SESSION_ERR_NOMEM;
+        }
         resume_persistent(mgr, s);
     }
     log_connected(c, p);

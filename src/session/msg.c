@@ -35,7 +35,8 @@ struct msg *msg_new(struct mqtt_bytes topic, struct mqtt_bytes payload, uint8_t 
 
 struct msg *msg_ref(struct msg *m)
 {
-    m->refs++;
+    if (m)
+        m->refs++;
     return m;
 }
 

@@ -32,32 +32,58 @@ static int record_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
                                     (uint64_t)time(NULL));
 }
 
-int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
-                         struct mqtt_bytes payload, uint8_t qos, bool durable)
+void retained_restore(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old,
+                      struct msg *current)
 {
-    if (durable) {
-        int rc = record_retained(mgr, topic, payload, qos);
-        if (rc != 0)
-            return rc; /* e.g. a topic longer than the store's key limit: not retained */
+    struct table *t = &mgr->retained;
+    if (table_get(t, topic.data, topic.len) != current)
+        return; /* set again since: whoever set it restores it */
+    if (old && table_put(t, topic.data, topic.len, msg_ref(old)) != 0) {
+        msg_unref(old);
+        log_error("out of memory restoring the retained message on %.*s", (int)topic.len,
+                  (const char *)topic.data);
+        return;
     }
+    if (!old)
+        table_remove(t, topic.data, topic.len);
+    msg_unref(current);
+}
+
+/* Makes m (NULL: none) topic's retained message in memory. 0 or -ENOMEM. */
+static int replace_retained(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *m)
+{
     struct msg *old = table_get(&mgr->retained, topic.data, topic.len);
-    if (payload.len == 0) {
-        /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
-        if (old) {
+    if (!m) {
+        if (old)
             table_remove(&mgr->retained, topic.data, topic.len);
-            msg_unref(old);
-        }
-        return 0;
-    }
-    struct msg *m = msg_new(topic, payload, qos, true);
-    if (!m)
-        return -ENOMEM;
-    if (table_put(&mgr->retained, topic.data, topic.len, m) != 0) {
+    } else if (table_put(&mgr->retained, topic.data, topic.len, m) != 0) {
         msg_unref(m);
         return -ENOMEM;
     }
     msg_unref(old);
     return 0;
+}
+
+int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
+                         struct mqtt_bytes payload, uint8_t qos, bool durable)
+{
+    struct msg *m = NULL;
+    /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
+    if (payload.len > 0 && !(m = msg_new(topic, payload, qos, true)))
+        return -ENOMEM;
+    if (durable) {
+        int rc = record_retained(mgr, topic, payload, qos);
+        if (rc != 0) {
+            msg_unref(m);
+            return rc; /* e.g. a topic longer than the store's key limit: not retained */
+        }
+    }
+    struct msg *old = msg_ref(table_get(&mgr->retained, topic.data, topic.len));
+    int rc = replace_retained(mgr, topic, m);
+    if (rc == 0 && durable)
+        rc = effect_retained_changed(mgr, topic, old, m);
+    msg_unref(old);
+    return rc;
 }
 
 /* ---- Routing ---- */
@@ -114,26 +140,25 @@ int publish_route(struct session_mgr *mgr, struct msg *m)
 
 /* ---- Incoming PUBLISH ---- */
 
-static bool qos2_seen(const struct session *s, uint16_t packet_id)
-{
-    for (size_t i = 0; i < s->qos2_in_count; i++)
-        if (s->qos2_in[i] == packet_id)
-            return true;
-    return false;
-}
-
 /* Records packet id as received-awaiting-PUBREL, durably for a persistent
- * session, so a resent PUBLISH is not delivered twice [MQTT-4.3.3-2]. */
+ * session, so a resent PUBLISH is not delivered twice [MQTT-4.3.3-2]. Until
+ * the commit the id is ADDING: a resend in the meantime is answered with a
+ * PUBREC held behind that commit, and never routed twice (effects.c). */
 static int remember_qos2(struct session_mgr *mgr, struct session *s, uint16_t packet_id)
 {
-    if (session_qos2_add(s, packet_id) != 0)
-        return -ENOMEM;
     if (!s->persistent)
-        return 0;
+        return session_qos2_add(s, packet_id, QOS2_STORED);
     struct store_batch *b = mgr_batch(mgr);
     if (!b)
         return -ENOMEM;
-    return store_batch_put_qos2_in(b, session_store_id(s), packet_id, (uint64_t)time(NULL));
+    int rc = store_batch_put_qos2_in(b, session_store_id(s), packet_id, (uint64_t)time(NULL));
+    if (rc != 0)
+        return rc;
+    if (session_qos2_add(s, packet_id, QOS2_ADDING) != 0) {
+        store_batch_fail(b, -ENOMEM); /* the put must not commit without memory knowing */
+        return -ENOMEM;
+    }
+    return effect_qos2_added(mgr, s, packet_id);
 }
 
 bool acl_allows(const struct session_mgr *mgr, const struct session_client *c,
@@ -199,7 +224,7 @@ static int route_publish(struct session_mgr *mgr, const struct mqtt_publish *p)
 int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *p)
 {
     struct session *s = c->sess;
-    if (p->qos == 2 && qos2_seen(s, p->packet_id))
+    if (p->qos == 2 && session_qos2_find(s, p->packet_id))
         return output_send_ack(mgr, c, MQTT_PUBREC, p->packet_id) == 0 ? SESSION_OK
                                                                        : SESSION_ERR_NOMEM;
     mgr->messages_received++;
@@ -247,16 +272,17 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
 int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id)
 {
     struct session *s = c->sess;
-    for (size_t i = 0; i < s->qos2_in_count; i++) {
-        if (s->qos2_in[i] != packet_id)
-            continue;
-        s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
-        if (s->persistent) {
-            struct store_batch *b = mgr_batch(mgr);
-            if (!b || store_batch_delete_qos2_in(b, session_store_id(s), packet_id) != 0)
-                return SESSION_ERR_NOMEM;
-        }
-        break;
+    struct qos2_in *q = session_qos2_find(s, packet_id);
+    if (q && !s->persistent) {
+        session_qos2_remove(s, packet_id);
+    } else if (q && q->state != QOS2_RELEASING) {
+        /* Forgotten when the delete commits; kept if it fails (effects.c). */
+        struct store_batch *b = mgr_batch(mgr);
+        if (!b || store_batch_delete_qos2_in(b, session_store_id(s), packet_id) != 0)
+            return SESSION_ERR_NOMEM;
+        q->state = QOS2_RELEASING;
+        if (effect_qos2_released(mgr, s, packet_id) != 0)
+            return SESSION_ERR_NOMEM;
     }
     /* PUBCOMP even for an unknown id: the PUBREL may be a resend after our
      * PUBCOMP was lost [MQTT-4.3.3-2]. */

@@ -3,6 +3,20 @@
  * store, the packet dispatch, connection end, the per-turn flush, and the
  * session objects themselves. Protocol flows live in connect.c, publish.c,
  * deliver.c and subscribe.c.
+ *
+ * The rules every file of the session manager keeps:
+ * - Acks wait for their commit. A PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK,
+ *   UNSUBACK or CONNACK (and a QoS 2 PUBLISH) queued while the turn's batch
+ *   holds changes is held and leaves only if that batch commits (output.c).
+ * - Memory follows the store. State that mirrors a durable record (a
+ *   persistent session's existence, subscriptions, incoming QoS 2 ids,
+ *   retained messages) changes in memory together with the op that records
+ *   it, and registers an effect on the batch: confirmed when the commit
+ *   succeeds, undone when it fails, with an explicit pending state in between
+ *   (a QoS 2 id is ADDING until its put commits: a resend is answered after
+ *   the commit, never routed twice). See effects.c.
+ * - Every PUBLISH to a client passes the READ gate (output.c), every
+ *   PUBLISH and will from a client the WRITE gate (publish.c).
  */
 #include "session.h"
 
@@ -132,6 +146,7 @@ struct session *session_new(struct session_mgr *mgr, const uint8_t *id, size_t i
     s->id_len = id_len;
     s->persistent = persistent;
     s->next_packet_id = 1;
+    s->serial = ++mgr->next_serial;
     return s;
 }
 
@@ -162,14 +177,28 @@ static void free_session(struct session_mgr *mgr, struct session *s)
     free(s);
 }
 
+/* Records the removal of s's store record; effects.c reads the session back
+ * if the commit fails. False when the removal could not be recorded. */
+static bool record_discard(struct session_mgr *mgr, const struct session *s)
+{
+    struct store_batch *b = mgr_batch(mgr);
+    if (!b || store_batch_delete_session(b, session_store_id(s)) != 0) {
+        log_error("client %s: could not record the session's removal", s->client_id);
+        return false;
+    }
+    return true;
+}
+
 void session_discard(struct session_mgr *mgr, struct session *s)
 {
-    if (s->persistent) {
-        struct store_batch *b = mgr_batch(mgr);
-        if (!b || store_batch_delete_session(b, session_store_id(s)) != 0)
-            log_error("client %s: could not record the session's removal", s->client_id);
-    }
-    table_remove(&mgr->sessions, s->client_id, s->id_len);
+    bool has_record = s->persistent && s->record != SESSION_RECORD_ABSENT;
+    bool is_recorded = has_record && record_discard(mgr, s);
+    /* A session that lost its id to one read back from the store (effects.c)
+     * is no longer the table's. */
+    if (table_get(&mgr->sessions, s->client_id, s->id_len) == s)
+        table_remove(&mgr->sessions, s->client_id, s->id_len);
+    if (is_recorded) /* out of the table first: an undo may read it back at once */
+        effect_session_discarded(mgr, (struct mqtt_bytes){s->client_id, s->id_len});
     free_session(mgr, s);
 }
 
@@ -207,6 +236,12 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
     return 0;
 }
 
+int session_subscription_qos(struct session *s, struct mqtt_bytes filter)
+{
+    struct sub_entry *e = *find_sub(s, filter);
+    return e ? e->qos : -1;
+}
+
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter)
 {
@@ -229,6 +264,7 @@ static int load_session(void *arg, const struct store_session_info *info)
     if (!s)
         return -ENOMEM;
     s->next_packet_id = info->session.next_packet_id ? info->session.next_packet_id : 1;
+    s->record = SESSION_RECORD_STORED;
     s->last_seen_s = info->session.last_seen_s;
     s->last_seq = info->last_seq;
     s->backlog = info->has_queue;
@@ -245,18 +281,33 @@ static int load_subscription(void *arg, struct store_bytes client_id, struct sto
     return session_add_subscription(mgr, s, (struct mqtt_bytes){filter.data, filter.len}, qos);
 }
 
-int session_qos2_add(struct session *s, uint16_t packet_id)
+int session_qos2_add(struct session *s, uint16_t packet_id, enum qos2_state state)
 {
     if (s->qos2_in_count == s->qos2_in_cap) {
         size_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
-        uint16_t *ids = realloc(s->qos2_in, cap * sizeof(*ids));
+        struct qos2_in *ids = realloc(s->qos2_in, cap * sizeof(*ids));
         if (!ids)
             return -ENOMEM;
         s->qos2_in = ids;
         s->qos2_in_cap = cap;
     }
-    s->qos2_in[s->qos2_in_count++] = packet_id;
+    s->qos2_in[s->qos2_in_count++] = (struct qos2_in){packet_id, (uint8_t)state};
     return 0;
+}
+
+struct qos2_in *session_qos2_find(struct session *s, uint16_t packet_id)
+{
+    for (size_t i = 0; i < s->qos2_in_count; i++)
+        if (s->qos2_in[i].packet_id == packet_id)
+            return &s->qos2_in[i];
+    return NULL;
+}
+
+void session_qos2_remove(struct session *s, uint16_t packet_id)
+{
+    struct qos2_in *q = session_qos2_find(s, packet_id);
+    if (q)
+        *q = s->qos2_in[--s->qos2_in_count];
 }
 
 static int load_qos2(void *arg, struct store_bytes client_id, uint16_t packet_id,
@@ -265,7 +316,7 @@ static int load_qos2(void *arg, struct store_bytes client_id, uint16_t packet_id
     (void)received_at_s;
     struct session_mgr *mgr = arg;
     struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
-    return s ? session_qos2_add(s, packet_id) : 0;
+    return s ? session_qos2_add(s, packet_id, QOS2_STORED) : 0;
 }
 
 static int load_retained(void *arg, const struct store_retained *r)
@@ -280,6 +331,22 @@ static int load_retained(void *arg, const struct store_retained *r)
         return -ENOMEM;
     }
     return 0;
+}
+
+int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len)
+{
+    struct store_bytes client = {id, id_len};
+    int found = store_get_session(mgr->store, client, load_session, mgr);
+    if (found <= 0)
+        return found;
+    int rc = store_subscriptions_foreach(mgr->store, &client, load_subscription, mgr);
+    if (rc == 0)
+        rc = store_qos2_foreach(mgr->store, &client, load_qos2, mgr);
+    if (rc != 0)
+        return rc;
+    log_notice("client %.*s: session read back from the store after a failed commit", (int)id_len,
+               (const char *)id);
+    return 1;
 }
 
 static int recover(struct session_mgr *mgr, char *err, size_t err_len)
@@ -344,6 +411,7 @@ void session_mgr_free(struct session_mgr *mgr)
 {
     if (!mgr)
         return;
+    mgr->is_closing = true;
     if (mgr->batch)
         store_batch_discard(mgr->batch);
     output_release_held(mgr, STORE_ERR_CANCELED);
@@ -536,6 +604,10 @@ void session_client_detach(struct session_mgr *mgr, struct session_client *c, bo
         return;
     if (!s->persistent) {
         session_discard(mgr, s); /* clean session: state ends with the connection */
+        return;
+    }
+    if (s->record == SESSION_RECORD_ABSENT) {
+        session_discard(mgr, s); /* its first commit failed: it never existed */
         return;
     }
     /* The window and queue are in the store; reconnect reads them back. The

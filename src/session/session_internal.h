@@ -35,6 +35,7 @@ struct msg {
 
 /* Returns a new message with one reference (release with msg_unref()), or NULL. */
 struct msg *msg_new(struct mqtt_bytes topic, struct mqtt_bytes payload, uint8_t qos, bool retain);
+/* Adds a reference and returns m; msg_ref(NULL) is NULL. */
 struct msg *msg_ref(struct msg *m);
 /* Drops one reference; frees at zero. msg_unref(NULL) does nothing. */
 void msg_unref(struct msg *m);
@@ -97,6 +98,25 @@ struct pending {
     uint8_t qos;
 };
 
+/* An incoming QoS 2 packet id awaiting PUBREL, and where its store record
+ * stands (a clean session's ids are STORED at once: it has no record). */
+enum qos2_state {
+    QOS2_ADDING = 1,    /* its put is in the open batch: a resend is answered after the commit */
+    QOS2_STORED = 2,    /* durable */
+    QOS2_RELEASING = 3, /* PUBREL seen; its delete is in the open batch */
+};
+struct qos2_in {
+    uint16_t packet_id;
+    uint8_t state; /* enum qos2_state */
+};
+
+/* Where a persistent session's own record stands (effects.c). */
+enum session_record {
+    SESSION_RECORD_ABSENT = 0,  /* not in the store (new, or its first commit failed) */
+    SESSION_RECORD_PENDING = 1, /* first put in the open batch */
+    SESSION_RECORD_STORED = 2,  /* durable */
+};
+
 struct session {
     uint8_t *client_id; /* NUL-terminated copy, also usable in log lines */
     size_t id_len;
@@ -119,8 +139,11 @@ struct session {
     bool refill_queued; /* on mgr->refill list */
     struct session *refill_next;
 
-    uint16_t *qos2_in; /* incoming QoS 2 packet ids awaiting PUBREL */
+    struct qos2_in *qos2_in; /* incoming QoS 2 packet ids awaiting PUBREL */
     size_t qos2_in_count, qos2_in_cap;
+
+    uint64_t serial; /* unique per session object: tells it from a later one with its id */
+    uint8_t record;  /* persistent: enum session_record */
 
     uint64_t last_seen_s; /* unix time of the last connect or disconnect */
     uint64_t match_gen;   /* routing: last route that matched this session */
@@ -170,6 +193,8 @@ struct session_mgr {
     struct session **matched; /* scratch for routing */
     size_t matched_cap;
 
+    uint64_t next_serial;
+    bool is_closing; /* session_mgr_free(): failed batches undo nothing */
     uint64_t auto_id_counter;
     uint64_t dropped_qos0, dropped_queue_full;
     uint64_t messages_received, messages_sent;
@@ -209,8 +234,15 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter);
 bool session_is_online(const struct session *s);
-/* Remembers an incoming QoS 2 packet id (PUBREL pending). 0 or -ENOMEM. */
-int session_qos2_add(struct session *s, uint16_t packet_id);
+/* Incoming QoS 2 ids: add (0 or -ENOMEM), find (NULL if absent), remove. */
+int session_qos2_add(struct session *s, uint16_t packet_id, enum qos2_state state);
+struct qos2_in *session_qos2_find(struct session *s, uint16_t packet_id);
+void session_qos2_remove(struct session *s, uint16_t packet_id);
+/* The QoS of s's subscription to filter, or -1 when it has none. */
+int session_subscription_qos(struct session *s, struct mqtt_bytes filter);
+/* Reads client id's session (record, subscriptions, QoS 2 ids) from the store
+ * into memory. Returns 1 (loaded), 0 (not in the store) or a negative code. */
+int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len);
 /* Detaches c from its session (publishing the will first if fire_will);
  * discards a clean session. c itself stays allocated. */
 void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will);
@@ -246,6 +278,28 @@ int publish_write_gate(const struct session_mgr *mgr, const struct session_clien
 /* ACL check for client c (NULL = the broker itself: always allowed). */
 bool acl_allows(const struct session_mgr *mgr, const struct session_client *c,
                 struct mqtt_bytes topic, unsigned access);
+
+/* Puts old back as topic's retained message if topic still holds current
+ * (NULL: none); takes no references of its own. */
+void retained_restore(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old,
+                      struct msg *current);
+
+/* effects.c: memory follows the store. Each registers, on the turn's batch,
+ * the confirmation or undo of a memory change just made for a store op just
+ * recorded. Returns 0, or -ENOMEM: then the change is already undone and the
+ * batch failed (nothing of it will be written). */
+int effect_qos2_added(struct session_mgr *mgr, struct session *s, uint16_t packet_id);
+int effect_qos2_released(struct session_mgr *mgr, struct session *s, uint16_t packet_id);
+/* old_qos: the subscription's QoS before the change, -1 for none. */
+int effect_subscription_changed(struct session_mgr *mgr, struct session *s,
+                                struct mqtt_bytes filter, int old_qos);
+/* old_msg / new_msg: topic's retained message before and after (NULL: none). */
+int effect_retained_changed(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old_msg,
+                            struct msg *new_msg);
+/* s's record was put for the first time (s->record is PENDING). */
+int effect_session_stored(struct session_mgr *mgr, struct session *s);
+/* client_id's session was deleted from the store and freed in memory. */
+int effect_session_discarded(struct session_mgr *mgr, struct mqtt_bytes client_id);
 
 /* deliver.c: outgoing QoS state machines and queues. */
 int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos);

@@ -29,6 +29,7 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
                    (int)e->filter.len, (const char *)e->filter.data);
         return MQTT_SUBACK_FAILURE;
     }
+    int old_qos = session_subscription_qos(s, e->filter);
     if (s->persistent) {
         struct store_batch *b = mgr_batch(mgr);
         if (!b || store_batch_put_subscription(b, session_store_id(s),
@@ -36,7 +37,13 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
                                                e->qos) != 0)
             return MQTT_SUBACK_FAILURE;
     }
-    if (session_add_subscription(mgr, s, e->filter, e->qos) != 0)
+    if (session_add_subscription(mgr, s, e->filter, e->qos) != 0) {
+        if (s->persistent) /* the put must not commit without memory knowing */
+            store_batch_fail(mgr_batch(mgr), -ENOMEM);
+        return MQTT_SUBACK_FAILURE;
+    }
+    /* Undone if the commit fails (effects.c); its SUBACK waits for it. */
+    if (s->persistent && effect_subscription_changed(mgr, s, e->filter, old_qos) != 0)
         return MQTT_SUBACK_FAILURE;
     return e->qos;
 }
@@ -101,7 +108,8 @@ int unsubscribe_handle(struct session_mgr *mgr, struct session_client *c,
     struct mqtt_topic_entry e;
     mqtt_topic_iter_init(&it, &probe);
     while (mqtt_topic_iter_next(&it, &e)) {
-        if (session_remove_subscription(mgr, s, e.filter) != 0)
+        int old_qos = session_subscription_qos(s, e.filter);
+        if (old_qos < 0)
             continue; /* not subscribed: still acknowledged [MQTT-3.10.4-5] */
         if (s->persistent) {
             struct store_batch *b = mgr_batch(mgr);
@@ -110,6 +118,10 @@ int unsubscribe_handle(struct session_mgr *mgr, struct session_client *c,
                     b, session_store_id(s), (struct store_bytes){e.filter.data, e.filter.len}) != 0)
                 return SESSION_ERR_NOMEM;
         }
+        session_remove_subscription(mgr, s, e.filter);
+        /* Put back if the commit fails (effects.c); the UNSUBACK waits for it. */
+        if (s->persistent && effect_subscription_changed(mgr, s, e.filter, old_qos) != 0)
+            return SESSION_ERR_NOMEM;
     }
     return output_send_ack(mgr, c, MQTT_UNSUBACK, p->packet_id) == 0 ? SESSION_OK
                                                                      : SESSION_ERR_NOMEM;

@@ -742,6 +742,181 @@ static void test_connack_lost_to_a_failed_commit_leaves_no_will(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* ---- Memory follows the store (issue 10): after a failed commit, memory
+ * says what the store says. Each test fails a commit with a message too big
+ * for the 1 MiB map, published in the same turn as the change under test. */
+
+static uint64_t db_entries(struct fixture *f, const char *name);
+
+/* An offline persistent subscriber to "big": publishing there writes the
+ * message to the store, so a 2 MiB one fails the commit. Returns a connected
+ * publisher for fail_the_commit(). */
+static struct fake_conn *add_big_keeper(struct fixture *f)
+{
+    struct fake_conn *keeper = connect_client(f, "keeper", false, false);
+    subscribe(f, keeper, "big", 1, 1);
+    gone(f, keeper, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    return connect_client(f, "big-publisher", true, false);
+}
+
+/* Feeds SUBSCRIBE or UNSUBSCRIBE for one filter without committing. */
+static void feed_subscribe(struct fixture *f, struct fake_conn *fc, uint8_t type,
+                           const char *filter, uint8_t qos)
+{
+    struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, qos};
+    struct mqtt_packet p = {.type = type};
+    p.u.subscribe.packet_id = 9;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.entries = &e;
+    uint8_t buf[512];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
+    feed(f, fc, &decoded, SESSION_OK);
+}
+
+/* Fails the turn's commit with big's 2 MiB publish (big is closed with it
+ * and reconnected); fc's held ack never leaves, and fc is closed and gone. */
+static void fail_the_commit(struct fixture *f, struct fake_conn **big, struct fake_conn *fc)
+{
+    publish_too_big_for_the_map(f, *big, 1);
+    size_t before = fc->out_len;
+    assert_int_not_equal(session_flush(f->mgr), 0);
+    assert_int_equal(fc->out_len, before); /* no ack */
+    assert_true(fc->closed);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    gone(f, *big, SESSION_CLOSE_PROTOCOL);
+    session_flush(f->mgr);
+    *big = connect_client(f, "big-publisher", true, false);
+}
+
+static void test_failed_commit_forgets_a_pending_qos2_id(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
+    struct fake_conn *big = add_big_keeper(f);
+    struct fake_conn *pub = connect_client(f, "pub", false, false);
+    publish_too_big_for_the_map(f, pub, 2); /* packet id 1 */
+    assert_int_not_equal(session_flush(f->mgr), 0);
+    assert_int_equal(next_sent(pub).type, 0); /* no PUBREC */
+    gone(f, pub, SESSION_CLOSE_PROTOCOL);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "big", 2, 2);
+    /* The resend (smaller: space came back) is a new message to the broker:
+     * its first copy was never accepted. */
+    pub = connect_client(f, "pub", false, true);
+    publish(f, pub, "big", "again", 2, false, 1);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBREC);
+    assert_publish(next_sent(sub), "big", "again", 2);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    gone(f, big, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_failed_commit_keeps_a_released_qos2_id(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
+    struct fake_conn *big = add_big_keeper(f);
+    struct fake_conn *pub = connect_client(f, "pub", false, false);
+    publish(f, pub, "t", "x", 2, false, 7);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBREC);
+    assert_int_equal(db_entries(f, "qos2in"), 1);
+    send_ack(f, pub, MQTT_PUBREL, 7);
+    fail_the_commit(f, &big, pub); /* no PUBCOMP: the client will send PUBREL again */
+    pub = connect_client(f, "pub", false, true);
+    send_ack(f, pub, MQTT_PUBREL, 7);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBCOMP);
+    assert_int_equal(db_entries(f, "qos2in"), 0); /* the retried PUBREL released it */
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, big, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_failed_commit_undoes_subscribe_and_unsubscribe(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
+    struct fake_conn *big = add_big_keeper(f);
+    struct fake_conn *s = connect_client(f, "s", false, false);
+    subscribe(f, s, "kept", 1, 1);
+    feed_subscribe(f, s, MQTT_SUBSCRIBE, "new", 1);
+    fail_the_commit(f, &big, s);
+    s = connect_client(f, "s", false, true);
+    feed_subscribe(f, s, MQTT_UNSUBSCRIBE, "kept", 0);
+    fail_the_commit(f, &big, s);
+    /* s is offline: what it is subscribed to now shows in its queue. */
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "new", "not subscribed", 1, false, 1);
+    publish(f, pub, "kept", "still subscribed", 1, false, 2);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "queues"), 1);
+    s = connect_client(f, "s", false, true);
+    assert_publish(next_sent(s), "kept", "still subscribed", 1);
+    gone(f, s, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, big, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_failed_commit_undoes_a_retained_message(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
+    struct fake_conn *big = add_big_keeper(f);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "r", "old", 1, true, 1);
+    session_flush(f->mgr);
+    publish(f, pub, "r", "new", 1, true, 2);
+    fail_the_commit(f, &big, pub);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "r", 1, 1);
+    assert_publish(next_sent(sub), "r", "old", 1);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    gone(f, big, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_failed_commit_of_a_new_session_leaves_none(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
+    struct fake_conn *big = add_big_keeper(f);
+    struct fake_conn *n = new_conn(f);
+    struct mqtt_packet p = connect_packet("n", false);
+    feed(f, n, &p, SESSION_OK);
+    fail_the_commit(f, &big, n);
+    n = connect_client(f, "n", false, false); /* no session present */
+    gone(f, n, SESSION_CLOSE_DISCONNECT);
+    gone(f, big, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_failed_commit_of_a_session_discard_reads_it_back(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
+    struct fake_conn *big = add_big_keeper(f);
+    struct fake_conn *d = connect_client(f, "d", false, false);
+    subscribe(f, d, "y", 1, 1);
+    gone(f, d, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    d = new_conn(f);
+    struct mqtt_packet p = connect_packet("d", true); /* clean session: discards "d" */
+    feed(f, d, &p, SESSION_OK);
+    fail_the_commit(f, &big, d);
+    d = connect_client(f, "d", false, true); /* still there, with its subscription */
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "y", "for d", 1, false, 1);
+    session_flush(f->mgr);
+    assert_publish(next_sent(d), "y", "for d", 1);
+    gone(f, d, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, big, SESSION_CLOSE_DISCONNECT);
+}
+
 /* ---- Authentication and ACL ---- */
 
 static void write_file(const char *dir, const char *name, const char *text, char *path,
@@ -1138,6 +1313,12 @@ int main(void)
         T(test_unsubscribe_stops_delivery_and_is_acked),
         T(test_commit_failure_sends_no_ack_and_closes_the_client),
         T(test_connack_lost_to_a_failed_commit_leaves_no_will),
+        T(test_failed_commit_forgets_a_pending_qos2_id),
+        T(test_failed_commit_keeps_a_released_qos2_id),
+        T(test_failed_commit_undoes_subscribe_and_unsubscribe),
+        T(test_failed_commit_undoes_a_retained_message),
+        T(test_failed_commit_of_a_new_session_leaves_none),
+        T(test_failed_commit_of_a_session_discard_reads_it_back),
         T(test_anonymous_refused_with_connack_5_when_disabled),
         T(test_password_file_checks_credentials_connack_4),
         T(test_acl_denies_publish_subscribe_and_read),
