@@ -608,6 +608,10 @@ static void on_tick(void *arg)
     struct broker *b = arg;
     if (b->cfg.storage_sync == CONFIG_SYNC_NOSYNC) {
         int rc = store_flush(b->store);
+        if (rc == STORE_ERR_FATAL) {
+            server_fail(b->srv, "store flush failed");
+            return;
+        }
         if (rc != 0)
             log_error("store flush: %s", store_strerror(rc));
     }
@@ -737,11 +741,12 @@ static int start(const struct flags *f, struct broker *b, char *err, size_t err_
  * gone), then the manager's last commit, then the store. */
 static void stop(struct broker *b)
 {
+    bool has_failed = b->store != NULL && store_has_failed(b->store);
     server_free(b->srv);
-    if (b->mgr != NULL && session_flush(b->mgr) != 0)
+    if (!has_failed && b->mgr != NULL && session_flush(b->mgr) != 0)
         log_error("shutdown: the final commit failed");
     session_mgr_free(b->mgr);
-    if (b->store != NULL && store_flush(b->store) != 0)
+    if (!has_failed && b->store != NULL && store_flush(b->store) != 0)
         log_error("shutdown: store flush failed");
     store_close(b->store);
     broker_auth_free(&b->auth);

@@ -303,17 +303,33 @@ static int grow_map(struct store *s, size_t batch_bytes)
     return rc;
 }
 
+/* Fail-stop: after an I/O error the kernel may have dropped the pages it
+ * failed to write, and a retried commit could report success for data that
+ * is not on disk. The store refuses every later commit; the broker stops, and
+ * the next start recovers from the last good commit. */
+static int fail_stop(struct store *s, int rc)
+{
+    if (s->fatal_err == 0)
+        log_error("store: commit failed: %s; the store takes no more writes", mdb_strerror(rc));
+    s->fatal_err = rc;
+    return STORE_ERR_FATAL;
+}
+
 static int commit_ops(struct store_batch *b)
 {
     struct store *s = b->store;
     if (s->read_only)
         return STORE_ERR_READ_ONLY;
+    if (s->fatal_err != 0)
+        return STORE_ERR_FATAL;
     uint64_t hwm = s->next_msg_id - 1;
     int rc = attempt(b, hwm);
     if (rc == MDB_MAP_FULL && grow_map(s, b->op_bytes) == 0)
         rc = attempt(b, hwm); /* replay the op log once on the bigger map */
     if (rc == 0 && hwm > s->hwm_persisted)
         s->hwm_persisted = hwm;
+    if (store_is_fatal_write_error(rc))
+        return fail_stop(s, rc);
     return store_err_from_mdb(rc);
 }
 
@@ -322,6 +338,10 @@ int store_batch_commit(struct store_batch *batch)
     int status = batch->err;
     if (status == 0 && batch->op_count > 0)
         status = commit_ops(batch);
+    if (status == 0)
+        store_space_after_commit(batch->store, batch->reserved_bytes);
+    else
+        store_space_release(batch->store, batch->reserved_bytes);
     run_completions(batch, status);
     batch_free(batch);
     return status;
@@ -331,6 +351,7 @@ void store_batch_discard(struct store_batch *batch)
 {
     if (batch == NULL)
         return;
+    store_space_release(batch->store, batch->reserved_bytes);
     run_completions(batch, STORE_ERR_CANCELED);
     batch_free(batch);
 }

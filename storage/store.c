@@ -57,8 +57,28 @@ const char *store_strerror(int code)
         return "batch discarded";
     case STORE_ERR_IO:
         return "store I/O error";
+    case STORE_ERR_FATAL:
+        return "store write failed (I/O error): no later write can be trusted";
     default:
         return code < 0 ? strerror(-code) : "unknown store error";
+    }
+}
+
+bool store_is_fatal_write_error(int rc)
+{
+    switch (rc) {
+    case 0:
+    case MDB_MAP_FULL:
+    case ENOSPC:
+    case EDQUOT:
+    case ENOMEM:
+    case MDB_KEYEXIST: /* an op's own error: the batch fails, the store is fine */
+    case MDB_NOTFOUND:
+    case MDB_BAD_VALSIZE:
+    case MDB_TXN_FULL:
+        return false;
+    default:
+        return true; /* EIO, MDB_PANIC, MDB_CORRUPTED, MDB_BAD_TXN, ... */
     }
 }
 
@@ -482,22 +502,39 @@ int store_open(const struct store_options *opts, struct store **out, char *err, 
             unlink(path);
         return rc;
     }
+    if (!store->read_only)
+        store_space_refresh(store);
     *out = store;
     return 0;
+}
+
+bool store_has_failed(const struct store *store)
+{
+    return store->fatal_err != 0;
 }
 
 int store_flush(struct store *store)
 {
     if (store->read_only)
         return STORE_ERR_READ_ONLY;
-    return store_err_from_mdb(mdb_env_sync(store->env, 1));
+    if (store->fatal_err != 0)
+        return STORE_ERR_FATAL;
+    int rc = mdb_env_sync(store->env, 1);
+    if (rc != 0 && store_is_fatal_write_error(rc)) {
+        /* After a failed fsync the kernel may have dropped the dirty pages:
+         * a later fsync can succeed without them ever reaching the disk. */
+        store->fatal_err = rc;
+        log_error("store: flush failed: %s", mdb_strerror(rc));
+        return STORE_ERR_FATAL;
+    }
+    return store_err_from_mdb(rc);
 }
 
 void store_close(struct store *store)
 {
     if (store == NULL)
         return;
-    if (!store->read_only) {
+    if (!store->read_only && store->fatal_err == 0) {
         int rc = mdb_env_sync(store->env, 1);
         if (rc != 0)
             log_error("store: final flush failed: %s", mdb_strerror(rc));

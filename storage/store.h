@@ -70,6 +70,8 @@ enum store_error {
     STORE_ERR_READ_ONLY = -2010,    /* a write on a store opened read_only */
     STORE_ERR_CANCELED = -2011,     /* the batch was discarded before commit */
     STORE_ERR_IO = -2012,           /* any other I/O or LMDB failure (see the log) */
+    STORE_ERR_FATAL = -2013,        /* a write failed so that no retry can be trusted (EIO,
+                                       MDB_PANIC): stop; a restart recovers the last commit */
 };
 
 /* A static, one-line description of any code above (or a negated errno). */
@@ -230,6 +232,20 @@ struct store_batch *store_batch_new(struct store *store);
  * (libuv's rule), and a -ENOMEM here also poisons the batch.
  */
 int store_batch_on_commit(struct store_batch *batch, store_done_fn fn, void *arg);
+
+/*
+ * Quotas before records: reserves room for a decision's records (bytes: the
+ * largest value it writes, e.g. a message body; records: how many small
+ * records come with it) before any of them is recorded. Returns 0, or
+ * STORE_ERR_FULL when the store could not take them and still keep its
+ * headroom for deletes: nothing is reserved and the batch stays usable, so
+ * the caller refuses that one client. Deletes and updates need no
+ * reservation: the headroom is theirs, so a full store can always drain.
+ */
+int store_batch_reserve(struct store_batch *batch, size_t bytes, size_t records);
+
+/* True once a write failed fatally (STORE_ERR_FATAL): nothing more is written. */
+bool store_has_failed(const struct store *store);
 
 /* Makes the batch fail (sticky err, as a failed op would; NULL: nothing): its commit writes
  * nothing and runs the completions with err. For callers that could not

@@ -48,6 +48,15 @@ struct store {
     size_t max_key_len;
     uint64_t next_msg_id;   /* the next id store_next_message_id() hands out */
     uint64_t hwm_persisted; /* the high-water mark in meta as of the last commit */
+    /* space.c: what the store can still take, and what open batches reserved */
+    uint64_t page_size;
+    uint64_t room_bytes;
+    uint64_t reserved_bytes;
+    unsigned commits_since_refresh;
+    /* Set by the first write that failed in a way no retry can be trusted
+     * after (EIO, MDB_PANIC, ...): every later commit fails with
+     * STORE_ERR_FATAL (commit.c). An LMDB/errno code. */
+    int fatal_err;
 };
 
 /* One recorded operation. Keys and values are encoded at record time into
@@ -84,13 +93,25 @@ struct store_batch {
     size_t op_count;
     size_t op_bytes; /* sum of key and value sizes: sizes the map growth */
     int err;         /* sticky: the first recording failure */
+    uint64_t reserved_bytes; /* store_batch_reserve() total (space.c) */
     struct store_completion *done;
     size_t done_count, done_cap;
 };
 
+/* ---- space (space.c) ---- */
+/* Re-measures the room exactly. Returns a store code. */
+int store_space_refresh(struct store *s);
+/* A batch that reserved this much committed / wrote nothing. */
+void store_space_after_commit(struct store *s, uint64_t reserved);
+void store_space_release(struct store *s, uint64_t reserved);
+
 /* ---- errors (store.c) ---- */
 /* Maps an LMDB or errno code to a store code; 0 stays 0. */
 int store_err_from_mdb(int rc);
+/* True for a failed write (commit or sync) that is not a full store or a
+ * lack of memory: an I/O error or a damaged environment, after which the
+ * broker must stop rather than retry. */
+bool store_is_fatal_write_error(int rc);
 
 /* ---- transactions (store.c) ---- */
 /* Begins a read-only transaction, adopting a map grown by another process

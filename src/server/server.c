@@ -275,6 +275,10 @@ static void end_turn(struct server *srv)
             int rc = session_flush(srv->mgr);
             if (rc != 0)
                 log_debug("end of turn: commit failed (%d)", rc);
+            if (session_has_failed(srv->mgr)) {
+                server_fail(srv, "store write failed");
+                return;
+            }
         }
         conn_write_listed(srv);
         free_closing(srv);
@@ -398,9 +402,21 @@ static void finish(struct server *srv)
     ev_idle_stop(srv->loop, &srv->idle);
 }
 
+void server_fail(struct server *srv, const char *why)
+{
+    if (!srv->has_failed)
+        log_error("%s: stopping now (exit 1); acknowledged messages are in the last good commit, "
+                  "which the next start recovers",
+                  why);
+    srv->has_failed = true;
+    ev_break(srv->loop, EVBREAK_ALL);
+}
+
 int server_run(struct server *srv)
 {
     ev_run(srv->loop, 0);
+    if (srv->has_failed)
+        return -1;
     finish(srv);
     log_notice("server stopped (%zu connections left)", srv->conn_count);
     return 0;

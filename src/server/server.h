@@ -105,9 +105,14 @@ void server_get_stats(const struct server *srv, struct server_stats *out);
  * Runs the loop until SIGINT or SIGTERM (SIGHUP calls the reload callback).
  * Then it stops accepting, commits (session_flush()), closes every
  * connection with SESSION_CLOSE_SHUTDOWN, commits what closing recorded, and
- * returns 0.
+ * returns 0. After server_fail() it returns -1 at once, committing nothing.
  */
 int server_run(struct server *srv);
+
+/* Fail-stop: the store cannot be trusted (a write failed with an I/O
+ * error). Logs why and stops the loop; server_run() returns -1 without
+ * another commit, and the next start recovers from the last good one. */
+void server_fail(struct server *srv, const char *why);
 
 /* Closes listeners (unlinking unix sockets) and any connection left, frees
  * srv. server_free(NULL) does nothing. */

@@ -146,6 +146,7 @@ struct server {
     struct conn *closing; /* connections to free at the end of the turn */
     size_t conn_count;
     bool is_stopping;
+    bool has_failed; /* server_fail(): stop without committing */
     uint8_t scratch[SERVER_READ_CHUNK];     /* every read lands here first */
     uint8_t tls_out[SERVER_TLS_RECORD_MAX]; /* small chunks gathered for one SSL_write */
 };

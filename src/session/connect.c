@@ -190,6 +190,17 @@ static int check_identity(struct session_mgr *mgr, const struct mqtt_connect *p,
     return MQTT_CONNACK_ACCEPTED;
 }
 
+/* Quotas before records: a persistent session the store does not hold yet
+ * needs room for its record. False when the store is full. */
+static bool reserve_new_session(struct session_mgr *mgr, const uint8_t *id, size_t id_len)
+{
+    struct session *s = table_get(&mgr->sessions, id, id_len);
+    if (s && s->persistent && s->record != SESSION_RECORD_ABSENT)
+        return true; /* only its record's update: deletes and updates use the headroom */
+    struct store_batch *b = mgr_batch(mgr);
+    return !b || store_batch_reserve(b, id_len, 1) != STORE_ERR_FULL;
+}
+
 /* Attaches c to its session and sends CONNACK (held behind the commit of a
  * persistent session's record). */
 static int accept_client(struct session_mgr *mgr, struct session_client *c,
@@ -241,6 +252,8 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     code = check_identity(mgr, p, auto_id, sizeof(auto_id), &id, &id_len, &why);
     if (code != MQTT_CONNACK_ACCEPTED)
         return refuse(mgr, c, p, (uint8_t)code, why);
+    if (!p->clean_session && !reserve_new_session(mgr, id, id_len))
+        return refuse(mgr, c, p, MQTT_CONNACK_UNAVAILABLE, "store full: no room for a new session");
     struct msg *will = NULL;
     code = check_will(mgr, c, p, id, id_len, &will, &why);
     if (code < 0)

@@ -122,20 +122,59 @@ static void collect_match(void *subscriber, uint8_t qos, void *arg)
     mgr->matched[ctx->count++] = s;
 }
 
-int publish_route(struct session_mgr *mgr, struct msg *m)
+/* Collects the sessions m goes to into mgr->matched; returns how many, or
+ * -ENOMEM. */
+static int route_match(struct session_mgr *mgr, const struct msg *m)
 {
     struct route_ctx ctx = {.mgr = mgr};
     mgr->route_gen++;
     trie_match(mgr->trie, (struct mqtt_bytes){m->topic, m->topic_len}, collect_match, &ctx);
-    int rc = ctx.err;
-    for (size_t i = 0; i < ctx.count; i++) {
-        struct session *s = mgr->matched[i];
-        uint8_t qos = m->qos < s->match_qos ? m->qos : s->match_qos;
-        int r = deliver(mgr, s, m, qos);
+    return ctx.err != 0 ? ctx.err : (int)ctx.count;
+}
+
+static uint8_t matched_qos(const struct session_mgr *mgr, size_t i, const struct msg *m)
+{
+    uint8_t granted = mgr->matched[i]->match_qos;
+    return m->qos < granted ? m->qos : granted;
+}
+
+/* Quotas before records: reserves room for what delivering m to the matched
+ * sessions may write (its body once, a queue entry per persistent session
+ * at QoS > 0), plus extra_records small records and, with retained, a
+ * retained copy. 0, or STORE_ERR_FULL / -ENOMEM with nothing recorded. */
+static int reserve_route(struct session_mgr *mgr, const struct msg *m, int matched,
+                         size_t extra_records, bool retained)
+{
+    size_t entries = 0;
+    for (int i = 0; i < matched; i++)
+        if (mgr->matched[i]->persistent && matched_qos(mgr, (size_t)i, m) > 0)
+            entries++;
+    size_t body = (size_t)m->topic_len + m->payload_len;
+    size_t bytes = (entries > 0 ? body : 0) + (retained ? body : 0);
+    if (bytes == 0 && extra_records == 0)
+        return 0;
+    struct store_batch *b = mgr_batch(mgr);
+    return b ? store_batch_reserve(b, bytes, entries + extra_records) : -ENOMEM;
+}
+
+static int route_deliver(struct session_mgr *mgr, struct msg *m, int matched)
+{
+    int rc = 0;
+    for (int i = 0; i < matched; i++) {
+        int r = deliver(mgr, mgr->matched[i], m, matched_qos(mgr, (size_t)i, m));
         if (r != 0 && rc == 0)
             rc = r;
     }
     return rc;
+}
+
+int publish_route(struct session_mgr *mgr, struct msg *m)
+{
+    int matched = route_match(mgr, m);
+    if (matched < 0)
+        return matched;
+    int rc = reserve_route(mgr, m, matched, 0, false);
+    return rc != 0 ? rc : route_deliver(mgr, m, matched);
 }
 
 /* ---- Incoming PUBLISH ---- */
@@ -202,23 +241,49 @@ int publish_write_gate(const struct session_mgr *mgr, const struct session_clien
     return rc == AUTH_OK ? WRITE_ALLOWED : WRITE_DENIED;
 }
 
-static int route_publish(struct session_mgr *mgr, const struct mqtt_publish *p)
+/* Routes a client's PUBLISH and sets its retained copy, after reserving
+ * room for everything it writes (the QoS 2 id included): a full store
+ * refuses the whole publish before any of it is recorded. */
+static int route_publish(struct session_mgr *mgr, const struct session *s,
+                         const struct mqtt_publish *p)
 {
-    if (p->retain) {
-        int rc = publish_set_retained(mgr, p->topic, p->payload, p->qos, true);
-        if (rc == -ENOMEM)
-            return rc;
-        if (rc != 0)
-            log_warning("retained message on %.*s not stored: %s", (int)p->topic.len,
-                        (const char *)p->topic.data, store_strerror(rc));
-    }
     /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
     struct msg *m = msg_new(p->topic, p->payload, p->qos, false);
     if (!m)
         return -ENOMEM;
-    int rc = publish_route(mgr, m);
+    int rc = route_match(mgr, m);
+    int matched = rc;
+    size_t qos2_records = p->qos == 2 && s->persistent ? 1 : 0;
+    bool retained = p->retain && p->payload.len > 0;
+    if (matched >= 0)
+        rc = reserve_route(mgr, m, matched, qos2_records, retained);
+    if (rc == 0)
+        rc = route_deliver(mgr, m, matched);
     msg_unref(m);
-    return rc;
+    if (rc != 0 || !p->retain)
+        return rc;
+    rc = publish_set_retained(mgr, p->topic, p->payload, p->qos, true);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc != 0)
+        log_warning("retained message on %.*s not stored: %s", (int)p->topic.len,
+                    (const char *)p->topic.data, store_strerror(rc));
+    return 0;
+}
+
+/* A full store refuses a publish: no ack, the connection closes, the client
+ * retries later. Logged at most once a minute, with the count. */
+static int refuse_store_full(struct session_mgr *mgr, const struct session_client *c)
+{
+    mgr->refused_store_full++;
+    uint64_t now_s = (uint64_t)time(NULL);
+    if (now_s >= mgr->store_full_logged_s + 60) {
+        mgr->store_full_logged_s = now_s;
+        log_warning("client %s: store full (storage_max_size or disk): PUBLISH not acknowledged, "
+                    "closing (%llu refused so far)",
+                    session_client_name(c), (unsigned long long)mgr->refused_store_full);
+    }
+    return SESSION_ERR_STORE_FULL;
 }
 
 int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *p)
@@ -245,13 +310,17 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
          * PUBACK), so the client does not resend it forever. */
         log_debug("client %s: publish to %.*s denied", session_client_name(c), (int)p->topic.len,
                   (const char *)p->topic.data);
+        if (p->qos == 2 && s->persistent) /* its id is still remembered */
+            rc = mgr_batch(mgr) ? store_batch_reserve(mgr_batch(mgr), 0, 1) : -ENOMEM;
         break;
     default:
-        rc = route_publish(mgr, p);
+        rc = route_publish(mgr, s, p);
         break;
     }
     if (rc == 0 && p->qos == 2)
         rc = remember_qos2(mgr, s, p->packet_id);
+    if (rc == STORE_ERR_FULL)
+        return refuse_store_full(mgr, c);
     if (rc == -ENOMEM)
         return SESSION_ERR_NOMEM;
     if (rc != 0)

@@ -61,6 +61,8 @@ const char *session_strerror(int code)
         return "client disconnected";
     case SESSION_ERR_STORE:
         return "store refused the record";
+    case SESSION_ERR_STORE_FULL:
+        return "store full (storage_max_size or disk): PUBLISH not acknowledged";
     default:
         return "unknown session error";
     }
@@ -101,6 +103,11 @@ static bool has_work(const struct session_mgr *mgr)
  * Losing such a batch in a crash only re-sends an acknowledged QoS 1 message
  * (a duplicate, which QoS 1 allows) or a PUBREL. */
 #define COMMIT_DEFER_US 10000u
+
+bool session_has_failed(const struct session_mgr *mgr)
+{
+    return mgr->has_failed;
+}
 
 bool session_has_pending(const struct session_mgr *mgr)
 {
@@ -685,7 +692,9 @@ static int commit_round(struct session_mgr *mgr)
         status = store_batch_commit(b);
         record_commit_time(mgr, monotonic_us() - started_us);
         mgr->batch_gen++;
-        if (status != 0)
+        if (status == STORE_ERR_FATAL)
+            mgr->has_failed = true;
+        else if (status != 0)
             log_error("store commit failed: %s; closing the clients whose acks it held",
                       store_strerror(status));
     }

@@ -87,8 +87,13 @@ enum session_result {
     SESSION_ERR_CONNECT_REFUSED = -3, /* CONNACK with an error code was sent: close */
     SESSION_ERR_DISCONNECT = -4,      /* client sent DISCONNECT: close, no will */
     SESSION_ERR_STORE = -5,           /* the store refused a record (e.g. key too long) */
+    SESSION_ERR_STORE_FULL = -6,      /* the store is full: close without the ack (client retries) */
 };
 const char *session_strerror(int code);
+
+/* True once a commit failed so that the store takes no more writes (an I/O
+ * error): the broker must stop (fail-stop), not retry. */
+bool session_has_failed(const struct session_mgr *mgr);
 
 /*
  * Creates the manager and rebuilds its state from the store (sessions,

@@ -197,6 +197,9 @@ struct session_mgr {
     bool is_closing; /* session_mgr_free(): failed batches undo nothing */
     uint64_t auto_id_counter;
     uint64_t dropped_qos0, dropped_queue_full;
+    uint64_t refused_store_full;  /* publishes refused: store full */
+    uint64_t store_full_logged_s; /* when that was last logged */
+    bool has_failed;              /* a commit failed fatally: the broker must stop */
     uint64_t messages_received, messages_sent;
     uint64_t clients_connected;
     uint64_t commits, commit_us_total, commit_us_last, commit_us_max;

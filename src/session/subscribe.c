@@ -32,6 +32,10 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
     int old_qos = session_subscription_qos(s, e->filter);
     if (s->persistent) {
         struct store_batch *b = mgr_batch(mgr);
+        if (b && store_batch_reserve(b, s->id_len + e->filter.len, 1) == STORE_ERR_FULL) {
+            log_warning("client %s: store full: subscription refused", (char *)s->client_id);
+            return MQTT_SUBACK_FAILURE;
+        }
         if (!b || store_batch_put_subscription(b, session_store_id(s),
                                                (struct store_bytes){e->filter.data, e->filter.len},
                                                e->qos) != 0)

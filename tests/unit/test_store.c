@@ -6,6 +6,8 @@
  * SIGKILL. Not for: the session manager's use of the store.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
+#define _GNU_SOURCE       /* RTLD_NEXT */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -488,7 +490,7 @@ static void test_open_without_dir_is_invalid(void **state)
 static void test_strerror_names_every_code(void **state)
 {
     (void)state;
-    for (int c = STORE_ERR_IO; c <= STORE_ERR_FULL; c++)
+    for (int c = STORE_ERR_FATAL; c <= STORE_ERR_FULL; c++)
         assert_string_not_equal(store_strerror(c), "unknown store error");
     assert_string_equal(store_strerror(0), "success");
     assert_non_null(store_strerror(-ENOMEM));
@@ -1119,6 +1121,95 @@ static void test_commit_over_max_map_fails_full_writes_nothing_store_usable(void
     assert_int_equal(count_sessions(f->store), 1);
 }
 
+/* ---- quotas before records, fail-stop (issue 10) ----------------------------- */
+
+/* Reservations stop short of the headroom, so every commit of reserved
+ * records succeeds; then deletes, which reserve nothing, still commit and
+ * give the room back. */
+static void test_reserve_stops_at_the_headroom_and_deletes_still_commit(void **state)
+{
+    struct fixture *f = *state;
+    char body[4097];
+    memset(body, 'b', sizeof(body) - 1);
+    body[sizeof(body) - 1] = 0;
+    uint64_t seq = 0;
+    bool refused = false;
+    for (int round = 0; round < 1000 && !refused; round++) {
+        struct store_batch *b = store_batch_new(f->store);
+        if (round == 0)
+            put_session(b, "c");
+        for (int i = 0; i < 8; i++) {
+            if (store_batch_reserve(b, sizeof(body), 1) == STORE_ERR_FULL) {
+                refused = true;
+                break;
+            }
+            append(b, "c", ++seq, put_message(b, f->store, "t", body));
+        }
+        assert_int_equal(store_batch_commit(b), 0); /* never a full map at commit */
+    }
+    assert_true(refused);
+    assert_true(seq > 16); /* a 1 MiB map takes more than a few */
+    struct store_batch *b = store_batch_new(f->store);
+    int reserved = 0;
+    while (reserved < 8 && store_batch_reserve(b, sizeof(body), 1) == 0)
+        reserved++;
+    assert_true(reserved < 8); /* still full */
+    for (uint64_t s = 1; s <= seq; s++)
+        assert_int_equal(store_batch_queue_delete(b, B("c"), s), 0);
+    assert_int_equal(store_batch_commit(b), 0); /* deletes drain a full store */
+    assert_int_equal(count_messages(f->store), 0);
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_reserve(b, sizeof(body), 1), 0); /* room again */
+    store_batch_discard(b);
+    assert_consistent(f->store);
+}
+
+/* The test binary interposes fdatasync (liblmdb calls it through the PLT):
+ * while sync_fails is set, every sync of the store fails with EIO. */
+static bool sync_fails;
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+    if (sync_fails) {
+        errno = EIO;
+        return -1;
+    }
+    if (!real)
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    return real(fd);
+}
+
+/* After a failed fdatasync the kernel may have dropped the pages: no later
+ * commit or flush is attempted (a retry could "succeed" without them), and
+ * a reopened store has the last good commit. */
+static void test_eio_on_sync_is_fatal_and_sticky(void **state)
+{
+    struct fixture *f = *state;
+    f->opts.sync = STORE_SYNC_FSYNC;
+    assert_int_equal(reopen(f), 0);
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "before");
+    assert_int_equal(store_batch_commit(b), 0);
+    b = store_batch_new(f->store);
+    put_session(b, "lost");
+    struct done_log d = {0};
+    assert_int_equal(store_batch_on_commit(b, done_record, &d), 0);
+    sync_fails = true;
+    assert_int_equal(store_batch_commit(b), STORE_ERR_FATAL);
+    sync_fails = false;
+    assert_int_equal(d.status[0], STORE_ERR_FATAL);
+    assert_true(store_has_failed(f->store));
+    b = store_batch_new(f->store);
+    put_session(b, "after");
+    assert_int_equal(store_batch_commit(b), STORE_ERR_FATAL); /* not retried */
+    assert_int_equal(store_flush(f->store), STORE_ERR_FATAL);
+    assert_int_equal(reopen(f), 0);
+    assert_false(store_has_failed(f->store));
+    assert_int_equal(count_sessions(f->store), 1); /* "before" only */
+    assert_consistent(f->store);
+}
+
 static void test_map_grows_by_itself_up_to_max(void **state)
 {
     struct fixture *f = *state;
@@ -1413,6 +1504,8 @@ int main(void)
         T(test_key_too_long_is_refused_and_batch_stays_usable),
         T(test_invalid_arguments_are_refused),
         TINY(test_commit_over_max_map_fails_full_writes_nothing_store_usable),
+        TINY(test_reserve_stops_at_the_headroom_and_deletes_still_commit),
+        T(test_eio_on_sync_is_fatal_and_sticky),
         T(test_map_grows_by_itself_up_to_max),
         T(test_everything_persists_across_reopen),
         T(test_read_only_store_reads_and_refuses_writes),
