@@ -232,6 +232,8 @@ static int env_open(struct store *store, const struct store_options *opts,
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t map = opts->initial_map_size ? opts->initial_map_size : DEFAULT_INITIAL_MAP;
+    if (opts->max_map_size && map > opts->max_map_size)
+        map = opts->max_map_size; /* storage_max_size below the initial map */
     if (st->data_size > map)
         map = st->data_size; /* keep an existing larger map */
     map = round_up(map, page);
