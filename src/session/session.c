@@ -566,33 +566,37 @@ int session_handle_packet(struct session_mgr *mgr, struct session_client *client
     return handle_connected(mgr, client, pkt);
 }
 
-static void publish_will(struct session_mgr *mgr, struct session_client *c)
+/* Publishes a will (taking its reference). name: whose will, for the log. */
+static void publish_will(struct session_mgr *mgr, const char *name, struct msg *will)
 {
-    struct msg *will = c->will;
-    c->will = NULL;
-    if (!will)
-        return;
-    log_info("client %s: publishing will on %s", session_client_name(c), (char *)will->topic);
+    log_info("client %s: publishing will on %s", name, (char *)will->topic);
+    int rc = 0;
     if (will->retain)
-        publish_set_retained(mgr, (struct mqtt_bytes){will->topic, will->topic_len},
-                             (struct mqtt_bytes){will->payload, will->payload_len}, will->qos,
-                             true);
+        rc = publish_set_retained(mgr, (struct mqtt_bytes){will->topic, will->topic_len},
+                                  (struct mqtt_bytes){will->payload, will->payload_len}, will->qos,
+                                  true);
     /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
     will->retain = false;
-    if (publish_route(mgr, will) != 0)
-        log_error("client %s: out of memory publishing will", session_client_name(c));
+    if (rc == 0)
+        rc = publish_route(mgr, will);
+    if (rc != 0)
+        log_error("client %s: will not published: %s", name, store_strerror(rc));
     msg_unref(will);
 }
 
 void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bool fire_will)
 {
-    if (fire_will)
-        publish_will(mgr, c);
-    msg_unref(c->will);
+    struct msg *will = c->will;
     c->will = NULL;
+    if (!fire_will) {
+        msg_unref(will);
+        will = NULL;
+    }
     struct session *s = c->sess;
-    if (!s)
+    if (!s) {
+        msg_unref(will); /* only an accepted client has one */
         return;
+    }
     c->sess = NULL;
     if (c->connected)
         mgr->clients_connected--;
@@ -601,6 +605,11 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
     deliver_forget(s);
     if (s->refill_queued)
         unschedule_refill(mgr, s);
+    /* The will goes out once the client is detached: its own session, if it
+     * matches, gets it as any offline session would - never through the
+     * connection that is going away (found by fuzz_session). */
+    if (will)
+        publish_will(mgr, (const char *)s->client_id, will);
 }
 
 void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will)

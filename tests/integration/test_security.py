@@ -244,6 +244,26 @@ def test_refused_connect_never_leaves_a_will(broker):
     check(more is None, "a refused client's will was retained: %r" % (more,))
 
 
+def test_will_to_its_own_persistent_session_does_not_crash(broker):
+    # A persistent client whose QoS 2 will matches its own subscription: the
+    # will was queued for the closing connection itself and sent after it was
+    # freed (a use-after-free found by tests/fuzz/fuzz_session.c).
+    broker.start()
+    c = Raw.tcp(broker.port)
+    c.send(connect_packet("selfwill", clean=False, will=("w/x", b"bye", 2, True)))
+    c.expect(CONNACK)
+    check(subscribe_one(c, "w/#", 2) == 2, "subscribe refused")
+    c.sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT: the will fires
+    c.close()
+    broker.wait_for_log("publishing will")
+    back = Raw.tcp(broker.port)
+    back.send(connect_packet("selfwill", clean=False))
+    _, _, body = back.expect(CONNACK)
+    check(body[0] & 1 == 1, "session lost")
+    got = next_publish(back)
+    check(got is not None and got[0] == "w/x" and got[1] == b"bye", "own will: %r" % (got,))
+
+
 # ---- input before CONNECT ----
 
 def closed_quickly(c, what, bound_s=2.0):
@@ -392,7 +412,8 @@ def main():
                test_read_denied_for_wills,
                test_refused_connect_never_leaves_a_will):
         r.run(fn, start=False)
-    for fn in (test_first_byte_must_be_connect,
+    for fn in (test_will_to_its_own_persistent_session_does_not_crash,
+               test_first_byte_must_be_connect,
                test_pre_connect_packet_larger_than_a_connect_is_closed,
                test_topic_and_filter_depth_limited_to_200_by_default,
                test_max_topic_levels_directive,

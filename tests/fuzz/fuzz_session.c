@@ -1,0 +1,542 @@
+/*
+ * fuzz_session.c - libFuzzer target that drives the session manager with a
+ * real LMDB store in a temp directory (issue 10).
+ *
+ * The input is read as a program of operations for up to four clients:
+ * CONNECT (clean or persistent, with or without a will, one of four client
+ * ids so takeovers happen), SUBSCRIBE / UNSUBSCRIBE (a small set of filters),
+ * PUBLISH (QoS 0-2, retained or not), the acks a client owes for what it
+ * received, DISCONNECT, a dropped socket, raw bytes through the stream
+ * decoder, and the end of a loop turn: a commit that succeeds, one that fails
+ * (the disk is full: the store's writes fail with ENOSPC), or a restart of
+ * the manager on the same store.
+ *
+ * Checked after every step:
+ * - no ack before its commit: whenever a durable ack (CONNACK, PUBACK,
+ *   PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK) or a QoS 2 PUBLISH reaches a
+ *   connection, the turn's batch holds no uncommitted change;
+ * - QoS 2 never delivered twice: each QoS 2 message carries a tag (publisher,
+ *   packet id, generation) and reaches a given client id under one packet id
+ *   at most (a resend reuses it with DUP);
+ * and at the end of every input: store_check() clean, and (under ASan) no
+ * leak once everything is freed.
+ *
+ * Not for: the codec alone (fuzz_stream.c) or sockets (the server).
+ */
+#define _GNU_SOURCE /* RTLD_NEXT */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mqtt.h"
+#include "session.h"
+#include "session_internal.h"
+#include "store.h"
+
+#define CLIENTS      4
+#define RECEIVED_MAX 16
+#define TAGS_MAX     512
+#define RAW_MAX      256
+
+/* ---- a disk that fills up on demand (see test_session.c) ---- */
+
+static int disk_is_full;
+
+static int fails_write(int fd)
+{
+    if (!disk_is_full || fd <= 2)
+        return 0;
+    errno = ENOSPC;
+    return 1;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (fails_write(fd))
+        return -1;
+    if (!real)
+        real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+    return real(fd, buf, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+    return pwrite(fd, buf, n, off);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    static ssize_t (*real)(int, const struct iovec *, int);
+    if (fails_write(fd))
+        return -1;
+    if (!real)
+        real = (ssize_t(*)(int, const struct iovec *, int))dlsym(RTLD_NEXT, "writev");
+    return real(fd, iov, iovcnt);
+}
+
+/* ---- the world: store, manager, clients ---- */
+
+struct received {
+    uint8_t type; /* what the client got: PUBLISH qos 1/2, PUBREC, PUBREL */
+    uint8_t qos;
+    uint16_t packet_id;
+};
+
+struct client {
+    struct session_client *sc; /* NULL: not connected */
+    int id;                    /* client id index 0..3 */
+    int is_closing;
+    uint8_t in[RAW_MAX * 2]; /* raw bytes not yet a whole packet */
+    size_t in_len;
+    struct received got[RECEIVED_MAX];
+    size_t got_count;
+};
+
+/* One QoS 2 message as a client id received it. */
+struct tag_seen {
+    char tag[32];
+    int client_id;
+    uint16_t packet_id;
+};
+
+static struct {
+    char dir[64];
+    struct store *store;
+    struct session_mgr *mgr;
+    struct client clients[CLIENTS];
+    struct tag_seen seen[TAGS_MAX];
+    size_t seen_count;
+    uint32_t generation[CLIENTS][4]; /* per client id and packet id */
+} w;
+
+static int batch_has_changes(void)
+{
+    return w.mgr && mgr_batch_has_changes(w.mgr);
+}
+
+static int is_durable(uint8_t type, uint8_t flags)
+{
+    switch (type) {
+    case MQTT_CONNACK:
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP:
+    case MQTT_SUBACK:
+    case MQTT_UNSUBACK:
+        return 1;
+    case MQTT_PUBLISH:
+        return ((flags >> 1) & 3) == 2;
+    default:
+        return 0;
+    }
+}
+
+static void remember(struct client *c, uint8_t type, uint8_t qos, uint16_t packet_id)
+{
+    if (c->got_count == RECEIVED_MAX)
+        memmove(c->got, c->got + 1, sizeof(c->got[0]) * (RECEIVED_MAX - 1));
+    else
+        c->got_count++;
+    c->got[c->got_count - 1] = (struct received){type, qos, packet_id};
+}
+
+/* QoS 2: one packet id per (client id, message) at most. */
+static void check_qos2_once(const struct client *c, const struct mqtt_publish *p)
+{
+    if (p->payload.len == 0 || p->payload.len >= sizeof(w.seen[0].tag) || p->payload.data[0] != 'T')
+        return; /* retained copies and raw-byte payloads carry no tag */
+    for (size_t i = 0; i < w.seen_count; i++) {
+        struct tag_seen *s = &w.seen[i];
+        if (s->client_id != c->id || strlen(s->tag) != p->payload.len ||
+            memcmp(s->tag, p->payload.data, p->payload.len) != 0)
+            continue;
+        if (s->packet_id != p->packet_id) {
+            fprintf(stderr, "QoS 2 message %s delivered twice to c%d (ids %u, %u)\n", s->tag, c->id,
+                    s->packet_id, p->packet_id);
+            abort();
+        }
+        return;
+    }
+    if (w.seen_count == TAGS_MAX)
+        return;
+    struct tag_seen *s = &w.seen[w.seen_count++];
+    memcpy(s->tag, p->payload.data, p->payload.len);
+    s->tag[p->payload.len] = 0;
+    s->client_id = c->id;
+    s->packet_id = p->packet_id;
+}
+
+/* Everything the manager sends to a client goes through here. */
+static void observe(struct client *c, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        struct mqtt_packet p;
+        size_t used = 0;
+        if (mqtt_decode_stream(buf + off, len - off, 0, &p, &used) != MQTT_OK) {
+            fprintf(stderr, "the manager sent a packet the codec cannot decode\n");
+            abort();
+        }
+        if (is_durable(buf[off] >> 4, buf[off] & 15) && batch_has_changes()) {
+            fprintf(stderr, "durable packet type %u sent before its commit\n", buf[off] >> 4);
+            abort();
+        }
+        if (p.type == MQTT_PUBLISH && p.u.publish.qos > 0)
+            remember(c, MQTT_PUBLISH, p.u.publish.qos, p.u.publish.packet_id);
+        if (p.type == MQTT_PUBLISH && p.u.publish.qos == 2 && !p.u.publish.retain)
+            check_qos2_once(c, &p.u.publish);
+        if (p.type == MQTT_PUBREC || p.type == MQTT_PUBREL)
+            remember(c, p.type, 0, p.u.ack.packet_id);
+        off += used;
+    }
+}
+
+static int sink_send(void *conn, const struct iovec *iov, int iovcnt)
+{
+    struct client *c = conn;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -ENOMEM;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    observe(c, buf, len);
+    free(buf);
+    return 0;
+}
+
+static void sink_close(void *conn, const char *reason)
+{
+    (void)reason;
+    ((struct client *)conn)->is_closing = 1;
+}
+
+static void sink_set_keepalive(void *conn, uint16_t keepalive_s)
+{
+    (void)conn;
+    (void)keepalive_s;
+}
+
+static size_t sink_output_pending(void *conn)
+{
+    (void)conn;
+    return 0;
+}
+
+static const struct session_sink sink = {sink_send, sink_close, sink_set_keepalive,
+                                         sink_output_pending};
+
+/* ---- life cycle ---- */
+
+static void client_gone(struct client *c, enum session_close_reason reason)
+{
+    if (!c->sc)
+        return;
+    session_client_gone(w.mgr, c->sc, reason);
+    c->sc = NULL;
+    c->is_closing = 0;
+    c->in_len = 0;
+    c->got_count = 0;
+}
+
+/* What the server does at the end of a turn: free the connections closed
+ * during it (which may record more), then commit. */
+static void end_turn(int commit_fails)
+{
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < CLIENTS; i++)
+            if (w.clients[i].is_closing)
+                client_gone(&w.clients[i], SESSION_CLOSE_PROTOCOL);
+        disk_is_full = commit_fails;
+        session_flush(w.mgr);
+        disk_is_full = 0;
+    }
+}
+
+static int open_world(void)
+{
+    struct store_options opts;
+    store_options_init(&opts);
+    opts.dir = w.dir;
+    opts.sync = STORE_SYNC_NOSYNC;
+    opts.initial_map_size = 1 << 20;
+    opts.max_map_size = 4 << 20;
+    char err[256];
+    if (store_open(&opts, &w.store, err, sizeof(err)) != 0)
+        return -1;
+    struct session_config config;
+    session_config_defaults(&config);
+    config.max_inflight_messages = 2; /* small windows: queues and refills happen */
+    config.max_queued_messages = 8;
+    if (session_mgr_new(&config, w.store, &sink, &w.mgr, err, sizeof(err)) != 0) {
+        store_close(w.store);
+        w.store = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void check_store(void)
+{
+    int problems = store_check(w.store, NULL, NULL);
+    if (problems != 0) {
+        fprintf(stderr, "store_check: %d problems\n", problems);
+        abort();
+    }
+}
+
+static void close_world(void)
+{
+    for (int i = 0; i < CLIENTS; i++)
+        client_gone(&w.clients[i], SESSION_CLOSE_SHUTDOWN);
+    if (w.mgr) {
+        session_flush(w.mgr);
+        session_mgr_free(w.mgr);
+    }
+    w.mgr = NULL;
+    if (w.store) {
+        check_store();
+        store_close(w.store);
+    }
+    w.store = NULL;
+}
+
+/* ---- operations ---- */
+
+struct input {
+    const uint8_t *p;
+    size_t left;
+};
+
+static uint8_t next(struct input *in)
+{
+    if (in->left == 0)
+        return 0;
+    in->left--;
+    return *in->p++;
+}
+
+static const char *const filters[] = {"a/b", "a/#", "+/b", "#", "c", "a/+"};
+static const char *const topics[] = {"a/b", "a/c", "c", "x/b"};
+
+static int feed(struct client *c, const struct mqtt_packet *p)
+{
+    if (!c->sc || c->is_closing)
+        return -1;
+    uint8_t buf[512];
+    size_t n = 0, used = 0;
+    if (mqtt_encode(p, buf, sizeof(buf), &n) != MQTT_OK)
+        return -1;
+    struct mqtt_packet decoded;
+    if (mqtt_decode_stream(buf, n, 0, &decoded, &used) != MQTT_OK)
+        return -1;
+    int rc = session_handle_packet(w.mgr, c->sc, &decoded);
+    if (rc == SESSION_ERR_DISCONNECT)
+        client_gone(c, SESSION_CLOSE_DISCONNECT);
+    else if (rc != SESSION_OK)
+        c->is_closing = 1;
+    return rc;
+}
+
+static void op_connect(struct client *c, struct input *in)
+{
+    uint8_t b = next(in);
+    if (c->sc)
+        return;
+    c->sc = session_client_new(w.mgr, c, "fuzz");
+    if (!c->sc)
+        return;
+    c->id = b & 3;
+    if (b & 4) /* a clean session forgets its in-flight ids: a resend is a new message */
+        for (int i = 0; i < 4; i++)
+            w.generation[c->id][i]++;
+    char id[4] = {'c', (char)('0' + c->id), 0};
+    struct mqtt_packet p = {.type = MQTT_CONNECT};
+    p.u.connect.protocol_name = (struct mqtt_bytes){(const uint8_t *)"MQTT", 4};
+    p.u.connect.protocol_level = 4;
+    p.u.connect.clean_session = (b & 4) != 0;
+    p.u.connect.keepalive_s = 60;
+    p.u.connect.client_id = (struct mqtt_bytes){(const uint8_t *)id, 2};
+    if (b & 8) {
+        p.u.connect.has_will = 1;
+        p.u.connect.will_qos = (b >> 4) % 3;
+        p.u.connect.will_retain = (b & 64) != 0;
+        p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"a/w", 3};
+        p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"will", 4};
+    }
+    feed(c, &p);
+}
+
+static void op_subscribe(struct client *c, struct input *in, int is_unsubscribe)
+{
+    uint8_t b = next(in);
+    const char *f = filters[b % (sizeof(filters) / sizeof(filters[0]))];
+    struct mqtt_topic_entry e = {{(const uint8_t *)f, strlen(f)}, (uint8_t)((b >> 4) % 3)};
+    struct mqtt_packet p = {.type = is_unsubscribe ? MQTT_UNSUBSCRIBE : MQTT_SUBSCRIBE};
+    p.u.subscribe.packet_id = 1;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.entries = &e;
+    feed(c, &p);
+}
+
+static void op_publish(struct client *c, struct input *in)
+{
+    uint8_t b = next(in);
+    uint8_t qos = (b >> 2) % 3;
+    uint16_t packet_id = (uint16_t)(1 + ((b >> 4) & 3));
+    const char *topic = topics[b & 3];
+    char tag[32];
+    int len = snprintf(tag, sizeof(tag), "Tc%dp%ug%u", c->id, packet_id,
+                       (unsigned)w.generation[c->id][packet_id - 1]);
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish.qos = qos;
+    p.u.publish.retain = (b & 64) != 0;
+    p.u.publish.packet_id = qos ? packet_id : 0;
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)topic, strlen(topic)};
+    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)tag, (size_t)len};
+    feed(c, &p);
+}
+
+/* Answers one thing the client received, as a client would. */
+static void op_ack(struct client *c, struct input *in)
+{
+    uint8_t b = next(in);
+    if (c->got_count == 0)
+        return;
+    struct received r = c->got[b % c->got_count];
+    struct mqtt_packet p = {0};
+    p.u.ack.packet_id = r.packet_id;
+    if (r.type == MQTT_PUBLISH)
+        p.type = r.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+    else if (r.type == MQTT_PUBREC)
+        p.type = MQTT_PUBREL;
+    else
+        p.type = MQTT_PUBCOMP;
+    if (p.type == MQTT_PUBREL && r.packet_id >= 1 && r.packet_id <= 4)
+        w.generation[c->id][r.packet_id - 1]++; /* the id may carry a new message now */
+    feed(c, &p);
+}
+
+/* Raw bytes through the stream decoder, as the server reads them. */
+static void op_raw(struct client *c, struct input *in)
+{
+    size_t n = next(in) % RAW_MAX;
+    if (!c->sc || c->is_closing)
+        return;
+    for (size_t i = 0; i < n && c->in_len < sizeof(c->in); i++)
+        c->in[c->in_len++] = next(in);
+    size_t off = 0;
+    while (off < c->in_len && c->sc && !c->is_closing) {
+        struct mqtt_packet p;
+        size_t used = 0;
+        int rc = mqtt_decode_stream(c->in + off, c->in_len - off, sizeof(c->in), &p, &used);
+        if (rc == MQTT_NEED_MORE)
+            break;
+        if (rc != MQTT_OK) {
+            c->is_closing = 1;
+            break;
+        }
+        rc = session_handle_packet(w.mgr, c->sc, &p);
+        off += used;
+        if (rc == SESSION_ERR_DISCONNECT)
+            client_gone(c, SESSION_CLOSE_DISCONNECT);
+        else if (rc != SESSION_OK)
+            c->is_closing = 1;
+    }
+    if (c->sc && off > 0) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+}
+
+static void op_restart(void)
+{
+    close_world();
+    if (open_world() != 0)
+        abort();
+}
+
+static void run_op(struct input *in)
+{
+    uint8_t op = next(in);
+    struct client *c = &w.clients[(op >> 4) % CLIENTS];
+    switch (op % 11) {
+    case 0:
+        op_connect(c, in);
+        break;
+    case 1:
+        op_subscribe(c, in, 0);
+        break;
+    case 2:
+        op_subscribe(c, in, 1);
+        break;
+    case 3:
+        op_publish(c, in);
+        break;
+    case 4:
+        op_ack(c, in);
+        break;
+    case 5: {
+        struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+        feed(c, &p);
+        break;
+    }
+    case 6:
+        c->is_closing = c->sc != NULL;
+        break;
+    case 7:
+        end_turn(0);
+        break;
+    case 8:
+        end_turn(1);
+        break;
+    case 9:
+        op_restart();
+        break;
+    default:
+        op_raw(c, in);
+        break;
+    }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    log_set_levels(0); /* quiet */
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    memset(&w, 0, sizeof(w));
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(w.dir, sizeof(w.dir), "%s/sol-fuzz-XXXXXX", tmp);
+    if (!mkdtemp(w.dir) || open_world() != 0)
+        abort();
+    struct input in = {data, size};
+    for (int steps = 0; in.left > 0 && steps < 4096; steps++)
+        run_op(&in);
+    end_turn(0);
+    close_world();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/data.mdb", w.dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", w.dir);
+    unlink(path);
+    rmdir(w.dir);
+    return 0;
+}
