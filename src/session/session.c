@@ -148,9 +148,10 @@ static void unschedule_refill(struct session_mgr *mgr, struct session *s)
 
 static void free_session(struct session_mgr *mgr, struct session *s)
 {
-    while (s->subs) {
-        struct sub_entry *e = s->subs;
-        s->subs = e->next;
+    struct hashtable_node *n = hashtable_take_all(&s->subs);
+    while (n) {
+        struct sub_entry *e = hashtable_entry(n, struct sub_entry, link);
+        n = n->next;
         trie_unsubscribe(mgr->trie, (struct mqtt_bytes){e->filter, e->filter_len}, s);
         free(e);
     }
@@ -173,48 +174,57 @@ void session_discard(struct session_mgr *mgr, struct session *s)
     free_session(mgr, s);
 }
 
-static struct sub_entry **find_sub(struct session *s, struct mqtt_bytes filter)
+static struct sub_entry *find_sub(const struct session *s, struct mqtt_bytes filter)
 {
-    struct sub_entry **p = &s->subs;
-    while (*p &&
-           !((*p)->filter_len == filter.len && memcmp((*p)->filter, filter.data, filter.len) == 0))
-        p = &(*p)->next;
-    return p;
+    struct hashtable_node *n = hashtable_find(&s->subs, filter.data, filter.len);
+    return n ? hashtable_entry(n, struct sub_entry, link) : NULL;
+}
+
+bool session_has_subscription(const struct session *s, struct mqtt_bytes filter)
+{
+    return find_sub(s, filter) != NULL;
+}
+
+size_t session_subscription_count(const struct session *s)
+{
+    return hashtable_count(&s->subs);
 }
 
 int session_add_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
                              uint8_t qos)
 {
-    struct sub_entry **slot = find_sub(s, filter);
-    if (!*slot) {
-        struct sub_entry *e = malloc(sizeof(*e) + filter.len);
-        if (!e)
+    struct sub_entry *e = find_sub(s, filter);
+    if (e) {
+        if (trie_subscribe(mgr->trie, filter, s, qos) < 0)
             return -ENOMEM;
-        e->next = NULL;
-        e->filter_len = (uint16_t)filter.len;
-        memcpy(e->filter, filter.data, filter.len);
         e->qos = qos;
-        if (trie_subscribe(mgr->trie, filter, s, qos) < 0) {
-            free(e);
-            return -ENOMEM;
-        }
-        *slot = e;
         return 0;
     }
-    if (trie_subscribe(mgr->trie, filter, s, qos) < 0)
+    e = malloc(sizeof(*e) + filter.len);
+    if (!e)
         return -ENOMEM;
-    (*slot)->qos = qos;
+    e->filter_len = (uint16_t)filter.len;
+    memcpy(e->filter, filter.data, filter.len);
+    e->qos = qos;
+    if (trie_subscribe(mgr->trie, filter, s, qos) < 0) {
+        free(e);
+        return -ENOMEM;
+    }
+    if (hashtable_insert(&s->subs, &e->link, e->filter, e->filter_len) != 0) {
+        trie_unsubscribe(mgr->trie, filter, s);
+        free(e);
+        return -ENOMEM;
+    }
     return 0;
 }
 
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter)
 {
-    struct sub_entry **slot = find_sub(s, filter);
-    if (!*slot)
+    struct sub_entry *e = find_sub(s, filter);
+    if (!e)
         return -ENOENT;
-    struct sub_entry *e = *slot;
-    *slot = e->next;
+    hashtable_remove(&s->subs, &e->link);
     trie_unsubscribe(mgr->trie, filter, s);
     free(e);
     return 0;
@@ -323,7 +333,7 @@ int session_mgr_new(const struct session_config *config, struct store *store,
         return rc;
     }
     log_info("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages",
-             mgr->sessions.count, trie_count(mgr->trie), mgr->retained.count);
+             table_count(&mgr->sessions), trie_count(mgr->trie), table_count(&mgr->retained));
     *out = mgr;
     return 0;
 }
@@ -347,21 +357,17 @@ void session_mgr_free(struct session_mgr *mgr)
     if (mgr->batch)
         store_batch_discard(mgr->batch);
     output_release_held(mgr, STORE_ERR_CANCELED);
-    if (mgr->sessions.buckets) {
-        void **all = calloc(mgr->sessions.count + 1, sizeof(*all));
-        if (all) {
-            void **cursor = all;
-            table_foreach(&mgr->sessions, collect_value, &cursor);
-            for (void **p = all; p < cursor; p++)
-                free_session(mgr, *p);
-            free(all);
-        }
-        table_deinit(&mgr->sessions);
+    void **all = calloc(table_count(&mgr->sessions) + 1, sizeof(*all));
+    if (all) {
+        void **cursor = all;
+        table_foreach(&mgr->sessions, collect_value, &cursor);
+        for (void **p = all; p < cursor; p++)
+            free_session(mgr, *p);
+        free(all);
     }
-    if (mgr->retained.buckets) {
-        table_foreach(&mgr->retained, free_retained, NULL);
-        table_deinit(&mgr->retained);
-    }
+    table_deinit(&mgr->sessions);
+    table_foreach(&mgr->retained, free_retained, NULL);
+    table_deinit(&mgr->retained);
     trie_free(mgr->trie);
     free(mgr->matched);
     free(mgr);
@@ -430,7 +436,7 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
         .messages_sent = mgr->messages_sent,
         .messages_dropped = mgr->dropped_qos0 + mgr->dropped_queue_full,
         .subscriptions = trie_count(mgr->trie),
-        .retained = mgr->retained.count,
+        .retained = table_count(&mgr->retained),
         .commits = mgr->commits,
         .commit_latency_us_last = mgr->commit_us_last,
         .commit_latency_us_max = mgr->commit_us_max,
@@ -651,10 +657,10 @@ static void collect_expired(void *value, void *arg)
 size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
 {
     uint32_t ttl = mgr->config.persistent_client_expiration_s;
-    if (ttl == 0 || now_s < ttl || mgr->sessions.count == 0)
+    if (ttl == 0 || now_s < ttl || table_count(&mgr->sessions) == 0)
         return 0;
     struct expire_ctx ctx = {.cutoff_s = now_s - ttl};
-    ctx.victims = calloc(mgr->sessions.count, sizeof(*ctx.victims));
+    ctx.victims = calloc(table_count(&mgr->sessions), sizeof(*ctx.victims));
     if (!ctx.victims)
         return 0; /* try again at the next tick */
     table_foreach(&mgr->sessions, collect_expired, &ctx);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hashtable.h"
 #include "mqtt.h"
 #include "session.h"
 #include "store.h"
@@ -39,24 +40,24 @@ struct msg *msg_ref(struct msg *m);
 /* Drops one reference; frees at zero. msg_unref(NULL) does nothing. */
 void msg_unref(struct msg *m);
 
-/* ---- A string-keyed hash table (client ids, retained topics) ---- */
+/* ---- A string-keyed map (client ids, retained topics): table.c, on the
+ * broker's one keyed hash table ---- */
 
 struct table_entry {
-    struct table_entry *next;
+    struct hashtable_node node;
     void *value;
-    size_t key_len;
-    uint8_t key[]; /* copy of the key */
+    uint8_t key[]; /* copy of the key (node.key points here) */
 };
 
 struct table {
-    struct table_entry **buckets;
-    size_t bucket_count; /* power of two */
-    size_t count;
+    struct hashtable h;
 };
 
+/* Allocates nothing; returns 0. */
 int table_init(struct table *t);
 /* Frees the entries, not the values. */
 void table_deinit(struct table *t);
+size_t table_count(const struct table *t);
 void *table_get(const struct table *t, const uint8_t *key, size_t key_len);
 /* Sets key -> value (replacing). Returns 0 or -ENOMEM (table unchanged). */
 int table_put(struct table *t, const uint8_t *key, size_t key_len, void *value);
@@ -67,9 +68,10 @@ void table_foreach(const struct table *t, void (*fn)(void *value, void *arg), vo
 
 /* ---- Sessions ---- */
 
-/* A subscription as the session remembers it (the trie holds the index). */
+/* A subscription as the session remembers it (the trie holds the index):
+ * an entry of the session's subs table, keyed by its filter. */
 struct sub_entry {
-    struct sub_entry *next;
+    struct hashtable_node link;
     uint8_t qos;
     uint16_t filter_len;
     uint8_t filter[];
@@ -102,7 +104,7 @@ struct session {
     size_t id_len;
     bool persistent;               /* clean session 0: state kept in the store */
     struct session_client *client; /* the attached connection, or NULL */
-    struct sub_entry *subs;
+    struct hashtable subs;         /* struct sub_entry by filter: O(1) per filter */
 
     struct outgoing *inflight; /* in send order */
     uint32_t inflight_count;
@@ -208,6 +210,9 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
                              uint8_t qos);
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter);
+/* O(1): is filter one of s's subscriptions? How many has s? */
+bool session_has_subscription(const struct session *s, struct mqtt_bytes filter);
+size_t session_subscription_count(const struct session *s);
 bool session_is_online(const struct session *s);
 /* Remembers an incoming QoS 2 packet id (PUBREL pending). 0 or -ENOMEM. */
 int session_qos2_add(struct session *s, uint16_t packet_id);

@@ -25,6 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The object that embeds node as its `member`. */
+#define hashtable_entry(node, type, member)                                                        \
+    ((type *)(void *)((char *)(node)-offsetof(type, member)))
+
 struct hashtable_node {
     struct hashtable_node *next;
     const void *key; /* borrowed; must stay valid and unchanged while in a table */
