@@ -29,6 +29,9 @@ void session_config_defaults(struct session_config *config)
     config->max_queued_messages = 1000;
     config->max_topic_levels = 200;
     config->max_qos0_output_bytes = 16u << 20;
+    config->max_queued_bytes = 8u << 20;
+    config->max_subscriptions_per_client = 100;
+    config->max_subscriptions = 1000000;
     config->retain_available = true;
 }
 
@@ -292,9 +295,25 @@ static int load_retained(void *arg, const struct store_retained *r)
     return 0;
 }
 
+/* The queue limits' state: what waits in the store counts against them
+ * after a restart as it did before. */
+static int load_queue_stats(void *arg, struct store_bytes client_id, uint64_t queued_count,
+                            uint64_t queued_bytes)
+{
+    struct session_mgr *mgr = arg;
+    struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
+    if (!s)
+        return 0;
+    s->queued_count = queued_count > UINT32_MAX ? UINT32_MAX : (uint32_t)queued_count;
+    s->queued_bytes = queued_bytes > SIZE_MAX ? SIZE_MAX : (size_t)queued_bytes;
+    return 0;
+}
+
 static int recover(struct session_mgr *mgr, char *err, size_t err_len)
 {
     int rc = store_sessions_foreach(mgr->store, load_session, mgr);
+    if (rc == 0)
+        rc = store_queue_stats_foreach(mgr->store, load_queue_stats, mgr);
     if (rc == 0)
         rc = store_subscriptions_foreach(mgr->store, NULL, load_subscription, mgr);
     if (rc == 0)
@@ -593,8 +612,9 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
 
 void session_client_writable(struct session_mgr *mgr, struct session_client *client)
 {
-    (void)mgr;
-    (void)client; /* QoS 1/2 flow control is the inflight window, not the socket */
+    /* QoS 1/2 wait for the window and for max_output_buffer_bytes. */
+    if (client->sess && client->connected)
+        deliver_output_drained(mgr, client->sess);
 }
 
 /* ---- The turn's commit ---- */

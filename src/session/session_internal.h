@@ -68,6 +68,10 @@ void table_foreach(const struct table *t, void (*fn)(void *value, void *arg), vo
 
 /* ---- Sessions ---- */
 
+/* A session logs a limit it hits (subscriptions refused, queue drops) at
+ * most this often, with the count since its last notice. */
+#define LIMIT_LOG_INTERVAL_S 60
+
 /* A subscription as the session remembers it (the trie holds the index):
  * an entry of the session's subs table, keyed by its filter. */
 struct sub_entry {
@@ -112,8 +116,8 @@ struct session {
 
     struct pending *queue_head, *queue_tail; /* clean sessions */
     size_t queued_bytes;                     /* payload bytes of the queued_count messages */
-    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries
-                              appended since start (the limit's estimate) */
+    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries in
+                              the store (counted at start, then kept up to date) */
 
     uint64_t last_seq;  /* persistent: highest store queue seq used */
     uint64_t read_seq;  /* persistent: next queue seq to read from the store */
@@ -125,8 +129,14 @@ struct session {
     size_t qos2_in_count, qos2_in_cap;
 
     uint64_t last_seen_s; /* unix time of the last connect or disconnect */
-    uint64_t match_gen;   /* routing: last route that matched this session */
-    uint8_t match_qos;    /* routing: highest granted QoS among matching filters */
+
+    /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
+    uint64_t sub_refusals;         /* subscriptions refused since the last notice */
+    uint64_t sub_refusal_logged_s; /* unix time of that notice; 0 = none yet */
+    uint64_t queue_drops;          /* messages dropped by the queue limits since the last notice */
+    uint64_t queue_drop_logged_s;
+    uint64_t match_gen; /* routing: last route that matched this session */
+    uint8_t match_qos;  /* routing: highest granted QoS among matching filters */
 };
 
 /* ---- Connections, as the session manager sees them ---- */
@@ -260,6 +270,9 @@ int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_
 void deliver_forget(struct session *s);
 /* Marks s to be topped up from its store queue after the commit. */
 void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
+/* s's connection wrote all its output: send what waits for the output
+ * limit (clean: at once; persistent: a top-up after the commit). */
+void deliver_output_drained(struct session_mgr *mgr, struct session *s);
 /* Runs the scheduled top-ups (after a successful commit). */
 void deliver_run_refills(struct session_mgr *mgr);
 
