@@ -84,7 +84,7 @@ static void test_table_hash_is_keyed_per_process(void **state)
 
 struct item {
     struct hashtable_node node;
-    char key[24];
+    char key[32];
     int value;
 };
 
