@@ -529,6 +529,8 @@ static void fill_session_config(const struct broker *b, struct session_config *s
     sc->retain_available = cfg->retain_available;
     sc->max_keepalive_s = cfg->max_keepalive;
     sc->max_topic_levels = cfg->max_topic_levels;
+    sc->max_subscriptions_per_client = cfg->max_subscriptions_per_client;
+    sc->max_subscriptions = cfg->max_subscriptions;
     sc->persistent_client_expiration_s = cfg->persistent_client_expiration_s > UINT32_MAX
                                              ? UINT32_MAX
                                              : (uint32_t)cfg->persistent_client_expiration_s;
@@ -548,16 +550,21 @@ static int new_session_mgr(struct broker *b, char *err, size_t err_len)
     return 0;
 }
 
-/* The server's packet limit: --max-packet-size, else one that fits a PUBLISH
- * of message_size_limit payload bytes, else the protocol maximum (0). */
+/* The server's packet limit: --max-packet-size, else the smaller of
+ * max_packet_size and a PUBLISH of message_size_limit payload bytes, else the
+ * protocol maximum (0). */
 static size_t max_packet_size(const struct flags *f, const struct sol_config *cfg)
 {
     if (f->max_packet_size > 0)
         return (size_t)f->max_packet_size;
-    if (cfg->message_size_limit == 0 ||
-        cfg->message_size_limit > PROTOCOL_MAX_BYTES - PUBLISH_OVERHEAD)
-        return 0;
-    return (size_t)cfg->message_size_limit + PUBLISH_OVERHEAD;
+    uint64_t max = cfg->max_packet_size;
+    if (cfg->message_size_limit != 0 &&
+        cfg->message_size_limit <= PROTOCOL_MAX_BYTES - PUBLISH_OVERHEAD) {
+        uint64_t fits_payload = (uint64_t)cfg->message_size_limit + PUBLISH_OVERHEAD;
+        if (max == 0 || fits_payload < max)
+            max = fits_payload;
+    }
+    return max >= PROTOCOL_MAX_BYTES ? 0 : (size_t)max;
 }
 
 static struct server_listen listen_of(const struct config_listener *l)
@@ -593,6 +600,8 @@ static int new_server(const struct flags *f, struct broker *b, char *err, size_t
     if (f->connect_timeout_s >= 0)
         opts.connect_timeout_s = f->connect_timeout_s;
     opts.max_packet_size = max_packet_size(f, cfg);
+    opts.max_input_buffer_bytes =
+        cfg->max_input_buffer_bytes > SIZE_MAX ? SIZE_MAX : (size_t)cfg->max_input_buffer_bytes;
     opts.max_connections = cfg->max_connections > INT32_MAX ? INT32_MAX : (int)cfg->max_connections;
     if (cfg->storage_sync == CONFIG_SYNC_NOSYNC || cfg->persistent_client_expiration_s > 0)
         opts.tick_s = TICK_S;

@@ -493,4 +493,19 @@ typedef void (*store_problem_fn)(void *arg, const char *problem);
  */
 int store_check(struct store *store, store_problem_fn fn, void *arg);
 
+/* ---- Queue totals (queue_stats.c) -------------------------------------- */
+
+typedef int (*store_queue_stats_fn)(void *arg, struct store_bytes client_id, uint64_t queued_count,
+                                    uint64_t queued_bytes);
+
+/*
+ * Calls fn once per client that has entries in state STORE_QUEUED, in client
+ * order, with their number and their messages' payload bytes (a missing
+ * message counts 0 bytes). One read transaction; the rules of the reads above
+ * apply (views valid during the call, fn must not call the store). Cost: one
+ * walk over the queues and a header lookup per QUEUED entry, no payload read.
+ * Returns 0, fn's non-zero value, or a negative code.
+ */
+int store_queue_stats_foreach(struct store *store, store_queue_stats_fn fn, void *arg);
+
 #endif /* SOL_STORE_H */

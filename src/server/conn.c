@@ -398,14 +398,40 @@ static size_t packet_size_hint(const struct conn *c, const uint8_t *buf, size_t 
     return rc == MQTT_NEED_MORE && frame.total_len > len ? frame.total_len : len;
 }
 
-/* Makes the carried buffer hold at least cap bytes, keeping its content. */
-static int reserve_input(struct conn *c, size_t cap)
+/*
+ * The input budget (max_input_buffer_bytes): every conn's carried buffer is
+ * counted in srv->input_bytes. Growing one past INPUT_FREE_BYTES needs room
+ * in the budget, unless no other connection holds any (so a single packet
+ * larger than the budget still gets through, alone). A connection refused
+ * keeps what it already read, stops reading, and waits on srv->input_waiters
+ * until conn_resume_input() finds it room: N clients sending large packets
+ * at once make the broker wait, not allocate N packets. Its output is never a
+ * reason to stop reading (its PUBACKs are what drain it).
+ */
+#define INPUT_FREE_BYTES SERVER_READ_CHUNK
+
+static bool input_fits(const struct conn *c, size_t cap)
+{
+    const struct server *srv = c->srv;
+    if (srv->max_input_bytes == 0 || cap <= INPUT_FREE_BYTES)
+        return true;
+    size_t others = srv->input_bytes - c->in_cap;
+    return others == 0 || (cap <= srv->max_input_bytes && others <= srv->max_input_bytes - cap);
+}
+
+/* Makes the carried buffer hold at least cap bytes, keeping its content.
+ * Returns 0, -EAGAIN (over the input budget: nothing changed) or -ENOMEM.
+ * is_forced skips the budget: for bytes already read, which must be kept. */
+static int reserve_input(struct conn *c, size_t cap, bool is_forced)
 {
     if (cap <= c->in_cap)
         return 0;
+    if (!is_forced && !input_fits(c, cap))
+        return -EAGAIN;
     uint8_t *grown = realloc(c->in, cap);
     if (grown == NULL)
         return -ENOMEM;
+    c->srv->input_bytes += cap - c->in_cap;
     c->in = grown;
     c->in_cap = cap;
     return 0;
@@ -413,10 +439,94 @@ static int reserve_input(struct conn *c, size_t cap)
 
 static void drop_input(struct conn *c)
 {
+    if (c->in_cap > 0 && c->srv->input_waiters != NULL)
+        c->srv->is_input_freed = true;
+    c->srv->input_bytes -= c->in_cap;
     free(c->in);
     c->in = NULL;
     c->in_len = 0;
     c->in_cap = 0;
+}
+
+/* Gives back most of a large carried buffer that now holds a small packet's
+ * start, so a client streaming packets does not keep a past large packet's
+ * share of the budget. A failed shrink keeps the larger buffer. */
+static void shrink_input(struct conn *c, size_t want)
+{
+    size_t cap = want > INPUT_FREE_BYTES ? want : INPUT_FREE_BYTES;
+    if (c->in_cap <= INPUT_FREE_BYTES || cap > c->in_cap / 4)
+        return;
+    uint8_t *smaller = realloc(c->in, cap);
+    if (smaller == NULL)
+        return;
+    c->srv->input_bytes -= c->in_cap - cap;
+    if (c->srv->input_waiters != NULL)
+        c->srv->is_input_freed = true;
+    c->in = smaller;
+    c->in_cap = cap;
+}
+
+static void unlist_input_waiter(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (!c->is_input_waiting)
+        return;
+    if (c->input_prev != NULL)
+        c->input_prev->input_next = c->input_next;
+    else
+        srv->input_waiters = c->input_next;
+    if (c->input_next != NULL)
+        c->input_next->input_prev = c->input_prev;
+    else
+        srv->input_waiters_tail = c->input_prev;
+    c->input_prev = c->input_next = NULL;
+    c->is_input_waiting = false;
+}
+
+/* Stops reading c until its carried buffer can grow to want bytes. */
+static void wait_for_input_budget(struct conn *c, size_t want)
+{
+    struct server *srv = c->srv;
+    c->input_want = want;
+    if (c->is_input_waiting)
+        return;
+    ev_io_stop(srv->loop, &c->rio);
+    c->is_input_waiting = true;
+    c->input_next = NULL;
+    c->input_prev = srv->input_waiters_tail;
+    if (srv->input_waiters_tail != NULL)
+        srv->input_waiters_tail->input_next = c;
+    else
+        srv->input_waiters = c;
+    srv->input_waiters_tail = c;
+    srv->stats.input_waits++;
+    log_debug("client %s: input budget (max_input_buffer_bytes %zu) in use: waiting to buffer a "
+              "%zu-byte packet",
+              conn_name(c), srv->max_input_bytes, want);
+}
+
+bool conn_resume_input(struct server *srv)
+{
+    if (!srv->is_input_freed || srv->input_waiters == NULL)
+        return false;
+    srv->is_input_freed = false;
+    bool is_resumed = false;
+    struct conn *next = NULL;
+    for (struct conn *c = srv->input_waiters; c != NULL; c = next) {
+        next = c->input_next;
+        int rc = reserve_input(c, c->input_want, false);
+        if (rc == -EAGAIN)
+            continue; /* still too large for what is free; smaller ones go first */
+        unlist_input_waiter(c);
+        if (rc < 0) {
+            fail(c, SESSION_ERR_NOMEM, "out of memory");
+            continue;
+        }
+        ev_io_start(srv->loop, &c->rio);
+        ev_feed_event(srv->loop, &c->rio, EV_READ); /* TLS may hold decrypted bytes */
+        is_resumed = true;
+    }
+    return is_resumed;
 }
 
 /*
@@ -438,13 +548,24 @@ static int keep_tail(struct conn *c, const uint8_t *buf, size_t used, size_t len
     if (c->in != NULL && buf == c->in) {
         memmove(c->in, buf + used, left);
         c->in_len = left;
-        return reserve_input(c, want);
+        shrink_input(c, want);
+    } else {
+        /* Room for the whole packet if the budget allows, else just for
+         * what was read (always kept). */
+        int rc = reserve_input(c, want, false);
+        if (rc == -EAGAIN)
+            rc = reserve_input(c, left, true);
+        if (rc < 0)
+            return -ENOMEM;
+        memcpy(c->in, buf + used, left);
+        c->in_len = left;
     }
-    if (reserve_input(c, want) < 0)
-        return -ENOMEM;
-    memcpy(c->in, buf + used, left);
-    c->in_len = left;
-    return 0;
+    int rc = reserve_input(c, want, false);
+    if (rc == -EAGAIN) {
+        wait_for_input_budget(c, want);
+        return 0;
+    }
+    return rc;
 }
 
 /* Appends fresh bytes to the carried partial packet (its header was still
@@ -452,7 +573,8 @@ static int keep_tail(struct conn *c, const uint8_t *buf, size_t used, size_t len
 static int append_input(struct conn *c, const uint8_t *data, size_t len)
 {
     size_t need = c->in_len + len;
-    if (need > c->in_cap && reserve_input(c, need > 2 * c->in_cap ? need : 2 * c->in_cap) < 0)
+    size_t grown = need > 2 * c->in_cap ? need : 2 * c->in_cap;
+    if (need > c->in_cap && reserve_input(c, grown, false) < 0 && reserve_input(c, need, true) < 0)
         return -ENOMEM;
     memcpy(c->in + c->in_len, data, len);
     c->in_len = need;
@@ -498,6 +620,8 @@ static void read_failed(struct conn *c, ssize_t n, int err)
  * happens for those). */
 static void read_input(struct conn *c)
 {
+    if (c->is_input_waiting)
+        return; /* conn_resume_input() restarts it */
     c->read_wants_write = false;
     for (;;) {
         /* The rest of a partial packet whose size is known goes straight
@@ -514,7 +638,7 @@ static void read_input(struct conn *c)
             } else {
                 consume_input(c, c->srv->scratch, (size_t)n);
             }
-            if (!c->is_closing && c->tp->has_pending(c))
+            if (!c->is_closing && !c->is_input_waiting && c->tp->has_pending(c))
                 continue;
             break;
         }
@@ -686,6 +810,7 @@ void conn_close(struct conn *c, enum session_close_reason reason)
         return;
     c->is_closing = true;
     c->close_reason = reason;
+    unlist_input_waiter(c);
     ev_io_stop(c->srv->loop, &c->rio);
     ev_timer_stop(c->srv->loop, &c->timer);
     c->next_close = c->srv->closing;
@@ -714,7 +839,7 @@ void conn_free(struct conn *c)
         c->next->prev = c->prev;
     srv->conn_count--;
     out_clear(c);
-    free(c->in);
+    drop_input(c);
     free(c);
 }
 

@@ -282,8 +282,12 @@ static void end_turn(struct server *srv)
         }
         conn_write_listed(srv);
         free_closing(srv);
+        bool is_resumed = conn_resume_input(srv);
         if (!has_turn_work(srv)) {
-            ev_idle_stop(srv->loop, &srv->idle);
+            if (is_resumed) /* their reads run next: no sleeping before them */
+                ev_idle_start(srv->loop, &srv->idle);
+            else
+                ev_idle_stop(srv->loop, &srv->idle);
             arm_commit_timer(srv);
             return;
         }
@@ -459,6 +463,7 @@ int server_new(const struct server_options *opts, struct server **out, char *err
         return -1;
     }
     srv->max_packet_size = opts->max_packet_size;
+    srv->max_input_bytes = opts->max_input_buffer_bytes;
     srv->connect_timeout_s = opts->connect_timeout_s;
     srv->tick_s = opts->tick_s;
     srv->max_connections = opts->max_connections > 0 ? (size_t)opts->max_connections : 0;

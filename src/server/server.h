@@ -49,6 +49,11 @@ struct server_options {
     double connect_timeout_s; /* close connections that send no CONNECT in time; 0 = never */
     double tick_s;            /* period of the tick callback; 0 = no tick */
     int max_connections;      /* open connections at most; <= 0 = unlimited (Mosquitto's -1) */
+    /* Input buffered for unfinished packets, all connections together; past
+     * it, connections needing more wait (reading stops) until others finish.
+     * A connection may always keep what one read brought in (16 KB), so small
+     * packets are never held up. 0 = no limit. */
+    size_t max_input_buffer_bytes;
 };
 
 #define SERVER_DEFAULT_CONNECT_TIMEOUT_S 10.0
@@ -98,6 +103,7 @@ struct server_stats {
     uint64_t connections_total;      /* connections accepted (refused ones excluded) */
     uint64_t connections_refused;    /* closed at once: over max_connections or out of memory */
     uint64_t tls_handshake_failures; /* TLS handshakes that failed or timed out */
+    uint64_t input_waits;            /* reads stopped for max_input_buffer_bytes */
 };
 void server_get_stats(const struct server *srv, struct server_stats *out);
 

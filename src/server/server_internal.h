@@ -95,7 +95,12 @@ struct conn {
     struct conn *next_close;  /* srv->closing, while is_closing */
     uint8_t *in;              /* partial packet carried to the next read; NULL when empty */
     size_t in_len;
-    size_t in_cap; /* bytes allocated at in */
+    size_t in_cap; /* bytes allocated at in (counted in srv->input_bytes) */
+    /* Waiting for the input budget (srv->input_waiters): reading is stopped
+     * until in can grow to input_want bytes. */
+    struct conn *input_prev, *input_next;
+    size_t input_want;
+    bool is_input_waiting;
     struct out_chunk *out_head, *out_tail;
     size_t out_pending; /* bytes queued and not yet written */
     ev_tstamp last_packet;
@@ -121,6 +126,11 @@ struct server {
     struct ev_loop *loop;
     struct session_mgr *mgr;
     size_t max_packet_size;
+    size_t max_input_bytes;     /* max_input_buffer_bytes; 0: no limit */
+    size_t input_bytes;         /* sum of every conn's in_cap */
+    struct conn *input_waiters; /* conns waiting for input budget, oldest first */
+    struct conn *input_waiters_tail;
+    bool is_input_freed; /* input budget was given back since the last resume */
     double connect_timeout_s;
     double tick_s;
     struct listener *listeners;
@@ -188,6 +198,12 @@ void conn_write_listed(struct server *srv);
 /* Calls session_client_gone(), closes the socket and frees c. Only at the end
  * of a turn, never from c's own callbacks. */
 void conn_free(struct conn *c);
+
+/* Restarts reading on the connections waiting for input budget that now fit
+ * (max_input_buffer_bytes), if any budget was given back since the last call.
+ * Called at the end of each turn. Returns true when some connection was
+ * resumed (its read is already queued: the loop must not sleep). */
+bool conn_resume_input(struct server *srv);
 
 /* ---- tls.c ---- */
 

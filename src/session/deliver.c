@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "session_internal.h"
@@ -106,20 +107,55 @@ static int store_body(struct session_mgr *mgr, struct msg *m)
     return 0;
 }
 
-/* Queue limits (max_queued_messages, max_queued_bytes), Mosquitto's way:
- * a message that does not fit is dropped and counted. */
-static bool queue_full(struct session_mgr *mgr, const struct session *s, const struct msg *m)
+/* A drop by a configured per-session limit is counted ($SYS
+ * messages/dropped) and logged: the first one, then at most once a minute
+ * per session with the count since, never silently and never a line per
+ * message. */
+static void count_queue_drop(struct session_mgr *mgr, struct session *s)
+{
+    uint64_t now_s = (uint64_t)time(NULL);
+    mgr->dropped_queue_full++;
+    s->queue_drops++;
+    if (s->queue_drop_logged_s != 0 && now_s < s->queue_drop_logged_s + LIMIT_LOG_INTERVAL_S)
+        return;
+    log_notice("client %s: queue full (%u messages, %zu bytes; max_queued_messages %u, "
+               "max_queued_bytes %zu): dropping messages (%llu dropped since the last notice)",
+               (char *)s->client_id, (unsigned)s->queued_count, s->queued_bytes,
+               (unsigned)mgr->config.max_queued_messages, mgr->config.max_queued_bytes,
+               (unsigned long long)s->queue_drops);
+    s->queue_drop_logged_s = now_s;
+    s->queue_drops = 0;
+}
+
+/* Queue limits (max_queued_messages, max_queued_bytes), Mosquitto's way, for
+ * clean and persistent sessions alike: a message that does not fit is
+ * dropped, counted and logged (count_queue_drop). */
+static bool queue_full(struct session_mgr *mgr, struct session *s, const struct msg *m)
 {
     uint32_t max = mgr->config.max_queued_messages;
     size_t max_bytes = mgr->config.max_queued_bytes;
     if ((max && s->queued_count >= max) ||
         (max_bytes && s->queued_bytes + m->payload_len > max_bytes)) {
-        if (mgr->dropped_queue_full++ % 1000 == 0)
-            log_notice("client %s: queue full, dropping messages (%llu dropped so far)",
-                       (char *)s->client_id, (unsigned long long)mgr->dropped_queue_full);
+        count_queue_drop(mgr, s);
         return true;
     }
     return false;
+}
+
+/* The output limit (max_output_buffer_bytes) of an online session: over it,
+ * QoS 0 is dropped (deliver_qos0) and QoS 1/2 wait in the session's queue,
+ * sent again as the client reads (deliver_output_drained). The client's own
+ * PUBACKs are what drain it, so its input is never stopped for this. */
+static bool output_is_full(const struct session_mgr *mgr, const struct session *s)
+{
+    size_t max = mgr->config.max_qos0_output_bytes;
+    return max != 0 && mgr->sink->output_pending(s->client->conn) > max;
+}
+
+/* Room to send one more QoS 1/2 message now: the window and the output. */
+static bool can_send(const struct session_mgr *mgr, const struct session *s)
+{
+    return window_room(mgr, s) > 0 && !output_is_full(mgr, s);
 }
 
 /* Any send failure to a subscriber closes that subscriber only. */
@@ -133,7 +169,7 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
 {
     if (!session_is_online(s))
         return 0; /* QoS 0 is not queued for offline sessions (Mosquitto's default) */
-    if (mgr->sink->output_pending(s->client->conn) > mgr->config.max_qos0_output_bytes) {
+    if (output_is_full(mgr, s)) {
         /* A slow reader must not make the broker buffer without bound. */
         if (mgr->dropped_qos0++ % 1000 == 0)
             log_notice("client %s: output buffer full, dropping QoS 0 messages (%llu dropped so "
@@ -169,15 +205,12 @@ static int deliver_transient(struct session_mgr *mgr, struct session *s, struct 
 {
     if (!session_is_online(s))
         return 0; /* a clean session ends with its connection */
-    if (window_room(mgr, s) > 0 && !s->queue_head) {
+    if (!s->queue_head && can_send(mgr, s)) {
         int rc = send_new(mgr, s, m, qos, 0, alloc_packet_id(s), false);
         return rc == OUTPUT_DENIED ? 0 : rc;
     }
-    uint32_t max = mgr->config.max_queued_messages;
-    if (max && s->queued_count >= max) {
-        mgr->dropped_queue_full++;
+    if (queue_full(mgr, s, m))
         return 0;
-    }
     struct pending *p = malloc(sizeof(*p));
     if (!p)
         return -ENOMEM;
@@ -195,7 +228,7 @@ static int deliver_transient(struct session_mgr *mgr, struct session *s, struct 
 static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct msg *m,
                               uint8_t qos)
 {
-    bool send_now = session_is_online(s) && !s->backlog && window_room(mgr, s) > 0;
+    bool send_now = session_is_online(s) && !s->backlog && can_send(mgr, s);
     if (!send_now && queue_full(mgr, s, m))
         return 0;
     int rc = store_body(mgr, m);
@@ -220,7 +253,7 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
     s->backlog = true;
     s->queued_count++;
     s->queued_bytes += m->payload_len;
-    if (session_is_online(s) && window_room(mgr, s) > 0)
+    if (session_is_online(s) && can_send(mgr, s))
         deliver_schedule_refill(mgr, s);
     return 0;
 }
@@ -243,7 +276,7 @@ int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t q
 
 static void top_up_transient(struct session_mgr *mgr, struct session *s)
 {
-    while (s->queue_head && window_room(mgr, s) > 0) {
+    while (s->queue_head && session_is_online(s) && can_send(mgr, s)) {
         struct pending *p = s->queue_head;
         s->queue_head = p->next;
         if (!s->queue_head)
@@ -350,7 +383,11 @@ void deliver_schedule_refill(struct session_mgr *mgr, struct session *s)
 struct refill_ctx {
     struct session_mgr *mgr;
     struct session *s;
+    bool is_output_full; /* the read stopped early: the output filled up */
 };
+
+/* store_queue_read() callback value that stops a refill whose output filled. */
+#define REFILL_STOP 1
 
 /* Sends a queued entry, new or (dup) again. An entry the READ gate refuses
  * (the ACL changed, or another user took the session over) is dropped from
@@ -411,16 +448,22 @@ static int refill_item(void *arg, const struct store_queue_item *item)
         return -ENOMEM;
     int rc = resend_entry(ctx->mgr, s, m, item);
     msg_unref(m);
+    if (rc == 0 && session_is_online(s) && output_is_full(ctx->mgr, s)) {
+        ctx->is_output_full = true;
+        return REFILL_STOP;
+    }
     return rc;
 }
 
 static void refill(struct session_mgr *mgr, struct session *s)
 {
     uint32_t room = window_room(mgr, s);
-    if (!session_is_online(s) || !s->backlog || room == 0)
-        return;
-    struct refill_ctx ctx = {mgr, s};
+    if (!session_is_online(s) || !s->backlog || room == 0 || output_is_full(mgr, s))
+        return; /* a full output is topped up again by deliver_output_drained() */
+    struct refill_ctx ctx = {mgr, s, false};
     int n = store_queue_read(mgr->store, session_store_id(s), s->read_seq, room, refill_item, &ctx);
+    if (ctx.is_output_full)
+        return; /* backlog stays: the rest waits for the output to drain */
     if (n < 0) {
         log_error("client %s: reading its queue: %s", (char *)s->client_id, store_strerror(n));
         mgr->sink->close(s->client->conn, "store read failed");
@@ -428,10 +471,16 @@ static void refill(struct session_mgr *mgr, struct session *s)
     }
     if ((uint32_t)n < room)
         s->backlog = false;
-    else if (window_room(mgr, s) > 0)
+    else if (can_send(mgr, s))
         /* Entries were dropped (not readable, or no body) rather than sent:
          * read on, or the rest would wait for the next message to arrive. */
         deliver_schedule_refill(mgr, s);
+}
+
+void deliver_output_drained(struct session_mgr *mgr, struct session *s)
+{
+    if (session_is_online(s))
+        top_up(mgr, s);
 }
 
 void deliver_run_refills(struct session_mgr *mgr)

@@ -43,6 +43,9 @@ void session_config_defaults(struct session_config *config)
     config->max_queued_messages = 1000;
     config->max_topic_levels = 200;
     config->max_qos0_output_bytes = 16u << 20;
+    config->max_queued_bytes = 8u << 20;
+    config->max_subscriptions_per_client = 100;
+    config->max_subscriptions = 1000000;
     config->retain_available = true;
 }
 
@@ -170,9 +173,10 @@ static void unschedule_refill(struct session_mgr *mgr, struct session *s)
 
 static void free_session(struct session_mgr *mgr, struct session *s)
 {
-    while (s->subs) {
-        struct sub_entry *e = s->subs;
-        s->subs = e->next;
+    struct hashtable_node *n = hashtable_take_all(&s->subs);
+    while (n) {
+        struct sub_entry *e = hashtable_entry(n, struct sub_entry, link);
+        n = n->next;
         trie_unsubscribe(mgr->trie, (struct mqtt_bytes){e->filter, e->filter_len}, s);
         free(e);
     }
@@ -209,54 +213,63 @@ void session_discard(struct session_mgr *mgr, struct session *s)
     free_session(mgr, s);
 }
 
-static struct sub_entry **find_sub(struct session *s, struct mqtt_bytes filter)
+static struct sub_entry *find_sub(const struct session *s, struct mqtt_bytes filter)
 {
-    struct sub_entry **p = &s->subs;
-    while (*p &&
-           !((*p)->filter_len == filter.len && memcmp((*p)->filter, filter.data, filter.len) == 0))
-        p = &(*p)->next;
-    return p;
+    struct hashtable_node *n = hashtable_find(&s->subs, filter.data, filter.len);
+    return n ? hashtable_entry(n, struct sub_entry, link) : NULL;
+}
+
+bool session_has_subscription(const struct session *s, struct mqtt_bytes filter)
+{
+    return find_sub(s, filter) != NULL;
+}
+
+size_t session_subscription_count(const struct session *s)
+{
+    return hashtable_count(&s->subs);
 }
 
 int session_add_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
                              uint8_t qos)
 {
-    struct sub_entry **slot = find_sub(s, filter);
-    if (!*slot) {
-        struct sub_entry *e = malloc(sizeof(*e) + filter.len);
-        if (!e)
+    struct sub_entry *e = find_sub(s, filter);
+    if (e) {
+        if (trie_subscribe(mgr->trie, filter, s, qos) < 0)
             return -ENOMEM;
-        e->next = NULL;
-        e->filter_len = (uint16_t)filter.len;
-        memcpy(e->filter, filter.data, filter.len);
         e->qos = qos;
-        if (trie_subscribe(mgr->trie, filter, s, qos) < 0) {
-            free(e);
-            return -ENOMEM;
-        }
-        *slot = e;
         return 0;
     }
-    if (trie_subscribe(mgr->trie, filter, s, qos) < 0)
+    e = malloc(sizeof(*e) + filter.len);
+    if (!e)
         return -ENOMEM;
-    (*slot)->qos = qos;
+    e->filter_len = (uint16_t)filter.len;
+    memcpy(e->filter, filter.data, filter.len);
+    e->qos = qos;
+    if (trie_subscribe(mgr->trie, filter, s, qos) < 0) {
+        free(e);
+        return -ENOMEM;
+    }
+    if (hashtable_insert(&s->subs, &e->link, e->filter, e->filter_len) != 0) {
+        trie_unsubscribe(mgr->trie, filter, s);
+        free(e);
+        return -ENOMEM;
+    }
     return 0;
 }
 
 int session_subscription_qos(struct session *s, struct mqtt_bytes filter)
 {
-    struct sub_entry *e = *find_sub(s, filter);
+    struct sub_entry *e = find_sub(s, filter);
     return e ? e->qos : -1;
 }
 
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter)
 {
-    struct sub_entry **slot = find_sub(s, filter);
-    if (!*slot)
+    struct sub_entry *e = find_sub(s, filter);
+    if (!e)
         return -ENOENT;
-    struct sub_entry *e = *slot;
-    *slot = e->next;
+    hashtable_remove(&s->subs, &e->link);
     trie_unsubscribe(mgr->trie, filter, s);
     free(e);
     return 0;
@@ -340,6 +353,20 @@ static int load_retained(void *arg, const struct store_retained *r)
     return 0;
 }
 
+/* The queue limits' state: what waits in the store counts against them
+ * after a restart as it did before. */
+static int load_queue_stats(void *arg, struct store_bytes client_id, uint64_t queued_count,
+                            uint64_t queued_bytes)
+{
+    struct session_mgr *mgr = arg;
+    struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
+    if (!s)
+        return 0;
+    s->queued_count = queued_count > UINT32_MAX ? UINT32_MAX : (uint32_t)queued_count;
+    s->queued_bytes = queued_bytes > SIZE_MAX ? SIZE_MAX : (size_t)queued_bytes;
+    return 0;
+}
+
 int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len)
 {
     struct store_bytes client = {id, id_len};
@@ -359,6 +386,8 @@ int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len)
 static int recover(struct session_mgr *mgr, char *err, size_t err_len)
 {
     int rc = store_sessions_foreach(mgr->store, load_session, mgr);
+    if (rc == 0)
+        rc = store_queue_stats_foreach(mgr->store, load_queue_stats, mgr);
     if (rc == 0)
         rc = store_subscriptions_foreach(mgr->store, NULL, load_subscription, mgr);
     if (rc == 0)
@@ -397,7 +426,7 @@ int session_mgr_new(const struct session_config *config, struct store *store,
         return rc;
     }
     log_info("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages",
-             mgr->sessions.count, trie_count(mgr->trie), mgr->retained.count);
+             table_count(&mgr->sessions), trie_count(mgr->trie), table_count(&mgr->retained));
     *out = mgr;
     return 0;
 }
@@ -422,21 +451,17 @@ void session_mgr_free(struct session_mgr *mgr)
     if (mgr->batch)
         store_batch_discard(mgr->batch);
     output_release_held(mgr, STORE_ERR_CANCELED);
-    if (mgr->sessions.buckets) {
-        void **all = calloc(mgr->sessions.count + 1, sizeof(*all));
-        if (all) {
-            void **cursor = all;
-            table_foreach(&mgr->sessions, collect_value, &cursor);
-            for (void **p = all; p < cursor; p++)
-                free_session(mgr, *p);
-            free(all);
-        }
-        table_deinit(&mgr->sessions);
+    void **all = calloc(table_count(&mgr->sessions) + 1, sizeof(*all));
+    if (all) {
+        void **cursor = all;
+        table_foreach(&mgr->sessions, collect_value, &cursor);
+        for (void **p = all; p < cursor; p++)
+            free_session(mgr, *p);
+        free(all);
     }
-    if (mgr->retained.buckets) {
-        table_foreach(&mgr->retained, free_retained, NULL);
-        table_deinit(&mgr->retained);
-    }
+    table_deinit(&mgr->sessions);
+    table_foreach(&mgr->retained, free_retained, NULL);
+    table_deinit(&mgr->retained);
     trie_free(mgr->trie);
     free(mgr->matched);
     free(mgr);
@@ -505,7 +530,7 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
         .messages_sent = mgr->messages_sent,
         .messages_dropped = mgr->dropped_qos0 + mgr->dropped_queue_full,
         .subscriptions = trie_count(mgr->trie),
-        .retained = mgr->retained.count,
+        .retained = table_count(&mgr->retained),
         .commits = mgr->commits,
         .commit_latency_us_last = mgr->commit_us_last,
         .commit_latency_us_max = mgr->commit_us_max,
@@ -675,8 +700,9 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
 
 void session_client_writable(struct session_mgr *mgr, struct session_client *client)
 {
-    (void)mgr;
-    (void)client; /* QoS 1/2 flow control is the inflight window, not the socket */
+    /* QoS 1/2 wait for the window and for max_output_buffer_bytes. */
+    if (client->sess && client->connected)
+        deliver_output_drained(mgr, client->sess);
 }
 
 /* ---- The turn's commit ---- */
@@ -741,10 +767,10 @@ static void collect_expired(void *value, void *arg)
 size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
 {
     uint32_t ttl = mgr->config.persistent_client_expiration_s;
-    if (ttl == 0 || now_s < ttl || mgr->sessions.count == 0)
+    if (ttl == 0 || now_s < ttl || table_count(&mgr->sessions) == 0)
         return 0;
     struct expire_ctx ctx = {.cutoff_s = now_s - ttl};
-    ctx.victims = calloc(mgr->sessions.count, sizeof(*ctx.victims));
+    ctx.victims = calloc(table_count(&mgr->sessions), sizeof(*ctx.victims));
     if (!ctx.victims)
         return 0; /* try again at the next tick */
     table_foreach(&mgr->sessions, collect_expired, &ctx);

@@ -64,13 +64,15 @@ struct session_auth {
 struct session_config {
     bool allow_anonymous;           /* allow_anonymous (no auth yet: must be true) */
     uint16_t max_inflight_messages; /* outgoing QoS 1/2 window per session; 0 = unlimited */
-    uint32_t max_queued_messages;   /* per persistent session; 0 = unlimited */
+    uint32_t max_queued_messages;   /* per session (clean ones too); 0 = unlimited */
     size_t max_qos0_output_bytes;   /* drop QoS 0 to a conn with more than this pending */
     bool retain_available;          /* retain_available */
-    size_t max_queued_bytes;        /* per session queue, payload bytes; 0 = unlimited */
-    uint16_t max_keepalive_s;       /* max_keepalive: larger (or 0) is refused; 0 = no limit */
-    uint32_t max_topic_levels;      /* deeper topics and filters are refused; 0 = no limit */
+    size_t max_queued_bytes;  /* per session queue (clean ones too), payload bytes; 0 = unlimited */
+    uint16_t max_keepalive_s; /* max_keepalive: larger (or 0) is refused; 0 = no limit */
+    uint32_t max_topic_levels; /* deeper topics and filters are refused; 0 = no limit */
     uint32_t persistent_client_expiration_s; /* drop offline persistent sessions; 0 = never */
+    uint32_t max_subscriptions_per_client;   /* over it: SUBACK 0x80; 0 = no limit */
+    uint32_t max_subscriptions;              /* all sessions together; 0 = no limit */
     /* Borrowed; NULL = no password file (any username accepted) / no ACL
      * (everything allowed). Replace at runtime with session_set_auth(). */
     const struct auth_passwd *passwords;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hashtable.h"
 #include "mqtt.h"
 #include "session.h"
 #include "store.h"
@@ -40,24 +41,24 @@ struct msg *msg_ref(struct msg *m);
 /* Drops one reference; frees at zero. msg_unref(NULL) does nothing. */
 void msg_unref(struct msg *m);
 
-/* ---- A string-keyed hash table (client ids, retained topics) ---- */
+/* ---- A string-keyed map (client ids, retained topics): table.c, on the
+ * broker's one keyed hash table ---- */
 
 struct table_entry {
-    struct table_entry *next;
+    struct hashtable_node node;
     void *value;
-    size_t key_len;
-    uint8_t key[]; /* copy of the key */
+    uint8_t key[]; /* copy of the key (node.key points here) */
 };
 
 struct table {
-    struct table_entry **buckets;
-    size_t bucket_count; /* power of two */
-    size_t count;
+    struct hashtable h;
 };
 
+/* Allocates nothing; returns 0. */
 int table_init(struct table *t);
 /* Frees the entries, not the values. */
 void table_deinit(struct table *t);
+size_t table_count(const struct table *t);
 void *table_get(const struct table *t, const uint8_t *key, size_t key_len);
 /* Sets key -> value (replacing). Returns 0 or -ENOMEM (table unchanged). */
 int table_put(struct table *t, const uint8_t *key, size_t key_len, void *value);
@@ -68,9 +69,14 @@ void table_foreach(const struct table *t, void (*fn)(void *value, void *arg), vo
 
 /* ---- Sessions ---- */
 
-/* A subscription as the session remembers it (the trie holds the index). */
+/* A session logs a limit it hits (subscriptions refused, queue drops) at
+ * most this often, with the count since its last notice. */
+#define LIMIT_LOG_INTERVAL_S 60
+
+/* A subscription as the session remembers it (the trie holds the index):
+ * an entry of the session's subs table, keyed by its filter. */
 struct sub_entry {
-    struct sub_entry *next;
+    struct hashtable_node link;
     uint8_t qos;
     uint16_t filter_len;
     uint8_t filter[];
@@ -122,7 +128,7 @@ struct session {
     size_t id_len;
     bool persistent;               /* clean session 0: state kept in the store */
     struct session_client *client; /* the attached connection, or NULL */
-    struct sub_entry *subs;
+    struct hashtable subs;         /* struct sub_entry by filter: O(1) per filter */
 
     struct outgoing *inflight; /* in send order */
     uint32_t inflight_count;
@@ -130,8 +136,8 @@ struct session {
 
     struct pending *queue_head, *queue_tail; /* clean sessions */
     size_t queued_bytes;                     /* payload bytes of the queued_count messages */
-    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries
-                              appended since start (the limit's estimate) */
+    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries in
+                              the store (counted at start, then kept up to date) */
 
     uint64_t last_seq;  /* persistent: highest store queue seq used */
     uint64_t read_seq;  /* persistent: next queue seq to read from the store */
@@ -146,8 +152,14 @@ struct session {
     uint8_t record;  /* persistent: enum session_record */
 
     uint64_t last_seen_s; /* unix time of the last connect or disconnect */
-    uint64_t match_gen;   /* routing: last route that matched this session */
-    uint8_t match_qos;    /* routing: highest granted QoS among matching filters */
+
+    /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
+    uint64_t sub_refusals;         /* subscriptions refused since the last notice */
+    uint64_t sub_refusal_logged_s; /* unix time of that notice; 0 = none yet */
+    uint64_t queue_drops;          /* messages dropped by the queue limits since the last notice */
+    uint64_t queue_drop_logged_s;
+    uint64_t match_gen; /* routing: last route that matched this session */
+    uint8_t match_qos;  /* routing: highest granted QoS among matching filters */
 };
 
 /* ---- Connections, as the session manager sees them ---- */
@@ -236,6 +248,9 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
                              uint8_t qos);
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter);
+/* O(1): is filter one of s's subscriptions? How many has s? */
+bool session_has_subscription(const struct session *s, struct mqtt_bytes filter);
+size_t session_subscription_count(const struct session *s);
 bool session_is_online(const struct session *s);
 /* Incoming QoS 2 ids: add (0 or -ENOMEM), find (NULL if absent), remove. */
 int session_qos2_add(struct session *s, uint16_t packet_id, enum qos2_state state);
@@ -312,6 +327,9 @@ int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_
 void deliver_forget(struct session *s);
 /* Marks s to be topped up from its store queue after the commit. */
 void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
+/* s's connection wrote all its output: send what waits for the output
+ * limit (clean: at once; persistent: a top-up after the commit). */
+void deliver_output_drained(struct session_mgr *mgr, struct session *s);
 /* Runs the scheduled top-ups (after a successful commit). */
 void deliver_run_refills(struct session_mgr *mgr);
 

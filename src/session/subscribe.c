@@ -5,12 +5,54 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "auth.h"
 #include "log.h"
 #include "mqtt_topic.h"
 #include "session_internal.h"
 #include "store.h"
+#include "trie.h"
+
+/* Logs a subscription refused by a limit: the first one, then at most once
+ * a minute per session with the count since, so a 40,000-filter SUBSCRIBE
+ * makes one line, not 40,000. */
+static void log_limit_refusal(struct session *s, const char *limit, uint32_t max,
+                              struct mqtt_bytes filter)
+{
+    uint64_t now_s = (uint64_t)time(NULL);
+    s->sub_refusals++;
+    if (s->sub_refusal_logged_s != 0 && now_s < s->sub_refusal_logged_s + LIMIT_LOG_INTERVAL_S)
+        return;
+    log_notice("client %s: subscription to %.*s refused: %s (%u) reached (%llu refused since the "
+               "last notice)",
+               (char *)s->client_id, (int)(filter.len > 200 ? 200 : filter.len),
+               (const char *)filter.data, limit, (unsigned)max,
+               (unsigned long long)s->sub_refusals);
+    s->sub_refusal_logged_s = now_s;
+    s->sub_refusals = 0;
+}
+
+/* Quotas before records: a new filter over max_subscriptions_per_client or
+ * max_subscriptions is refused (SUBACK 0x80, logged); a filter the session
+ * already has is an update and always fits. O(1). */
+static bool is_over_subscription_limit(struct session_mgr *mgr, struct session *s,
+                                       struct mqtt_bytes filter)
+{
+    uint32_t per_client = mgr->config.max_subscriptions_per_client;
+    uint32_t total = mgr->config.max_subscriptions;
+    if (session_has_subscription(s, filter))
+        return false;
+    if (per_client && session_subscription_count(s) >= per_client) {
+        log_limit_refusal(s, "max_subscriptions_per_client", per_client, filter);
+        return true;
+    }
+    if (total && trie_count(mgr->trie) >= total) {
+        log_limit_refusal(s, "max_subscriptions", total, filter);
+        return true;
+    }
+    return false;
+}
 
 /* Grants one filter; returns the SUBACK code for it. */
 static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mqtt_topic_entry *e)
@@ -29,6 +71,8 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
                    (int)e->filter.len, (const char *)e->filter.data);
         return MQTT_SUBACK_FAILURE;
     }
+    if (is_over_subscription_limit(mgr, s, e->filter))
+        return MQTT_SUBACK_FAILURE;
     int old_qos = session_subscription_qos(s, e->filter);
     if (s->persistent) {
         struct store_batch *b = mgr_batch(mgr);

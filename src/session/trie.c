@@ -1,17 +1,17 @@
 /*
  * trie.c - the subscription index: one node per filter level.
  *
- * Each node keeps its ordinary children in a small open-addressing hash table
- * (linear probing, backward-shift deletion), and its '+' and '#' children in
- * dedicated pointers, so finding a child never scans its siblings. Nodes know
- * their parent: pruning walks up, and trie_match() walks down and back up
- * without recursion or an explicit stack, so it allocates nothing and a topic
- * of 32767 levels costs no stack. trie_free() also walks iteratively.
+ * Each node keeps its ordinary children in the broker's keyed hash table
+ * (util/hashtable.h: SipHash under a per-process random key, so clients
+ * cannot craft levels that collide), and its '+' and '#' children in
+ * dedicated pointers, so finding a child never scans its siblings. A node's
+ * subscribers are a hash table too, keyed by the subscriber pointer: adding,
+ * updating and removing one (filter, subscriber) pair is O(levels), whatever
+ * the number of subscribers of that filter. Nodes know their parent: pruning
+ * walks up, and trie_match() walks down and back up without recursion or an
+ * explicit stack, so it allocates nothing and a topic of 32767 levels costs
+ * no stack. trie_free() also walks iteratively.
  * Not for: filter validation, retained messages, deduplication (see trie.h).
- *
- * Known limit: the child hash (FNV-1a) is not keyed, so a client able to add
- * many crafted filters under one node could make that node's lookups slow;
- * subscription limits and ACLs bound this.
  */
 #include "trie.h"
 
@@ -20,42 +20,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hashtable.h"
 #include "mqtt_topic.h"
 
 struct trie_sub {
+    struct hashtable_node link; /* in the node's subs, keyed by &subscriber */
     void *subscriber;
     uint8_t qos;
 };
 
 struct trie_node {
-    struct trie_node *parent; /* NULL for the root */
-    struct trie_node *plus;   /* the '+' child */
-    struct trie_node *hash;   /* the '#' child; it never has children */
-    struct trie_node **slots; /* ordinary children; NULL or slot_count entries */
-    size_t slot_count;        /* 0 or a power of two */
-    size_t child_count;       /* non-NULL slots */
-    struct trie_sub *subs;
-    size_t sub_count;
-    size_t sub_cap;
-    uint32_t level_hash;
+    struct hashtable_node link; /* in the parent's children (ordinary children) */
+    struct trie_node *parent;   /* NULL for the root */
+    struct trie_node *plus;     /* the '+' child */
+    struct trie_node *hash;     /* the '#' child; it never has children */
+    struct hashtable children;  /* ordinary children, keyed by their level */
+    struct hashtable subs;      /* struct trie_sub */
     size_t level_len;
-    uint8_t level[]; /* this node's level, as in the filter */
+    uint8_t level[]; /* this node's level, as in the filter (the children key) */
 };
 
 struct trie {
     struct trie_node *root; /* has no level and is never pruned */
     size_t count;
 };
-
-static uint32_t level_hash(const uint8_t *s, size_t len)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
 
 static bool level_is(struct mqtt_bytes level, char c)
 {
@@ -64,78 +52,15 @@ static bool level_is(struct mqtt_bytes level, char c)
 
 static bool node_is_empty(const struct trie_node *n)
 {
-    return n->sub_count == 0 && n->child_count == 0 && n->plus == NULL && n->hash == NULL;
+    return hashtable_count(&n->subs) == 0 && hashtable_count(&n->children) == 0 &&
+           n->plus == NULL && n->hash == NULL;
 }
 
 /* Returns the ordinary child named level, or NULL. */
 static struct trie_node *child_find(const struct trie_node *n, const uint8_t *level, size_t len)
 {
-    if (n->slot_count == 0)
-        return NULL;
-    size_t mask = n->slot_count - 1;
-    for (size_t i = level_hash(level, len) & mask;; i = (i + 1) & mask) {
-        struct trie_node *c = n->slots[i];
-        if (c == NULL)
-            return NULL;
-        if (c->level_len == len && (len == 0 || memcmp(c->level, level, len) == 0))
-            return c;
-    }
-}
-
-static void slots_put(struct trie_node **slots, size_t slot_count, struct trie_node *c)
-{
-    size_t mask = slot_count - 1;
-    size_t i = c->level_hash & mask;
-    while (slots[i] != NULL)
-        i = (i + 1) & mask;
-    slots[i] = c;
-}
-
-/* Makes room for one more child, keeping the load at most 3/4. 0 or -ENOMEM. */
-static int children_reserve(struct trie_node *n)
-{
-    if ((n->child_count + 1) * 4 <= n->slot_count * 3)
-        return 0;
-    size_t count = n->slot_count != 0 ? n->slot_count * 2 : 4;
-    struct trie_node **slots = calloc(count, sizeof(*slots));
-    if (slots == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n->slot_count; i++) {
-        if (n->slots[i] != NULL)
-            slots_put(slots, count, n->slots[i]);
-    }
-    free(n->slots);
-    n->slots = slots;
-    n->slot_count = count;
-    return 0;
-}
-
-/* True if home slot k lies cyclically in (i, j]: the entry at j may stay. */
-static bool slot_stays(size_t k, size_t i, size_t j)
-{
-    return i <= j ? (i < k && k <= j) : (i < k || k <= j);
-}
-
-/* Removes ordinary child c from n (backward-shift deletion). */
-static void child_remove(struct trie_node *n, const struct trie_node *c)
-{
-    size_t mask = n->slot_count - 1;
-    size_t i = c->level_hash & mask;
-    while (n->slots[i] != c)
-        i = (i + 1) & mask;
-    n->slots[i] = NULL;
-    for (size_t j = (i + 1) & mask; n->slots[j] != NULL; j = (j + 1) & mask) {
-        if (slot_stays(n->slots[j]->level_hash & mask, i, j))
-            continue;
-        n->slots[i] = n->slots[j];
-        n->slots[j] = NULL;
-        i = j;
-    }
-    if (--n->child_count == 0) {
-        free(n->slots);
-        n->slots = NULL;
-        n->slot_count = 0;
-    }
+    struct hashtable_node *c = hashtable_find(&n->children, level, len);
+    return c != NULL ? hashtable_entry(c, struct trie_node, link) : NULL;
 }
 
 /* Unlinks empty nodes from n upwards and frees them; the root stays. */
@@ -148,7 +73,7 @@ static void prune(struct trie_node *n)
         else if (p->hash == n)
             p->hash = NULL;
         else
-            child_remove(p, n);
+            hashtable_remove(&p->children, &n->link);
         free(n);
         n = p;
     }
@@ -161,7 +86,6 @@ static struct trie_node *node_new(struct trie_node *parent, struct mqtt_bytes le
         return NULL;
     c->parent = parent;
     c->level_len = level.len;
-    c->level_hash = level_hash(level.data, level.len);
     if (level.len != 0)
         memcpy(c->level, level.data, level.len);
     return c;
@@ -181,17 +105,15 @@ static struct trie_node *child_get_or_add(struct trie_node *n, struct mqtt_bytes
         struct trie_node *c = child_find(n, level.data, level.len);
         if (c != NULL)
             return c;
-        if (children_reserve(n) != 0)
-            return NULL;
     }
     struct trie_node *c = node_new(n, level);
     if (c == NULL)
         return NULL;
     if (slot != NULL) {
         *slot = c;
-    } else {
-        slots_put(n->slots, n->slot_count, c);
-        n->child_count++;
+    } else if (hashtable_insert(&n->children, &c->link, c->level, c->level_len) != 0) {
+        free(c);
+        return NULL;
     }
     return c;
 }
@@ -206,46 +128,24 @@ static struct trie_node *child_get(const struct trie_node *n, struct mqtt_bytes 
     return child_find(n, level.data, level.len);
 }
 
-static struct trie_sub *sub_find(struct trie_node *n, const void *subscriber)
+static struct trie_sub *sub_find(const struct trie_node *n, void *const *subscriber)
 {
-    for (size_t i = 0; i < n->sub_count; i++) {
-        if (n->subs[i].subscriber == subscriber)
-            return &n->subs[i];
-    }
-    return NULL;
+    struct hashtable_node *s = hashtable_find(&n->subs, subscriber, sizeof(*subscriber));
+    return s != NULL ? hashtable_entry(s, struct trie_sub, link) : NULL;
 }
 
 static int sub_add(struct trie_node *n, void *subscriber, uint8_t qos)
 {
-    if (n->sub_count == n->sub_cap) {
-        size_t cap = n->sub_cap != 0 ? n->sub_cap * 2 : 2;
-        struct trie_sub *subs = realloc(n->subs, cap * sizeof(*subs));
-        if (subs == NULL)
-            return -ENOMEM;
-        n->subs = subs;
-        n->sub_cap = cap;
+    struct trie_sub *s = malloc(sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->subscriber = subscriber;
+    s->qos = qos;
+    if (hashtable_insert(&n->subs, &s->link, &s->subscriber, sizeof(s->subscriber)) != 0) {
+        free(s);
+        return -ENOMEM;
     }
-    n->subs[n->sub_count].subscriber = subscriber;
-    n->subs[n->sub_count].qos = qos;
-    n->sub_count++;
     return 0;
-}
-
-/* Removes *s from n (order is not kept) and gives back memory when sparse. */
-static void sub_remove(struct trie_node *n, struct trie_sub *s)
-{
-    *s = n->subs[--n->sub_count];
-    if (n->sub_count == 0) {
-        free(n->subs);
-        n->subs = NULL;
-        n->sub_cap = 0;
-    } else if (n->sub_count * 4 <= n->sub_cap && n->sub_cap > 8) {
-        struct trie_sub *subs = realloc(n->subs, n->sub_cap / 2 * sizeof(*subs));
-        if (subs != NULL) { /* if shrinking fails, the bigger array is still good */
-            n->subs = subs;
-            n->sub_cap /= 2;
-        }
-    }
 }
 
 struct trie *trie_new(void)
@@ -261,40 +161,47 @@ struct trie *trie_new(void)
     return t;
 }
 
-/* Detaches and returns one child of n, or NULL when n has none. Used only
- * while freeing: slot_count shrinks as a cursor, so the walk stays linear. */
-static struct trie_node *child_take(struct trie_node *n)
+static void push(struct trie_node **stack, struct trie_node *n)
 {
-    struct trie_node *c = NULL;
-    if (n->plus != NULL) {
-        c = n->plus;
-        n->plus = NULL;
-    } else if (n->hash != NULL) {
-        c = n->hash;
-        n->hash = NULL;
-    }
-    while (c == NULL && n->slot_count > 0) {
-        c = n->slots[--n->slot_count];
-    }
-    return c;
+    if (n == NULL)
+        return;
+    n->link.next = *stack != NULL ? &(*stack)->link : NULL;
+    *stack = n;
 }
 
+static void free_subs(struct trie_node *n)
+{
+    struct hashtable_node *s = hashtable_take_all(&n->subs);
+    while (s != NULL) {
+        struct hashtable_node *next = s->next;
+        free(hashtable_entry(s, struct trie_sub, link));
+        s = next;
+    }
+}
+
+/* Frees every node with a work list threaded through the nodes' own links
+ * (a node leaves its parent's table before it is pushed): no recursion, no
+ * allocation, linear in the nodes. */
 void trie_free(struct trie *t)
 {
     if (t == NULL)
         return;
-    struct trie_node *n = t->root;
-    while (n != NULL) {
-        struct trie_node *c = child_take(n);
-        if (c != NULL) {
-            n = c;
-            continue;
+    struct trie_node *stack = NULL;
+    push(&stack, t->root);
+    while (stack != NULL) {
+        struct trie_node *n = stack;
+        struct hashtable_node *below = n->link.next;
+        stack = below != NULL ? hashtable_entry(below, struct trie_node, link) : NULL;
+        push(&stack, n->plus);
+        push(&stack, n->hash);
+        struct hashtable_node *c = hashtable_take_all(&n->children);
+        while (c != NULL) {
+            struct hashtable_node *next = c->next;
+            push(&stack, hashtable_entry(c, struct trie_node, link));
+            c = next;
         }
-        struct trie_node *p = n->parent;
-        free(n->slots);
-        free(n->subs);
+        free_subs(n);
         free(n);
-        n = p;
     }
     free(t);
 }
@@ -313,7 +220,7 @@ int trie_subscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber, u
         }
         n = c;
     }
-    struct trie_sub *s = sub_find(n, subscriber);
+    struct trie_sub *s = sub_find(n, &subscriber);
     if (s != NULL) {
         s->qos = qos;
         return 0;
@@ -334,10 +241,11 @@ int trie_unsubscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber)
     mqtt_level_iter_init(&it, filter);
     while (n != NULL && mqtt_level_iter_next(&it, &level))
         n = child_get(n, level);
-    struct trie_sub *s = n != NULL ? sub_find(n, subscriber) : NULL;
+    struct trie_sub *s = n != NULL ? sub_find(n, &subscriber) : NULL;
     if (s == NULL)
         return -ENOENT;
-    sub_remove(n, s);
+    hashtable_remove(&n->subs, &s->link);
+    free(s);
     prune(n);
     t->count--;
     return 0;
@@ -362,10 +270,16 @@ struct match {
     void *arg;
 };
 
+static void report_one(struct hashtable_node *link, void *arg)
+{
+    const struct match *m = arg;
+    const struct trie_sub *s = hashtable_entry(link, struct trie_sub, link);
+    m->fn(s->subscriber, s->qos, m->arg);
+}
+
 static void report(const struct match *m, const struct trie_node *n)
 {
-    for (size_t i = 0; i < n->sub_count; i++)
-        m->fn(n->subs[i].subscriber, n->subs[i].qos, m->arg);
+    hashtable_foreach(&n->subs, report_one, (void *)m);
 }
 
 static size_t level_end(const struct match *m, size_t pos)

@@ -32,13 +32,14 @@ void trie_free(struct trie *t);
  * already there. filter must be valid (mqtt_topic_filter_check); subscriber
  * is an opaque pointer the trie borrows and hands back to trie_match().
  * Returns 1 added, 0 updated, -ENOMEM (trie unchanged).
- * Cost: depth of filter, plus a scan of the subscribers of that same filter.
+ * Cost: O(levels of filter); the subscribers of one filter are a hash set.
  */
 int trie_subscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber, uint8_t qos);
 
 /*
  * Removes (filter, subscriber) and frees the nodes it leaves empty.
- * Returns 0, or -ENOENT when the pair is not there. Never allocates.
+ * Returns 0, or -ENOENT when the pair is not there. Never fails for lack of
+ * memory (a table shrink that cannot allocate is skipped).
  */
 int trie_unsubscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber);
 

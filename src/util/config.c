@@ -51,7 +51,12 @@ void config_init(struct sol_config *cfg)
     cfg->connection_messages = true;
     cfg->sys_interval = CONFIG_DEFAULT_SYS_INTERVAL_S;
     cfg->retain_available = true;
-    cfg->max_output_buffer_bytes = (uint64_t)16 << 20;
+    cfg->max_output_buffer_bytes = CONFIG_DEFAULT_MAX_OUTPUT_BUFFER;
+    cfg->max_queued_bytes = CONFIG_DEFAULT_MAX_QUEUED_BYTES;
+    cfg->max_packet_size = CONFIG_DEFAULT_MAX_PACKET_SIZE;
+    cfg->max_subscriptions_per_client = CONFIG_DEFAULT_MAX_SUBS_PER_CLIENT;
+    cfg->max_subscriptions = CONFIG_DEFAULT_MAX_SUBSCRIPTIONS;
+    cfg->max_input_buffer_bytes = CONFIG_DEFAULT_MAX_INPUT_BUFFER;
 }
 
 static void listener_deinit(struct config_listener *l)
@@ -509,17 +514,50 @@ static int do_max_output_buffer_bytes(struct parser *p, char *args)
     return word != NULL ? parse_size(p, word, &p->cfg->max_output_buffer_bytes) : -1;
 }
 
-/* max_queued_bytes N: 0 (no limit) or a size, as storage_max_size. */
-static int do_max_queued_bytes(struct parser *p, char *args)
+/* NAME N: 0 (no limit) or a size, as storage_max_size. */
+static int one_size_or_zero(struct parser *p, char *args, uint64_t *out)
 {
     char *word = one_arg(p, args);
     if (word == NULL)
         return -1;
     if (strcmp(word, "0") == 0) {
-        p->cfg->max_queued_bytes = 0;
+        *out = 0;
         return 0;
     }
-    return parse_size(p, word, &p->cfg->max_queued_bytes);
+    return parse_size(p, word, out);
+}
+
+static int do_max_queued_bytes(struct parser *p, char *args)
+{
+    return one_size_or_zero(p, args, &p->cfg->max_queued_bytes);
+}
+
+static int do_max_packet_size(struct parser *p, char *args)
+{
+    return one_size_or_zero(p, args, &p->cfg->max_packet_size);
+}
+
+static int do_max_input_buffer_bytes(struct parser *p, char *args)
+{
+    return one_size_or_zero(p, args, &p->cfg->max_input_buffer_bytes);
+}
+
+static int do_max_subscriptions_per_client(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, 0, INT32_MAX, &v) != 0)
+        return -1;
+    p->cfg->max_subscriptions_per_client = (uint32_t)v;
+    return 0;
+}
+
+static int do_max_subscriptions(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, 0, INT32_MAX, &v) != 0)
+        return -1;
+    p->cfg->max_subscriptions = (uint32_t)v;
+    return 0;
 }
 
 static int do_message_size_limit(struct parser *p, char *args)
@@ -734,6 +772,10 @@ static const struct {
     {"max_queued_messages", do_max_queued_messages},
     {"max_queued_bytes", do_max_queued_bytes},
     {"max_output_buffer_bytes", do_max_output_buffer_bytes},
+    {"max_packet_size", do_max_packet_size},
+    {"max_input_buffer_bytes", do_max_input_buffer_bytes},
+    {"max_subscriptions_per_client", do_max_subscriptions_per_client},
+    {"max_subscriptions", do_max_subscriptions},
     {"message_size_limit", do_message_size_limit},
     {"max_connections", do_max_connections},
     {"max_keepalive", do_max_keepalive},

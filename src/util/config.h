@@ -20,11 +20,19 @@
 #define CONFIG_DEFAULT_MAX_INFLIGHT         20
 #define CONFIG_DEFAULT_MAX_QUEUED           1000
 #define CONFIG_DEFAULT_MAX_TOPIC_LEVELS     200
-#define CONFIG_DEFAULT_STORAGE_MAX_SIZE     ((uint64_t)1 << 30) /* 1G */
-#define CONFIG_DEFAULT_SYS_INTERVAL_S       10
-#define CONFIG_MAX_MESSAGE_SIZE_LIMIT       268435455u /* MQTT's largest remaining length */
-#define CONFIG_INCLUDE_DEPTH_MAX            8          /* include_dir nesting */
-#define CONFIG_PATH_MAX                     4096       /* bytes, including the NUL */
+/* Limits one client cannot exceed; conf/sol.conf gives each one's worst-case
+ * cost (about 64 MB per client in all with these defaults). */
+#define CONFIG_DEFAULT_MAX_QUEUED_BYTES    ((uint64_t)8 << 20)
+#define CONFIG_DEFAULT_MAX_OUTPUT_BUFFER   ((uint64_t)16 << 20)
+#define CONFIG_DEFAULT_MAX_PACKET_SIZE     ((uint64_t)8 << 20)
+#define CONFIG_DEFAULT_MAX_SUBS_PER_CLIENT 100
+#define CONFIG_DEFAULT_MAX_SUBSCRIPTIONS   1000000
+#define CONFIG_DEFAULT_MAX_INPUT_BUFFER    ((uint64_t)64 << 20)
+#define CONFIG_DEFAULT_STORAGE_MAX_SIZE    ((uint64_t)1 << 30) /* 1G */
+#define CONFIG_DEFAULT_SYS_INTERVAL_S      10
+#define CONFIG_MAX_MESSAGE_SIZE_LIMIT      268435455u /* MQTT's largest remaining length */
+#define CONFIG_INCLUDE_DEPTH_MAX           8          /* include_dir nesting */
+#define CONFIG_PATH_MAX                    4096       /* bytes, including the NUL */
 
 /*
  * One listener: a TCP port (on bind_address, or on every address when it is
@@ -127,9 +135,26 @@ struct sol_config {
     char *password_file;
     char *acl_file;
     char *pid_file;
-    /* Payload bytes queued per session; 0 = no limit (default). Directive:
-     * max_queued_bytes N (0..INT64_MAX; Sol also takes k, M, G suffixes). */
+    /* Payload bytes queued per session (clean sessions too); 0 = no limit.
+     * Directive: max_queued_bytes N (0..INT64_MAX; Sol also takes k, M, G
+     * suffixes). Default CONFIG_DEFAULT_MAX_QUEUED_BYTES (Mosquitto's: 0). */
     uint64_t max_queued_bytes;
+    /* Mosquitto 2's max_packet_size: the largest packet (all of it, not just
+     * the payload) a client may send, so also the most input one client can
+     * make the broker buffer; 0 = the protocol maximum. Directive:
+     * max_packet_size N (k, M, G suffixes; 0 = no limit). Default
+     * CONFIG_DEFAULT_MAX_PACKET_SIZE. */
+    uint64_t max_packet_size;
+    /* Sol's own: subscriptions one client may hold, and all clients together;
+     * over either, SUBACK 0x80 for that filter. 0 = no limit. Directives:
+     * max_subscriptions_per_client N, max_subscriptions N (0..INT32_MAX). */
+    uint32_t max_subscriptions_per_client;
+    uint32_t max_subscriptions;
+    /* Sol's own: input bytes buffered for unfinished packets, all connections
+     * together; over it the broker stops reading from the connections with
+     * the largest unfinished packets until others finish. 0 = no limit.
+     * Directive: max_input_buffer_bytes N (k, M, G suffixes). */
+    uint64_t max_input_buffer_bytes;
     /* Sol's own: QoS 0 messages to a client whose unsent output exceeds this
      * many bytes are dropped (and counted), so a stalled reader cannot make the
      * broker buffer without bound. Directive: max_output_buffer_bytes N (> 0;

@@ -482,7 +482,7 @@ static void test_defaults_for_operations_directives(void **state)
     assert_null(cfg->password_file);
     assert_null(cfg->acl_file);
     assert_null(cfg->pid_file);
-    assert_int_equal(cfg->max_queued_bytes, 0);
+    assert_int_equal(cfg->max_queued_bytes, 8u << 20);
     assert_int_equal(cfg->message_size_limit, 0);
     assert_int_equal(cfg->max_connections, 0);
     assert_int_equal(cfg->max_keepalive, 0);
@@ -860,6 +860,43 @@ static void test_max_output_buffer_bytes_default_and_suffix(void **state)
     assert_int_equal(f->cfg.max_output_buffer_bytes, 65536);
 }
 
+/* Issue 10: the limits one client cannot exceed, their defaults (about
+ * 64 MB per client in all, see conf/sol.conf), suffixes and 0 = no limit. */
+static void test_client_limit_defaults_suffixes_and_zero(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(f->cfg.max_packet_size, 8u << 20);
+    assert_int_equal(f->cfg.max_queued_bytes, 8u << 20);
+    assert_int_equal(f->cfg.max_subscriptions_per_client, 100);
+    assert_int_equal(f->cfg.max_subscriptions, 1000000);
+    assert_int_equal(f->cfg.max_input_buffer_bytes, 64u << 20);
+    load_ok(f, "max_packet_size 256k\nmax_input_buffer_bytes 1G\n"
+               "max_subscriptions_per_client 5000\nmax_subscriptions 7\n");
+    assert_int_equal(f->cfg.max_packet_size, 256u << 10);
+    assert_int_equal(f->cfg.max_input_buffer_bytes, 1u << 30);
+    assert_int_equal(f->cfg.max_subscriptions_per_client, 5000);
+    assert_int_equal(f->cfg.max_subscriptions, 7);
+    load_ok(f, "max_packet_size 0\nmax_input_buffer_bytes 0\n"
+               "max_subscriptions_per_client 0\nmax_subscriptions 0\n");
+    assert_int_equal(f->cfg.max_packet_size, 0);
+    assert_int_equal(f->cfg.max_input_buffer_bytes, 0);
+    assert_int_equal(f->cfg.max_subscriptions_per_client, 0);
+    assert_int_equal(f->cfg.max_subscriptions, 0);
+}
+
+static void test_error_client_limits(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "max_packet_size -1\n", 1,
+               "max_packet_size: '-1' is not a positive size (bytes, or with suffix k, M or G)");
+    load_fails(f, "max_input_buffer_bytes 12X\n", 1,
+               "max_input_buffer_bytes: '12X' is not a positive size (bytes, or with suffix k, M "
+               "or G)");
+    load_fails(f, "max_subscriptions_per_client -1\n", 1,
+               "max_subscriptions_per_client: '-1' is out of range 0..2147483647");
+    load_fails(f, "max_subscriptions many\n", 1, "max_subscriptions: 'many' is not an integer");
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -867,6 +904,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(test_init_sets_defaults),
         TEST(test_max_output_buffer_bytes_default_and_suffix),
+        TEST(test_client_limit_defaults_suffixes_and_zero),
+        TEST(test_error_client_limits),
         TEST(test_per_listener_settings_put_auth_on_each_listener),
         TEST(test_no_listener_defaults_to_localhost_1883_and_anonymous),
         TEST(test_no_listener_default_port_and_explicit_anonymous_are_kept),

@@ -34,6 +34,7 @@ struct fake_conn {
     bool closed;
     uint16_t keepalive_s;
     struct session_client *client;
+    size_t pending; /* what output_pending() reports: a stalled reader's backlog */
 };
 
 static int fake_send(void *conn, const struct iovec *iov, int iovcnt)
@@ -60,8 +61,7 @@ static void fake_set_keepalive(void *conn, uint16_t keepalive_s)
 
 static size_t fake_output_pending(void *conn)
 {
-    (void)conn;
-    return 0;
+    return ((struct fake_conn *)conn)->pending;
 }
 
 static const struct session_sink fake_sink = {fake_send, fake_close, fake_set_keepalive,
@@ -1302,6 +1302,182 @@ static void test_ack_only_batch_is_deferred_but_committed_by_flush(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* ---- Issue 10: limits one client cannot exceed ---- */
+
+static uint64_t dropped(struct fixture *f)
+{
+    struct session_stats st;
+    session_get_stats(f->mgr, &st);
+    return st.messages_dropped;
+}
+
+static void test_subscriptions_over_max_subscriptions_per_client_get_0x80(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_subscriptions_per_client = 3;
+    open_all(f);
+    struct fake_conn *c = connect_client(f, "c", true, false);
+    subscribe(f, c, "a", 1, 1);
+    subscribe(f, c, "b", 1, 1);
+    subscribe(f, c, "c/+", 0, 0);
+    subscribe(f, c, "d", 1, MQTT_SUBACK_FAILURE); /* the fourth */
+    subscribe(f, c, "a", 2, 2);                   /* an update of one it has: fits */
+    struct fake_conn *other = connect_client(f, "other", true, false);
+    subscribe(f, other, "d", 1, 1); /* per client: another client is not affected */
+    struct mqtt_topic_entry e = {{(const uint8_t *)"b", 1}, 0};
+    struct mqtt_packet un = {.type = MQTT_UNSUBSCRIBE};
+    un.u.subscribe.packet_id = 9;
+    un.u.subscribe.count = 1;
+    un.u.subscribe.entries = &e;
+    uint8_t buf[64];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&un, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
+    feed(f, c, &decoded, SESSION_OK);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(c).type, MQTT_UNSUBACK);
+    subscribe(f, c, "d", 1, 1); /* the unsubscribe freed a place */
+    gone(f, c, SESSION_CLOSE_DISCONNECT);
+    gone(f, other, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_subscriptions_over_max_subscriptions_in_total_get_0x80(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_subscriptions = 2;
+    open_all(f);
+    struct fake_conn *a = connect_client(f, "a", true, false);
+    struct fake_conn *b = connect_client(f, "b", false, false);
+    subscribe(f, a, "x", 0, 0);
+    subscribe(f, b, "y", 1, 1);
+    subscribe(f, b, "z", 1, MQTT_SUBACK_FAILURE);
+    subscribe(f, a, "z", 1, MQTT_SUBACK_FAILURE);
+    gone(f, a, SESSION_CLOSE_DISCONNECT); /* a clean session's subscriptions go with it */
+    subscribe(f, b, "z", 1, 1);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Until issue 10 a clean session's queue checked only the count. */
+static void test_clean_session_queue_is_bounded_by_max_queued_bytes(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_inflight_messages = 1;
+    f->config.max_queued_messages = 100;
+    f->config.max_queued_bytes = 10;
+    open_all(f);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "q", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "q", "inflight", 1, false, 1); /* fills the window */
+    publish(f, pub, "q", "1234", 1, false, 2);     /* queued: 4 bytes */
+    publish(f, pub, "q", "567890", 1, false, 3);   /* queued: 10 bytes */
+    publish(f, pub, "q", "x", 1, false, 4);        /* 11 > 10: dropped */
+    session_flush(f->mgr);
+    assert_int_equal(dropped(f), 1);
+    struct mqtt_packet m = next_sent(sub);
+    assert_publish(m, "q", "inflight", 1);
+    for (int i = 0; i < 2; i++) {
+        send_ack(f, sub, MQTT_PUBACK, m.u.publish.packet_id);
+        session_flush(f->mgr);
+        m = next_sent(sub);
+        assert_publish(m, "q", i == 0 ? "1234" : "567890", 1);
+    }
+    send_ack(f, sub, MQTT_PUBACK, m.u.publish.packet_id);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(sub).type, 0); /* "x" was dropped, not delayed */
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void queue_offline(struct fixture *f, const char *payload, uint16_t id)
+{
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "off", payload, 1, false, id);
+    session_flush(f->mgr);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Until issue 10 a restart granted every persistent session a fresh limit. */
+static void test_queue_limits_count_what_the_store_holds_after_a_restart(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_queued_messages = 2;
+    open_all(f);
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "off", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    queue_offline(f, "one", 1);
+    queue_offline(f, "two", 2);
+    assert_int_equal(dropped(f), 0);
+    close_all(f); /* restart */
+    open_all(f);
+    queue_offline(f, "three", 3); /* the queue is still full */
+    assert_int_equal(dropped(f), 1);
+    sub = connect_client(f, "sub", false, true);
+    session_flush(f->mgr);
+    assert_publish(next_sent(sub), "off", "one", 1);
+    assert_publish(next_sent(sub), "off", "two", 1);
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_queue_bytes_are_restored_at_start(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_queued_bytes = 8;
+    open_all(f);
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "off", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    queue_offline(f, "123456", 1);
+    close_all(f);
+    open_all(f);
+    queue_offline(f, "789", 2); /* 6 + 3 > 8 */
+    assert_int_equal(dropped(f), 1);
+    queue_offline(f, "78", 3); /* 6 + 2 fits */
+    assert_int_equal(dropped(f), 1);
+    sub = connect_client(f, "sub", false, true);
+    session_flush(f->mgr);
+    assert_publish(next_sent(sub), "off", "123456", 1);
+    assert_publish(next_sent(sub), "off", "78", 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A stalled reader's QoS 1 messages wait in its queue (not in its output
+ * buffer) and go out when the output drains; QoS 0 is dropped and counted. */
+static void test_output_over_the_limit_holds_qos1_in_the_queue(void **state)
+{
+    bool persistent = false;
+    for (int round = 0; round < 2; round++, persistent = true) {
+        struct fixture *f = *state;
+        close_all(f);
+        f->config.max_qos0_output_bytes = 1000;
+        open_all(f);
+        struct fake_conn *sub = connect_client(f, persistent ? "psub" : "sub", !persistent, false);
+        subscribe(f, sub, "s", 1, 1);
+        struct fake_conn *pub = connect_client(f, "pub", true, false);
+        sub->pending = 5000; /* the client stopped reading */
+        publish(f, pub, "s", "q1", 1, false, 1);
+        publish(f, pub, "s", "q0", 0, false, 0);
+        session_flush(f->mgr);
+        assert_int_equal(next_sent(sub).type, 0);
+        assert_int_equal(dropped(f), 1); /* the QoS 0 one */
+        sub->pending = 0;                /* it read everything */
+        session_client_writable(f->mgr, sub->client);
+        session_flush(f->mgr);
+        assert_publish(next_sent(sub), "s", "q1", 1);
+        assert_int_equal(next_sent(sub).type, 0);
+        gone(f, pub, SESSION_CLOSE_DISCONNECT);
+        gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1352,6 +1528,12 @@ int main(void)
         T(test_persistent_session_expires_after_configured_time),
         T(test_keepalive_above_max_keepalive_gets_connack_2),
         T(test_retained_publish_closes_when_retain_unavailable),
+        T(test_subscriptions_over_max_subscriptions_per_client_get_0x80),
+        T(test_subscriptions_over_max_subscriptions_in_total_get_0x80),
+        T(test_clean_session_queue_is_bounded_by_max_queued_bytes),
+        T(test_queue_limits_count_what_the_store_holds_after_a_restart),
+        T(test_queue_bytes_are_restored_at_start),
+        T(test_output_over_the_limit_holds_qos1_in_the_queue),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,6 +38,19 @@ static void record(void *subscriber, uint8_t qos, void *arg)
     c->n++;
 }
 
+struct counter {
+    size_t total, with_qos;
+    uint8_t qos;
+};
+
+static void count_calls(void *subscriber, uint8_t qos, void *arg)
+{
+    (void)subscriber;
+    struct counter *c = arg;
+    c->total++;
+    c->with_qos += qos == c->qos;
+}
+
 static void *sub_id(size_t i)
 {
     return (void *)(uintptr_t)(i + 1);
@@ -366,6 +379,61 @@ static void test_10000_subscribers_on_distinct_topics(void **state)
     assert_int_equal(trie_count(t), MANY / 2 + 1);
 }
 
+/* The subscribers of one filter are a set: 40000 of them on one node, each
+ * found again to update its QoS, removed in a scattered order, and every
+ * match call reports exactly the pairs still there. */
+static size_t count_qos(const struct trie *t, const char *topic, uint8_t qos, size_t *total)
+{
+    struct counter c = {0, 0, qos};
+    trie_match(t, mqtt_bytes_from_cstr(topic), count_calls, &c);
+    *total = c.total;
+    return c.with_qos;
+}
+
+#define SHARED 40000
+
+static void test_40000_subscribers_of_one_filter(void **state)
+{
+    struct trie *t = *state;
+    for (size_t i = 0; i < SHARED; i++)
+        assert_int_equal(sub(t, "fleet/+/status", i, 0), 1);
+    for (size_t i = 0; i < SHARED; i += 4)
+        assert_int_equal(sub(t, "fleet/+/status", i, 2), 0); /* an update, not a new pair */
+    assert_int_equal(trie_count(t), SHARED);
+    size_t total = 0;
+    assert_int_equal(count_qos(t, "fleet/7/status", 2, &total), SHARED / 4);
+    assert_int_equal(total, SHARED);
+    for (size_t i = 0; i < SHARED; i += 3)
+        assert_int_equal(unsub(t, "fleet/+/status", (i * 7919) % SHARED), 0);
+    size_t left = SHARED - (SHARED + 2) / 3;
+    assert_int_equal(trie_count(t), left);
+    count_qos(t, "fleet/7/status", 2, &total);
+    assert_int_equal(total, left);
+    for (size_t i = 0; i < SHARED; i++)
+        unsub(t, "fleet/+/status", i);
+    assert_int_equal(trie_count(t), 0);
+    assert_int_equal(match(t, "fleet/7/status").n, 0);
+}
+
+/* 40000 distinct children under one node (what one large SUBSCRIBE makes). */
+static void test_40000_children_of_one_node(void **state)
+{
+    struct trie *t = *state;
+    char filter[64];
+    for (size_t i = 0; i < SHARED; i++) {
+        snprintf(filter, sizeof(filter), "bulk/%zu", i);
+        assert_int_equal(sub(t, filter, i, 1), 1);
+    }
+    for (size_t i = 0; i < SHARED; i += 1000) {
+        snprintf(filter, sizeof(filter), "bulk/%zu", i);
+        struct calls c = match(t, filter);
+        assert_int_equal(c.n, 1);
+        assert_int_equal(calls_for(&c, i), 1);
+    }
+    assert_int_equal(match(t, "bulk/40000").n, 0);
+    /* trie_free (teardown) frees the populated nodes and their subscriber sets. */
+}
+
 #define DEEP_LEVELS 32768 /* 32767 '/' separators: the most a 65535-byte filter holds */
 
 /* "+/+/.../+" with levels levels, or the topic of levels empty levels. */
@@ -517,6 +585,9 @@ int main(void)
                                         teardown_trie),
         cmocka_unit_test_setup_teardown(test_deep_topics_of_32768_levels, setup_trie,
                                         teardown_trie),
+        cmocka_unit_test_setup_teardown(test_40000_subscribers_of_one_filter, setup_trie,
+                                        teardown_trie),
+        cmocka_unit_test_setup_teardown(test_40000_children_of_one_node, setup_trie, teardown_trie),
         cmocka_unit_test_setup_teardown(test_match_agrees_with_mqtt_topic_matches_on_random_input,
                                         setup_trie, teardown_trie),
     };
