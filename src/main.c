@@ -694,6 +694,8 @@ static void on_sys_timer(void *arg)
     sys_publish_u64(b, "$SYS/broker/messages/received", ss.messages_received);
     sys_publish_u64(b, "$SYS/broker/messages/sent", ss.messages_sent);
     sys_publish_u64(b, "$SYS/broker/messages/dropped", ss.messages_dropped);
+    sys_publish_u64(b, "$SYS/broker/messages/dropped/queue limit", ss.messages_queue_dropped);
+    sys_publish_u64(b, "$SYS/broker/messages/refused/store full", ss.publishes_refused);
     sys_publish_u64(b, "$SYS/broker/retained messages/count", ss.retained);
     sys_publish_u64(b, "$SYS/broker/subscriptions/count", ss.subscriptions);
     sys_publish_u64(b, "$SYS/broker/store/commits", ss.commits);
@@ -706,6 +708,7 @@ static void on_sys_timer(void *arg)
     sys_publish_u64(b, "$SYS/broker/bytes/sent", net.bytes_sent);
     sys_publish_u64(b, "$SYS/broker/connections/total", net.connections_total);
     sys_publish_u64(b, "$SYS/broker/connections/refused", net.connections_refused);
+    sys_publish_u64(b, "$SYS/broker/connections/input waits", net.input_waits);
     struct store_stats st;
     if (store_stats(b->store, &st) == 0)
         sys_publish_u64(b, "$SYS/broker/store/bytes", st.map_used);

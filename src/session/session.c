@@ -529,6 +529,8 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
         .messages_received = mgr->messages_received,
         .messages_sent = mgr->messages_sent,
         .messages_dropped = mgr->dropped_qos0 + mgr->dropped_queue_full,
+        .messages_queue_dropped = mgr->dropped_queue_full,
+        .publishes_refused = mgr->refused_store_full,
         .subscriptions = trie_count(mgr->trie),
         .retained = table_count(&mgr->retained),
         .commits = mgr->commits,

@@ -195,6 +195,8 @@ struct session_stats {
     uint64_t messages_received;    /* PUBLISH packets from clients */
     uint64_t messages_sent;        /* PUBLISH packets to clients (resends included) */
     uint64_t messages_dropped;     /* QoS 0 over the output limit + queue-full drops */
+    uint64_t messages_queue_dropped; /* of those: dropped by max_queued_messages/bytes */
+    uint64_t publishes_refused;      /* PUBLISH not acknowledged: the store was full */
     uint64_t subscriptions;
     uint64_t retained;
     uint64_t commits;                /* store commits made by session_flush() */

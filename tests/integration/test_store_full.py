@@ -74,7 +74,7 @@ def solctl_check(broker):
 
 def test_full_store_refuses_unacked_drains_and_recovers(broker):
     with open(broker.config_path, "a") as f:
-        f.write("storage_max_size 2M\nmax_queued_messages 0\n")
+        f.write("storage_max_size 2M\nmax_queued_messages 0\nmax_queued_bytes 0\nsys_interval 1\n")
     broker.start()
     keeper, _ = connect(broker, "keeper", clean=False)
     check(subscribe_one(keeper, "fill/#", 1) == 1, "subscribe refused")
@@ -86,6 +86,13 @@ def test_full_store_refuses_unacked_drains_and_recovers(broker):
     broker.wait_for_log("store full")
     print("  2 MB store: %d x %d B acknowledged, #%d refused without PUBACK"
           % (len(acked), PAYLOAD_BYTES, refused))
+
+    # Counted where monitoring looks.
+    sys, _ = connect(broker, "sys-reader")
+    check(subscribe_one(sys, "$SYS/broker/messages/refused/store full", 0) == 0, "$SYS refused")
+    got = next_publish(sys, 3.0)
+    check(got is not None and int(got[1]) >= 1, "$SYS refused count: %r" % (got,))
+    sys.close()
 
     # Storage-free traffic goes on while the store is full.
     sub, _ = connect(broker, "live-sub")
