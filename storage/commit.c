@@ -338,7 +338,7 @@ int store_batch_commit(struct store_batch *batch)
     int status = batch->err;
     if (status == 0 && batch->op_count > 0)
         status = commit_ops(batch);
-    if (status == 0)
+    if (status == 0 && batch->op_count > 0)
         store_space_after_commit(batch->store, batch->reserved_bytes);
     else
         store_space_release(batch->store, batch->reserved_bytes);

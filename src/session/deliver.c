@@ -31,25 +31,21 @@ static uint32_t window_room(const struct session_mgr *mgr, const struct session 
     return s->inflight_count >= max ? 0 : max - s->inflight_count;
 }
 
-static struct outgoing *find_outgoing(struct session *s, uint16_t packet_id,
-                                      struct outgoing ***prev)
+static struct outgoing *find_outgoing(struct session *s, uint16_t packet_id)
 {
-    struct outgoing **p = &s->inflight;
-    while (*p && (*p)->packet_id != packet_id)
-        p = &(*p)->next;
-    if (prev)
-        *prev = p;
-    return *p;
+    struct hashtable_node *n = hashtable_find(&s->inflight_ids, &packet_id, sizeof(packet_id));
+    return n ? hashtable_entry(n, struct outgoing, by_id) : NULL;
 }
 
 /* Next packet id not in use by the window [MQTT-2.3.1-2]; the window is at
- * most 65535 entries, so one exists. */
+ * most 65535 entries, so one exists, and while it is small (the usual case)
+ * the first id tried is free. */
 static uint16_t alloc_packet_id(struct session *s)
 {
     for (uint32_t tries = 0; tries < UINT16_MAX; tries++) {
         uint16_t id = s->next_packet_id;
         s->next_packet_id = id == UINT16_MAX ? 1 : id + 1;
-        if (id != 0 && !find_outgoing(s, id, NULL))
+        if (id != 0 && !find_outgoing(s, id))
             return id;
     }
     return 0;
@@ -64,14 +60,36 @@ static struct outgoing *outgoing_new(uint64_t seq, uint16_t packet_id, uint8_t q
     return o;
 }
 
-/* Appends o (owned by s from here) to the window. */
-static void outgoing_link(struct session *s, struct outgoing *o)
+/* Appends o (owned by s from here) to the window. 0 or -ENOMEM (o not
+ * linked, still the caller's). */
+static int outgoing_link(struct session *s, struct outgoing *o)
 {
-    struct outgoing **tail = &s->inflight;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = o;
+    if (hashtable_insert(&s->inflight_ids, &o->by_id, &o->packet_id, sizeof(o->packet_id)) != 0)
+        return -ENOMEM;
+    o->prev = s->inflight_tail;
+    o->next = NULL;
+    if (s->inflight_tail)
+        s->inflight_tail->next = o;
+    else
+        s->inflight = o;
+    s->inflight_tail = o;
     s->inflight_count++;
+    return 0;
+}
+
+/* Takes o out of the window (the caller frees it). */
+static void outgoing_unlink(struct session *s, struct outgoing *o)
+{
+    hashtable_remove(&s->inflight_ids, &o->by_id);
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        s->inflight = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    else
+        s->inflight_tail = o->prev;
+    s->inflight_count--;
 }
 
 static int outgoing_add(struct session *s, uint64_t seq, uint16_t packet_id, uint8_t qos,
@@ -80,7 +98,10 @@ static int outgoing_add(struct session *s, uint64_t seq, uint16_t packet_id, uin
     struct outgoing *o = outgoing_new(seq, packet_id, qos, state);
     if (!o)
         return -ENOMEM;
-    outgoing_link(s, o);
+    if (outgoing_link(s, o) != 0) {
+        free(o);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -191,13 +212,17 @@ static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, u
     struct outgoing *o = outgoing_new(seq, packet_id, qos, OUTGOING_SENT);
     if (!o)
         return -ENOMEM;
+    if (outgoing_link(s, o) != 0) {
+        free(o);
+        return -ENOMEM;
+    }
     int rc = output_send_publish(mgr, s->client, m, qos, packet_id, dup);
     if (rc == OUTPUT_DENIED) {
+        outgoing_unlink(s, o);
         free(o);
         return rc;
     }
     send_or_close(mgr, s, rc);
-    outgoing_link(s, o);
     return 0;
 }
 
@@ -299,11 +324,9 @@ static void top_up(struct session_mgr *mgr, struct session *s)
         deliver_schedule_refill(mgr, s);
 }
 
-static int remove_outgoing(struct session_mgr *mgr, struct session *s, struct outgoing **prev)
+static int remove_outgoing(struct session_mgr *mgr, struct session *s, struct outgoing *o)
 {
-    struct outgoing *o = *prev;
-    *prev = o->next;
-    s->inflight_count--;
+    outgoing_unlink(s, o);
     int rc = 0;
     if (s->persistent)
         rc = store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), o->seq);
@@ -330,19 +353,18 @@ int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_
                        uint16_t packet_id)
 {
     struct session *s = c->sess;
-    struct outgoing **prev = NULL;
-    struct outgoing *o = find_outgoing(s, packet_id, &prev);
+    struct outgoing *o = find_outgoing(s, packet_id);
     switch (type) {
     case MQTT_PUBACK:
         if (!o || o->qos != 1)
             return SESSION_OK; /* late or duplicate ack: nothing to do */
-        return remove_outgoing(mgr, s, prev) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+        return remove_outgoing(mgr, s, o) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
     case MQTT_PUBREC:
         return handle_pubrec(mgr, c, o, packet_id);
     case MQTT_PUBCOMP:
         if (!o || o->state != OUTGOING_PUBREC_RECEIVED)
             return SESSION_OK;
-        return remove_outgoing(mgr, s, prev) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+        return remove_outgoing(mgr, s, o) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
     default:
         return SESSION_ERR_PROTOCOL;
     }
@@ -355,7 +377,9 @@ void deliver_forget(struct session *s)
         s->inflight = o->next;
         free(o);
     }
+    s->inflight_tail = NULL;
     s->inflight_count = 0;
+    hashtable_deinit(&s->inflight_ids); /* its nodes were the entries just freed */
     while (s->queue_head) {
         struct pending *p = s->queue_head;
         s->queue_head = p->next;

@@ -97,7 +97,15 @@ bool mgr_batch_has_changes(const struct session_mgr *mgr)
 /* Anything at all for session_flush() to commit or release. */
 static bool has_work(const struct session_mgr *mgr)
 {
-    return mgr_batch_has_changes(mgr) || mgr->held_head || mgr->refill;
+    return mgr->batch || mgr->held_head || mgr->refill;
+}
+
+/* A batch with nothing to write (its reservations were not used: the
+ * messages were dropped by a queue limit, say): dropped at the end of the
+ * turn, so its reservations do not pile up. */
+static bool has_empty_batch(const struct session_mgr *mgr)
+{
+    return mgr->batch && store_batch_is_empty(mgr->batch);
 }
 
 /* A batch nobody waits on (no held ack, no top-up) may wait this long for
@@ -114,7 +122,7 @@ bool session_has_failed(const struct session_mgr *mgr)
 
 bool session_has_pending(const struct session_mgr *mgr)
 {
-    if (mgr->held_head || mgr->refill)
+    if (mgr->held_head || mgr->refill || has_empty_batch(mgr))
         return true;
     return mgr_batch_has_changes(mgr) && monotonic_us() >= mgr->batch_opened_us + COMMIT_DEFER_US;
 }
@@ -171,6 +179,8 @@ static void unschedule_refill(struct session_mgr *mgr, struct session *s)
     s->refill_queued = false;
 }
 
+static void free_qos2_ids(struct session *s);
+
 static void free_session(struct session_mgr *mgr, struct session *s)
 {
     struct hashtable_node *n = hashtable_take_all(&s->subs);
@@ -183,7 +193,7 @@ static void free_session(struct session_mgr *mgr, struct session *s)
     deliver_forget(s);
     if (s->refill_queued)
         unschedule_refill(mgr, s);
-    free(s->qos2_in);
+    free_qos2_ids(s);
     free(s->client_id);
     free(s);
 }
@@ -303,31 +313,41 @@ static int load_subscription(void *arg, struct store_bytes client_id, struct sto
 
 int session_qos2_add(struct session *s, uint16_t packet_id, enum qos2_state state)
 {
-    if (s->qos2_in_count == s->qos2_in_cap) {
-        size_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
-        struct qos2_in *ids = realloc(s->qos2_in, cap * sizeof(*ids));
-        if (!ids)
-            return -ENOMEM;
-        s->qos2_in = ids;
-        s->qos2_in_cap = cap;
+    struct qos2_in *q = malloc(sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    *q = (struct qos2_in){.packet_id = packet_id, .state = (uint8_t)state};
+    if (hashtable_insert(&s->qos2_ids, &q->by_id, &q->packet_id, sizeof(q->packet_id)) != 0) {
+        free(q);
+        return -ENOMEM;
     }
-    s->qos2_in[s->qos2_in_count++] = (struct qos2_in){packet_id, (uint8_t)state};
     return 0;
 }
 
 struct qos2_in *session_qos2_find(struct session *s, uint16_t packet_id)
 {
-    for (size_t i = 0; i < s->qos2_in_count; i++)
-        if (s->qos2_in[i].packet_id == packet_id)
-            return &s->qos2_in[i];
-    return NULL;
+    struct hashtable_node *n = hashtable_find(&s->qos2_ids, &packet_id, sizeof(packet_id));
+    return n ? hashtable_entry(n, struct qos2_in, by_id) : NULL;
 }
 
 void session_qos2_remove(struct session *s, uint16_t packet_id)
 {
     struct qos2_in *q = session_qos2_find(s, packet_id);
-    if (q)
-        *q = s->qos2_in[--s->qos2_in_count];
+    if (q) {
+        hashtable_remove(&s->qos2_ids, &q->by_id);
+        free(q);
+    }
+}
+
+static void free_qos2_ids(struct session *s)
+{
+    struct hashtable_node *n = hashtable_take_all(&s->qos2_ids);
+    while (n) {
+        struct hashtable_node *next = n->next;
+        free(hashtable_entry(n, struct qos2_in, by_id));
+        n = next;
+    }
+    hashtable_deinit(&s->qos2_ids);
 }
 
 static int load_qos2(void *arg, struct store_bytes client_id, uint16_t packet_id,
@@ -722,7 +742,11 @@ static void record_commit_time(struct session_mgr *mgr, uint64_t us)
 static int commit_round(struct session_mgr *mgr)
 {
     int status = 0;
-    if (mgr->batch) {
+    if (has_empty_batch(mgr)) {
+        /* Writes nothing; releases its reservations (a failed one reports). */
+        status = store_batch_commit(mgr->batch);
+        mgr->batch = NULL;
+    } else if (mgr->batch) {
         struct store_batch *b = mgr->batch;
         mgr->batch = NULL;
         uint64_t started_us = monotonic_us();

@@ -87,10 +87,12 @@ enum outgoing_state {
     OUTGOING_PUBREC_RECEIVED = 2, /* PUBREL sent; waiting for PUBCOMP */
 };
 
-/* One QoS 1/2 delivery in a session's inflight window. */
+/* One QoS 1/2 delivery in a session's inflight window: in a list in send
+ * order, and in a table by packet id, so an ack finds it in O(1). */
 struct outgoing {
-    struct outgoing *next;
-    uint64_t seq; /* store queue seq (persistent sessions), else 0 */
+    struct outgoing *prev, *next;
+    struct hashtable_node by_id; /* key: packet_id */
+    uint64_t seq;                /* store queue seq (persistent sessions), else 0 */
     uint16_t packet_id;
     uint8_t qos;
     uint8_t state; /* enum outgoing_state */
@@ -112,6 +114,7 @@ enum qos2_state {
     QOS2_RELEASING = 3, /* PUBREL seen; its delete is in the open batch */
 };
 struct qos2_in {
+    struct hashtable_node by_id; /* in the session's qos2_ids; key: packet_id */
     uint16_t packet_id;
     uint8_t state; /* enum qos2_state */
 };
@@ -130,7 +133,8 @@ struct session {
     struct session_client *client; /* the attached connection, or NULL */
     struct hashtable subs;         /* struct sub_entry by filter: O(1) per filter */
 
-    struct outgoing *inflight; /* in send order */
+    struct outgoing *inflight, *inflight_tail; /* in send order */
+    struct hashtable inflight_ids;             /* struct outgoing by packet id */
     uint32_t inflight_count;
     uint16_t next_packet_id;
 
@@ -145,8 +149,7 @@ struct session {
     bool refill_queued; /* on mgr->refill list */
     struct session *refill_next;
 
-    struct qos2_in *qos2_in; /* incoming QoS 2 packet ids awaiting PUBREL */
-    size_t qos2_in_count, qos2_in_cap;
+    struct hashtable qos2_ids; /* incoming QoS 2 ids awaiting PUBREL: struct qos2_in */
 
     uint64_t serial; /* unique per session object: tells it from a later one with its id */
     uint8_t record;  /* persistent: enum session_record */

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "auth.h"
@@ -115,6 +116,27 @@ static void send_retained(void *value, void *arg)
         ctx->mgr->sink->close(ctx->s->client->conn, "out of memory delivering retained");
 }
 
+static bool has_wildcard(struct mqtt_bytes filter)
+{
+    return memchr(filter.data, '+', filter.len) || memchr(filter.data, '#', filter.len);
+}
+
+/* Sends the retained messages filter matches to s. A filter without
+ * wildcards names one topic: one lookup, not a walk over every retained
+ * message (a fleet resubscribing to its own state topics stays cheap). */
+static void send_retained_for(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                              uint8_t qos)
+{
+    struct retained_ctx ctx = {mgr, s, filter, qos};
+    if (has_wildcard(filter)) {
+        table_foreach(&mgr->retained, send_retained, &ctx);
+        return;
+    }
+    struct msg *m = table_get(&mgr->retained, filter.data, filter.len);
+    if (m)
+        send_retained(m, &ctx);
+}
+
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
                      const struct mqtt_subscribe *p)
 {
@@ -140,8 +162,7 @@ int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
     for (size_t i = 0; rc == 0 && i < n && mqtt_topic_iter_next(&it, &e); i++) {
         if (codes[i] == MQTT_SUBACK_FAILURE)
             continue;
-        struct retained_ctx ctx = {mgr, s, e.filter, codes[i]};
-        table_foreach(&mgr->retained, send_retained, &ctx);
+        send_retained_for(mgr, s, e.filter, codes[i]);
     }
     free(codes);
     return rc == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
