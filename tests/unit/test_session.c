@@ -725,6 +725,32 @@ static void test_store_full_refuses_the_publish_not_the_commit(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* Reservations that end up unused (the messages were dropped by a queue
+ * limit, so nothing was written) are released at the end of the turn: they
+ * once piled up until every publish was refused as "store full". */
+static void test_unused_reservations_do_not_fill_the_store(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_queued_messages = 1;
+    f->config.max_queued_bytes = 0;
+    reopen_with_tiny_map(f);
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "t", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    char payload[4097];
+    memset(payload, 'p', sizeof(payload) - 1);
+    payload[sizeof(payload) - 1] = '\0';
+    for (uint16_t i = 1; i <= 500; i++) { /* 500 x 4 KiB: twice the 1 MiB map */
+        publish(f, pub, "t", payload, 1, false, i);
+        session_flush(f->mgr); /* the end of each turn */
+        assert_int_equal(next_sent(pub).type, MQTT_PUBACK);
+    }
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
 /* ---- A disk that fills up: the store's writes fail with ENOSPC ----
  * The test binary interposes LMDB's write calls (liblmdb reaches them
  * through the PLT, so the executable's definitions win); while
@@ -1507,6 +1533,7 @@ int main(void)
         T(test_takeover_closes_old_connection_and_fires_its_will),
         T(test_unsubscribe_stops_delivery_and_is_acked),
         T(test_store_full_refuses_the_publish_not_the_commit),
+        T(test_unused_reservations_do_not_fill_the_store),
         T(test_commit_failure_sends_no_ack_and_closes_the_client),
         T(test_connack_lost_to_a_failed_commit_leaves_no_will),
         T(test_failed_commit_forgets_a_pending_qos2_id),
