@@ -419,16 +419,22 @@ struct refill_ctx {
 static int send_entry(struct session_mgr *mgr, struct session *s, struct msg *m,
                       const struct store_queue_item *item, uint16_t packet_id, bool dup)
 {
+    /* The entry's new packet id is recorded first: a QoS 2 PUBLISH is held
+     * behind the commit of that record, or a failed commit or a crash would
+     * send it again under another id - a second delivery (fuzz_session). */
+    if (!dup) {
+        int rc = store_batch_queue_update(mgr_batch(mgr), session_store_id(s), item->seq,
+                                          STORE_SENT, packet_id);
+        if (rc != 0)
+            return rc;
+    }
     int rc = send_new(mgr, s, m, item->entry.qos, item->seq, packet_id, dup);
     if (rc == OUTPUT_DENIED) {
         log_debug("client %s: queued message on %s not readable: dropped", (char *)s->client_id,
                   (char *)m->topic);
         return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), item->seq);
     }
-    if (rc != 0 || dup)
-        return rc;
-    return store_batch_queue_update(mgr_batch(mgr), session_store_id(s), item->seq, STORE_SENT,
-                                    packet_id);
+    return rc;
 }
 
 static int resend_entry(struct session_mgr *mgr, struct session *s, struct msg *m,

@@ -106,6 +106,10 @@ struct tag_seen {
     uint16_t packet_id;
 };
 
+/* FUZZ_TRACE=1 in the environment prints every operation and every packet
+ * sent, for reading a crash input. */
+static int is_tracing;
+
 static struct {
     char dir[64];
     struct store *store;
@@ -189,6 +193,12 @@ static void observe(struct client *c, const uint8_t *buf, size_t len)
             fprintf(stderr, "durable packet type %u sent before its commit\n", buf[off] >> 4);
             abort();
         }
+        if (is_tracing)
+            fprintf(stderr, "  -> c%d slot%d: type %u id %u%s%.*s\n", c->id, (int)(c - w.clients),
+                    p.type, p.type == MQTT_PUBLISH ? p.u.publish.packet_id : p.u.ack.packet_id,
+                    p.type == MQTT_PUBLISH ? " payload " : "",
+                    p.type == MQTT_PUBLISH ? (int)p.u.publish.payload.len : 0,
+                    p.type == MQTT_PUBLISH ? (const char *)p.u.publish.payload.data : "");
         if (p.type == MQTT_PUBLISH && p.u.publish.qos > 0)
             remember(c, MQTT_PUBLISH, p.u.publish.qos, p.u.publish.packet_id);
         if (p.type == MQTT_PUBLISH && p.u.publish.qos == 2 && !p.u.publish.retain)
@@ -473,6 +483,9 @@ static void run_op(struct input *in)
 {
     uint8_t op = next(in);
     struct client *c = &w.clients[(op >> 4) % CLIENTS];
+    if (is_tracing)
+        fprintf(stderr, "op %u slot %d (next byte %u)\n", op % 11, (op >> 4) % CLIENTS,
+                in->left ? in->p[0] : 0);
     switch (op % 11) {
     case 0:
         op_connect(c, in);
@@ -516,7 +529,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    log_set_levels(0); /* quiet */
+    is_tracing = getenv("FUZZ_TRACE") != NULL;
+    if (!is_tracing)
+        log_set_levels(0); /* quiet */
     return 0;
 }
 

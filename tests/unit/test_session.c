@@ -857,6 +857,30 @@ static void feed_subscribe(struct fixture *f, struct fake_conn *fc, uint8_t type
     feed(f, fc, &decoded, SESSION_OK);
 }
 
+/* A queued QoS 2 message sent from the store gets a packet id; the PUBLISH
+ * waits for the commit that records it. Sent before, a failed commit (or a
+ * crash) would send it again under another id: a second delivery. */
+static void test_queued_qos2_publish_waits_for_its_packet_id_record(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *s = connect_client(f, "s", false, false);
+    subscribe(f, s, "t", 2, 2);
+    gone(f, s, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "t", "once", 2, false, 1);
+    session_flush(f->mgr);
+    s = new_conn(f);
+    struct mqtt_packet p = connect_packet("s", false);
+    feed(f, s, &p, SESSION_OK);
+    fail_the_commit(f, s); /* every round of this flush fails: no CONNACK, no PUBLISH */
+    s = connect_client(f, "s", false, true);
+    struct mqtt_packet got = next_sent(s);
+    assert_publish(got, "t", "once", 2);
+    assert_false(got.u.publish.dup); /* first time out: it never left before */
+    gone(f, s, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
 static void test_failed_commit_forgets_a_pending_qos2_id(void **state)
 {
     struct fixture *f = *state;
@@ -1536,6 +1560,7 @@ int main(void)
         T(test_unused_reservations_do_not_fill_the_store),
         T(test_commit_failure_sends_no_ack_and_closes_the_client),
         T(test_connack_lost_to_a_failed_commit_leaves_no_will),
+        T(test_queued_qos2_publish_waits_for_its_packet_id_record),
         T(test_failed_commit_forgets_a_pending_qos2_id),
         T(test_failed_commit_keeps_a_released_qos2_id),
         T(test_failed_commit_undoes_subscribe_and_unsubscribe),
