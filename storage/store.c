@@ -409,7 +409,15 @@ static int no_meta(struct store *store, MDB_txn *txn, int mrc, const char *dir, 
                              "the main database is empty after %llu transactions: its pages "
                              "were lost (or this is an empty LMDB file of another program)",
                              (unsigned long long)txnid);
-    snprintf(err, err_len, "%s: not a Sol store (an LMDB file without Sol's meta database)", dir);
+    MDB_dbi main_dbi;
+    MDB_stat ms = {0};
+    if (mdb_dbi_open(txn, NULL, 0, &main_dbi) != 0 || mdb_stat(txn, main_dbi, &ms) != 0)
+        ms.ms_entries = 0;
+    snprintf(err, err_len,
+             "%s/data.mdb: not a Sol store, or a damaged one: its main database has %zu entries "
+             "but no Sol meta database (after %llu transactions). If it was a Sol store, run "
+             "`solctl check --data-dir %s`; otherwise point persistence_location elsewhere",
+             dir, ms.ms_entries, (unsigned long long)txnid, dir);
     return STORE_ERR_NOT_A_STORE;
 }
 
