@@ -494,6 +494,62 @@ def finish(m, sync, seed, stats, ok, elapsed_s):
               % (NOSYNC_WINDOW_S, too_old[:20]))
 
 
+# ---- deterministic cases -------------------------------------------------------------
+
+def test_new_store_survives_a_power_cut_right_after_its_first_ack(broker):
+    """The directory entries of data.mdb (and of the data directory sol made)
+    are fsynced before the first acknowledgement: a cut that loses every
+    unsynced write and directory entry keeps the session. Both sync modes."""
+    for sync in ("fsync", "nosync"):
+        b = harness.Broker(extra_config=["storage_sync %s" % sync])
+        try:
+            b.env = {"LD_PRELOAD": (ASAN + ":" if ASAN else "") + SHIM,
+                     "SOL_FAULT_CUT_AFTER_MS": "600", "SOL_FAULT_CUT_MODE": "all",
+                     "SOL_FAULT_REPORT": os.path.join(b.tmp, "cuts.jsonl")}
+            b.start()
+            raw, present = connect(b.port, "first", False)
+            check(present == 0, "a new store has a session already")
+            raw.send(subscribe_packet(1, [("first/#", 1)]))
+            raw.expect(SUBACK, timeout_s=3)
+            rc = b.proc.wait(timeout=10)
+            check(rc == -9, "%s: the shim did not cut (exit %s)" % (sync, rc))
+            cuts = read_cuts(os.path.join(b.tmp, "cuts.jsonl"))
+            check(len(cuts) == 1 and cuts[0]["mode"] == "all", "cut report %r" % cuts)
+            b.env = None
+            b.start()
+            raw, present = connect(b.port, "first", False)
+            check(present == 1, "%s: the session acknowledged before the cut is gone (cut: %r)"
+                  % (sync, cuts[0]))
+            raw.close()
+            check(b.stop() == 0, "exit code on SIGTERM")
+        except Exception:
+            print(b.log(), flush=True)
+            raise
+        finally:
+            b.cleanup()
+
+
+def test_damaged_store_refuses_to_start_with_a_clear_error(broker):
+    """A store whose file lost its tail: sol exits 1 at start-up saying the
+    store is damaged and to run solctl check (it used to start, then fail
+    every commit)."""
+    raw, _ = connect(broker.port, "victim", False)
+    raw.send(subscribe_packet(1, [("v/#", 1)]))
+    raw.expect(SUBACK, timeout_s=3)
+    raw.close()
+    check(broker.stop() == 0, "exit code on SIGTERM")
+    path = os.path.join(broker.data_dir, "data.mdb")
+    os.truncate(path, 8192)
+    broker.start(wait_port=False)
+    rc = broker.wait_exit(15)
+    log = broker.log()
+    check(rc == 1, "sol on a damaged store exited with %s" % rc)
+    check("data.mdb: damaged store" in log and "solctl check --data-dir" in log,
+          "no clear error in the log: %s" % log.splitlines()[-3:])
+    r = solctl(broker, "check")
+    check(r.returncode == 2 and "damaged store" in r.stderr, "solctl check: %r" % r.stderr)
+
+
 def make_test(sync, seed, cycles):
     def test(broker):
         return campaign(broker, sync, seed, cycles)
@@ -506,6 +562,8 @@ def main():
         print("SKIP: no fault-injection shim at %s" % SHIM, flush=True)
         sys.exit(0)
     r = harness.Runner()
+    r.run(test_new_store_survives_a_power_cut_right_after_its_first_ack, start=False)
+    r.run(test_damaged_store_refuses_to_start_with_a_clear_error)
     for sync in SYNC_MODES:
         cycles = CYCLES if sync == "fsync" else NOSYNC_CYCLES
         for seed in SEEDS:
