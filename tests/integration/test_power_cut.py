@@ -94,7 +94,7 @@ class Model:
         self.stop_pub = threading.Event()
         self.stop = threading.Event()
         self.cycle = 0
-        self.acked = {}          # seq -> (qos, topic, cycle, ack wall time)
+        self.acked = {}          # seq -> (qos, topic, broker process number, ack wall time)
         self.got_a, self.got_b = {}, {}
         self.ret_acked = {}      # retained topic -> [(acked seq, ack wall time)], increasing
         self.subs_acked = {}     # B's filters whose SUBACK arrived (no UNSUBSCRIBE sent) -> time
@@ -134,12 +134,14 @@ def publisher(broker, m, seq_box, subs):
             return
         try:
             raw, _ = connect(broker.port, "pc-pub", True)
-            publish_window(raw, m, seq_box)
+            # Acks on this connection come from this broker process, which the
+            # cut with the same number ends.
+            publish_window(raw, m, seq_box, broker.starts)
         except (OSError, harness.TestFailure, ValueError):
             time.sleep(0.02)
 
 
-def publish_window(raw, m, seq_box):
+def publish_window(raw, m, seq_box, instance):
     inflight = {}  # packet id -> (seq, qos, topic)
     for _ in range(100_000_000):
         while len(inflight) < PIPELINE and not m.stop_pub.is_set():
@@ -162,7 +164,7 @@ def publish_window(raw, m, seq_box):
             seq, qos, topic = inflight[pid]
             now = time.time()
             with m.lock:
-                m.acked[seq] = (qos, topic, m.cycle, now)
+                m.acked[seq] = (qos, topic, instance, now)
                 if topic.startswith("pc/ret/"):
                     m.ret_acked.setdefault(topic, []).append((seq, now))
             if type_ == PUBACK:
@@ -178,7 +180,9 @@ def publish_window(raw, m, seq_box):
 class Subscriber:
     def __init__(self, name, filt, qos, got, churn):
         self.name, self.filt, self.qos, self.got, self.churn = name, filt, qos, got, churn
-        self.awaiting_pubrel = set()  # the client's QoS 2 state, kept across reconnects
+        self.awaiting_pubrel = {}  # packet id -> seq: the client's QoS 2 state, kept across
+                                   # reconnects
+        self.pid_reuse = 0         # a new message under a packet id still awaiting PUBREL
         self.subscribed = threading.Event()
         self.connections = 0
         self.pending = {}  # packet id -> ("sub"|"unsub", filter)
@@ -236,7 +240,7 @@ class Subscriber:
                 self.on_publish(raw, m, flags, body)
             elif type_ == PUBREL:
                 (pid,) = struct.unpack("!H", body)
-                self.awaiting_pubrel.discard(pid)
+                self.awaiting_pubrel.pop(pid, None)
                 raw.send(ack_packet(PUBCOMP, pid))
             elif type_ in (SUBACK, UNSUBACK):
                 (pid,) = struct.unpack("!H", body[:2])
@@ -250,15 +254,20 @@ class Subscriber:
     def on_publish(self, raw, m, flags, body):
         topic, pid, payload, qos, _, retain = parse_publish(flags, body)
         seq = int(payload)
-        if qos == 2 and pid in self.awaiting_pubrel:
+        if qos == 2 and self.awaiting_pubrel.get(pid) == seq:
             raw.send(ack_packet(PUBREC, pid))  # a resend: already counted
             return
+        if qos == 2 and pid in self.awaiting_pubrel:
+            # The broker lost the commit that sent the first message under this
+            # id (nosync) and reuses it: a real client would drop this one as a
+            # resend. Counted apart, and as delivered: the broker did send it.
+            self.pid_reuse += 1
         with m.lock:
             self.got[seq] = self.got.get(seq, 0) + 1
         if qos == 1:
             raw.send(ack_packet(PUBACK, pid))
         elif qos == 2:
-            self.awaiting_pubrel.add(pid)
+            self.awaiting_pubrel[pid] = seq
             raw.send(ack_packet(PUBREC, pid))
 
 
@@ -342,7 +351,7 @@ def campaign(broker, sync, seed, cycles):
     m = Model()
     stats = {"cuts": 0, "no_cut": 0, "check_failures": 0, "start_failures": 0,
              "subs_checked": 0, "recovery_ms": [], "violations": [], "modes": {},
-             "reverted_writes": 0, "torn_writes": 0, "dirents_lost": 0}
+             "reverted_writes": 0, "torn_writes": 0, "dirents_lost": 0, "cut_reports": []}
     report_path = os.path.join(broker.tmp, "cuts.jsonl")
     subs = [Subscriber("pc-sub-a", "pc/#", 2, m.got_a, False),
             Subscriber("pc-sub-b", "pc/m", 1, m.got_b, True)]
@@ -383,6 +392,8 @@ def campaign(broker, sync, seed, cycles):
             stats["torn_writes"] += cut["torn"]
             stats["dirents_lost"] += cut["dirents_lost"]
             m.cut_walls.append(cut["wall"])
+            stats["cut_reports"].append("%s/%s at %s event %d" % (cut["mode"], cut["sector"],
+                                                                  cut["at"], cut["event"]))
             if not cut["ok"] or not cut["modelled"]:
                 violation("the shim could not model this cut: %r" % cut)
         # What must have survived: everything acknowledged before the cut
@@ -434,6 +445,7 @@ def campaign(broker, sync, seed, cycles):
     m.stop.set()
     for t in threads:
         t.join(10)
+    stats["pid_reuse"] = sum(s.pid_reuse for s in subs)
     return finish(m, sync, seed, stats, ok, time.monotonic() - t0)
 
 
@@ -451,11 +463,12 @@ def finish(m, sync, seed, stats, ok, elapsed_s):
     lost = sorted(set(lost_a) | set(lost_b))
     # How long before its cut was each lost message acknowledged?
     cut_walls = m.cut_walls
-    ages = []
+    ages, which = [], []
     for s in lost:
-        _, _, cycle, at = acked[s]
-        later = [w for w in cut_walls if w >= at]
-        ages.append(min(later) - at if later else float("inf"))
+        _, _, instance, at = acked[s]
+        i = instance - 1  # process n ended with cut n
+        which.append(i if i < len(cut_walls) else -1)
+        ages.append(max(0.0, cut_walls[i] - at) if i < len(cut_walls) else float("inf"))
     rec = stats["recovery_ms"]
     summary = {
         "sync": sync, "seed": seed, "cut_mode": CUT_MODE, "cuts": stats["cuts"],
@@ -464,6 +477,7 @@ def finish(m, sync, seed, stats, ok, elapsed_s):
         "acked_qos2": sum(1 for v in acked.values() if v[0] == 2),
         "lost": len(lost), "lost_max_age_s": round(max(ages), 3) if ages else 0,
         "qos2_duplicated": len(twice2), "qos1_duplicates": dups1,
+        "qos2_packet_id_reused": stats.get("pid_reuse", 0),
         "check_failures": stats["check_failures"], "start_failures": stats["start_failures"],
         "subs_checked": stats["subs_checked"], "session_errors": len(errors),
         "recovery_ms_mean": round(sum(rec) / len(rec), 1) if rec else None,
@@ -474,6 +488,13 @@ def finish(m, sync, seed, stats, ok, elapsed_s):
         "asan": IS_ASAN,
     }
     print("powercut: " + json.dumps(summary), flush=True)
+    for s, age, cut_index in list(zip(lost, ages, which))[:10]:
+        qos, topic, instance, _ = acked[s]
+        print("powercut: lost seq %d (QoS %d, %s, acked by process %d, %.3f s before cut #%d %s; "
+              "subscriber A %s, B %s)" % (s, qos, topic, instance, age, cut_index + 1,
+                                          stats["cut_reports"][cut_index] if cut_index >= 0 else "",
+                                          "got it" if s in got_a else "lost it",
+                                          "got it" if s in got_b else "lost it"), flush=True)
     for v in stats["violations"][:10]:
         print("powercut: violation: %s" % v, flush=True)
     if SUMMARY:
@@ -488,6 +509,7 @@ def finish(m, sync, seed, stats, ok, elapsed_s):
     if sync == "fsync":
         check(not lost, "fsync: %d acknowledged messages lost: %s" % (len(lost), lost[:20]))
         check(not twice2, "fsync: QoS 2 messages delivered twice: %s" % twice2[:20])
+        check(not stats.get("pid_reuse"), "fsync: a QoS 2 packet id reused before its PUBREL")
     else:
         too_old = [s for s, a in zip(lost, ages) if a > NOSYNC_WINDOW_S]
         check(not too_old, "nosync: lost messages acknowledged more than %.1f s before a cut: %s"
