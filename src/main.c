@@ -734,8 +734,8 @@ static int start(const struct flags *f, struct broker *b, char *err, size_t err_
     describe_log_dests(&b->cfg, dests, sizeof(dests));
     log_notice("sol %s starting (pid %ld), logging to %s", SOL_VERSION, (long)getpid(), dests);
     log_notice("config: %s", f->config_path ? f->config_path : "none (defaults)");
-    if (open_store(&b->cfg, f->is_check_store, &b->store, err, err_len) < 0 || new_session_mgr(b, err, err_len) < 0 ||
-        new_server(f, b, err, err_len) < 0)
+    if (open_store(&b->cfg, f->is_check_store, &b->store, err, err_len) < 0 ||
+        new_session_mgr(b, err, err_len) < 0 || new_server(f, b, err, err_len) < 0)
         return -1;
     server_set_session_mgr(b->srv, b->mgr);
     server_set_tick(b->srv, on_tick, b);

@@ -255,7 +255,9 @@ static int env_open(struct store *store, const struct store_options *opts,
     unsigned flags = 0;
     if (opts->read_only)
         flags |= MDB_RDONLY | (st->has_lock ? 0 : MDB_NOLOCK); /* create nothing */
-    /* nosync: each commit's data pages are fdatasync'ed before its meta page
+    /* No MDB_WRITEMAP: the store's writes go through pwrite/writev, which is
+     * what the power-cut shim (tests/fault/solfault.c) journals and reverts.
+     * nosync: each commit's data pages are fdatasync'ed before its meta page
      * is written, but the meta page itself is not synced (the next commit's
      * sync or the periodic store_flush() carries it). A power cut loses at
      * most the last commit and never leaves a meta page pointing at pages

@@ -72,8 +72,8 @@ int store_verify_length(struct store *store, const char *dir, char *err, size_t 
 
 /* ---- free-page list ------------------------------------------------------------ */
 
-int store_check_freelist_record(const MDB_val *k, const MDB_val *v, uint64_t last_pgno,
-                                char *what, size_t what_len)
+int store_check_freelist_record(const MDB_val *k, const MDB_val *v, uint64_t last_pgno, char *what,
+                                size_t what_len)
 {
     size_t w = sizeof(size_t);
     uint64_t txnid = 0;
@@ -87,17 +87,20 @@ int store_check_freelist_record(const MDB_val *k, const MDB_val *v, uint64_t las
     size_t count;
     memcpy(&count, v->mv_data, w);
     if (count != v->mv_size / w - 1) {
-        snprintf(what, what_len, "free-page list: record of transaction %llu counts %zu pages "
-                 "in %zu slots", (unsigned long long)txnid, count, v->mv_size / w - 1);
+        snprintf(what, what_len,
+                 "free-page list: record of transaction %llu counts %zu pages "
+                 "in %zu slots",
+                 (unsigned long long)txnid, count, v->mv_size / w - 1);
         return -1;
     }
     for (size_t i = 1; i <= count; i++) {
         size_t pg;
         memcpy(&pg, (const uint8_t *)v->mv_data + i * w, w);
         if (pg < 2 || pg > last_pgno) {
-            snprintf(what, what_len, "free-page list: transaction %llu frees page %zu, outside "
-                     "the file's pages 2..%llu", (unsigned long long)txnid, pg,
-                     (unsigned long long)last_pgno);
+            snprintf(what, what_len,
+                     "free-page list: transaction %llu frees page %zu, outside "
+                     "the file's pages 2..%llu",
+                     (unsigned long long)txnid, pg, (unsigned long long)last_pgno);
             return -1;
         }
     }
@@ -150,8 +153,7 @@ static bool client_record(struct sampler *s, enum store_db db, const MDB_val *k,
                           struct store_bytes *rest)
 {
     struct store_bytes client;
-    if (!store_key_split(k, &client, rest) || (rest_len && rest->len != rest_len) ||
-        rest->len == 0)
+    if (!store_key_split(k, &client, rest) || (rest_len && rest->len != rest_len) || rest->len == 0)
         return bad(s, "%s: a key of %zu bytes does not decode", store_db_names[db], k->mv_size);
     if (!has_key(s, DB_SESSIONS, client.data, client.len))
         return bad(s, "%s: a record of a client without a session", store_db_names[db]);
@@ -314,8 +316,8 @@ static int sample_freelist(struct sampler *s)
     MDB_val k, v;
     for (int i = 0; rc == 0 && i < VERIFY_FREELIST_MAX; i++) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        if (rc == 0 && store_check_freelist_record(&k, &v, info.me_last_pgno, s->what,
-                                                   sizeof(s->what)) != 0)
+        if (rc == 0 &&
+            store_check_freelist_record(&k, &v, info.me_last_pgno, s->what, sizeof(s->what)) != 0)
             rc = PROBLEM;
     }
     mdb_cursor_close(cur);

@@ -99,11 +99,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_FILES   8
-#define MAX_DIRS    32
-#define MAX_MATCH   8
-#define MAX_IOV     1024
-#define MIB         (1024ull * 1024ull)
+#define MAX_FILES 8
+#define MAX_DIRS  32
+#define MAX_MATCH 8
+#define MAX_IOV   1024
+#define MIB       (1024ull * 1024ull)
 
 /* ---- real functions ----------------------------------------------------- */
 
@@ -479,8 +479,8 @@ static void track_open(int fd, const char *path, int flags, bool created)
         e = idx >= 0 ? fd_slot(fd) : NULL;
         if (e != NULL) {
             free(e->path);
-            *e = (struct fdent){.kind = FD_FILE, .index = idx,
-                                .is_dsync = (flags & (O_DSYNC | O_SYNC)) != 0};
+            *e = (struct fdent){
+                .kind = FD_FILE, .index = idx, .is_dsync = (flags & (O_DSYNC | O_SYNC)) != 0};
         }
     }
     pthread_mutex_unlock(&lock);
@@ -812,7 +812,6 @@ static void apply_piece(const struct tfile *f, const struct wrec *r, struct ivse
     }
 }
 
-
 static enum cut_mode pick_mode(void)
 {
     for (int m = CUT_NONE; m <= CUT_PREFIX; m++)
@@ -846,7 +845,8 @@ static void revert_file(struct tfile *f, enum cut_mode mode, uint64_t sector, st
     for (size_t k = f->nrec; k-- > 0;) {
         const struct wrec *r = &f->recs[k];
         st->unsynced++;
-        bool per_sector = !r->is_durable && (mode == CUT_SECTORS || (mode == CUT_TORN && k == victim));
+        bool per_sector =
+            !r->is_durable && (mode == CUT_SECTORS || (mode == CUT_TORN && k == victim));
         bool keep = r->is_durable || keep_record(mode, k, prefix_end);
         if (!per_sector) {
             apply_piece(f, r, &done, r->off, r->off + r->len, keep, st);
@@ -1105,7 +1105,8 @@ static ssize_t journaled(struct fdent *e, enum how how, int fd, const struct iov
     return n;
 }
 
-static ssize_t do_write(enum how how, int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+static ssize_t do_write(enum how how, int fd, const struct iovec *iov, int cnt, off_t off,
+                        int flags)
 {
     ensure_init();
     pthread_mutex_lock(&lock);
