@@ -337,8 +337,7 @@ static int check_schema(MDB_txn *txn, MDB_dbi meta, const char *dir, char *err, 
     if (rc == MDB_NOTFOUND)
         return store_damaged(err, err_len, dir, "the meta database has no schema version");
     if (rc != 0)
-        return store_damaged(err, err_len, dir, "reading the schema version: %s",
-                             mdb_strerror(rc));
+        return store_damaged(err, err_len, dir, "reading the schema version: %s", mdb_strerror(rc));
     if (v.mv_size != 4)
         return store_damaged(err, err_len, dir, "the schema version record has %zu bytes, not 4",
                              v.mv_size);
