@@ -45,16 +45,24 @@ struct flags {
     bool is_verbose;
     bool is_daemon;
     bool is_test_config;
+    bool is_check_store;
     double connect_timeout_s; /* < 0: not given */
     long max_packet_size;     /* < 0: not given */
 };
 
-enum { OPT_VERSION = 256, OPT_CONNECT_TIMEOUT, OPT_MAX_PACKET_SIZE, OPT_TEST_CONFIG };
+enum {
+    OPT_VERSION = 256,
+    OPT_CONNECT_TIMEOUT,
+    OPT_MAX_PACKET_SIZE,
+    OPT_TEST_CONFIG,
+    OPT_CHECK_STORE
+};
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: sol [-c FILE] [-p PORT] [-v] [-d] [--test-config] [-h] [--version]\n"
+            "usage: sol [-c FILE] [-p PORT] [-v] [-d] [--test-config] [--check-store] [-h]\n"
+            "           [--version]\n"
             "  -c FILE   read a Mosquitto-style config file (see conf/sol.conf)\n"
             "  -p PORT   listen on 127.0.0.1:PORT (default 1883; with -c, in addition to the\n"
             "            file's listeners)\n"
@@ -67,6 +75,9 @@ static void usage(FILE *out)
             "  --version print the version\n"
             "  --connect-timeout SECONDS  close connections that send no CONNECT (default %.0f)\n"
             "  --max-packet-size BYTES    largest accepted packet (default: protocol maximum)\n"
+            "  --check-store  before listening, check every record of the store (as\n"
+            "            `solctl check`) and refuse to start on a problem; without it a\n"
+            "            bounded sample is checked\n"
             "With no arguments sol listens on %s:%d, stores in %s/ and logs to stderr.\n",
             SERVER_DEFAULT_CONNECT_TIMEOUT_S, CONFIG_DEFAULT_BIND_ADDRESS, CONFIG_DEFAULT_PORT,
             CONFIG_DEFAULT_PERSISTENCE_LOCATION);
@@ -116,6 +127,9 @@ static int apply_flag(int opt, const char *arg, struct flags *f)
     case OPT_TEST_CONFIG:
         f->is_test_config = true;
         return 0;
+    case OPT_CHECK_STORE:
+        f->is_check_store = true;
+        return 0;
     case OPT_CONNECT_TIMEOUT:
         if (parse_seconds(arg, &f->connect_timeout_s) == 0)
             return 0;
@@ -139,6 +153,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {"test-config", no_argument, NULL, OPT_TEST_CONFIG},
+        {"check-store", no_argument, NULL, OPT_CHECK_STORE},
         {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
         {"max-packet-size", required_argument, NULL, OPT_MAX_PACKET_SIZE},
         {NULL, 0, NULL, 0},
@@ -496,10 +511,12 @@ struct broker {
     time_t started_at;
 };
 
-static int open_store(const struct sol_config *cfg, struct store **out, char *err, size_t err_len)
+static int open_store(const struct sol_config *cfg, bool is_check_store, struct store **out,
+                      char *err, size_t err_len)
 {
     struct store_options opts;
     store_options_init(&opts);
+    opts.check_full = is_check_store;
     opts.dir = cfg->persistence_location;
     opts.sync = cfg->storage_sync == CONFIG_SYNC_NOSYNC ? STORE_SYNC_NOSYNC : STORE_SYNC_FSYNC;
     opts.max_map_size = cfg->storage_max_size;
@@ -734,8 +751,8 @@ static int start(const struct flags *f, struct broker *b, char *err, size_t err_
     describe_log_dests(&b->cfg, dests, sizeof(dests));
     log_notice("sol %s starting (pid %ld), logging to %s", SOL_VERSION, (long)getpid(), dests);
     log_notice("config: %s", f->config_path ? f->config_path : "none (defaults)");
-    if (open_store(&b->cfg, &b->store, err, err_len) < 0 || new_session_mgr(b, err, err_len) < 0 ||
-        new_server(f, b, err, err_len) < 0)
+    if (open_store(&b->cfg, f->is_check_store, &b->store, err, err_len) < 0 ||
+        new_session_mgr(b, err, err_len) < 0 || new_server(f, b, err, err_len) < 0)
         return -1;
     server_set_session_mgr(b->srv, b->mgr);
     server_set_tick(b->srv, on_tick, b);

@@ -296,13 +296,35 @@ static int check_retained(struct checker *c, const MDB_val *k, const MDB_val *v)
     return 0;
 }
 
+/* LMDB's free-page list: every page it names is inside the file. A bad list
+ * makes later commits fail or hand out live pages. */
+static int check_freelist(struct checker *c)
+{
+    MDB_envinfo info;
+    MDB_cursor *cur;
+    int rc = mdb_env_info(c->store->env, &info);
+    if (rc == 0)
+        rc = mdb_cursor_open(c->txn, 0 /* FREE_DBI */, &cur);
+    if (rc != 0)
+        return store_err_from_mdb(rc);
+    MDB_val k, v;
+    char what[256];
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+        if (store_check_freelist_record(&k, &v, info.me_last_pgno, what, sizeof(what)) != 0)
+            problem(c, "%s", what);
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : store_err_from_mdb(rc);
+}
+
 int store_check(struct store *store, store_problem_fn fn, void *arg)
 {
     struct checker c = {.store = store, .fn = fn, .arg = arg};
     int rc = store_read_begin(store, &c.txn);
     if (rc != 0)
         return rc;
-    rc = check_meta(&c);
+    rc = check_freelist(&c);
+    if (rc == 0)
+        rc = check_meta(&c);
     if (rc == 0)
         rc = each(&c, DB_SESSIONS, check_session);
     if (rc == 0)

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,42 @@ static int scan_dir(const char *dir, struct dir_state *st, char *err, size_t err
     return 0;
 }
 
+/* fsync of a directory: makes the entries created in it (data.mdb,
+ * lock.mdb, a new subdirectory) survive a power cut; neither LMDB nor the
+ * file system does it for us. */
+static int sync_dir(const char *dir, char *err, size_t err_len)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0 && (e == EINVAL || e == EOPNOTSUPP)) {
+            close(fd); /* a file system without directory fsync: nothing to do */
+            return 0;
+        }
+        snprintf(err, err_len, "%s: cannot sync the directory: %s", dir, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return STORE_ERR_IO;
+    }
+    close(fd);
+    return 0;
+}
+
+static int sync_parent_dir(const char *dir, char *err, size_t err_len)
+{
+    char parent[PATH_BUF];
+    int n = snprintf(parent, sizeof(parent), "%s", dir);
+    if (n <= 0 || n >= PATH_BUF)
+        return 0;
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = 0;
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL)
+        return sync_dir(".", err, err_len);
+    slash[slash == parent ? 1 : 0] = 0;
+    return sync_dir(parent, err, err_len);
+}
+
 /* Missing or empty (a zero-length data.mdb never held a commit): a new store.
  * Other files without data.mdb: refused, so a typo in --data-dir never turns
  * someone's directory into a store. */
@@ -217,7 +254,7 @@ static int check_dir(const struct store_options *opts, struct dir_state *st, cha
         snprintf(err, err_len, "%s: cannot create directory: %s", opts->dir, strerror(errno));
         return STORE_ERR_IO;
     }
-    return 0;
+    return st->exists ? 0 : sync_parent_dir(opts->dir, err, err_len);
 }
 
 /* ---- environment -------------------------------------------------------- */
@@ -240,8 +277,16 @@ static int env_open(struct store *store, const struct store_options *opts,
     unsigned flags = 0;
     if (opts->read_only)
         flags |= MDB_RDONLY | (st->has_lock ? 0 : MDB_NOLOCK); /* create nothing */
+    /* No MDB_WRITEMAP: the store's writes go through pwrite/writev, which is
+     * what the power-cut shim (tests/fault/solfault.c) journals and reverts.
+     * nosync: each commit's data pages are fdatasync'ed before its meta page
+     * is written, but the meta page itself is not synced (the next commit's
+     * sync or the periodic store_flush() carries it). A power cut loses at
+     * most the last commit and never leaves a meta page pointing at pages
+     * that did not reach the disk. MDB_NOSYNC would give no such order:
+     * after a power cut its store may not open at all. */
     if (opts->sync == STORE_SYNC_NOSYNC)
-        flags |= MDB_NOSYNC;
+        flags |= MDB_NOMETASYNC;
     int rc = mdb_env_create(&store->env);
     if (rc == 0)
         rc = mdb_env_set_maxdbs(store->env, STORE_DB_COUNT);
@@ -309,14 +354,15 @@ static int check_schema(MDB_txn *txn, MDB_dbi meta, const char *dir, char *err, 
 {
     MDB_val k = {strlen(META_SCHEMA), META_SCHEMA}, v;
     int rc = mdb_get(txn, meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        snprintf(err, err_len, "%s: not a Sol store (no schema version)", dir);
-        return STORE_ERR_NOT_A_STORE;
-    }
-    if (rc != 0 || v.mv_size != 4) {
-        snprintf(err, err_len, "%s: corrupt schema record", dir);
-        return rc != 0 ? store_err_from_mdb(rc) : STORE_ERR_CORRUPT;
-    }
+    /* The meta database exists, so this is a Sol store: a missing or
+     * malformed schema record is damage, not someone else's file. */
+    if (rc == MDB_NOTFOUND)
+        return store_damaged(err, err_len, dir, "the meta database has no schema version");
+    if (rc != 0)
+        return store_damaged(err, err_len, dir, "reading the schema version: %s", mdb_strerror(rc));
+    if (v.mv_size != 4)
+        return store_damaged(err, err_len, dir, "the schema version record has %zu bytes, not 4",
+                             v.mv_size);
     uint32_t version = store_get_u32(v.mv_data);
     if (version != STORE_SCHEMA_VERSION) {
         snprintf(err, err_len, "%s: store schema version %u, this build reads version %u", dir,
@@ -350,6 +396,54 @@ static int restore_msg_id(struct store *store, MDB_txn *txn)
     return 0;
 }
 
+/* How many of Sol's databases other than meta the main database names. */
+static int sol_names_present(MDB_txn *txn)
+{
+    MDB_dbi main_dbi;
+    if (mdb_dbi_open(txn, NULL, 0, &main_dbi) != 0)
+        return 0;
+    int n = 0;
+    for (int i = DB_META + 1; i < STORE_DB_COUNT; i++) {
+        MDB_val k = {strlen(store_db_names[i]), (void *)store_db_names[i]}, v;
+        n += mdb_get(txn, main_dbi, &k, &v) == 0;
+    }
+    return n;
+}
+
+/* No usable meta database: a new store (an LMDB file that was never
+ * committed to), a damaged Sol store, or someone else's LMDB file. */
+static int no_meta(struct store *store, MDB_txn *txn, int mrc, const char *dir, bool *blank,
+                   char *err, size_t err_len)
+{
+    MDB_envinfo info;
+    uint64_t txnid = mdb_env_info(store->env, &info) == 0 ? info.me_last_txnid : 0;
+    int sol = sol_names_present(txn);
+    if (mrc == MDB_NOTFOUND && env_is_blank(txn) && txnid == 0) {
+        *blank = true;
+        return 0;
+    }
+    if (sol > 0)
+        return store_damaged(err, err_len, dir,
+                             "the meta database is %s but %d of Sol's other %d databases are there",
+                             mrc == MDB_NOTFOUND ? "missing" : "not a database", sol,
+                             STORE_DB_COUNT - 1);
+    if (mrc == MDB_NOTFOUND && env_is_blank(txn))
+        return store_damaged(err, err_len, dir,
+                             "the main database is empty after %llu transactions: its pages "
+                             "were lost (or this is an empty LMDB file of another program)",
+                             (unsigned long long)txnid);
+    MDB_dbi main_dbi;
+    MDB_stat ms = {0};
+    if (mdb_dbi_open(txn, NULL, 0, &main_dbi) != 0 || mdb_stat(txn, main_dbi, &ms) != 0)
+        ms.ms_entries = 0;
+    snprintf(err, err_len,
+             "%s/data.mdb: not a Sol store, or a damaged one: its main database has %zu entries "
+             "but no Sol meta database (after %llu transactions). If it was a Sol store, run "
+             "`solctl check --data-dir %s`; otherwise point persistence_location elsewhere",
+             dir, ms.ms_entries, (unsigned long long)txnid, dir);
+    return STORE_ERR_NOT_A_STORE;
+}
+
 /* Opens the existing databases in a read transaction; committing it keeps the
  * handles for the life of the environment. *blank is set if the environment
  * is an empty LMDB file that still needs initialising. */
@@ -364,28 +458,24 @@ static int load_existing(struct store *store, const char *dir, bool *blank, char
     }
     *blank = false;
     int mrc = mdb_dbi_open(txn, store_db_names[DB_META], 0, &store->dbi[DB_META]);
-    if (mrc == MDB_NOTFOUND && env_is_blank(txn)) {
-        *blank = true;
-        rc = 0;
-    } else if (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE) {
-        snprintf(err, err_len, "%s: not a Sol store (no meta database)", dir);
-        rc = STORE_ERR_NOT_A_STORE;
-    } else if (mrc != 0) {
-        rc = store_err_from_mdb(mrc);
-        snprintf(err, err_len, "%s: %s", dir, mdb_strerror(mrc));
-    } else {
+    if (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE)
+        rc = no_meta(store, txn, mrc, dir, blank, err, err_len);
+    else if (mrc != 0)
+        rc = store_damaged(err, err_len, dir, "reading the main database: %s", mdb_strerror(mrc));
+    else
         rc = check_schema(txn, store->dbi[DB_META], dir, err, err_len);
-    }
     for (int i = DB_META + 1; rc == 0 && !*blank && i < STORE_DB_COUNT; i++) {
         int drc = mdb_dbi_open(txn, store_db_names[i], 0, &store->dbi[i]);
-        if (drc != 0) {
-            snprintf(err, err_len, "%s: corrupt store: database %s: %s", dir, store_db_names[i],
-                     mdb_strerror(drc));
-            rc = STORE_ERR_CORRUPT;
-        }
+        if (drc != 0)
+            rc = store_damaged(err, err_len, dir, "database %s: %s", store_db_names[i],
+                               mdb_strerror(drc));
     }
-    if (rc == 0 && !*blank)
+    if (rc == 0 && !*blank) {
         rc = restore_msg_id(store, txn);
+        if (rc == STORE_ERR_CORRUPT || rc == STORE_ERR_IO)
+            rc = store_damaged(err, err_len, dir, "reading the message id counter: %s",
+                               store_strerror(rc));
+    }
     if (rc == 0)
         rc = store_err_from_mdb(mdb_txn_commit(txn));
     else
@@ -443,10 +533,38 @@ static int create_store(struct store *store, const char *dir, char *err, size_t 
     return 0;
 }
 
+struct first_problem {
+    int count;
+    char text[256];
+};
+
+static void keep_first(void *arg, const char *problem)
+{
+    struct first_problem *fp = arg;
+    if (fp->count++ == 0)
+        snprintf(fp->text, sizeof(fp->text), "%s", problem);
+}
+
+/* store_check() at open (`sol --check-store`): any problem refuses the store. */
+static int full_check(struct store *store, const char *dir, char *err, size_t err_len)
+{
+    struct first_problem fp = {0};
+    int n = store_check(store, keep_first, &fp);
+    if (n < 0)
+        return store_damaged(err, err_len, dir, "the full check could not run: %s",
+                             store_strerror(n));
+    if (n > 0)
+        return store_damaged(err, err_len, dir, "the full check found %d problem%s, the first: %s",
+                             n, n == 1 ? "" : "s", fp.text);
+    return 0;
+}
+
 static int open_env_and_schema(struct store *store, const struct store_options *opts,
                                const struct dir_state *st, char *err, size_t err_len)
 {
     int rc = env_open(store, opts, st, err, err_len);
+    if (rc == 0)
+        rc = store_verify_length(store, opts->dir, err, err_len);
     if (rc == 0 && !opts->read_only)
         rc = lock_writer(store, opts->dir, err, err_len);
     if (rc != 0)
@@ -465,6 +583,12 @@ static int open_env_and_schema(struct store *store, const struct store_options *
     }
     if (rc == 0 && blank)
         rc = create_store(store, opts->dir, err, err_len);
+    if (rc == 0 && !opts->read_only)
+        rc = sync_dir(opts->dir, err, err_len); /* data.mdb and lock.mdb may be new */
+    if (rc == 0 && !opts->read_only && !blank)
+        rc = store_verify_sample(store, opts->dir, err, err_len);
+    if (rc == 0 && opts->check_full)
+        rc = full_check(store, opts->dir, err, err_len);
     return rc;
 }
 

@@ -80,9 +80,12 @@ const char *store_strerror(int code);
 /* ---- Open and close ---------------------------------------------------- */
 
 enum store_sync {
-    STORE_SYNC_FSYNC = 0,  /* commit returns after the data is on disk: survives power loss */
-    STORE_SYNC_NOSYNC = 1, /* commit reaches the page cache: survives kill -9, flushed by
-                              store_flush() (periodically and at shutdown) */
+    STORE_SYNC_FSYNC = 0,  /* commit returns after the data and meta page are on disk:
+                              survives power loss */
+    STORE_SYNC_NOSYNC = 1, /* commit returns after its data pages are on disk, its meta page
+                              not (MDB_NOMETASYNC): survives kill -9; a power cut loses at most
+                              the last commit and never corrupts the store. store_flush()
+                              (periodically and at shutdown) syncs the meta page */
 };
 
 struct store_options {
@@ -91,6 +94,8 @@ struct store_options {
     uint64_t initial_map_size; /* bytes; 0 = 64 MiB. An existing larger map is kept */
     uint64_t max_map_size;     /* bytes; the map never grows past it; 0 = 16 GiB */
     bool read_only;            /* for solctl: no writes, no locks taken, nothing created */
+    bool check_full;           /* run store_check() before returning and refuse a store with
+                                  problems (`sol --check-store`; reads every record) */
 };
 
 /* Fills *opts with the defaults above and dir = "./sol-data". */
@@ -110,6 +115,15 @@ void store_options_init(struct store_options *opts);
  * A read-write open takes an exclusive flock on data.mdb (a second broker on
  * the same directory gets STORE_ERR_LOCKED) and clears stale reader slots left
  * by killed processes (mdb_reader_check). It restores the message-id counter.
+ * It fsyncs the directory (and, when it made the directory, its parent), so a
+ * power cut cannot lose data.mdb's directory entry.
+ *
+ * Damage: any open refuses a data.mdb shorter than its meta page says. A
+ * read-write open also checks a bounded sample (verify.c: every database's
+ * first, last and random records, the free-page list's head, a test write),
+ * in O(probes x tree depth) whatever the store's size; check_full adds the
+ * whole store_check(). A damaged store is STORE_ERR_CORRUPT with err naming
+ * the file, what is wrong and `solctl check`.
  *
  * Returns 0 and *out (owned by the caller: store_close()), or a negative code
  * with a one-line reason in err (err_len bytes, always NUL-terminated) and
@@ -482,8 +496,8 @@ int store_stats(struct store *store, struct store_stats *out);
 typedef void (*store_problem_fn)(void *arg, const char *problem);
 
 /*
- * Verifies the store's invariants in one read transaction: schema version and
- * meta records; every key and value decodes; every queue entry's message
+ * Verifies the store's invariants in one read transaction: LMDB's free-page
+ * list names only pages inside the file; schema version and meta records; every key and value decodes; every queue entry's message
  * exists; every reference count equals the number of queue entries pointing
  * at the message; no message without references; no subscription, queue entry
  * or QoS 2 record without its session; no message id above the high-water

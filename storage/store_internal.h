@@ -118,6 +118,22 @@ bool store_is_fatal_write_error(int rc);
  * (MDB_MAP_RESIZED) once. Returns a store code. */
 int store_read_begin(struct store *store, MDB_txn **txn);
 
+/* ---- verification at open (verify.c) ---- */
+/* Writes "DIR/data.mdb: damaged store: WHAT. Run `solctl check` ..." into err
+ * and returns STORE_ERR_CORRUPT. */
+int store_damaged(char *err, size_t err_len, const char *dir, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The file holds every page its meta page uses (else reading one would
+ * SIGBUS). Returns 0, STORE_ERR_CORRUPT or STORE_ERR_IO with err set. */
+int store_verify_length(struct store *store, const char *dir, char *err, size_t err_len);
+/* The bounded sample of verify.c (read-write stores). Returns 0,
+ * STORE_ERR_CORRUPT (err says what is wrong), STORE_ERR_IO or -ENOMEM. */
+int store_verify_sample(struct store *store, const char *dir, char *err, size_t err_len);
+/* One record of LMDB's free-page list (key: txn id; value: count, page
+ * numbers): 0, or -1 with the problem in what. */
+int store_check_freelist_record(const MDB_val *k, const MDB_val *v, uint64_t last_pgno,
+                                char *what, size_t what_len);
+
 /* ---- byte order (keys.c) ---- */
 void store_put_u16(uint8_t *p, uint16_t v);
 void store_put_u32(uint8_t *p, uint32_t v);

@@ -100,6 +100,7 @@ class Broker:
         self.use_config = use_config
         self.proc = None
         self.starts = 0
+        self.env = None  # extra environment variables for the broker process (dict)
         lines = ["listener %d 127.0.0.1" % self.port, *listeners, "allow_anonymous true",
                  "persistence_location %s" % self.data_dir, *extra_config]
         with open(self.config_path, "w") as f:
@@ -119,8 +120,9 @@ class Broker:
         with open(self.log_path, "a") as log:
             log.write("---- harness: start #%d: %s\n" % (self.starts, " ".join(self.command())))
             log.flush()
+            env = None if self.env is None else {**os.environ, **self.env}
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=self.tmp)
+                                         stdin=subprocess.DEVNULL, cwd=self.tmp, env=env)
         if wait_port:
             self.wait_for_port(timeout_s)
         return self

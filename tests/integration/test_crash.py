@@ -10,6 +10,16 @@ reconnect after each restart, the subscriber keeping its QoS 2 state as a
 real client does (method B of MQTT 3.1.1 4.3.3: a PUBLISH whose packet id
 is awaiting PUBREL is not delivered again).
 
+Campaign mode (not in CI; see README, Durability): the same loop over
+several seeds and both sync modes, with totals:
+  SOL_CRASH_CYCLES=N       kill -9 cycles per run (8)
+  SOL_CRASH_SEEDS=1,2,...  one run per seed and mode (1234)
+  SOL_CRASH_MODES=fsync,nosync
+  SOL_CRASH_RUN_S=LO,HI    each cycle runs LO..HI seconds before kill -9 (0.4,1.2)
+  SOL_CRASH_SUMMARY=PATH   append one JSON line per run
+  e.g. SOL_CRASH_CYCLES=125 SOL_CRASH_SEEDS=1,2,3,4 SOL_CRASH_RUN_S=0.2,0.8 \
+       /usr/bin/python3 tests/integration/test_crash.py
+
 At the end the subscriber drains its queue, and the test asserts:
 - every QoS 1 message whose PUBACK the publisher saw was delivered (>= once);
 - every QoS 2 message whose PUBREC the publisher saw was delivered exactly
@@ -18,6 +28,7 @@ At the end the subscriber drains its queue, and the test asserts:
 and reports the QoS 1 duplicate count. Bounded in time and count throughout.
 """
 
+import json
 import os
 import random
 import struct
@@ -30,9 +41,13 @@ from harness import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, 
                      check, connect_packet, parse_publish, publish_packet, subscribe_packet)
 
 CYCLES = int(os.environ.get("SOL_CRASH_CYCLES", "8"))
-RUN_S = (0.4, 1.2)  # each cycle runs this long (uniform) before kill -9
+SEEDS = [int(x) for x in os.environ.get("SOL_CRASH_SEEDS", "1234").split(",") if x.strip()]
+MODES = [x for x in os.environ.get("SOL_CRASH_MODES", "fsync,nosync").split(",") if x]
+# each cycle runs this long (uniform) before kill -9
+RUN_S = tuple(float(x) for x in os.environ.get("SOL_CRASH_RUN_S", "0.4,1.2").split(","))
+SUMMARY = os.environ.get("SOL_CRASH_SUMMARY", "")
 DRAIN_QUIET_S = 1.5
-TOTAL_LIMIT_S = 60 + CYCLES * 5
+TOTAL_LIMIT_S = 60 + CYCLES * (RUN_S[1] + 4)
 
 
 class Shared:
@@ -136,10 +151,11 @@ def handle_publish(raw, sh, awaiting_pubrel, flags, body):
     raw.send(ack_packet(PUBREC, pid))
 
 
-def test_kill9_under_load_loses_no_acknowledged_message(broker):
+def test_kill9_under_load_loses_no_acknowledged_message(broker, seed=1234, mode="fsync"):
     sh = Shared()
     subscribed = threading.Event()
-    rng = random.Random(1234)
+    rng = random.Random(seed)
+    restart_ms = []
     t0 = time.monotonic()
     sub = threading.Thread(target=subscriber, args=(broker, sh, subscribed), daemon=True)
     sub.start()
@@ -149,7 +165,9 @@ def test_kill9_under_load_loses_no_acknowledged_message(broker):
     for cycle in range(CYCLES):
         time.sleep(rng.uniform(*RUN_S))
         broker.kill9()
+        t_start = time.monotonic()
         broker.start()
+        restart_ms.append((time.monotonic() - t_start) * 1000)
         check(time.monotonic() - t0 < TOTAL_LIMIT_S, "crash loop over its time bound")
     # Drain: stop publishing, wait until the subscriber has been quiet a while.
     sh.stop_pub.set()
@@ -172,6 +190,16 @@ def test_kill9_under_load_loses_no_acknowledged_message(broker):
         print("crash: %d kill -9 cycles, acked QoS1 %d, QoS2 %d; delivered QoS1 %d (duplicates %d),"
               " QoS2 %d" % (CYCLES, len(sh.acked1), len(sh.acked2), len(sh.got1), dups1,
                             len(sh.got2)), flush=True)
+        summary = {"sync": mode, "seed": seed, "cycles": CYCLES, "acked_qos1": len(sh.acked1),
+                   "acked_qos2": len(sh.acked2), "lost_qos1": len(lost1), "lost_qos2": len(lost2),
+                   "qos2_duplicated": len(twice2), "qos1_duplicates": dups1,
+                   "restart_ms_mean": round(sum(restart_ms) / len(restart_ms), 1),
+                   "restart_ms_max": round(max(restart_ms), 1),
+                   "errors": len(sh.errors), "elapsed_s": round(time.monotonic() - t0, 1)}
+        print("crash: " + json.dumps(summary), flush=True)
+        if SUMMARY:
+            with open(SUMMARY, "a") as f:
+                f.write(json.dumps(summary) + "\n")
     check(not sh.errors, "; ".join(sh.errors[:3]))
     check(len(sh.acked1) > 0 and len(sh.acked2) > 0, "no message was acknowledged at all")
     check(not lost1, "acknowledged QoS 1 messages lost: %s" % lost1[:20])
@@ -179,16 +207,19 @@ def test_kill9_under_load_loses_no_acknowledged_message(broker):
     check(not twice2, "QoS 2 messages delivered twice: %s" % twice2[:20])
 
 
-def test_kill9_in_nosync_mode_loses_no_acknowledged_message(broker):
-    """nosync commits reach the page cache only: still enough for kill -9."""
-    test_kill9_under_load_loses_no_acknowledged_message(broker)
+def make_test(mode, seed):
+    """nosync leaves the last meta page in the page cache: still enough for kill -9."""
+    def test(broker):
+        test_kill9_under_load_loses_no_acknowledged_message(broker, seed, mode)
+    test.__name__ = "test_kill9_%s_seed_%d_loses_no_acknowledged_message" % (mode, seed)
+    return test
 
 
 def main():
     r = harness.Runner()
-    r.run(test_kill9_under_load_loses_no_acknowledged_message)
-    r.run(test_kill9_in_nosync_mode_loses_no_acknowledged_message,
-          extra_config=["storage_sync nosync"])
+    for mode in MODES:
+        for seed in SEEDS:
+            r.run(make_test(mode, seed), extra_config=["storage_sync %s" % mode])
     r.finish()
 
 

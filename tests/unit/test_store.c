@@ -465,6 +465,170 @@ static void test_open_foreign_lmdb_env_is_not_a_store(void **state)
     assert_int_equal(dir_fingerprint(sub), before);
 }
 
+/* ---- damaged stores: refused at open with what is wrong ------------------------- */
+
+static uint8_t *read_whole(const char *dir, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, *len, fp), *len);
+    fclose(fp);
+    return buf;
+}
+
+static void write_whole(const char *dir, const uint8_t *buf, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(buf, 1, len, fp), len);
+    fclose(fp);
+}
+
+/* n batches, each one session's message queued for it (1 KiB payloads). */
+static void fill(struct store *s, int n, const char *client)
+{
+    static char payload[1024];
+    memset(payload, 'p', sizeof(payload) - 1);
+    for (int i = 0; i < n; i++) {
+        struct store_batch *b = store_batch_new(s);
+        assert_non_null(b);
+        put_session(b, client);
+        uint64_t id = put_message(b, s, "t/x", payload);
+        append(b, client, id, id);
+        assert_int_equal(store_batch_commit(b), 0);
+    }
+}
+
+static void assert_refused_as_damaged(struct fixture *f, const char *what)
+{
+    char err[1024];
+    store_close(f->store);
+    f->store = NULL;
+    int rc = store_open(&f->opts, &f->store, err, sizeof(err));
+    print_message("store_open: %s\n", err);
+    assert_int_equal(rc, STORE_ERR_CORRUPT);
+    assert_null(f->store);
+    assert_non_null(strstr(err, "data.mdb: damaged store"));
+    assert_non_null(strstr(err, "solctl check --data-dir"));
+    if (what != NULL)
+        assert_non_null(strstr(err, what));
+}
+
+/* What a power cut leaves with MDB_NOSYNC: the file kept its length (or not),
+ * the meta pages are new, the data pages they point at never reached the
+ * disk. Sol must refuse the file with a message about damage, never crash
+ * (SIGBUS on pages past the end) and never call it "not a Sol store". */
+static void test_open_truncated_store_is_damaged_not_a_crash(void **state)
+{
+    struct fixture *f = *state;
+    fill(f->store, 50, "c0");
+    store_close(f->store);
+    f->store = NULL;
+    size_t len;
+    uint8_t *buf = read_whole(f->dir, &len);
+    write_whole(f->dir, buf, len / 2);
+    free(buf);
+    assert_refused_as_damaged(f, "meta page uses pages up to");
+    f->opts.read_only = true; /* solctl gets the same answer */
+    assert_refused_as_damaged(f, "meta page uses pages up to");
+}
+
+static void test_open_store_with_lost_data_pages_is_damaged(void **state)
+{
+    struct fixture *f = *state;
+    fill(f->store, 5, "c0");
+    store_close(f->store);
+    f->store = NULL;
+    size_t old_len, new_len;
+    uint8_t *old = read_whole(f->dir, &old_len);
+    assert_int_equal(reopen(f), 0);
+    fill(f->store, 200, "c1");
+    store_close(f->store);
+    f->store = NULL;
+    uint8_t *cur = read_whole(f->dir, &new_len);
+    assert_true(new_len > old_len);
+    /* keep the two new meta pages, lose every other write since old */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    memcpy(cur + 2 * page, old + 2 * page, old_len - 2 * page);
+    memset(cur + old_len, 0, new_len - old_len);
+    write_whole(f->dir, cur, new_len);
+    free(old);
+    free(cur);
+    assert_refused_as_damaged(f, NULL);
+}
+
+/* Records written behind the store's back with mdb_load (no lmdb.h here). */
+static void mdb_load_into(const char *dir, const char *db, const char *key_hex, const char *val_hex)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "printf 'VERSION=3\\nformat=bytevalue\\ntype=btree\\nHEADER=END\\n %s\\n %s\\n"
+             "DATA=END\\n' | /usr/bin/mdb_load -s %s %s",
+             key_hex, val_hex, db, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_open_queue_entry_without_its_message_is_damaged(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_load", X_OK) != 0)
+        skip();
+    fill(f->store, 3, "c0");
+    store_close(f->store);
+    f->store = NULL;
+    /* queues: "c0" 00 seq 99 -> message 999, QoS 1, queued, packet id 0 */
+    mdb_load_into(f->dir, "queues", "633000" "0000000000000063",
+                  "00000000000003e7" "01" "00" "0000");
+    assert_refused_as_damaged(f, "queues: an entry points at message 999, which is missing");
+}
+
+static void test_check_store_option_runs_the_full_check(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_load", X_OK) != 0)
+        skip();
+    fill(f->store, 3, "c0");
+    store_close(f->store);
+    f->store = NULL;
+    /* message 2 is referenced once; say 5: only a full walk can tell */
+    mdb_load_into(f->dir, "refs", "0000000000000002", "00000005");
+    assert_int_equal(reopen(f), 0); /* the bounded sample cannot see it */
+    assert_int_equal(count_problems(f->store), 1);
+    f->opts.check_full = true;
+    assert_refused_as_damaged(f, "reference count 5 but 1 queue entries");
+    f->opts.check_full = false;
+    assert_int_equal(reopen(f), 0);
+}
+
+static void test_open_foreign_or_damaged_main_database_says_both(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_load", X_OK) != 0)
+        skip();
+    char sub[300], cmd[700], err[1024];
+    make_subdir(sub, sizeof(sub), f->dir, "foreign");
+    snprintf(cmd, sizeof(cmd),
+             "printf 'VERSION=3\\nformat=bytevalue\\ntype=btree\\nHEADER=END\\n 6b6579\\n "
+             "76616c\\nDATA=END\\n' | /usr/bin/mdb_load %s",
+             sub);
+    assert_int_equal(system(cmd), 0);
+    struct store_options o = f->opts;
+    o.dir = sub;
+    struct store *s = NULL;
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), STORE_ERR_NOT_A_STORE);
+    assert_non_null(strstr(err, "not a Sol store, or a damaged one"));
+    assert_non_null(strstr(err, "solctl check"));
+}
+
 static void test_open_second_writer_is_locked(void **state)
 {
     struct fixture *f = *state;
@@ -1477,6 +1641,11 @@ int main(void)
         T(test_open_corrupt_data_file_is_corrupt_and_unchanged),
         T(test_open_unknown_schema_version_is_refused_and_unchanged),
         T(test_open_foreign_lmdb_env_is_not_a_store),
+        T(test_open_truncated_store_is_damaged_not_a_crash),
+        T(test_open_store_with_lost_data_pages_is_damaged),
+        T(test_open_queue_entry_without_its_message_is_damaged),
+        T(test_check_store_option_runs_the_full_check),
+        T(test_open_foreign_or_damaged_main_database_says_both),
         T(test_open_second_writer_is_locked),
         T(test_open_without_dir_is_invalid),
         T(test_strerror_names_every_code),
