@@ -156,8 +156,16 @@ static void undo_session_stored(struct effect *e, struct session *s)
  * whose client is being closed) leaves the table to it. */
 static void undo_session_discarded(struct session_mgr *mgr, const uint8_t *id, size_t id_len)
 {
-    if (table_get(&mgr->sessions, id, id_len))
+    struct session *occupant = table_get(&mgr->sessions, id, id_len);
+    if (occupant) {
+        /* Its own record (if any) was in the failed batch too: it has none,
+         * and it goes when its client does (found by fuzz_session: it was
+         * kept, out of the table, forever). */
         table_remove(&mgr->sessions, id, id_len);
+        occupant->record = SESSION_RECORD_ABSENT;
+        if (!occupant->client)
+            session_discard(mgr, occupant);
+    }
     int rc = session_reload(mgr, id, id_len);
     if (rc < 0)
         log_error("client %.*s: could not read the session back from the store: %s", (int)id_len,

@@ -986,6 +986,33 @@ static void test_failed_commit_of_a_session_discard_reads_it_back(void **state)
     gone(f, pub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* A discard undone while a newer persistent session took the id in the same
+ * failed turn: the store's session comes back, the newer one goes with its
+ * client (it was kept, out of the table, forever - found by fuzz_session). */
+static void test_failed_discard_under_a_newer_session_keeps_the_stored_one(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *d = connect_client(f, "d", false, false);
+    subscribe(f, d, "y", 1, 1);
+    gone(f, d, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    struct fake_conn *clean = new_conn(f);
+    struct mqtt_packet p = connect_packet("d", true); /* discards "d" */
+    feed(f, clean, &p, SESSION_OK);
+    struct fake_conn *newer = new_conn(f);
+    p = connect_packet("d", false); /* takes over, a new persistent session */
+    feed(f, newer, &p, SESSION_OK);
+    gone(f, clean, SESSION_CLOSE_PROTOCOL); /* taken over */
+    fail_the_commit(f, newer);
+    d = connect_client(f, "d", false, true); /* the stored one, with its subscription */
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "y", "for d", 1, false, 1);
+    session_flush(f->mgr);
+    assert_publish(next_sent(d), "y", "for d", 1);
+    gone(f, d, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
 /* ---- Authentication and ACL ---- */
 
 static void write_file(const char *dir, const char *name, const char *text, char *path,
@@ -1567,6 +1594,7 @@ int main(void)
         T(test_failed_commit_undoes_a_retained_message),
         T(test_failed_commit_of_a_new_session_leaves_none),
         T(test_failed_commit_of_a_session_discard_reads_it_back),
+        T(test_failed_discard_under_a_newer_session_keeps_the_stored_one),
         T(test_anonymous_refused_with_connack_5_when_disabled),
         T(test_password_file_checks_credentials_connack_4),
         T(test_acl_denies_publish_subscribe_and_read),
