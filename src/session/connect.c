@@ -211,6 +211,7 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
     if (!s)
         return SESSION_ERR_NOMEM;
     s->client = c;
+    session_offline_remove(mgr, s);
     c->sess = s;
     c->connected = true;
     mgr->clients_connected++;

@@ -181,6 +181,48 @@ static void unschedule_refill(struct session_mgr *mgr, struct session *s)
 
 static void free_qos2_ids(struct session *s);
 
+/* ---- The offline list ---- */
+
+/* Inserts s in last_seen_s order. It is nearly always the newest (it has
+ * just disconnected), so the walk from the tail stops at once. */
+static void offline_add(struct session_mgr *mgr, struct session *s)
+{
+    if (s->is_offline_listed)
+        return;
+    struct session *after = mgr->offline_tail;
+    while (after && after->last_seen_s > s->last_seen_s)
+        after = after->offline_prev;
+    s->offline_prev = after;
+    s->offline_next = after ? after->offline_next : mgr->offline_head;
+    if (s->offline_next)
+        s->offline_next->offline_prev = s;
+    else
+        mgr->offline_tail = s;
+    if (after)
+        after->offline_next = s;
+    else
+        mgr->offline_head = s;
+    s->is_offline_listed = true;
+    mgr->offline_count++;
+}
+
+void session_offline_remove(struct session_mgr *mgr, struct session *s)
+{
+    if (!s->is_offline_listed)
+        return;
+    if (s->offline_prev)
+        s->offline_prev->offline_next = s->offline_next;
+    else
+        mgr->offline_head = s->offline_next;
+    if (s->offline_next)
+        s->offline_next->offline_prev = s->offline_prev;
+    else
+        mgr->offline_tail = s->offline_prev;
+    s->offline_prev = s->offline_next = NULL;
+    s->is_offline_listed = false;
+    mgr->offline_count--;
+}
+
 static void free_session(struct session_mgr *mgr, struct session *s)
 {
     struct hashtable_node *n = hashtable_take_all(&s->subs);
@@ -194,6 +236,7 @@ static void free_session(struct session_mgr *mgr, struct session *s)
     if (s->refill_queued)
         unschedule_refill(mgr, s);
     free_qos2_ids(s);
+    session_offline_remove(mgr, s);
     free(s->client_id);
     free(s);
 }
@@ -298,6 +341,8 @@ static int load_session(void *arg, const struct store_session_info *info)
     s->last_seen_s = info->session.last_seen_s;
     s->last_seq = info->last_seq;
     s->backlog = info->has_queue;
+    if (!mgr->is_recovering) /* start-up lists them all at once, sorted */
+        offline_add(mgr, s);
     return 0;
 }
 
@@ -403,9 +448,42 @@ int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len)
     return 1;
 }
 
+static void collect_session(void *value, void *arg)
+{
+    struct session ***cursor = arg;
+    *(*cursor)++ = value;
+}
+
+static int by_last_seen(const void *a, const void *b)
+{
+    uint64_t x = (*(struct session *const *)a)->last_seen_s;
+    uint64_t y = (*(struct session *const *)b)->last_seen_s;
+    return x < y ? -1 : x > y;
+}
+
+/* Every recovered session is offline: one sort, then appends. */
+static int list_recovered_offline(struct session_mgr *mgr)
+{
+    size_t n = table_count(&mgr->sessions);
+    struct session **all = calloc(n ? n : 1, sizeof(*all));
+    if (!all)
+        return -ENOMEM;
+    struct session **cursor = all;
+    table_foreach(&mgr->sessions, collect_session, &cursor);
+    qsort(all, n, sizeof(*all), by_last_seen);
+    for (size_t i = 0; i < n; i++)
+        offline_add(mgr, all[i]);
+    free(all);
+    return 0;
+}
+
 static int recover(struct session_mgr *mgr, char *err, size_t err_len)
 {
+    mgr->is_recovering = true;
     int rc = store_sessions_foreach(mgr->store, load_session, mgr);
+    mgr->is_recovering = false;
+    if (rc == 0)
+        rc = list_recovered_offline(mgr);
     if (rc == 0)
         rc = store_queue_stats_foreach(mgr->store, load_queue_stats, mgr);
     if (rc == 0)
@@ -535,13 +613,6 @@ void session_set_auth(struct session_mgr *mgr, const struct auth_passwd *passwor
     mgr->config.acl = acl;
 }
 
-static void count_offline(void *value, void *arg)
-{
-    const struct session *s = value;
-    if (!s->client)
-        ++*(uint64_t *)arg;
-}
-
 void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
 {
     *out = (struct session_stats){
@@ -559,7 +630,7 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
         .commit_latency_us_avg = mgr->commits ? mgr->commit_us_total / mgr->commits : 0,
     };
     mgr->commit_us_max = 0;
-    table_foreach(&mgr->sessions, count_offline, &out->clients_disconnected);
+    out->clients_disconnected = mgr->offline_count;
 }
 
 uint8_t session_client_protocol_level(const struct session_client *client)
@@ -678,6 +749,7 @@ void session_client_detach(struct session_mgr *mgr, struct session_client *c, bo
     s->last_seen_s = (uint64_t)time(NULL);
     if (connect_store_session(mgr, s) != 0)
         log_error("client %s: could not record the disconnect time", (char *)s->client_id);
+    offline_add(mgr, s);
 }
 
 /* Mosquitto's wording per reason. */
@@ -776,34 +848,19 @@ int session_flush(struct session_mgr *mgr)
     return status;
 }
 
-struct expire_ctx {
-    uint64_t cutoff_s;
-    struct session **victims;
-    size_t count;
-};
-
-static void collect_expired(void *value, void *arg)
-{
-    struct expire_ctx *ctx = arg;
-    struct session *s = value;
-    if (s->persistent && !s->client && s->last_seen_s < ctx->cutoff_s)
-        ctx->victims[ctx->count++] = s;
-}
-
+/* Walks the offline list from its oldest end: O(sessions expired). */
 size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
 {
     uint32_t ttl = mgr->config.persistent_client_expiration_s;
-    if (ttl == 0 || now_s < ttl || table_count(&mgr->sessions) == 0)
+    if (ttl == 0 || now_s < ttl)
         return 0;
-    struct expire_ctx ctx = {.cutoff_s = now_s - ttl};
-    ctx.victims = calloc(table_count(&mgr->sessions), sizeof(*ctx.victims));
-    if (!ctx.victims)
-        return 0; /* try again at the next tick */
-    table_foreach(&mgr->sessions, collect_expired, &ctx);
-    for (size_t i = 0; i < ctx.count; i++) {
-        log_notice("client %s: persistent session expired", (char *)ctx.victims[i]->client_id);
-        session_discard(mgr, ctx.victims[i]);
+    uint64_t cutoff_s = now_s - ttl;
+    size_t count = 0;
+    while (mgr->offline_head && mgr->offline_head->last_seen_s < cutoff_s) {
+        struct session *s = mgr->offline_head;
+        log_notice("client %s: persistent session expired", (char *)s->client_id);
+        session_discard(mgr, s); /* takes it off the list */
+        count++;
     }
-    free(ctx.victims);
-    return ctx.count;
+    return count;
 }

@@ -152,6 +152,10 @@ struct session {
     struct hashtable qos2_ids; /* incoming QoS 2 ids awaiting PUBREL: struct qos2_in */
 
     uint64_t serial; /* unique per session object: tells it from a later one with its id */
+    /* Persistent sessions without a client, oldest last_seen_s first: expiry
+     * and the offline count never walk every session. */
+    struct session *offline_prev, *offline_next;
+    bool is_offline_listed;
     uint8_t record;  /* persistent: enum session_record */
 
     uint64_t last_seen_s; /* unix time of the last connect or disconnect */
@@ -209,6 +213,9 @@ struct session_mgr {
     size_t matched_cap;
 
     uint64_t next_serial;
+    struct session *offline_head, *offline_tail; /* see struct session */
+    size_t offline_count;
+    bool is_recovering; /* session_mgr_new() is loading the store */
     bool is_closing; /* session_mgr_free(): failed batches undo nothing */
     uint64_t auto_id_counter;
     uint64_t dropped_qos0, dropped_queue_full;
@@ -264,6 +271,8 @@ int session_subscription_qos(struct session *s, struct mqtt_bytes filter);
 /* Reads client id's session (record, subscriptions, QoS 2 ids) from the store
  * into memory. Returns 1 (loaded), 0 (not in the store) or a negative code. */
 int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len);
+/* The offline list (session.c): s leaves it when a client attaches. */
+void session_offline_remove(struct session_mgr *mgr, struct session *s);
 /* Detaches c from its session (publishing the will first if fire_will);
  * discards a clean session. c itself stays allocated. */
 void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will);

@@ -1275,6 +1275,49 @@ static void test_persistent_session_expires_after_configured_time(void **state)
     gone(f, fc, SESSION_CLOSE_DISCONNECT);
 }
 
+static uint64_t offline_sessions(struct fixture *f)
+{
+    struct session_stats st;
+    session_get_stats(f->mgr, &st);
+    return st.clients_disconnected;
+}
+
+/* Expiry and the offline count follow the offline list (oldest first),
+ * also across a restart, and never touch a session with a client. */
+static void test_expiry_takes_only_offline_sessions_also_after_restart(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.persistent_client_expiration_s = 60;
+    open_all(f);
+    struct fake_conn *online = connect_client(f, "online", false, false);
+    const char *ids[] = {"o1", "o2", "o3"};
+    for (int i = 0; i < 3; i++)
+        gone(f, connect_client(f, ids[i], false, false), SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    assert_int_equal(offline_sessions(f), 3);
+    struct fake_conn *back = connect_client(f, "o2", false, true); /* leaves the list */
+    assert_int_equal(offline_sessions(f), 2);
+    gone(f, online, SESSION_CLOSE_DISCONNECT); /* joins it */
+    session_flush(f->mgr);
+    assert_int_equal(offline_sessions(f), 3);
+    gone(f, back, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    close_all(f); /* the restart lists all stored sessions, sorted */
+    open_all(f);
+    assert_int_equal(offline_sessions(f), 4);
+    back = connect_client(f, "o2", false, true);
+    uint64_t now = (uint64_t)time(NULL);
+    assert_int_equal(session_expire(f->mgr, now + 30), 0);
+    assert_int_equal(session_expire(f->mgr, now + 120), 3); /* o1, o3, online; not o2 */
+    session_flush(f->mgr);
+    assert_int_equal(offline_sessions(f), 0);
+    assert_int_equal(db_entries(f, "sessions"), 1);
+    gone(f, back, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    assert_int_equal(offline_sessions(f), 1);
+}
+
 static void test_keepalive_above_max_keepalive_gets_connack_2(void **state)
 {
     struct fixture *f = *state;
@@ -1606,6 +1649,7 @@ int main(void)
         T(test_takeover_of_clean_session_stores_nothing),
         T(test_ack_only_batch_is_deferred_but_committed_by_flush),
         T(test_persistent_session_expires_after_configured_time),
+        T(test_expiry_takes_only_offline_sessions_also_after_restart),
         T(test_keepalive_above_max_keepalive_gets_connack_2),
         T(test_retained_publish_closes_when_retain_unavailable),
         T(test_subscriptions_over_max_subscriptions_per_client_get_0x80),
