@@ -270,14 +270,19 @@ size_t mqtt_encoded_size(const struct mqtt_packet *pkt)
     return 1 + vbi_size(body) + body;
 }
 
+/* PUBLISH flags: DUP(3) QoS(2-1) RETAIN(0) [3.3.1]. */
+static uint8_t publish_flags(const struct mqtt_publish *p)
+{
+    return (uint8_t)((p->dup ? 0x08u : 0) | (p->qos << 1) | (p->retain ? 0x01u : 0));
+}
+
 /* Byte 0: type and flags [MQTT-2.2.1] [MQTT-2.2.2-1]. */
 static uint8_t header_byte(const struct mqtt_packet *pkt)
 {
     uint8_t flags = 0;
     switch (pkt->type) {
     case MQTT_PUBLISH:
-        flags = (uint8_t)((pkt->u.publish.dup ? 0x08u : 0) | (pkt->u.publish.qos << 1) |
-                          (pkt->u.publish.retain ? 0x01u : 0));
+        flags = publish_flags(&pkt->u.publish);
         break;
     case MQTT_PUBREL:
     case MQTT_SUBSCRIBE:
@@ -465,7 +470,6 @@ size_t mqtt_publish_header_size(const struct mqtt_publish *pub, uint8_t protocol
 int mqtt_encode_publish_header_for(const struct mqtt_publish *pub, uint8_t protocol_level,
                                    uint8_t *buf, size_t cap, size_t *written)
 {
-    struct mqtt_packet pkt = {.type = MQTT_PUBLISH, .u.publish = *pub};
     bool v5 = protocol_level == MQTT_PROTOCOL_V5;
     size_t body = 0, header_len = 0;
     int rc = publish_header_len(pub, v5, &body, &header_len);
@@ -475,7 +479,8 @@ int mqtt_encode_publish_header_for(const struct mqtt_publish *pub, uint8_t proto
         return MQTT_ERR_BUFFER_TOO_SMALL;
 
     struct writer w = {buf};
-    put_u8(&w, header_byte(&pkt));
+    put_u8(&w,
+           (uint8_t)(MQTT_PUBLISH << 4) | publish_flags(pub)); /* per delivery: no packet copy */
     put_vbi(&w, (uint32_t)body);
     write_publish(&w, v5, pub);
     *written = (size_t)(w.pos - buf);

@@ -1283,6 +1283,102 @@ static void test_v5_property_iter_is_bounds_checked(void **state)
     assert_false(mqtt_property_iter_next(&it, &p));
 }
 
+/* The encoder refuses what the decoder would refuse. */
+static void test_v5_encode_refuses_invalid_fields(void **state)
+{
+    (void)state;
+    static const uint8_t bad_code[] = {0x00, 0x03};
+    static const uint8_t big[70000] = {0};
+    struct mqtt_packet p = {.type = MQTT_CONNACK, .protocol_level = V5};
+    p.u.connack.return_code = 0x04; /* not a CONNACK reason */
+    assert_int_equal(mqtt_encoded_size(&p), 0);
+    p = (struct mqtt_packet){.type = MQTT_SUBACK, .protocol_level = V5};
+    p.u.suback.packet_id = 1;
+    assert_int_equal(mqtt_encoded_size(&p), 0); /* no code */
+    p.u.suback.return_codes = (struct mqtt_bytes){bad_code, 2};
+    assert_int_equal(mqtt_encoded_size(&p), 0);
+    p.u.suback.return_codes.len = 1;
+    p.u.suback.props.present = MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+    assert_int_equal(mqtt_encoded_size(&p), 0);
+    p = (struct mqtt_packet){.type = MQTT_UNSUBACK, .protocol_level = V5};
+    p.u.ack.packet_id = 1;
+    p.u.ack.reason_codes = (struct mqtt_bytes){bad_code, 1};
+    p.u.ack.props.present = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+    assert_int_equal(mqtt_encoded_size(&p), 0);
+    p.u.ack.props.present = 0;
+    assert_int_equal(mqtt_encoded_size(&p), 6);
+    /* a string property longer than 65535 bytes; a subscription id on a PUBACK */
+    p = (struct mqtt_packet){.type = MQTT_DISCONNECT, .protocol_level = V5};
+    p.u.disconnect.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+    p.u.disconnect.props.reason_string = (struct mqtt_bytes){big, sizeof(big)};
+    assert_int_equal(mqtt_encoded_size(&p), 0);
+    size_t size = 0;
+    assert_int_equal(mqtt_fit_packet(&p, 10, &size), MQTT_ERR_INVALID_ARGUMENT);
+    p = (struct mqtt_packet){.type = MQTT_PUBACK, .protocol_level = V5};
+    p.u.ack.packet_id = 1;
+    p.u.ack.props.present = MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
+    p.u.ack.props.subscription_identifier = 1;
+    assert_int_equal(mqtt_encoded_size(&p), 0);
+    /* a user property with a name too long */
+    struct mqtt_user_property up = {{big, sizeof(big)}, {NULL, 0}};
+    p.u.ack.props = (struct mqtt_properties){.user_properties = &up, .user_property_count = 1};
+    assert_int_equal(mqtt_encoded_size(&p), 0);
+    p.u.ack.props.user_properties = NULL; /* a count without the array */
+    assert_int_equal(mqtt_encoded_size(&p), 0);
+}
+
+/* A single Subscription Identifier given as a field (no array) in SUBSCRIBE. */
+static void test_v5_subscribe_subscription_identifier_from_field_3_8_2_1_2(void **state)
+{
+    (void)state;
+    struct mqtt_topic_entry e = {mqtt_bytes_from_cstr("t"), 1};
+    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE, .protocol_level = V5};
+    p.u.subscribe = (struct mqtt_subscribe){.packet_id = 3, .count = 1, .entries = &e};
+    p.u.subscribe.props.present = MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
+    p.u.subscribe.props.subscription_identifier = 128;
+    static const uint8_t want[] = {0x82, 0x0a, 0, 3, 3, 0x0b, 0x80, 0x01, 0, 1, 't', 1};
+    struct buf w = FROM(want);
+    assert_encodes_to(&p, &w);
+    assert_round_trip(&w);
+}
+
+/* mqtt_fit_packet on every packet it may trim, and a 3.1.1 packet it must not. */
+static void test_v5_fit_packet_on_every_trimmable_packet(void **state)
+{
+    (void)state;
+    static const uint8_t code = 0;
+    static const uint8_t types[] = {MQTT_CONNACK,  MQTT_PUBREL,     MQTT_SUBACK,
+                                    MQTT_UNSUBACK, MQTT_DISCONNECT, MQTT_AUTH};
+    for (size_t i = 0; i < sizeof(types); i++) {
+        struct mqtt_packet p = {.type = types[i], .protocol_level = V5};
+        struct mqtt_properties *props = props_of(&p, types[i]);
+        p.u.ack.packet_id = 1; /* harmless for the others: overwritten below */
+        if (types[i] == MQTT_SUBACK) {
+            p.u.suback.packet_id = 1;
+            p.u.suback.return_codes = (struct mqtt_bytes){&code, 1};
+        } else if (types[i] == MQTT_UNSUBACK) {
+            p.u.ack.reason_codes = (struct mqtt_bytes){&code, 1};
+        } else if (types[i] == MQTT_CONNACK || types[i] == MQTT_DISCONNECT ||
+                   types[i] == MQTT_AUTH) {
+            memset(&p.u, 0, sizeof(p.u));
+            props = props_of(&p, types[i]);
+        }
+        props->present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+        props->reason_string = mqtt_bytes_from_cstr("a long enough reason string");
+        size_t full = mqtt_encoded_size(&p), size = 0;
+        assert_true(full > 30);
+        assert_int_equal(mqtt_fit_packet(&p, 10, &size), MQTT_OK);
+        assert_true(size <= 10);
+        assert_false(mqtt_properties_has(props, MQTT_PROP_REASON_STRING));
+    }
+    /* 3.1.1 has nothing to drop */
+    struct mqtt_packet old = {.type = MQTT_PUBACK};
+    old.u.ack.packet_id = 1;
+    size_t size = 0;
+    assert_int_equal(mqtt_fit_packet(&old, 3, &size), MQTT_ERR_TOO_LARGE);
+    assert_int_equal(size, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1320,6 +1416,9 @@ int main(void)
         cmocka_unit_test(test_v5_properties_copy_drops_per_hop_properties),
         cmocka_unit_test(test_v5_connect_max_packet_size),
         cmocka_unit_test(test_v5_property_iter_is_bounds_checked),
+        cmocka_unit_test(test_v5_encode_refuses_invalid_fields),
+        cmocka_unit_test(test_v5_subscribe_subscription_identifier_from_field_3_8_2_1_2),
+        cmocka_unit_test(test_v5_fit_packet_on_every_trimmable_packet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
