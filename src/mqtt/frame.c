@@ -6,9 +6,12 @@
  */
 #include "mqtt.h"
 
-/* Bits 7-4 of byte 0; types 0 and 15 are reserved [MQTT-2.2.1]. */
-static bool is_valid_type(uint8_t type)
+/* Bits 7-4 of byte 0; types 0 and 15 are reserved [MQTT-2.2.1], except that
+ * MQTT 5 gave 15 to AUTH [MQTT 5.0 2.1.2]. */
+static bool is_valid_type(uint8_t type, uint8_t protocol_level)
 {
+    if (type == MQTT_AUTH)
+        return protocol_level == MQTT_PROTOCOL_V5;
     return type >= MQTT_CONNECT && type <= MQTT_DISCONNECT;
 }
 
@@ -38,11 +41,17 @@ static int read_remaining_length(const uint8_t *buf, size_t len, uint32_t *value
 
 int mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet_size, struct mqtt_frame *frame)
 {
+    return mqtt_frame_for(buf, len, max_packet_size, MQTT_PROTOCOL_V311, frame);
+}
+
+int mqtt_frame_for(const uint8_t *buf, size_t len, size_t max_packet_size, uint8_t protocol_level,
+                   struct mqtt_frame *frame)
+{
     frame->total_len = 0; /* "not known yet" until the fixed header is complete */
     if (len == 0)
         return MQTT_NEED_MORE;
     uint8_t type = buf[0] >> 4;
-    if (!is_valid_type(type))
+    if (!is_valid_type(type, protocol_level))
         return MQTT_ERR_PACKET_TYPE;
 
     uint32_t remaining = 0;
@@ -86,12 +95,18 @@ size_t mqtt_encode_remaining_length(uint32_t value, uint8_t *buf)
 int mqtt_decode_stream(const uint8_t *buf, size_t len, size_t max_packet_size,
                        struct mqtt_packet *pkt, size_t *consumed)
 {
+    return mqtt_decode_stream_for(buf, len, max_packet_size, MQTT_PROTOCOL_V311, pkt, consumed);
+}
+
+int mqtt_decode_stream_for(const uint8_t *buf, size_t len, size_t max_packet_size,
+                           uint8_t protocol_level, struct mqtt_packet *pkt, size_t *consumed)
+{
     struct mqtt_frame frame;
     *consumed = 0;
-    int rc = mqtt_frame(buf, len, max_packet_size, &frame);
+    int rc = mqtt_frame_for(buf, len, max_packet_size, protocol_level, &frame);
     if (rc != MQTT_OK)
         return rc;
-    rc = mqtt_decode(&frame, pkt);
+    rc = mqtt_decode_for(&frame, protocol_level, pkt);
     if (rc != MQTT_OK)
         return rc;
     *consumed = frame.total_len;

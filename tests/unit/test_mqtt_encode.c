@@ -575,13 +575,13 @@ static void test_strerror_names_every_code(void **state)
 static void test_packet_name_every_type(void **state)
 {
     (void)state;
-    static const char *names[] = {"CONNECT",  "CONNACK", "PUBLISH",   "PUBACK",    "PUBREC",
-                                  "PUBREL",   "PUBCOMP", "SUBSCRIBE", "SUBACK",    "UNSUBSCRIBE",
-                                  "UNSUBACK", "PINGREQ", "PINGRESP",  "DISCONNECT"};
-    for (uint8_t t = MQTT_CONNECT; t <= MQTT_DISCONNECT; t++)
+    static const char *names[] = {"CONNECT",  "CONNACK", "PUBLISH",   "PUBACK",     "PUBREC",
+                                  "PUBREL",   "PUBCOMP", "SUBSCRIBE", "SUBACK",     "UNSUBSCRIBE",
+                                  "UNSUBACK", "PINGREQ", "PINGRESP",  "DISCONNECT", "AUTH"};
+    for (uint8_t t = MQTT_CONNECT; t <= MQTT_AUTH; t++)
         assert_string_equal(mqtt_packet_name(t), names[t - 1]);
     assert_string_equal(mqtt_packet_name(0), "UNKNOWN");
-    assert_string_equal(mqtt_packet_name(15), "UNKNOWN");
+    assert_string_equal(mqtt_packet_name(16), "UNKNOWN");
 }
 
 int main(void)
