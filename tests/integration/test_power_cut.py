@@ -591,6 +591,7 @@ def main():
         for seed in SEEDS:
             r.run(make_test(sync, seed, cycles), start=False,
                   extra_config=["storage_sync %s" % sync, "max_queued_messages 0",
+                                "max_queued_bytes 0",
                                 "connection_messages false"])
     r.finish()
 

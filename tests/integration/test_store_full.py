@@ -17,9 +17,8 @@ import os
 import struct
 import subprocess
 
-from harness import (CONNACK, PUBACK, PUBLISH, IO_TIMEOUT_S, Raw, Runner, ack_packet, check,
-                     connect_packet, next_publish, parse_publish, publish_packet, subscribe_one,
-                     BUILD_DIR)
+from harness import (CONNACK, PUBACK, IO_TIMEOUT_S, Raw, Runner, check, connect_packet,
+                     next_publish, publish_packet, subscribe_one, BUILD_DIR)
 
 SOLCTL = os.path.join(BUILD_DIR, "solctl")
 PAYLOAD_BYTES = 8192
