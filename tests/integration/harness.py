@@ -70,6 +70,32 @@ def ipv6_available():
         return False
 
 
+def listens_on(pid, port):
+    """True when process pid has a TCP socket listening on 127.0.0.1:port
+    (matched through /proc/net/tcp and the process's descriptors)."""
+    wanted = "0100007F:%04X" % port
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == wanted and fields[3] == "0A":  # LISTEN
+                    inodes.add(fields[9])
+        if not inodes:
+            return False
+        fd_dir = "/proc/%d/fd" % pid
+        for fd in os.listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return True
+    except OSError:
+        return False
+    return False
+
+
 def wait_until(predicate, timeout_s, what):
     """Polls predicate until it is true; raises TestFailure naming `what`."""
     deadline = time.monotonic() + timeout_s
@@ -128,14 +154,13 @@ class Broker:
         return self
 
     def wait_for_port(self, timeout_s=START_TIMEOUT_S):
+        """Waits until this broker process listens on its port: a port that
+        merely accepts may belong to another process that took it since
+        free_port() (test files run in parallel)."""
         def ready():
             if self.proc.poll() is not None:
                 raise TestFailure("broker exited with %s during start-up" % self.proc.returncode)
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
+            return listens_on(self.proc.pid, self.port)
         wait_until(ready, timeout_s, "port %d to accept connections" % self.port)
 
     def is_running(self):

@@ -292,6 +292,7 @@ def test_flag_p_without_config_uses_defaults(b):
     b.args = ["-p", str(b.port)]
     b.start()
     check(os.path.isdir(os.path.join(b.tmp, "sol-data")), "./sol-data not created")
+    b.wait_for_log("listening on 127.0.0.1:%d" % b.port)  # written just after listen()
     head = "\n".join(b.log().splitlines()[:8])
     for words in ("listening on 127.0.0.1:%d" % b.port, "sol-data", "stderr"):
         check(words in head, "first log lines lack %r:\n%s" % (words, head))
