@@ -77,9 +77,7 @@ int solctl_backup(struct store *store, const struct solctl_opts *o)
         fprintf(stderr, "solctl: backup: %s\n", err);
         return SOLCTL_EXIT_ERROR;
     }
-    struct store_stats st;
-    if (store_stats(store, &st) == 0)
-        printf("backed up %s to %s (%s)\n", o->data_dir, o->dest,
-               o->compact ? "compacted" : "page for page");
+    printf("backed up %s to %s (%s)\n", o->data_dir, o->dest,
+           o->compact ? "compacted" : "page for page");
     return SOLCTL_EXIT_OK;
 }
