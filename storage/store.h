@@ -507,6 +507,17 @@ typedef void (*store_problem_fn)(void *arg, const char *problem);
  */
 int store_check(struct store *store, store_problem_fn fn, void *arg);
 
+/* ---- Backup (backup.c) -------------------------------------------------- */
+
+/*
+ * Writes a consistent copy of store (as of one commit; the writer keeps
+ * going) into dir as dir/data.mdb, creating dir if needed; dir must not hold
+ * a store already. compact leaves free pages out. The copy is fsynced (file
+ * and directory) before returning. Returns 0, or a code with a one-line
+ * reason in err. Works on a store opened read-only.
+ */
+int store_backup(struct store *store, const char *dir, bool compact, char *err, size_t err_len);
+
 /* ---- Queue totals (queue_stats.c) -------------------------------------- */
 
 typedef int (*store_queue_stats_fn)(void *arg, struct store_bytes client_id, uint64_t queued_count,

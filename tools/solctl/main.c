@@ -5,11 +5,12 @@
  *               [--limit N] [--full]
  *   solctl check [--json] [--data-dir DIR]
  *   solctl stats [--json] [--data-dir DIR]
+ *   solctl backup [--data-dir DIR] [--compact] [-c FILE | --max-size BYTES] DEST
  *   solctl passwd [-b] FILE USER [PASSWORD]  (passwd.c: a password file, not the store)
  * Errors (missing store, wrong path, corrupt file, ...) print one line on
  * stderr and exit 2; `check` exits 1 when it finds problems.
  * Not for: changing the store. It is opened read-only and LMDB readers never
- * block the broker's writer.
+ * block the broker's writer (backup writes only its copy).
  */
 #include "solctl.h"
 
@@ -27,6 +28,7 @@ static void usage(FILE *out)
           "                   [--client ID] [--topic FILTER] [--limit N] [--full]\n"
           "       solctl check [--json] [--data-dir DIR]\n"
           "       solctl stats [--json] [--data-dir DIR]\n"
+          "       solctl backup [--data-dir DIR] [--compact] [-c FILE | --max-size BYTES] DEST\n"
           "       solctl passwd [-b] FILE USER [PASSWORD]\n"
           "The data directory defaults to ./sol-data.\n",
           out);
@@ -74,6 +76,10 @@ static int parse_positional(struct solctl_opts *o, const char *arg)
         o->what = arg;
         return 0;
     }
+    if (strcmp(o->command, "backup") == 0 && o->dest == NULL) {
+        o->dest = arg;
+        return 0;
+    }
     fprintf(stderr, "solctl: unexpected argument '%s' (try --help)\n", arg);
     return -1;
 }
@@ -90,7 +96,17 @@ static int parse_args(int argc, char **argv, struct solctl_opts *o)
             o->json = true;
         else if (strcmp(a, "--full") == 0)
             o->full = true;
-        else if ((v = option_value(argc, argv, &i, "--data-dir")) != NULL)
+        else if (strcmp(a, "--compact") == 0)
+            o->compact = true;
+        else if ((v = option_value(argc, argv, &i, "-c")) != NULL)
+            o->config_file = v;
+        else if ((v = option_value(argc, argv, &i, "--max-size")) != NULL) {
+            if (!parse_limit(v, &o->max_size) || o->max_size == 0) {
+                fprintf(stderr, "solctl: --max-size needs a positive number of bytes, got '%s'\n",
+                        v);
+                return -1;
+            }
+        } else if ((v = option_value(argc, argv, &i, "--data-dir")) != NULL)
             o->data_dir = v;
         else if ((v = option_value(argc, argv, &i, "--client")) != NULL)
             o->client = v;
@@ -113,7 +129,8 @@ static int parse_args(int argc, char **argv, struct solctl_opts *o)
 
 static bool command_known(const char *c)
 {
-    return strcmp(c, "dump") == 0 || strcmp(c, "check") == 0 || strcmp(c, "stats") == 0;
+    return strcmp(c, "dump") == 0 || strcmp(c, "check") == 0 || strcmp(c, "stats") == 0 ||
+           strcmp(c, "backup") == 0;
 }
 
 /* passwd.c: the one command that does not open the store. */
@@ -148,6 +165,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(o.command, "check") == 0)
         rc = solctl_check(store, &o);
+    else if (strcmp(o.command, "backup") == 0)
+        rc = solctl_backup(store, &o);
     else if (strcmp(o.command, "stats") == 0)
         rc = solctl_stats(store, &o);
     else

@@ -29,6 +29,10 @@ struct solctl_opts {
     uint64_t limit;       /* --limit N per section; 0 = no limit */
     bool json;            /* --json: JSON Lines */
     bool full;            /* --full: untruncated payloads */
+    const char *dest;        /* backup: the destination directory */
+    bool compact;            /* backup --compact */
+    uint64_t max_size;       /* backup --max-size BYTES; 0 = from -c FILE or the default */
+    const char *config_file; /* backup -c FILE: sol's config, for storage_max_size */
 };
 
 /* ---- output (print.c) ---- */
@@ -49,5 +53,7 @@ const char *solctl_time(char *buf, size_t len, uint64_t unix_s);
 int solctl_dump(struct store *store, const struct solctl_opts *opts);
 int solctl_stats(struct store *store, const struct solctl_opts *opts);
 int solctl_check(struct store *store, const struct solctl_opts *opts);
+/* backup.c: `solctl backup DEST` (see there). */
+int solctl_backup(struct store *store, const struct solctl_opts *opts);
 
 #endif /* SOL_SOLCTL_H */
