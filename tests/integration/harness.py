@@ -160,7 +160,11 @@ class Broker:
         def ready():
             if self.proc.poll() is not None:
                 raise TestFailure("broker exited with %s during start-up" % self.proc.returncode)
-            return listens_on(self.proc.pid, self.port)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            except OSError:
+                return False
+            return listens_on(self.proc.pid, self.port)  # and it is ours
         wait_until(ready, timeout_s, "port %d to accept connections" % self.port)
 
     def is_running(self):

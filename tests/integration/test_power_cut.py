@@ -418,7 +418,7 @@ def campaign(broker, sync, seed, cycles):
                                             SOL_FAULT_REPORT=report_path)
         t_start = time.monotonic()
         try:
-            broker.start()
+            start_through_early_cuts(broker, stats, violation)
         except harness.TestFailure as e:
             stats["start_failures"] += 1
             tail = broker.log().splitlines()[-3:]
@@ -517,6 +517,29 @@ def finish(m, sync, seed, stats, ok, elapsed_s):
 
 
 # ---- deterministic cases -------------------------------------------------------------
+
+def start_through_early_cuts(broker, stats, violation):
+    """Starts sol; a power cut that lands before it is listening (a slow or
+    loaded machine: the shim's clock starts when it loads) is a cut during
+    recovery - the store must still pass `solctl check` - and sol is started
+    again, its cut moved a second later."""
+    try:
+        broker.start()
+        return
+    except harness.TestFailure:
+        log = broker.log()
+        this_start = log[log.rfind("---- harness: start #"):]
+        if "solfault: power cut" not in this_start:
+            raise
+    stats["cuts_during_startup"] = stats.get("cuts_during_startup", 0) + 1
+    r = solctl(broker, "check")
+    if r.returncode != 0:
+        stats["check_failures"] += 1
+        violation("solctl check after a cut during start-up: %s" % r.stdout.strip()[-500:])
+    cut_ms = int(broker.env["SOL_FAULT_CUT_AFTER_MS"]) + 1000
+    broker.env = dict(broker.env, SOL_FAULT_CUT_AFTER_MS=str(cut_ms))
+    broker.start()
+
 
 def test_new_store_survives_a_power_cut_right_after_its_first_ack(broker):
     """The directory entries of data.mdb (and of the data directory sol made)
