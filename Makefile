@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: deps build run test asan fuzz coverage clean
+.PHONY: deps build run test asan fuzz coverage clean install
 
 deps:
 	./tools/install-deps.sh
@@ -11,6 +11,13 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+# Installs binaries, man pages, conf/sol.conf and the systemd unit where Debian
+# expects them (see CMakeLists.txt). PREFIX=/usr/local by default; DESTDIR
+# stages the tree elsewhere, e.g. make install DESTDIR=/tmp/root.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 run: build
 	./$(BUILD)/sol

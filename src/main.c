@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "session.h"
 #include "store.h"
@@ -507,6 +508,7 @@ struct broker {
     struct store *store;
     struct session_mgr *mgr;
     struct server *srv;
+    struct metrics *metrics; /* NULL: no metrics_listener */
     bool has_pid_file;
     time_t started_at;
 };
@@ -731,6 +733,88 @@ static void on_sys_timer(void *arg)
         sys_publish_u64(b, "$SYS/broker/store/bytes", st.map_used);
 }
 
+/* ---- metrics ------------------------------------------------------------------- */
+
+static void fill_session_metrics(const struct session_stats *ss, struct metrics_stats *out)
+{
+    out->sessions_offline = ss->clients_disconnected;
+    out->sessions_online = ss->sessions - ss->clients_disconnected;
+    out->subscriptions = ss->subscriptions;
+    out->retained = ss->retained;
+    memcpy(out->messages_received, ss->messages_received_qos, sizeof(out->messages_received));
+    memcpy(out->payload_bytes_received, ss->payload_bytes_received_qos,
+           sizeof(out->payload_bytes_received));
+    memcpy(out->messages_sent, ss->messages_sent_qos, sizeof(out->messages_sent));
+    memcpy(out->payload_bytes_sent, ss->payload_bytes_sent_qos, sizeof(out->payload_bytes_sent));
+    out->dropped_queue_limit = ss->messages_queue_dropped;
+    out->dropped_output_buffer = ss->messages_dropped - ss->messages_queue_dropped;
+    out->publishes_refused_store_full = ss->publishes_refused;
+    out->inflight_messages = ss->inflight_messages;
+    out->queued_messages = ss->queued_messages;
+    out->queued_bytes = ss->queued_bytes;
+    out->store_commits = ss->commits;
+    struct metrics_histogram *h = &out->commit_latency;
+    _Static_assert(SESSION_COMMIT_BUCKETS <= METRICS_HISTOGRAM_MAX, "histogram too small");
+    h->bucket_count = SESSION_COMMIT_BUCKETS;
+    memcpy(h->bound_us, session_commit_bucket_us, sizeof(session_commit_bucket_us));
+    memcpy(h->cumulative, ss->commit_latency_buckets, sizeof(ss->commit_latency_buckets));
+    h->count = ss->commits;
+    h->sum_us = ss->commit_latency_us_total;
+}
+
+/* A scrape: the broker's running counters into *out; O(1) apart from the
+ * store's one read transaction. */
+static void fill_metrics(void *arg, struct metrics_stats *out)
+{
+    struct broker *b = arg;
+    out->version = SOL_VERSION;
+    out->start_time_s = (uint64_t)b->started_at;
+    struct server_stats net;
+    server_get_stats(b->srv, &net);
+    out->connections_open = net.connections_current;
+    out->connections_accepted = net.connections_total;
+    out->connections_refused = net.connections_refused;
+    out->tls_handshake_failures = net.tls_handshake_failures;
+    out->network_bytes_received = net.bytes_received;
+    out->network_bytes_sent = net.bytes_sent;
+    out->input_waits = net.input_waits;
+    struct session_stats ss;
+    session_peek_stats(b->mgr, &ss);
+    fill_session_metrics(&ss, out);
+    struct store_stats st;
+    if (store_stats(b->store, &st) == 0) {
+        out->has_store = true;
+        out->store_map_size = st.map_size;
+        out->store_map_used = st.map_used;
+        out->store_max_size = st.max_map_size;
+    }
+}
+
+static int start_metrics(struct broker *b, char *err, size_t err_len)
+{
+    const struct sol_config *cfg = &b->cfg;
+    if (cfg->metrics_port == 0)
+        return 0;
+    struct metrics_options opts;
+    metrics_options_init(&opts);
+    opts.address = cfg->metrics_address;
+    opts.port = cfg->metrics_port;
+    opts.fill = fill_metrics;
+    opts.fill_arg = b;
+    char why[256];
+    if (metrics_new(server_loop(b->srv), &opts, &b->metrics, why, sizeof(why)) < 0) {
+        snprintf(err, err_len, "%.200s: metrics_listener: %s",
+                 cfg->metrics_where ? cfg->metrics_where : "-", why);
+        return -1;
+    }
+    log_notice("metrics: serving http://%s%s%s:%u/metrics",
+               cfg->metrics_address && strchr(cfg->metrics_address, ':') ? "[" : "",
+               cfg->metrics_address ? cfg->metrics_address : "*",
+               cfg->metrics_address && strchr(cfg->metrics_address, ':') ? "]" : "",
+               (unsigned)cfg->metrics_port);
+    return 0;
+}
+
 /* ---- start and stop -------------------------------------------------------------- */
 
 /* Everything before the store: config, TLS files, password and ACL files. */
@@ -758,6 +842,8 @@ static int start(const struct flags *f, struct broker *b, char *err, size_t err_
     server_set_tick(b->srv, on_tick, b);
     server_set_reload(b->srv, on_reload, b);
     server_set_sys_timer(b->srv, b->cfg.sys_interval, on_sys_timer, b);
+    if (start_metrics(b, err, err_len) < 0)
+        return -1;
     if (f->is_daemon && b->cfg.pid_file != NULL) {
         if (write_pid_file(b->cfg.pid_file, err, err_len) < 0)
             return -1;
@@ -771,6 +857,7 @@ static int start(const struct flags *f, struct broker *b, char *err, size_t err_
 static void stop(struct broker *b)
 {
     bool has_failed = b->store != NULL && store_has_failed(b->store);
+    metrics_free(b->metrics); /* its watchers are on the server's loop */
     server_free(b->srv);
     if (!has_failed && b->mgr != NULL && session_flush(b->mgr) != 0)
         log_error("shutdown: the final commit failed");

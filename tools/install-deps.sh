@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config liblmdb-dev libev-dev libcmocka-dev libssl-dev \
 clang libclang-rt-14-dev lmdb-utils mosquitto mosquitto-clients python3 python3-paho-mqtt \
-openssl jq lcov"
+openssl jq lcov libmicrohttpd-dev scdoc groff-base man-db curl"
 
 missing=""
 for p in $PACKAGES; do

@@ -35,6 +35,11 @@ void server_options_init(struct server_options *opts)
     *opts = (struct server_options){.connect_timeout_s = SERVER_DEFAULT_CONNECT_TIMEOUT_S};
 }
 
+struct ev_loop *server_loop(struct server *srv)
+{
+    return srv->loop;
+}
+
 const struct session_sink *server_sink(void)
 {
     return &conn_sink;

@@ -21,6 +21,7 @@
 #include "session.h"
 
 struct server;
+struct ev_loop;
 
 /*
  * One address to listen on: TCP when unix_path is NULL, else a unix socket.
@@ -71,6 +72,10 @@ void server_options_init(struct server_options *opts);
  * (e.g. "listener 8883: keyfile /x/key.pem: key values mismatch").
  */
 int server_new(const struct server_options *opts, struct server **out, char *err, size_t err_len);
+
+/* The server's libev loop, for other watchers on the same thread (the
+ * metrics endpoint). Valid until server_free(); stop those watchers first. */
+struct ev_loop *server_loop(struct server *srv);
 
 /* The sink to hand to session_mgr_new(); static, valid forever. */
 const struct session_sink *server_sink(void);

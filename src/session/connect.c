@@ -143,7 +143,7 @@ static int assign_client_id(struct session_mgr *mgr, char *buf, size_t len)
  * read back from the store after the commit, SENT entries resent with DUP. */
 static void resume_persistent(struct session_mgr *mgr, struct session *s)
 {
-    deliver_forget(s);
+    deliver_forget(mgr, s);
     s->read_seq = 0;
     s->backlog = true;
     deliver_schedule_refill(mgr, s);

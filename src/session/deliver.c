@@ -62,7 +62,7 @@ static struct outgoing *outgoing_new(uint64_t seq, uint16_t packet_id, uint8_t q
 
 /* Appends o (owned by s from here) to the window. 0 or -ENOMEM (o not
  * linked, still the caller's). */
-static int outgoing_link(struct session *s, struct outgoing *o)
+static int outgoing_link(struct session_mgr *mgr, struct session *s, struct outgoing *o)
 {
     if (hashtable_insert(&s->inflight_ids, &o->by_id, &o->packet_id, sizeof(o->packet_id)) != 0)
         return -ENOMEM;
@@ -73,12 +73,12 @@ static int outgoing_link(struct session *s, struct outgoing *o)
     else
         s->inflight = o;
     s->inflight_tail = o;
-    s->inflight_count++;
+    session_set_inflight(mgr, s, s->inflight_count + 1);
     return 0;
 }
 
 /* Takes o out of the window (the caller frees it). */
-static void outgoing_unlink(struct session *s, struct outgoing *o)
+static void outgoing_unlink(struct session_mgr *mgr, struct session *s, struct outgoing *o)
 {
     hashtable_remove(&s->inflight_ids, &o->by_id);
     if (o->prev)
@@ -89,16 +89,16 @@ static void outgoing_unlink(struct session *s, struct outgoing *o)
         o->next->prev = o->prev;
     else
         s->inflight_tail = o->prev;
-    s->inflight_count--;
+    session_set_inflight(mgr, s, s->inflight_count - 1);
 }
 
-static int outgoing_add(struct session *s, uint64_t seq, uint16_t packet_id, uint8_t qos,
-                        uint8_t state)
+static int outgoing_add(struct session_mgr *mgr, struct session *s, uint64_t seq,
+                        uint16_t packet_id, uint8_t qos, uint8_t state)
 {
     struct outgoing *o = outgoing_new(seq, packet_id, qos, state);
     if (!o)
         return -ENOMEM;
-    if (outgoing_link(s, o) != 0) {
+    if (outgoing_link(mgr, s, o) != 0) {
         free(o);
         return -ENOMEM;
     }
@@ -212,13 +212,13 @@ static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, u
     struct outgoing *o = outgoing_new(seq, packet_id, qos, OUTGOING_SENT);
     if (!o)
         return -ENOMEM;
-    if (outgoing_link(s, o) != 0) {
+    if (outgoing_link(mgr, s, o) != 0) {
         free(o);
         return -ENOMEM;
     }
     int rc = output_send_publish(mgr, s->client, m, qos, packet_id, dup);
     if (rc == OUTPUT_DENIED) {
-        outgoing_unlink(s, o);
+        outgoing_unlink(mgr, s, o);
         free(o);
         return rc;
     }
@@ -245,8 +245,7 @@ static int deliver_transient(struct session_mgr *mgr, struct session *s, struct 
     else
         s->queue_head = p;
     s->queue_tail = p;
-    s->queued_count++;
-    s->queued_bytes += m->payload_len;
+    session_set_queued(mgr, s, s->queued_count + 1, s->queued_bytes + m->payload_len);
     return 0;
 }
 
@@ -276,8 +275,7 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
         return rc;
     }
     s->backlog = true;
-    s->queued_count++;
-    s->queued_bytes += m->payload_len;
+    session_set_queued(mgr, s, s->queued_count + 1, s->queued_bytes + m->payload_len);
     if (session_is_online(s) && can_send(mgr, s))
         deliver_schedule_refill(mgr, s);
     return 0;
@@ -306,8 +304,7 @@ static void top_up_transient(struct session_mgr *mgr, struct session *s)
         s->queue_head = p->next;
         if (!s->queue_head)
             s->queue_tail = NULL;
-        s->queued_count--;
-        s->queued_bytes -= p->msg->payload_len;
+        session_set_queued(mgr, s, s->queued_count - 1, s->queued_bytes - p->msg->payload_len);
         int rc = send_new(mgr, s, p->msg, p->qos, 0, alloc_packet_id(s), false);
         if (rc != 0 && rc != OUTPUT_DENIED) /* denied (the ACL changed): dropped */
             send_or_close(mgr, s, rc);
@@ -326,7 +323,7 @@ static void top_up(struct session_mgr *mgr, struct session *s)
 
 static int remove_outgoing(struct session_mgr *mgr, struct session *s, struct outgoing *o)
 {
-    outgoing_unlink(s, o);
+    outgoing_unlink(mgr, s, o);
     int rc = 0;
     if (s->persistent)
         rc = store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), o->seq);
@@ -370,7 +367,7 @@ int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_
     }
 }
 
-void deliver_forget(struct session *s)
+void deliver_forget(struct session_mgr *mgr, struct session *s)
 {
     while (s->inflight) {
         struct outgoing *o = s->inflight;
@@ -378,7 +375,7 @@ void deliver_forget(struct session *s)
         free(o);
     }
     s->inflight_tail = NULL;
-    s->inflight_count = 0;
+    session_set_inflight(mgr, s, 0);
     hashtable_deinit(&s->inflight_ids); /* its nodes were the entries just freed */
     while (s->queue_head) {
         struct pending *p = s->queue_head;
@@ -387,10 +384,8 @@ void deliver_forget(struct session *s)
         free(p);
     }
     s->queue_tail = NULL;
-    if (!s->persistent) {
-        s->queued_count = 0;
-        s->queued_bytes = 0;
-    }
+    if (!s->persistent)
+        session_set_queued(mgr, s, 0, 0);
 }
 
 /* ---- Top-ups from the store, after the commit ---- */
@@ -444,14 +439,13 @@ static int resend_entry(struct session_mgr *mgr, struct session *s, struct msg *
     struct session_client *c = s->client;
     switch (e->state) {
     case STORE_QUEUED:
-        if (s->queued_count > 0)
-            s->queued_count--;
-        s->queued_bytes = s->queued_bytes > m->payload_len ? s->queued_bytes - m->payload_len : 0;
+        session_set_queued(mgr, s, s->queued_count > 0 ? s->queued_count - 1 : 0,
+                           s->queued_bytes > m->payload_len ? s->queued_bytes - m->payload_len : 0);
         return send_entry(mgr, s, m, item, alloc_packet_id(s), false);
     case STORE_SENT: /* sent before the reconnect: again, with DUP [MQTT-4.4.0-1] */
         return send_entry(mgr, s, m, item, e->packet_id, true);
     case STORE_PUBREC_RECEIVED:
-        if (outgoing_add(s, item->seq, e->packet_id, e->qos, OUTGOING_PUBREC_RECEIVED) != 0)
+        if (outgoing_add(mgr, s, item->seq, e->packet_id, e->qos, OUTGOING_PUBREC_RECEIVED) != 0)
             return -ENOMEM;
         send_or_close(mgr, s, output_send_ack(mgr, c, MQTT_PUBREL, e->packet_id));
         return 0;

@@ -134,6 +134,8 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, const
         .payload = {m->payload, m->payload_len},
     };
     mgr->messages_sent++;
+    mgr->sent_qos[qos > 2 ? 2 : qos]++;
+    mgr->sent_bytes_qos[qos > 2 ? 2 : qos] += m->payload_len;
     /* The header (fixed header, topic, packet id) is built per delivery; the
      * payload goes as a second iovec, never re-encoded. Most topics are short
      * enough for the stack. */

@@ -293,6 +293,8 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
         return output_send_ack(mgr, c, MQTT_PUBREC, p->packet_id) == 0 ? SESSION_OK
                                                                        : SESSION_ERR_NOMEM;
     mgr->messages_received++;
+    mgr->received_qos[p->qos > 2 ? 2 : p->qos]++;
+    mgr->received_bytes_qos[p->qos > 2 ? 2 : p->qos] += p->payload.len;
     if (p->retain && !mgr->config.retain_available) {
         /* As Mosquitto: a retained publish when retain is off ends the connection. */
         log_notice("client %s: retained publish while retain_available is false",

@@ -232,7 +232,8 @@ static void free_session(struct session_mgr *mgr, struct session *s)
         trie_unsubscribe(mgr->trie, (struct mqtt_bytes){e->filter, e->filter_len}, s);
         free(e);
     }
-    deliver_forget(s);
+    deliver_forget(mgr, s);
+    session_set_queued(mgr, s, 0, 0); /* a persistent session's queue leaves the totals */
     if (s->refill_queued)
         unschedule_refill(mgr, s);
     free_qos2_ids(s);
@@ -427,8 +428,8 @@ static int load_queue_stats(void *arg, struct store_bytes client_id, uint64_t qu
     struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
     if (!s)
         return 0;
-    s->queued_count = queued_count > UINT32_MAX ? UINT32_MAX : (uint32_t)queued_count;
-    s->queued_bytes = queued_bytes > SIZE_MAX ? SIZE_MAX : (size_t)queued_bytes;
+    session_set_queued(mgr, s, queued_count > UINT32_MAX ? UINT32_MAX : (uint32_t)queued_count,
+                       queued_bytes > SIZE_MAX ? SIZE_MAX : (size_t)queued_bytes);
     return 0;
 }
 
@@ -613,7 +614,11 @@ void session_set_auth(struct session_mgr *mgr, const struct auth_passwd *passwor
     mgr->config.acl = acl;
 }
 
-void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
+const uint64_t session_commit_bucket_us[SESSION_COMMIT_BUCKETS] = {
+    50,    100,   250,    500,    1000,   2500,   5000,   10000,
+    25000, 50000, 100000, 250000, 500000, 750000, 1000000};
+
+void session_peek_stats(const struct session_mgr *mgr, struct session_stats *out)
 {
     *out = (struct session_stats){
         .clients_connected = mgr->clients_connected,
@@ -628,9 +633,30 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
         .commit_latency_us_last = mgr->commit_us_last,
         .commit_latency_us_max = mgr->commit_us_max,
         .commit_latency_us_avg = mgr->commits ? mgr->commit_us_total / mgr->commits : 0,
+        .commit_latency_us_total = mgr->commit_us_total,
+        .clients_disconnected = mgr->offline_count,
+        .sessions = table_count(&mgr->sessions),
+        .inflight_messages = mgr->inflight_total,
+        .queued_messages = mgr->queued_total,
+        .queued_bytes = mgr->queued_bytes_total,
     };
+    uint64_t below = 0;
+    for (size_t i = 0; i < SESSION_COMMIT_BUCKETS; i++) {
+        below += mgr->commit_buckets[i];
+        out->commit_latency_buckets[i] = below;
+    }
+    for (size_t q = 0; q < 3; q++) {
+        out->messages_received_qos[q] = mgr->received_qos[q];
+        out->payload_bytes_received_qos[q] = mgr->received_bytes_qos[q];
+        out->messages_sent_qos[q] = mgr->sent_qos[q];
+        out->payload_bytes_sent_qos[q] = mgr->sent_bytes_qos[q];
+    }
+}
+
+void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
+{
+    session_peek_stats(mgr, out);
     mgr->commit_us_max = 0;
-    out->clients_disconnected = mgr->offline_count;
 }
 
 uint8_t session_client_protocol_level(const struct session_client *client)
@@ -720,7 +746,7 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
         mgr->clients_connected--;
     c->connected = false;
     s->client = NULL;
-    deliver_forget(s);
+    deliver_forget(mgr, s);
     if (s->refill_queued)
         unschedule_refill(mgr, s);
     /* The will goes out once the client is detached: its own session, if it
@@ -801,9 +827,14 @@ void session_client_writable(struct session_mgr *mgr, struct session_client *cli
 
 /* ---- The turn's commit ---- */
 
-/* For $SYS: what a durable ack waits for. */
+/* For $SYS and metrics: what a durable ack waits for. The bucket search is
+ * at most SESSION_COMMIT_BUCKETS compares, once per commit. */
 static void record_commit_time(struct session_mgr *mgr, uint64_t us)
 {
+    size_t bucket = 0;
+    while (bucket < SESSION_COMMIT_BUCKETS && us > session_commit_bucket_us[bucket])
+        bucket++;
+    mgr->commit_buckets[bucket]++;
     mgr->commits++;
     mgr->commit_us_total += us;
     mgr->commit_us_last = us;

@@ -89,7 +89,7 @@ enum session_result {
     SESSION_ERR_CONNECT_REFUSED = -3, /* CONNACK with an error code was sent: close */
     SESSION_ERR_DISCONNECT = -4,      /* client sent DISCONNECT: close, no will */
     SESSION_ERR_STORE = -5,           /* the store refused a record (e.g. key too long) */
-    SESSION_ERR_STORE_FULL = -6,      /* the store is full: close without the ack (client retries) */
+    SESSION_ERR_STORE_FULL = -6, /* the store is full: close without the ack (client retries) */
 };
 const char *session_strerror(int code);
 
@@ -189,23 +189,46 @@ int session_client_set_identity(struct session_client *client, const char *ident
 int session_publish_internal(struct session_mgr *mgr, const char *topic, const void *payload,
                              size_t payload_len, bool retain);
 
+/* Upper bounds (microseconds) of the commit latency histogram's buckets:
+ * 50 us to 1 s. */
+#define SESSION_COMMIT_BUCKETS 15
+extern const uint64_t session_commit_bucket_us[SESSION_COMMIT_BUCKETS];
+
 struct session_stats {
-    uint64_t clients_connected;    /* connections with an accepted CONNECT */
-    uint64_t clients_disconnected; /* persistent sessions without a connection */
-    uint64_t messages_received;    /* PUBLISH packets from clients */
-    uint64_t messages_sent;        /* PUBLISH packets to clients (resends included) */
-    uint64_t messages_dropped;     /* QoS 0 over the output limit + queue-full drops */
+    uint64_t clients_connected;      /* connections with an accepted CONNECT */
+    uint64_t clients_disconnected;   /* persistent sessions without a connection */
+    uint64_t messages_received;      /* PUBLISH packets from clients */
+    uint64_t messages_sent;          /* PUBLISH packets to clients (resends included) */
+    uint64_t messages_dropped;       /* QoS 0 over the output limit + queue-full drops */
     uint64_t messages_queue_dropped; /* of those: dropped by max_queued_messages/bytes */
     uint64_t publishes_refused;      /* PUBLISH not acknowledged: the store was full */
     uint64_t subscriptions;
     uint64_t retained;
-    uint64_t commits;                /* store commits made by session_flush() */
-    uint64_t commit_latency_us_last; /* duration of the last commit */
-    uint64_t commit_latency_us_max;  /* since the previous session_get_stats() */
-    uint64_t commit_latency_us_avg;  /* over all commits */
+    uint64_t commits;                 /* store commits made by session_flush() */
+    uint64_t commit_latency_us_last;  /* duration of the last commit */
+    uint64_t commit_latency_us_max;   /* since the previous session_get_stats() */
+    uint64_t commit_latency_us_avg;   /* over all commits */
+    uint64_t commit_latency_us_total; /* sum over all commits */
+    /* Commits that took at most session_commit_bucket_us[i] (cumulative, as
+     * a Prometheus histogram's buckets; commits is the +Inf bucket). */
+    uint64_t commit_latency_buckets[SESSION_COMMIT_BUCKETS];
+    uint64_t sessions; /* in memory: online, offline persistent, clean */
+    /* By QoS (index 0-2): PUBLISH packets and their payload bytes from
+     * clients (duplicates of a QoS 2 id still waiting for PUBREL excluded) and
+     * to clients (resends included). */
+    uint64_t messages_received_qos[3], payload_bytes_received_qos[3];
+    uint64_t messages_sent_qos[3], payload_bytes_sent_qos[3];
+    /* Every session's window and queue, summed (running totals: O(1)). */
+    uint64_t inflight_messages; /* sent QoS 1/2, not yet acknowledged */
+    uint64_t queued_messages;   /* waiting for window space (clean: in memory; persistent: in
+                                   the store) */
+    uint64_t queued_bytes;      /* their payload bytes */
 };
 /* Fills *out; resets commit_latency_us_max (a per-interval figure for $SYS). */
 void session_get_stats(struct session_mgr *mgr, struct session_stats *out);
+/* As session_get_stats(), but resets nothing (for a metrics scrape, which
+ * must not disturb $SYS). O(1): reads counters, walks nothing. */
+void session_peek_stats(const struct session_mgr *mgr, struct session_stats *out);
 
 /*
  * persistent_client_expiration: discards persistent sessions offline for

@@ -156,7 +156,7 @@ struct session {
      * and the offline count never walk every session. */
     struct session *offline_prev, *offline_next;
     bool is_offline_listed;
-    uint8_t record;  /* persistent: enum session_record */
+    uint8_t record; /* persistent: enum session_record */
 
     uint64_t last_seen_s; /* unix time of the last connect or disconnect */
 
@@ -216,7 +216,7 @@ struct session_mgr {
     struct session *offline_head, *offline_tail; /* see struct session */
     size_t offline_count;
     bool is_recovering; /* session_mgr_new() is loading the store */
-    bool is_closing; /* session_mgr_free(): failed batches undo nothing */
+    bool is_closing;    /* session_mgr_free(): failed batches undo nothing */
     uint64_t auto_id_counter;
     uint64_t dropped_qos0, dropped_queue_full;
     uint64_t refused_store_full;  /* publishes refused: store full */
@@ -225,7 +225,34 @@ struct session_mgr {
     uint64_t messages_received, messages_sent;
     uint64_t clients_connected;
     uint64_t commits, commit_us_total, commit_us_last, commit_us_max;
+    /* Commits per latency bucket (session_commit_bucket_us; the last slot:
+     * longer than every bound), summed into cumulative counts when read. */
+    uint64_t commit_buckets[SESSION_COMMIT_BUCKETS + 1];
+    /* By QoS, for metrics: PUBLISH packets and payload bytes in and out. */
+    uint64_t received_qos[3], received_bytes_qos[3];
+    uint64_t sent_qos[3], sent_bytes_qos[3];
+    /* Sums of every session's inflight_count, queued_count and queued_bytes,
+     * kept by session_set_inflight() / session_set_queued() so reading them
+     * never walks the sessions. */
+    uint64_t inflight_total, queued_total, queued_bytes_total;
 };
+
+/* The only ways a session's window and queue counts change: they keep the
+ * manager's totals in step. */
+static inline void session_set_inflight(struct session_mgr *mgr, struct session *s, uint32_t count)
+{
+    mgr->inflight_total = mgr->inflight_total - s->inflight_count + count;
+    s->inflight_count = count;
+}
+
+static inline void session_set_queued(struct session_mgr *mgr, struct session *s, uint32_t count,
+                                      size_t bytes)
+{
+    mgr->queued_total = mgr->queued_total - s->queued_count + count;
+    mgr->queued_bytes_total = mgr->queued_bytes_total - s->queued_bytes + bytes;
+    s->queued_count = count;
+    s->queued_bytes = bytes;
+}
 
 /* output.c: encoding and sending, held behind the batch when it has changes. */
 int output_send_packet(struct session_mgr *mgr, struct session_client *c,
@@ -336,7 +363,7 @@ int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t q
 int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
                        uint16_t packet_id);
 /* Frees the in-memory window and queue (their store records stay). */
-void deliver_forget(struct session *s);
+void deliver_forget(struct session_mgr *mgr, struct session *s);
 /* Marks s to be topped up from its store queue after the commit. */
 void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
 /* s's connection wrote all its output: send what waits for the output

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/un.h>
 
 #define BLANKS   " \t"
@@ -81,6 +82,8 @@ void config_deinit(struct sol_config *cfg)
     free(cfg->password_file);
     free(cfg->acl_file);
     free(cfg->pid_file);
+    free(cfg->metrics_address);
+    free(cfg->metrics_where);
     config_init(cfg);
 }
 
@@ -273,6 +276,40 @@ static int do_listener(struct parser *p, char *args)
     l->where = strdup(where);
     if (l->where == NULL)
         return fail(p, "out of memory");
+    return 0;
+}
+
+/* True for a numeric IPv4 or IPv6 address (no name: resolving one at
+ * start-up would make the endpoint depend on DNS). */
+static bool is_numeric_address(const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* metrics_listener PORT [ADDRESS] (Sol's own): the Prometheus endpoint. */
+static int do_metrics_listener(struct parser *p, char *args)
+{
+    char *words[MAX_ARGS] = {NULL, NULL};
+    long port = 0;
+    if (split_args(p, args, words, 1, 2) < 0 || parse_long(p, words[0], 1, 65535, &port) != 0)
+        return -1;
+    if (words[1] != NULL && !is_numeric_address(words[1]))
+        return fail_value(p, words[1], "a numeric IPv4 or IPv6 address");
+    char where[CONFIG_PATH_MAX + 16];
+    snprintf(where, sizeof(where), "%s:%u", p->path, p->line_no);
+    char *address = words[1] != NULL ? strdup(words[1]) : NULL;
+    char *where_copy = strdup(where);
+    if ((words[1] != NULL && address == NULL) || where_copy == NULL) {
+        free(address);
+        free(where_copy);
+        return fail(p, "out of memory");
+    }
+    free(p->cfg->metrics_address);
+    free(p->cfg->metrics_where);
+    p->cfg->metrics_port = (uint16_t)port;
+    p->cfg->metrics_address = address;
+    p->cfg->metrics_where = where_copy;
     return 0;
 }
 
@@ -789,6 +826,7 @@ static const struct {
     {"include_dir", do_include_dir},
     {"storage_sync", do_storage_sync},
     {"storage_max_size", do_storage_max_size},
+    {"metrics_listener", do_metrics_listener},
 };
 
 /* ---- lines and files ----------------------------------------------------- */

@@ -183,6 +183,13 @@ struct sol_config {
      * persistent_client_expiration N{h|d|w|m|y} (hours, days, weeks, months of
      * 30 days, years of 365 days, as Mosquitto; Sol also takes s for seconds). */
     uint64_t persistent_client_expiration_s;
+    /* Sol's own: the Prometheus endpoint (GET /metrics). Directive:
+     * metrics_listener PORT [ADDRESS] (1..65535; ADDRESS a numeric IPv4 or
+     * IPv6 address, every address when left out); a later line replaces an
+     * earlier one. metrics_port 0: off (the default). */
+    uint16_t metrics_port;
+    char *metrics_address; /* owned; NULL: every address */
+    char *metrics_where;   /* owned; "PATH:LINE" of the directive, for messages */
 };
 
 /* Sets every field to its default: no listeners, allow_anonymous -1,

@@ -341,6 +341,57 @@ static void test_error_listener_port(void **state)
                "listener: port 0 needs a unix socket path (listener 0 /path/to/socket)");
 }
 
+/* ---- metrics_listener -------------------------------------------------- */
+
+static void test_metrics_listener_is_off_by_default(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "listener 1883\n");
+    assert_int_equal(f->cfg.metrics_port, 0);
+    assert_null(f->cfg.metrics_address);
+    assert_null(f->cfg.metrics_where);
+}
+
+static void test_metrics_listener_port_address_and_later_line_wins(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "metrics_listener 9100\n");
+    assert_int_equal(f->cfg.metrics_port, 9100);
+    assert_null(f->cfg.metrics_address);
+    load_ok(f, "metrics_listener 1 ::1\nmetrics_listener 65535 127.0.0.1\n");
+    assert_int_equal(f->cfg.metrics_port, 65535);
+    assert_string_equal(f->cfg.metrics_address, "127.0.0.1");
+    char where[128];
+    snprintf(where, sizeof(where), "%s:2", f->path);
+    assert_string_equal(f->cfg.metrics_where, where);
+    assert_int_equal(f->cfg.listener_count, 0); /* not an MQTT listener */
+}
+
+static void test_error_metrics_listener_port_out_of_range(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "metrics_listener 0\n", 1, "metrics_listener: '0' is out of range 1..65535");
+    load_fails(f, "#\nmetrics_listener 65536\n", 2,
+               "metrics_listener: '65536' is out of range 1..65535");
+    load_fails(f, "metrics_listener -1 127.0.0.1\n", 1,
+               "metrics_listener: '-1' is out of range 1..65535");
+    load_fails(f, "metrics_listener http\n", 1, "metrics_listener: 'http' is not an integer");
+    load_fails(f, "metrics_listener\n", 1, "metrics_listener: missing value");
+    load_fails(f, "metrics_listener 9100 127.0.0.1 x\n", 1,
+               "metrics_listener: unexpected extra value 'x'");
+}
+
+static void test_error_metrics_listener_address_not_numeric(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "metrics_listener 9100 localhost\n", 1,
+               "metrics_listener: 'localhost' is not a numeric IPv4 or IPv6 address");
+    load_fails(f, "\n\nmetrics_listener 9100 127.0.0.256\n", 3,
+               "metrics_listener: '127.0.0.256' is not a numeric IPv4 or IPv6 address");
+    load_fails(f, "metrics_listener 9100 /run/sol/metrics.sock\n", 1,
+               "metrics_listener: '/run/sol/metrics.sock' is not a numeric IPv4 or IPv6 address");
+}
+
 static void test_error_unix_socket_path_longer_than_sun_path(void **state)
 {
     struct fixture *f = *state;
@@ -925,6 +976,10 @@ int main(void)
         TEST(test_error_missing_value),
         TEST(test_error_extra_value),
         TEST(test_error_listener_port),
+        TEST(test_metrics_listener_is_off_by_default),
+        TEST(test_metrics_listener_port_address_and_later_line_wins),
+        TEST(test_error_metrics_listener_port_out_of_range),
+        TEST(test_error_metrics_listener_address_not_numeric),
         TEST(test_error_unix_socket_path_longer_than_sun_path),
         TEST(test_error_integers_negative_non_numeric_out_of_range),
         TEST(test_error_bool_not_true_or_false),

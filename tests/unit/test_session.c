@@ -1569,6 +1569,63 @@ static void test_queue_bytes_are_restored_at_start(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* The metrics' running totals (issue 13) follow every change of a window or
+ * a queue, clean and persistent, across a restart and a discarded session. */
+static void assert_totals(struct fixture *f, uint64_t inflight, uint64_t queued,
+                          uint64_t queued_bytes)
+{
+    struct session_stats st;
+    session_peek_stats(f->mgr, &st);
+    assert_int_equal(st.inflight_messages, inflight);
+    assert_int_equal(st.queued_messages, queued);
+    assert_int_equal(st.queued_bytes, queued_bytes);
+}
+
+static void test_inflight_and_queued_totals_follow_windows_and_queues(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_inflight_messages = 1;
+    open_all(f);
+    struct fake_conn *clean = connect_client(f, "clean", true, false);
+    subscribe(f, clean, "t", 1, 1);
+    struct fake_conn *keep = connect_client(f, "keep", false, false);
+    subscribe(f, keep, "t", 1, 1);
+    gone(f, keep, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "t", "aa", 1, false, 1);  /* clean: window; keep: queue */
+    publish(f, pub, "t", "bbb", 1, false, 2); /* clean: queue; keep: queue */
+    session_flush(f->mgr);
+    assert_totals(f, 1, 3, 3 + 2 + 3);
+    struct session_stats st;
+    session_peek_stats(f->mgr, &st);
+    assert_int_equal(st.messages_received_qos[1], 2);
+    assert_int_equal(st.payload_bytes_received_qos[1], 5);
+    assert_int_equal(st.messages_sent_qos[1], 1);
+    assert_int_equal(st.payload_bytes_sent_qos[1], 2);
+    struct mqtt_packet m = next_sent(clean);
+    send_ack(f, clean, MQTT_PUBACK, m.u.publish.packet_id);
+    session_flush(f->mgr);
+    assert_totals(f, 1, 2, 2 + 3);
+    gone(f, clean, SESSION_CLOSE_SOCKET); /* its window goes with it */
+    assert_totals(f, 0, 2, 2 + 3);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    close_all(f); /* restart: counted from the store */
+    open_all(f);
+    assert_totals(f, 0, 2, 2 + 3);
+    keep = connect_client(f, "keep", false, true);
+    session_flush(f->mgr);
+    assert_totals(f, 1, 1, 3);
+    gone(f, keep, SESSION_CLOSE_DISCONNECT);
+    assert_totals(f, 0, 1, 3);
+    keep = connect_client(f, "keep", true, false); /* discards the session and its queue */
+    session_flush(f->mgr);
+    assert_totals(f, 0, 0, 0);
+    gone(f, keep, SESSION_CLOSE_DISCONNECT);
+    session_peek_stats(f->mgr, &st);
+    assert_int_equal(st.commit_latency_buckets[SESSION_COMMIT_BUCKETS - 1] <= st.commits, 1);
+}
+
 /* A stalled reader's QoS 1 messages wait in its queue (not in its output
  * buffer) and go out when the output drains; QoS 0 is dropped and counted. */
 static void test_output_over_the_limit_holds_qos1_in_the_queue(void **state)
@@ -1657,6 +1714,7 @@ int main(void)
         T(test_clean_session_queue_is_bounded_by_max_queued_bytes),
         T(test_queue_limits_count_what_the_store_holds_after_a_restart),
         T(test_queue_bytes_are_restored_at_start),
+        T(test_inflight_and_queued_totals_follow_windows_and_queues),
         T(test_output_over_the_limit_holds_qos1_in_the_queue),
 #undef T
     };
