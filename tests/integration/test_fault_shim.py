@@ -202,7 +202,9 @@ def test_unsynced_directory_entries_are_lost_synced_ones_kept(broker):
 def test_timer_cut_lands_while_idle(broker):
     tmp = broker.tmp
     steps = SETUP + A4K + [["pwrite", 0x62, 4096, 0], ["sleep", 10]]
-    r = run_child(tmp, steps, {"SOL_FAULT_CUT_AFTER_MS": 300, "SOL_FAULT_CUT_MODE": "all"})
+    # The writes must be done before the timer fires (they take a few ms; 1.5 s
+    # leaves room for a loaded machine), so that the cut lands while idle.
+    r = run_child(tmp, steps, {"SOL_FAULT_CUT_AFTER_MS": 1500, "SOL_FAULT_CUT_MODE": "all"})
     expect_killed(r)
     check(file_bytes(tmp) == b"a" * 4096, "the timer cut did not revert")
     rep = cut_reports(tmp)
