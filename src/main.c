@@ -393,6 +393,8 @@ static int setup_log(const struct flags *f, const struct sol_config *cfg, char *
 {
     log_set_levels(log_levels(f, cfg));
     log_set_connection_messages(cfg->connection_messages);
+    log_set_subscription_messages((cfg->log_types & CONFIG_LOG_SUBSCRIBE) != 0,
+                                  (cfg->log_types & CONFIG_LOG_UNSUBSCRIBE) != 0);
     char why[ERR_LEN - 32];
     if (log_open(log_dests(cfg), cfg->log_file, why, sizeof(why)) < 0) {
         snprintf(err, err_len, "log_dest file: %s", why);

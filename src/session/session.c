@@ -519,13 +519,17 @@ int session_mgr_new(const struct session_config *config, struct store *store,
         session_mgr_free(mgr);
         return -ENOMEM;
     }
+    uint64_t started_us = monotonic_us();
     int rc = recover(mgr, err, err_len);
     if (rc != 0) {
         session_mgr_free(mgr);
         return rc;
     }
-    log_info("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages",
-             table_count(&mgr->sessions), trie_count(mgr->trie), table_count(&mgr->retained));
+    log_notice("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages and "
+               "%llu queued messages in %llu ms",
+               table_count(&mgr->sessions), trie_count(mgr->trie), table_count(&mgr->retained),
+               (unsigned long long)mgr->queued_total,
+               (unsigned long long)((monotonic_us() - started_us) / 1000));
     *out = mgr;
     return 0;
 }

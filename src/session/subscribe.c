@@ -94,6 +94,8 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
     /* Undone if the commit fails (effects.c); its SUBACK waits for it. */
     if (s->persistent && effect_subscription_changed(mgr, s, e->filter, old_qos) != 0)
         return MQTT_SUBACK_FAILURE;
+    log_subscribe("%s %u %.*s", (char *)s->client_id, (unsigned)e->qos, (int)e->filter.len,
+                  (const char *)e->filter.data);
     return e->qos;
 }
 
@@ -188,6 +190,8 @@ int unsubscribe_handle(struct session_mgr *mgr, struct session_client *c,
                 return SESSION_ERR_NOMEM;
         }
         session_remove_subscription(mgr, s, e.filter);
+        log_unsubscribe("%s %.*s", (char *)s->client_id, (int)e.filter.len,
+                        (const char *)e.filter.data);
         /* Put back if the commit fails (effects.c); the UNSUBACK waits for it. */
         if (s->persistent && effect_subscription_changed(mgr, s, e.filter, old_qos) != 0)
             return SESSION_ERR_NOMEM;

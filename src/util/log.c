@@ -22,6 +22,7 @@ static unsigned log_dests = LOG_DEST_STDERR;
 static FILE *log_file;      /* owned; LOG_DEST_FILE */
 static char *log_file_path; /* owned */
 static bool has_connection_messages = true;
+static bool has_subscribe_messages, has_unsubscribe_messages;
 
 static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
 static const int syslog_priorities[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
@@ -63,6 +64,22 @@ void log_set_connection_messages(bool is_on)
 bool log_connection_messages(void)
 {
     return has_connection_messages;
+}
+
+void log_set_subscription_messages(bool subscribe, bool unsubscribe)
+{
+    has_subscribe_messages = subscribe;
+    has_unsubscribe_messages = unsubscribe;
+}
+
+bool log_subscribe_messages(void)
+{
+    return has_subscribe_messages;
+}
+
+bool log_unsubscribe_messages(void)
+{
+    return has_unsubscribe_messages;
 }
 
 /* Opens path for appending with close-on-exec; NULL with errno. */
@@ -138,6 +155,8 @@ static void write_line(FILE *out, const char *stamp, enum log_level level, const
     fflush(out);
 }
 
+static void write_text(enum log_level level, const char *text);
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
     if (!log_is_enabled(level))
@@ -147,7 +166,24 @@ void log_write(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    write_text(level, text);
+}
 
+void log_write_always(enum log_level level, const char *fmt, ...)
+{
+    if ((unsigned)level > LOG_LEVEL_DEBUG)
+        return;
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    write_text(level, text);
+}
+
+/* Stamps text and writes it to every destination. */
+static void write_text(enum log_level level, const char *text)
+{
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct tm tm;

@@ -64,7 +64,17 @@ void log_close(void);
 void log_set_connection_messages(bool is_on);
 bool log_connection_messages(void);
 
+/* log_type subscribe / unsubscribe (off by default): whether
+ * log_subscribe() / log_unsubscribe() lines are written. They are written
+ * whatever the level mask, as Mosquitto's own log types are. */
+void log_set_subscription_messages(bool subscribe, bool unsubscribe);
+bool log_subscribe_messages(void);
+bool log_unsubscribe_messages(void);
+
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* As log_write(), whatever the level mask (for the log types above). */
+void log_write_always(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define log_error(...)   log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_LEVEL_WARNING, __VA_ARGS__)
@@ -78,6 +88,19 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
     do {                                                                                           \
         if (log_connection_messages())                                                             \
             log_write(LOG_LEVEL_NOTICE, __VA_ARGS__);                                              \
+    } while (0)
+
+/* Mosquitto's subscribe / unsubscribe lines: "CLIENT QOS FILTER" and
+ * "CLIENT FILTER", when log_type subscribe / unsubscribe asked for them. */
+#define log_subscribe(...)                                                                         \
+    do {                                                                                           \
+        if (log_subscribe_messages())                                                              \
+            log_write_always(LOG_LEVEL_NOTICE, __VA_ARGS__);                                       \
+    } while (0)
+#define log_unsubscribe(...)                                                                       \
+    do {                                                                                           \
+        if (log_unsubscribe_messages())                                                            \
+            log_write_always(LOG_LEVEL_NOTICE, __VA_ARGS__);                                       \
     } while (0)
 
 #endif /* SOL_LOG_H */

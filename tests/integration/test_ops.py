@@ -10,14 +10,16 @@ layer's own limits (test_network.py).
 """
 
 import os
+import re
 import signal
 import socket
+import struct
 import subprocess
 import time
 
-from harness import (CONNACK, PUBACK, SOL, BUILD_DIR, Raw, Runner, check, connect_packet,
-                     free_port, mqtt_connect, next_publish, publish_packet, subscribe_one,
-                     ack_packet, wait_until, IO_TIMEOUT_S)
+from harness import (CONNACK, PUBACK, UNSUBACK, UNSUBSCRIBE, SOL, BUILD_DIR, Raw, Runner, check,
+                     connect_packet, free_port, mqtt_connect, mqtt_string, next_publish, packet,
+                     publish_packet, subscribe_one, ack_packet, wait_until, IO_TIMEOUT_S)
 
 SOLCTL = os.path.join(BUILD_DIR, "solctl")
 RUN_TIMEOUT_S = 15
@@ -398,6 +400,27 @@ def test_log_type_error_only_hides_notices(broker):
     check(os.path.getsize(log) == 0, "lines other than errors: %r" % open(log).read()[:300])
 
 
+def test_log_type_subscribe_and_unsubscribe(broker):
+    # Off by default (notices on), Mosquitto's "CLIENT QOS FILTER" / "CLIENT FILTER" when asked,
+    # whatever else log_type says.
+    c = mqtt_connect(broker.port, "plain")
+    check(subscribe(c, "quiet/#", 1) == 1, "subscribe refused")
+    c.close()
+    time.sleep(0.3)
+    check("plain 1 quiet/#" not in broker.log(), "subscribe logged without log_type subscribe")
+    check(re.search(r"recovered 0 persistent sessions, 0 subscriptions, 0 retained messages and "
+                    r"0 queued messages in \d+ ms", broker.log()), "no recovery line with its time")
+    restart_with(broker, ["log_type error", "log_type subscribe", "log_type unsubscribe"])
+    c = mqtt_connect(broker.port, "watcher")
+    check(subscribe(c, "logged/+", 1) == 1, "subscribe refused")
+    broker.wait_for_log("watcher 1 logged/+")
+    c.send(packet(UNSUBSCRIBE, 2, struct.pack("!H", 2) + mqtt_string("logged/+")))
+    c.expect(UNSUBACK)
+    broker.wait_for_log("watcher logged/+")
+    check("New client connected" not in broker.log().split("start #2")[-1],
+          "notices written with log_type error")
+
+
 def test_connection_messages_like_mosquitto_and_switchable(broker):
     mqtt_connect(broker.port, "chatty").send(b"\xe0\x00")  # DISCONNECT
     broker.wait_for_log("as chatty (p2, c1, k60).")
@@ -480,6 +503,7 @@ def main():
                test_password_file_right_and_wrong, test_acl_denies_publish_and_subscribe,
                test_sighup_reloads_password_file_keeps_clients,
                test_log_dest_file_and_sighup_reopen, test_log_type_error_only_hides_notices,
+               test_log_type_subscribe_and_unsubscribe,
                test_connection_messages_like_mosquitto_and_switchable,
                test_sys_interval_publishes_uptime):
         runner.run(fn)
