@@ -601,18 +601,28 @@ static struct server_listen listen_of(const struct config_listener *l)
                                   .use_identity_as_username = l->use_identity_as_username};
 }
 
-static int new_server(const struct flags *f, struct broker *b, char *err, size_t err_len)
+/* The server's view of the configured listeners (release with free()), or
+ * NULL when out of memory. */
+static struct server_listen *listens_of(const struct broker *b)
 {
     const struct sol_config *cfg = &b->cfg;
-    struct server_listen *listens = calloc(cfg->listener_count, sizeof(*listens));
-    if (listens == NULL) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < cfg->listener_count; i++) {
+    struct server_listen *listens =
+        calloc(cfg->listener_count ? cfg->listener_count : 1, sizeof(*listens));
+    for (size_t i = 0; listens != NULL && i < cfg->listener_count; i++) {
         listens[i] = listen_of(&cfg->listeners[i]);
         if (i < b->auth.count)
             listens[i].auth = &b->auth.listeners[i].slot;
+    }
+    return listens;
+}
+
+static int new_server(const struct flags *f, struct broker *b, char *err, size_t err_len)
+{
+    const struct sol_config *cfg = &b->cfg;
+    struct server_listen *listens = listens_of(b);
+    if (listens == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
     }
     struct server_options opts;
     server_options_init(&opts);
@@ -651,12 +661,32 @@ static void on_tick(void *arg)
 
 /* SIGHUP: new password and ACL files (all or nothing), log file reopened.
  * Connected clients stay; the config file itself is not re-read. */
+/* SIGHUP: the TLS listeners' certificates and keys (all or nothing). */
+static void reload_certificates(struct broker *b)
+{
+    bool has_tls = false;
+    for (size_t i = 0; i < b->cfg.listener_count; i++)
+        has_tls |= b->cfg.listeners[i].certfile != NULL;
+    if (!has_tls)
+        return;
+    char err[ERR_LEN];
+    struct server_listen *listens = listens_of(b);
+    if (listens == NULL)
+        log_error("SIGHUP: out of memory; keeping the previous certificates");
+    else if (server_reload_tls(b->srv, listens, b->cfg.listener_count, err, sizeof(err)) < 0)
+        log_error("SIGHUP: %s; keeping the previous certificates", err);
+    else
+        log_notice("SIGHUP: reloaded the TLS certificates and keys");
+    free(listens);
+}
+
 static void on_reload(void *arg)
 {
     struct broker *b = arg;
     char err[ERR_LEN];
     if (log_reopen(err, sizeof(err)) < 0)
         log_error("SIGHUP: reopening the log file: %s", err);
+    reload_certificates(b);
     struct broker_auth fresh;
     if (broker_auth_load(&b->cfg, &fresh, err, sizeof(err)) < 0) {
         log_error("SIGHUP: %s; keeping the previous password and ACL files", err);

@@ -124,7 +124,7 @@ static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
 /* Appends a listener for fd. On success the listener owns fd and one
  * reference on tls_ctx; on -ENOMEM it owns nothing. */
 static int add_listener(struct server *srv, int fd, const char *name, const struct server_listen *a,
-                        struct ssl_ctx_st *tls_ctx)
+                        size_t listen_index, struct ssl_ctx_st *tls_ctx)
 {
     struct listener *grown =
         realloc(srv->listeners, (srv->listener_count + 1) * sizeof(*srv->listeners));
@@ -141,6 +141,7 @@ static int add_listener(struct server *srv, int fd, const char *name, const stru
         return -ENOMEM;
     }
     l->tls_ctx = tls_ctx;
+    l->listen_index = listen_index;
     l->use_identity_as_username = tls_ctx != NULL && a->use_identity_as_username;
     l->auth = a->auth;
     srv->listener_count++;
@@ -192,7 +193,8 @@ static int open_tls(const struct server_listen *a, struct ssl_ctx_st **ctx, char
 }
 
 /* Opens the sockets of one address; -1 with err set on failure. */
-static int open_listen(struct server *srv, const struct server_listen *a, char *err, size_t err_len)
+static int open_listen(struct server *srv, const struct server_listen *a, size_t listen_index,
+                       char *err, size_t err_len)
 {
     int fds[LISTEN_FDS_MAX];
     char names[LISTEN_FDS_MAX][80];
@@ -202,7 +204,7 @@ static int open_listen(struct server *srv, const struct server_listen *a, char *
     int count = open_sockets(a, fds, names, err, err_len);
     int rc = count < 0 ? -1 : 0;
     for (int i = 0; i < count; i++) {
-        if (rc == 0 && add_listener(srv, fds[i], names[i], a, ctx) == 0)
+        if (rc == 0 && add_listener(srv, fds[i], names[i], a, listen_index, ctx) == 0)
             continue;
         if (rc == 0)
             snprintf(err, err_len, "%s: out of memory", names[i]);
@@ -210,6 +212,32 @@ static int open_listen(struct server *srv, const struct server_listen *a, char *
         close(fds[i]); /* not handed to a listener */
     }
     tls_ctx_free(ctx); /* each listener holds its own reference */
+    return rc;
+}
+
+int server_reload_tls(struct server *srv, const struct server_listen *listens, size_t count,
+                      char *err, size_t err_len)
+{
+    struct ssl_ctx_st **fresh = calloc(count ? count : 1, sizeof(*fresh));
+    if (fresh == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = open_tls(&listens[i], &fresh[i], err, err_len);
+    for (size_t j = 0; rc == 0 && j < srv->listener_count; j++) {
+        struct listener *l = &srv->listeners[j];
+        struct ssl_ctx_st *ctx = l->listen_index < count ? fresh[l->listen_index] : NULL;
+        if (l->tls_ctx == NULL || ctx == NULL || tls_ctx_ref(ctx) < 0)
+            continue; /* plain stays plain; no memory for a reference: the old one stays */
+        /* Connections made so far keep the context they hold a reference to. */
+        tls_ctx_free(l->tls_ctx);
+        l->tls_ctx = ctx;
+    }
+    for (size_t i = 0; i < count; i++)
+        tls_ctx_free(fresh[i]);
+    free(fresh);
     return rc;
 }
 
@@ -478,7 +506,7 @@ int server_new(const struct server_options *opts, struct server **out, char *err
         goto fail;
     }
     for (size_t i = 0; i < opts->listen_count; i++)
-        if (open_listen(srv, &opts->listens[i], err, err_len) < 0)
+        if (open_listen(srv, &opts->listens[i], i, err, err_len) < 0)
             goto fail;
     if (srv->listener_count == 0) {
         snprintf(err, err_len, "server: no listener configured");

@@ -120,6 +120,16 @@ void server_get_stats(const struct server *srv, struct server_stats *out);
  */
 int server_run(struct server *srv);
 
+/*
+ * Re-reads the certificates and keys of the TLS listeners (SIGHUP): listens
+ * must describe the listeners server_new() was given, in the same order. All
+ * or nothing: when any file fails to load, -1 with err set and every
+ * listener keeps its context. New connections get the new certificates;
+ * connections already made keep theirs.
+ */
+int server_reload_tls(struct server *srv, const struct server_listen *listens, size_t count,
+                      char *err, size_t err_len);
+
 /* Fail-stop: the store cannot be trusted (a write failed with an I/O
  * error). Logs why and stops the loop; server_run() returns -1 without
  * another commit, and the next start recovers from the last good one. */

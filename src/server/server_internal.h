@@ -68,6 +68,7 @@ struct listener {
     struct server *srv;
     int fd;
     struct ssl_ctx_st *tls_ctx; /* one reference; NULL: plain */
+    size_t listen_index;        /* which server_listen it came from (TLS reload) */
     bool use_identity_as_username;
     const struct session_auth *auth; /* borrowed; NULL: the broker-wide settings */
     char *unix_path;                 /* owned; unlinked at close */

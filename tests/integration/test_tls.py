@@ -11,6 +11,10 @@ Not for: MQTT semantics (test_broker.py), the config parser (test_ops.py).
 """
 
 import os
+import shutil
+import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -226,6 +230,47 @@ def test_startup_error_garbage_certificate(b):
     start_fails_with(b, "certfile %s: no start line" % PKI["bad"])
 
 
+# ---- certificates reloaded on SIGHUP ----
+
+def served_serial(port):
+    """The serial number of the certificate the TLS port presents now."""
+    ctx = ssl.create_default_context(cafile=PKI["ca"][0])
+    with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            return tls.getpeercert()["serialNumber"]
+
+
+def file_serial(cert):
+    r = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", cert],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "openssl x509: %s" % r.stderr)
+    return r.stdout.strip().split("=", 1)[1].upper()
+
+
+def test_sighup_reloads_certificates_for_new_connections(b):
+    live_cert, live_key = PKI["live"]
+    first = file_serial(PKI["server"][0])
+    second = file_serial(PKI["server2"][0])
+    check(served_serial(b.tls_port) == first, "not serving the first certificate")
+    before = Paho(b.tls_port, "before-reload")
+    before.subscribe("r/#", 1)
+    shutil.copy(PKI["server2"][0], live_cert)
+    shutil.copy(PKI["server2"][1], live_key)
+    b.send_signal(signal.SIGHUP)
+    b.wait_for_log("SIGHUP: reloaded the TLS certificates and keys")
+    check(served_serial(b.tls_port) == second, "new connections still get the old certificate")
+    check(pub(b, "r/x", "after reload", ["-q", "1"]).returncode == 0, "publish over TLS failed")
+    before.wait_for(lambda: ("r/x", b"after reload") in before.messages,
+                    "the connection made before the reload to keep working")
+    before.close()
+    # A broken file: logged, and the certificate in use stays.
+    with open(live_cert, "w") as f:
+        f.write("not a certificate\n")
+    b.send_signal(signal.SIGHUP)
+    b.wait_for_log("keeping the previous certificates")
+    check(served_serial(b.tls_port) == second, "a failed reload changed the certificate")
+
+
 # ---- runner ----
 
 def run_tls(r, fn, extra=(), args=()):
@@ -266,6 +311,20 @@ def main():
         run_tls(r, test_stalled_handshake_is_closed_at_the_connect_deadline,
                 args=["--connect-timeout", "1"])
         run_tls(r, test_tls_version_13_refuses_a_tls12_only_client, ["tls_version tlsv1.3"])
+        PKI["server2"] = h.make_tls_cert(pki_dir, PKI["ca"], "server2", "localhost", server=True)
+        PKI["live"] = tuple(os.path.join(pki_dir, n) for n in ("live.crt", "live.key"))
+        shutil.copy(PKI["server"][0], PKI["live"][0])
+        shutil.copy(PKI["server"][1], PKI["live"][1])
+        live_port = h.free_port()
+
+        def with_live(b):
+            b.tls_port = live_port
+            b.wait_for_log("listening on 127.0.0.1:%d (TLS)" % live_port, h.START_TIMEOUT_S)
+            return test_sighup_reloads_certificates_for_new_connections(b)
+        with_live.__name__ = "test_sighup_reloads_certificates_for_new_connections"
+        r.run(with_live, listeners=["listener %d 127.0.0.1" % live_port,
+                                    "certfile %s" % PKI["live"][0],
+                                    "keyfile %s" % PKI["live"][1]])
         mismatch = ["listener %d 127.0.0.1" % h.free_port(), "certfile %s" % PKI["server"][0],
                     "keyfile %s" % PKI["client"][1]]
         r.run(test_startup_error_key_does_not_match_certificate, start=False, listeners=mismatch)
