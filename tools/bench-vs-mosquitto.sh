@@ -24,7 +24,9 @@
 # Scenarios: qos0_fanin qos1_fanin qos2_1to1 qos0_fanout (as fast as each broker goes),
 #            qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate (a fixed load both brokers carry
 #            without drops: the fair basis for CPU per message), qos1_latency idle_conns
-#            qos1_256k qos1_persist_fanin
+#            qos1_256k qos1_persist_fanin qos1_fanout1000 (1->1,000 at QoS 1, flat out)
+#            qos1_fanout1000_rate (1->1,000 at QoS 1, 20 msg/s in, 20k out: equal load)
+#            qos1_fanout1000_4k (1->1,000 at QoS 1, 4 KB payloads, flat out)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,7 +40,7 @@ MAX_INFLIGHT=${MAX_INFLIGHT:-100}
 MAX_QUEUED=${MAX_QUEUED:-10000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 KEEP_TMP=${KEEP_TMP:-0}
-ALL_SCENARIOS="qos0_fanin qos1_fanin qos2_1to1 qos0_fanout qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate qos1_latency idle_conns qos1_256k qos1_persist_fanin"
+ALL_SCENARIOS="qos0_fanin qos1_fanin qos2_1to1 qos0_fanout qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate qos1_latency idle_conns qos1_256k qos1_persist_fanin qos1_fanout1000 qos1_fanout1000_rate qos1_fanout1000_4k"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 
 # name -> solbench arguments (besides host, port, duration, json)
@@ -54,6 +56,9 @@ declare -A ARGS=(
     [idle_conns]="-P 0 -S 0 -C $IDLE_CONNS"
     [qos1_256k]="-P 1 -S 1 --qos 1 --size 262144 --window 16"
     [qos1_persist_fanin]="-P 8 -S 1 --qos 1 --clean 0 --client-prefix pfan-"
+    [qos1_fanout1000]="-P 1 -S 1000 --qos 1"
+    [qos1_fanout1000_rate]="-P 1 -S 1000 --qos 1 --rate 20"
+    [qos1_fanout1000_4k]="-P 1 -S 1000 --qos 1 --size 4096"
 )
 declare -A TITLE=(
     [qos0_fanin]="QoS0 fan-in 8->1"
@@ -67,6 +72,9 @@ declare -A TITLE=(
     [idle_conns]="$IDLE_CONNS idle connections"
     [qos1_256k]="QoS1 256 KB payloads"
     [qos1_persist_fanin]="QoS1 fan-in 8->1, persistent"
+    [qos1_fanout1000]="QoS1 fan-out 1->1000"
+    [qos1_fanout1000_rate]="QoS1 fan-out 1->1000 at 20 msg/s in, 20k out (equal load)"
+    [qos1_fanout1000_4k]="QoS1 fan-out 1->1000, 4 KB payloads"
 )
 # Persistent scenarios compare mosquitto (persistence true) with Sol fsync and Sol nosync.
 declare -A PERSISTENT=([qos1_latency]=1 [qos1_persist_fanin]=1)

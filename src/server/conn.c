@@ -8,8 +8,10 @@
  * decoded in place; only the tail of a partial packet is copied into a
  * per-connection buffer (allocated then, freed when it empties), so an idle
  * connection holds no input memory. Output: a list of chunks, appended by
- * copying, written with writev; an unwritten tail stays queued and EV_WRITE
- * is armed until it drains. An idle connection holds no chunk.
+ * copying, except large message payloads, which are referenced where the
+ * session manager keeps them (one body for every subscriber) and gathered by
+ * writev; an unwritten tail stays queued and EV_WRITE is armed until it
+ * drains. An idle connection holds no chunk.
  *
  * Not for: MQTT semantics (session manager), listening sockets (listener.c),
  * the end-of-turn ordering (server.c).
@@ -27,6 +29,9 @@
 
 /* A new output chunk holds at least this much (malloc size ~4 KB). */
 #define OUT_CHUNK_MIN (4096 - sizeof(struct out_chunk))
+/* Referenced payloads up to this size are copied instead: a memcpy into the
+ * tail chunk costs less than a chunk of its own and a second iovec. */
+#define OUT_COPY_MAX 1024
 /* iovecs per writev; more chunks simply take another call. */
 #define WRITE_IOV_MAX 64
 /* writev calls per flush before yielding to the loop (bounds EINTR retries). */
@@ -118,7 +123,7 @@ static int out_append(struct conn *c, const struct iovec *iov, int iovcnt)
 {
     size_t total = iov_total(iov, iovcnt);
     struct out_chunk *tail = c->out_tail;
-    size_t room = tail != NULL ? tail->cap - tail->len : 0;
+    size_t room = tail != NULL && tail->ref == NULL ? tail->cap - tail->len : 0;
     struct out_chunk *fresh = NULL;
     if (total > room) {
         size_t cap = total - room > OUT_CHUNK_MIN ? total - room : OUT_CHUNK_MIN;
@@ -152,20 +157,71 @@ static int out_append(struct conn *c, const struct iovec *iov, int iovcnt)
     return 0;
 }
 
-/* Drops n written bytes from the head of the queue. */
+static void copy_iov(uint8_t *dst, const struct iovec *iov, int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > 0)
+            memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+        dst += iov[i].iov_len;
+    }
+}
+
+/* Copies iov into the queue, then references data[0..len) after it (see
+ * struct out_chunk): iov goes into the tail chunk when it fits whole, else
+ * into a new chunk of just its size, which carries the reference. Takes the
+ * reference on every path: on -ENOMEM it is released and the queue is
+ * unchanged. */
+static int out_append_ref(struct conn *c, const struct iovec *iov, int iovcnt, const void *data,
+                          size_t len, void (*release)(void *), void *ref_arg)
+{
+    size_t total = iov_total(iov, iovcnt);
+    struct out_chunk *tail = c->out_tail;
+    struct out_chunk *dst = tail;
+    if (tail == NULL || tail->ref != NULL || tail->cap - tail->len < total) {
+        dst = malloc(sizeof(*dst) + total);
+        if (dst == NULL) {
+            release(ref_arg);
+            return -ENOMEM;
+        }
+        *dst = (struct out_chunk){.cap = total};
+        if (tail != NULL)
+            tail->next = dst;
+        else
+            c->out_head = dst;
+        c->out_tail = dst;
+    }
+    copy_iov(dst->data + dst->len, iov, iovcnt);
+    dst->len += total;
+    dst->ref = data;
+    dst->ref_len = len;
+    dst->release = release;
+    dst->ref_arg = ref_arg;
+    c->out_pending += total + len;
+    return 0;
+}
+
+static void chunk_free(struct out_chunk *k)
+{
+    if (k->ref != NULL)
+        k->release(k->ref_arg);
+    free(k);
+}
+
+/* Drops n written bytes from the head of the queue, releasing the
+ * references of the chunks written completely. */
 static void out_consume(struct conn *c, size_t n)
 {
     c->out_pending -= n;
     while (n > 0 && c->out_head != NULL) {
         struct out_chunk *head = c->out_head;
-        size_t left = head->len - head->off;
+        size_t left = head->len + head->ref_len - head->off;
         if (n < left) {
             head->off += n;
             return;
         }
         n -= left;
         c->out_head = head->next;
-        free(head);
+        chunk_free(head);
     }
     if (c->out_head == NULL)
         c->out_tail = NULL;
@@ -178,13 +234,23 @@ static void out_clear(struct conn *c)
 
 /* ---- writing ---- */
 
+/* The queue's head as iovecs, in order: each chunk's own bytes, then its
+ * referenced ones; never an empty iovec. */
 static int fill_iov(const struct conn *c, struct iovec *iov)
 {
     int n = 0;
     for (struct out_chunk *k = c->out_head; k != NULL && n < WRITE_IOV_MAX; k = k->next) {
-        iov[n].iov_base = k->data + k->off;
-        iov[n].iov_len = k->len - k->off;
-        n++;
+        if (k->off < k->len) {
+            iov[n].iov_base = k->data + k->off;
+            iov[n].iov_len = k->len - k->off;
+            n++;
+        }
+        if (k->ref_len > 0 && n < WRITE_IOV_MAX) {
+            size_t done = k->off > k->len ? k->off - k->len : 0;
+            iov[n].iov_base = (void *)(k->ref + done);
+            iov[n].iov_len = k->ref_len - done;
+            n++;
+        }
     }
     return n;
 }
@@ -854,6 +920,27 @@ static int sink_send(void *conn, const struct iovec *iov, int iovcnt)
     return 0;
 }
 
+static int sink_send_ref(void *conn, const struct iovec *iov, int iovcnt, const void *data,
+                         size_t len, void (*release)(void *ref), void *ref)
+{
+    struct conn *c = conn;
+    int rc;
+    if (len <= OUT_COPY_MAX && iovcnt < 4) {
+        struct iovec all[4];
+        for (int i = 0; i < iovcnt; i++)
+            all[i] = iov[i];
+        all[iovcnt] = (struct iovec){.iov_base = (void *)data, .iov_len = len};
+        rc = out_append(c, all, iovcnt + 1);
+        release(ref);
+    } else {
+        rc = out_append_ref(c, iov, iovcnt, data, len, release, ref);
+    }
+    if (rc < 0)
+        return -ENOMEM;
+    list_write(c);
+    return 0;
+}
+
 static void sink_close(void *conn, const char *reason)
 {
     struct conn *c = conn;
@@ -886,4 +973,5 @@ const struct session_sink conn_sink = {
     .close = sink_close,
     .set_keepalive = sink_set_keepalive,
     .output_pending = sink_output_pending,
+    .send_ref = sink_send_ref,
 };

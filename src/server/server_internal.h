@@ -75,12 +75,23 @@ struct listener {
     char name[80];                   /* "127.0.0.1:1883", "[::1]:1883", "unix:/path" */
 };
 
-/* One block of the output queue; written with writev, freed when sent. */
+/*
+ * One block of the output queue: bytes it owns (data[0..len)), then
+ * optionally bytes it only references (ref[0..ref_len): a message's payload,
+ * shared by every subscriber, alive until release(ref_arg)). Written with
+ * writev; freed, and the reference released exactly once, when all its bytes
+ * are written or the connection is freed. Nothing is appended to a chunk
+ * that holds a reference, so its bytes stay in queue order.
+ */
 struct out_chunk {
     struct out_chunk *next;
-    size_t off; /* bytes already written */
+    size_t off; /* bytes already written: of data first, then of ref */
     size_t len; /* bytes filled */
     size_t cap;
+    const uint8_t *ref; /* NULL: none */
+    size_t ref_len;
+    void (*release)(void *ref_arg);
+    void *ref_arg;
     uint8_t data[];
 };
 

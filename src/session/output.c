@@ -15,7 +15,15 @@
  * delivery path (live, queued, resent from the window, retained on
  * subscribe, wills, and whatever comes later) is checked against the ACL at
  * the moment it would leave, with the receiving client's identity; a new path
- * cannot skip the check. Not for: deciding what to send.
+ * cannot skip the check.
+ *
+ * Encode once, copy once: a PUBLISH's payload is never copied here. It goes
+ * to the sink by reference (send_ref), holding one reference on the message
+ * until the connection has written it, so a fan-out to N subscribers shares
+ * one body. At QoS 0 the whole packet is the same for every subscriber and
+ * is encoded once per message (msg_qos0_packet()); at QoS 1/2 only the small
+ * header (with its packet id) is built per delivery. Held sends keep their
+ * reference too. Not for: deciding what to send.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,8 +38,15 @@
 /* PUBLISH headers of topics up to ~250 bytes are built on the stack. */
 #define SMALL_HEADER_MAX 264
 
+/* Bytes a send references instead of copying: a span of a message that
+ * stays alive (one reference per send) until the server has written it. */
+struct shared_span {
+    struct msg *msg; /* NULL: nothing referenced */
+    struct mqtt_bytes bytes;
+};
+
 static int hold(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
-                int iovcnt)
+                int iovcnt, const struct shared_span *span)
 {
     size_t len = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -42,6 +57,9 @@ static int hold(struct session_mgr *mgr, struct session_client *c, const struct 
     h->next = NULL;
     h->client = c;
     h->len = len;
+    h->ref = msg_ref(span->msg);
+    h->ref_data = span->bytes.data;
+    h->ref_len = span->bytes.len;
     size_t off = 0;
     for (int i = 0; i < iovcnt; i++) {
         if (iov[i].iov_len)
@@ -57,13 +75,23 @@ static int hold(struct session_mgr *mgr, struct session_client *c, const struct 
     return 0;
 }
 
+/* Hands iov (copied) and span (referenced; msg NULL: none) to the sink. */
+static int sink_send(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
+                     int iovcnt, const struct shared_span *span)
+{
+    if (!span->msg)
+        return mgr->sink->send(c->conn, iov, iovcnt);
+    return mgr->sink->send_ref(c->conn, iov, iovcnt, span->bytes.data, span->bytes.len, msg_release,
+                               msg_ref(span->msg));
+}
+
 /* Sends now, or holds behind the batch (see top). */
 static int emit(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
-                int iovcnt, bool is_durable)
+                int iovcnt, const struct shared_span *span, bool is_durable)
 {
     if (c->held_sends > 0 || (is_durable && mgr_batch_has_changes(mgr)))
-        return hold(mgr, c, iov, iovcnt);
-    return mgr->sink->send(c->conn, iov, iovcnt);
+        return hold(mgr, c, iov, iovcnt, span);
+    return sink_send(mgr, c, iov, iovcnt, span);
 }
 
 /* Acks promise that what they acknowledge is stored (see top). */
@@ -97,7 +125,8 @@ int output_send_packet(struct session_mgr *mgr, struct session_client *c,
     int rc = mqtt_encode(pkt, buf, size, &written);
     if (rc == MQTT_OK) {
         struct iovec iov = {.iov_base = buf, .iov_len = written};
-        rc = emit(mgr, c, &iov, 1, is_durable_ack(pkt->type));
+        struct shared_span none = {0};
+        rc = emit(mgr, c, &iov, 1, &none, is_durable_ack(pkt->type));
     } else {
         rc = -EINVAL;
     }
@@ -120,11 +149,26 @@ bool output_may_read(const struct session_mgr *mgr, const struct session_client 
     return acl_allows(mgr, c, (struct mqtt_bytes){m->topic, m->topic_len}, AUTH_READ);
 }
 
-int output_send_publish(struct session_mgr *mgr, struct session_client *c, const struct msg *m,
+/* QoS 0: every subscriber gets the same bytes (msg_qos0_packet()), encoded
+ * once per message and referenced by each connection's output. */
+static int send_qos0(struct session_mgr *mgr, struct session_client *c, struct msg *m)
+{
+    struct shared_span span = {.msg = m};
+    if (msg_qos0_packet(m, &span.bytes) != 0)
+        return -EINVAL;
+    return emit(mgr, c, NULL, 0, &span, false);
+}
+
+int output_send_publish(struct session_mgr *mgr, struct session_client *c, struct msg *m,
                         uint8_t qos, uint16_t packet_id, bool dup)
 {
     if (!output_may_read(mgr, c, m))
         return OUTPUT_DENIED; /* the READ gate: see the top of this file */
+    mgr->messages_sent++;
+    mgr->sent_qos[qos > 2 ? 2 : qos]++;
+    mgr->sent_bytes_qos[qos > 2 ? 2 : qos] += m->payload_len;
+    if (qos == 0 && !dup)
+        return send_qos0(mgr, c, m);
     struct mqtt_publish pub = {
         .dup = dup,
         .qos = qos,
@@ -133,12 +177,9 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, const
         .packet_id = qos ? packet_id : 0,
         .payload = {m->payload, m->payload_len},
     };
-    mgr->messages_sent++;
-    mgr->sent_qos[qos > 2 ? 2 : qos]++;
-    mgr->sent_bytes_qos[qos > 2 ? 2 : qos] += m->payload_len;
-    /* The header (fixed header, topic, packet id) is built per delivery; the
-     * payload goes as a second iovec, never re-encoded. Most topics are short
-     * enough for the stack. */
+    /* Only the header (fixed header, topic, packet id) is built per delivery,
+     * on the stack for most topics; the payload is referenced, never copied
+     * or re-encoded here. */
     uint8_t small[SMALL_HEADER_MAX];
     size_t cap = MQTT_MAX_FIXED_HEADER + 2 + m->topic_len + 2;
     uint8_t *header = cap <= sizeof(small) ? small : malloc(cap);
@@ -147,8 +188,11 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, const
     size_t header_len = 0;
     int rc = mqtt_encode_publish_header(&pub, header, cap, &header_len);
     if (rc == MQTT_OK) {
-        struct iovec iov[2] = {{header, header_len}, {m->payload, m->payload_len}};
-        rc = emit(mgr, c, iov, m->payload_len ? 2 : 1, qos == 2);
+        struct iovec iov = {header, header_len};
+        struct shared_span span = {0};
+        if (m->payload_len > 0)
+            span = (struct shared_span){m, {m->payload, m->payload_len}};
+        rc = emit(mgr, c, &iov, 1, &span, qos == 2);
     } else {
         rc = -EINVAL;
     }
@@ -175,7 +219,8 @@ void output_release_held(struct session_mgr *mgr, int status)
             c->is_connack_held = false;
             if (status == 0) {
                 struct iovec iov = {.iov_base = h->bytes, .iov_len = h->len};
-                if (mgr->sink->send(c->conn, &iov, 1) != 0)
+                struct shared_span span = {h->ref, {h->ref_data, h->ref_len}};
+                if (sink_send(mgr, c, &iov, 1, &span) != 0)
                     mgr->sink->close(c->conn, "out of memory queueing output");
             } else {
                 /* The state this send acknowledged is not durable: the client
@@ -183,6 +228,7 @@ void output_release_held(struct session_mgr *mgr, int status)
                 mgr->sink->close(c->conn, "store commit failed");
             }
         }
+        msg_unref(h->ref); /* sink_send() took its own reference */
         free(h);
         h = next;
     }

@@ -20,6 +20,7 @@
  */
 #include "session.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -723,7 +724,9 @@ static void publish_will(struct session_mgr *mgr, const char *name, struct msg *
         rc = publish_set_retained(mgr, (struct mqtt_bytes){will->topic, will->topic_len},
                                   (struct mqtt_bytes){will->payload, will->payload_len}, will->qos,
                                   true);
-    /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
+    /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. Nothing was sent of the
+     * will yet, so no QoS 0 header with the old flag exists (msg_qos0_packet). */
+    assert(will->qos0_header_len == 0);
     will->retain = false;
     if (rc == 0)
         rc = publish_route(mgr, will);

@@ -44,6 +44,17 @@ struct session_sink {
     void (*set_keepalive)(void *conn, uint16_t keepalive_s);
     /* Bytes queued on conn and not yet written to the socket. */
     size_t (*output_pending)(void *conn);
+    /* Appends iov's bytes (copied, as send()) followed by data[0..len) *by
+     * reference*: one packet whose tail (a message's payload, shared by
+     * every subscriber) is written from where it lies. Takes ownership of one
+     * reference on those bytes, on every path: release(ref) is called exactly
+     * once, when they have been written, when conn is freed, at once if the
+     * server chooses to copy them (small ones), or before an -ENOMEM return
+     * (the queue is then unchanged). data stays valid and unchanged until
+     * then. Counted in output_pending() like copied bytes. Returns 0 or
+     * -ENOMEM: the manager then closes conn. */
+    int (*send_ref)(void *conn, const struct iovec *iov, int iovcnt, const void *data, size_t len,
+                    void (*release)(void *ref), void *ref);
 };
 
 /*

@@ -21,13 +21,15 @@ struct trie;
 
 /* ---- Messages: one body per published message, shared by deliveries ---- */
 
-/* A message; topic and payload live in the same allocation. */
+/* A message; topic, room for its QoS 0 PUBLISH header and payload live in
+ * the same allocation (see msg_qos0_packet()). */
 struct msg {
     uint32_t refs;
+    uint32_t qos0_header_len; /* 0 until msg_qos0_packet() built it */
     uint64_t store_id;        /* id in the store's messages db; 0 until stored */
     uint64_t store_batch_gen; /* batch generation the body was put in */
     uint8_t qos;
-    bool retain; /* the RETAIN flag deliveries of this body carry */
+    bool retain; /* the RETAIN flag deliveries of this body carry; fixed once sent */
     uint16_t topic_len;
     size_t payload_len;
     uint8_t *topic;
@@ -40,6 +42,17 @@ struct msg *msg_new(struct mqtt_bytes topic, struct mqtt_bytes payload, uint8_t 
 struct msg *msg_ref(struct msg *m);
 /* Drops one reference; frees at zero. msg_unref(NULL) does nothing. */
 void msg_unref(struct msg *m);
+/* msg_unref() for a session_sink release callback (ref is a struct msg). */
+void msg_release(void *ref);
+/*
+ * The whole QoS 0 PUBLISH of m (fixed header, topic, payload; retain flag
+ * m->retain, no DUP, no packet id) as one contiguous span inside m: the
+ * header is encoded on the first call into the room msg_new() left just
+ * before the payload, then reused, so a QoS 0 fan-out encodes it once and
+ * every subscriber's output can reference the same bytes. Valid while m
+ * lives. Returns 0, or -EINVAL when m cannot be encoded (*out untouched).
+ */
+int msg_qos0_packet(struct msg *m, struct mqtt_bytes *out);
 
 /* ---- A string-keyed map (client ids, retained topics): table.c, on the
  * broker's one keyed hash table ---- */
@@ -191,6 +204,11 @@ struct held_send {
     struct held_send *next;
     struct session_client *client; /* NULL once the client is gone */
     size_t len;
+    /* A payload sent after bytes by reference (ref NULL: none); the held
+     * send owns one reference on ref until it is released or dropped. */
+    struct msg *ref;
+    const uint8_t *ref_data;
+    size_t ref_len;
     uint8_t bytes[];
 };
 
@@ -266,8 +284,10 @@ bool output_may_read(const struct session_mgr *mgr, const struct session_client 
 /* output_send_publish() result: the READ gate refused; nothing was sent. */
 #define OUTPUT_DENIED 1
 /* Sends m to c as a PUBLISH, if the READ gate allows it (the only way a
- * PUBLISH reaches a client). Returns 0, OUTPUT_DENIED or -ENOMEM. */
-int output_send_publish(struct session_mgr *mgr, struct session_client *c, const struct msg *m,
+ * PUBLISH reaches a client). The payload is not copied: the send takes its
+ * own reference on m until the bytes are written. Returns 0, OUTPUT_DENIED,
+ * -EINVAL (not encodable) or -ENOMEM. */
+int output_send_publish(struct session_mgr *mgr, struct session_client *c, struct msg *m,
                         uint8_t qos, uint16_t packet_id, bool dup);
 /* Releases (status 0) or drops (and closes their clients) the held sends. */
 void output_release_held(struct session_mgr *mgr, int status);

@@ -246,8 +246,22 @@ static size_t sink_output_pending(void *conn)
     return 0;
 }
 
+/* Observes the packet as sink_send() does, then releases the reference. */
+static int sink_send_ref(void *conn, const struct iovec *iov, int iovcnt, const void *data,
+                         size_t len, void (*release)(void *ref), void *ref)
+{
+    struct iovec all[4];
+    int n = 0;
+    for (int i = 0; i < iovcnt && n < 3; i++)
+        all[n++] = iov[i];
+    all[n++] = (struct iovec){.iov_base = (void *)data, .iov_len = len};
+    int rc = sink_send(conn, all, n);
+    release(ref);
+    return rc;
+}
+
 static const struct session_sink sink = {sink_send, sink_close, sink_set_keepalive,
-                                         sink_output_pending};
+                                         sink_output_pending, sink_send_ref};
 
 /* ---- life cycle ---- */
 

@@ -64,8 +64,20 @@ static size_t fake_output_pending(void *conn)
     return ((struct fake_conn *)conn)->pending;
 }
 
+/* Copies like fake_send() and releases at once (the connection "wrote" it). */
+static int fake_send_ref(void *conn, const struct iovec *iov, int iovcnt, const void *data,
+                         size_t len, void (*release)(void *ref), void *ref)
+{
+    int rc = fake_send(conn, iov, iovcnt);
+    struct iovec tail = {.iov_base = (void *)data, .iov_len = len};
+    if (rc == 0)
+        rc = fake_send(conn, &tail, 1);
+    release(ref);
+    return rc;
+}
+
 static const struct session_sink fake_sink = {fake_send, fake_close, fake_set_keepalive,
-                                              fake_output_pending};
+                                              fake_output_pending, fake_send_ref};
 
 /* ---- Fixture: a store in a fresh temp dir and a manager on it ---- */
 
