@@ -35,28 +35,28 @@ static int record_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
 void retained_restore(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old,
                       struct msg *current)
 {
-    struct table *t = &mgr->retained;
-    if (table_get(t, topic.data, topic.len) != current)
+    struct retained_index *idx = &mgr->retained;
+    if (retained_get(idx, topic) != current)
         return; /* set again since: whoever set it restores it */
-    if (old && table_put(t, topic.data, topic.len, msg_ref(old)) != 0) {
+    struct msg *replaced = NULL;
+    if (old && retained_put(idx, topic, msg_ref(old), &replaced) != 0) {
         msg_unref(old);
         log_error("out of memory restoring the retained message on %.*s", (int)topic.len,
                   (const char *)topic.data);
         return;
     }
     if (!old)
-        table_remove(t, topic.data, topic.len);
-    msg_unref(current);
+        replaced = retained_take(idx, topic);
+    msg_unref(replaced); /* current, as checked above */
 }
 
 /* Makes m (NULL: none) topic's retained message in memory. 0 or -ENOMEM. */
 static int replace_retained(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *m)
 {
-    struct msg *old = table_get(&mgr->retained, topic.data, topic.len);
+    struct msg *old = NULL;
     if (!m) {
-        if (old)
-            table_remove(&mgr->retained, topic.data, topic.len);
-    } else if (table_put(&mgr->retained, topic.data, topic.len, m) != 0) {
+        old = retained_take(&mgr->retained, topic);
+    } else if (retained_put(&mgr->retained, topic, m, &old) != 0) {
         msg_unref(m);
         return -ENOMEM;
     }
@@ -78,7 +78,7 @@ int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
             return rc; /* e.g. a topic longer than the store's key limit: not retained */
         }
     }
-    struct msg *old = msg_ref(table_get(&mgr->retained, topic.data, topic.len));
+    struct msg *old = msg_ref(retained_get(&mgr->retained, topic));
     int rc = replace_retained(mgr, topic, m);
     if (rc == 0 && durable)
         rc = effect_retained_changed(mgr, topic, old, m);

@@ -413,10 +413,13 @@ static int load_retained(void *arg, const struct store_retained *r)
                             (struct mqtt_bytes){r->payload.data, r->payload.len}, r->qos, true);
     if (!m)
         return -ENOMEM;
-    if (table_put(&mgr->retained, r->topic.data, r->topic.len, m) != 0) {
+    struct msg *old = NULL;
+    if (retained_put(&mgr->retained, (struct mqtt_bytes){r->topic.data, r->topic.len}, m, &old) !=
+        0) {
         msg_unref(m);
         return -ENOMEM;
     }
+    msg_unref(old); /* none: the store has one record per topic */
     return 0;
 }
 
@@ -515,7 +518,7 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     mgr->store = store;
     mgr->sink = sink;
     mgr->trie = trie_new();
-    if (!mgr->trie || table_init(&mgr->sessions) != 0 || table_init(&mgr->retained) != 0) {
+    if (!mgr->trie || table_init(&mgr->sessions) != 0 || retained_index_init(&mgr->retained) != 0) {
         snprintf(err, err_len, "out of memory");
         session_mgr_free(mgr);
         return -ENOMEM;
@@ -528,7 +531,7 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     }
     log_notice("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages and "
                "%llu queued messages in %llu ms",
-               table_count(&mgr->sessions), trie_count(mgr->trie), table_count(&mgr->retained),
+               table_count(&mgr->sessions), trie_count(mgr->trie), retained_count(&mgr->retained),
                (unsigned long long)mgr->queued_total,
                (unsigned long long)((monotonic_us() - started_us) / 1000));
     *out = mgr;
@@ -539,12 +542,6 @@ static void collect_value(void *value, void *arg)
 {
     void ***cursor = arg;
     *(*cursor)++ = value;
-}
-
-static void free_retained(void *value, void *arg)
-{
-    (void)arg;
-    msg_unref(value);
 }
 
 void session_mgr_free(struct session_mgr *mgr)
@@ -564,8 +561,7 @@ void session_mgr_free(struct session_mgr *mgr)
         free(all);
     }
     table_deinit(&mgr->sessions);
-    table_foreach(&mgr->retained, free_retained, NULL);
-    table_deinit(&mgr->retained);
+    retained_index_deinit(&mgr->retained, msg_unref);
     trie_free(mgr->trie);
     free(mgr->matched);
     free(mgr);
@@ -633,7 +629,7 @@ void session_peek_stats(const struct session_mgr *mgr, struct session_stats *out
         .messages_queue_dropped = mgr->dropped_queue_full,
         .publishes_refused = mgr->refused_store_full,
         .subscriptions = trie_count(mgr->trie),
-        .retained = table_count(&mgr->retained),
+        .retained = retained_count(&mgr->retained),
         .commits = mgr->commits,
         .commit_latency_us_last = mgr->commit_us_last,
         .commit_latency_us_max = mgr->commit_us_max,

@@ -12,6 +12,7 @@
 
 #include "hashtable.h"
 #include "mqtt.h"
+#include "retained.h"
 #include "session.h"
 #include "store.h"
 
@@ -218,7 +219,7 @@ struct session_mgr {
     const struct session_sink *sink;
     struct trie *trie;
     struct table sessions; /* client id -> struct session */
-    struct table retained; /* topic -> struct msg (retain = true) */
+    struct retained_index retained; /* topic -> struct msg (retain = true), by level */
 
     struct store_batch *batch; /* the turn's batch, created on first use */
     uint64_t batch_gen;        /* incremented at each commit */

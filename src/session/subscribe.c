@@ -106,37 +106,24 @@ struct retained_ctx {
     uint8_t qos;
 };
 
-static void send_retained(void *value, void *arg)
+static void send_retained(struct msg *m, void *arg)
 {
     struct retained_ctx *ctx = arg;
-    struct msg *m = value;
-    if (!mqtt_topic_matches(ctx->filter, (struct mqtt_bytes){m->topic, m->topic_len}))
-        return;
     uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
     /* Retained messages go out with RETAIN 1 [MQTT-3.3.1-8]. */
     if (deliver(ctx->mgr, ctx->s, m, qos) != 0 && ctx->s->client)
         ctx->mgr->sink->close(ctx->s->client->conn, "out of memory delivering retained");
 }
 
-static bool has_wildcard(struct mqtt_bytes filter)
-{
-    return memchr(filter.data, '+', filter.len) || memchr(filter.data, '#', filter.len);
-}
-
-/* Sends the retained messages filter matches to s. A filter without
- * wildcards names one topic: one lookup, not a walk over every retained
- * message (a fleet resubscribing to its own state topics stays cheap). */
+/* Sends the retained messages filter matches to s: O(levels + matches)
+ * through the retained index, never a walk over every retained message (a
+ * fleet resubscribing to its own state topics stays cheap). */
 static void send_retained_for(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
                               uint8_t qos)
 {
     struct retained_ctx ctx = {mgr, s, filter, qos};
-    if (has_wildcard(filter)) {
-        table_foreach(&mgr->retained, send_retained, &ctx);
-        return;
-    }
-    struct msg *m = table_get(&mgr->retained, filter.data, filter.len);
-    if (m)
-        send_retained(m, &ctx);
+    if (retained_match(&mgr->retained, filter, send_retained, &ctx) != 0 && s->client)
+        mgr->sink->close(s->client->conn, "out of memory delivering retained");
 }
 
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
