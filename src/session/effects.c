@@ -94,6 +94,14 @@ static struct mqtt_bytes effect_filter(const struct effect *e)
     return (struct mqtt_bytes){e->key + e->key_len, e->filter_len};
 }
 
+/* The effect's QoS 2 id if its session still has it in state, else NULL. */
+static struct qos2_in *qos2_in_state(const struct effect *e, struct session *s,
+                                     enum qos2_state state)
+{
+    struct qos2_in *q = s ? session_qos2_find(s, e->packet_id) : NULL;
+    return q && q->state == state ? q : NULL;
+}
+
 /* ---- confirm (the commit succeeded) ---- */
 
 static void confirm(struct effect *e)
@@ -102,13 +110,11 @@ static void confirm(struct effect *e)
     struct qos2_in *q = NULL;
     switch (e->kind) {
     case EFFECT_QOS2_ADD:
-        q = s ? session_qos2_find(s, e->packet_id) : NULL;
-        if (q && q->state == QOS2_ADDING)
+        if ((q = qos2_in_state(e, s, QOS2_ADDING)))
             q->state = QOS2_STORED;
         break;
     case EFFECT_QOS2_RELEASE:
-        q = s ? session_qos2_find(s, e->packet_id) : NULL;
-        if (q && q->state == QOS2_RELEASING)
+        if (qos2_in_state(e, s, QOS2_RELEASING))
             session_qos2_remove(s, e->packet_id);
         break;
     case EFFECT_SESSION_STORED:
@@ -178,13 +184,11 @@ static void undo(struct effect *e)
     struct qos2_in *q = NULL;
     switch (e->kind) {
     case EFFECT_QOS2_ADD:
-        q = s ? session_qos2_find(s, e->packet_id) : NULL;
-        if (q && q->state == QOS2_ADDING)
+        if (qos2_in_state(e, s, QOS2_ADDING))
             session_qos2_remove(s, e->packet_id);
         break;
     case EFFECT_QOS2_RELEASE:
-        q = s ? session_qos2_find(s, e->packet_id) : NULL;
-        if (q && q->state == QOS2_RELEASING)
+        if ((q = qos2_in_state(e, s, QOS2_RELEASING)))
             q->state = QOS2_STORED;
         break;
     case EFFECT_SUBSCRIPTION:

@@ -157,28 +157,31 @@ static void write_line(FILE *out, const char *stamp, enum log_level level, const
 
 static void write_text(enum log_level level, const char *text);
 
+static void vwrite(enum log_level level, const char *fmt, va_list ap)
+{
+    char text[4096]; /* longer lines are truncated */
+    vsnprintf(text, sizeof(text), fmt, ap);
+    write_text(level, text);
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
     if (!log_is_enabled(level))
         return;
-    char text[4096]; /* longer lines are truncated */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    vwrite(level, fmt, ap);
     va_end(ap);
-    write_text(level, text);
 }
 
 void log_write_always(enum log_level level, const char *fmt, ...)
 {
     if ((unsigned)level > LOG_LEVEL_DEBUG)
         return;
-    char text[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    vwrite(level, fmt, ap);
     va_end(ap);
-    write_text(level, text);
 }
 
 /* Stamps text and writes it to every destination. */

@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "disk_full.h"
 #include "log.h"
 #include "mqtt.h"
 #include "session.h"
@@ -43,43 +44,6 @@
 #define RECEIVED_MAX 16
 #define TAGS_MAX     512
 #define RAW_MAX      256
-
-/* ---- a disk that fills up on demand (see test_session.c) ---- */
-
-static int disk_is_full;
-
-static int fails_write(int fd)
-{
-    if (!disk_is_full || fd <= 2)
-        return 0;
-    errno = ENOSPC;
-    return 1;
-}
-
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-    static ssize_t (*real)(int, const void *, size_t, off_t);
-    if (fails_write(fd))
-        return -1;
-    if (!real)
-        real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
-    return real(fd, buf, n, off);
-}
-
-ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
-{
-    return pwrite(fd, buf, n, off);
-}
-
-ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
-{
-    static ssize_t (*real)(int, const struct iovec *, int);
-    if (fails_write(fd))
-        return -1;
-    if (!real)
-        real = (ssize_t(*)(int, const struct iovec *, int))dlsym(RTLD_NEXT, "writev");
-    return real(fd, iov, iovcnt);
-}
 
 /* ---- the world: store, manager, clients ---- */
 

@@ -13,6 +13,7 @@ Python 3 stdlib only; run with /usr/bin/python3 (Debian's, where paho-mqtt is).
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -452,6 +453,27 @@ def next_publish(c, timeout_s=IO_TIMEOUT_S, ack=False):
                 c.send(ack_packet(PUBACK, pid))
             return topic, payload, qos, pid
     return None
+
+
+def connect_session(port, client_id, clean):
+    """A raw connection after CONNACK 0 (short timeouts, for crash loops):
+    returns (raw, session present flag)."""
+    raw = Raw.tcp(port, timeout_s=2)
+    raw.send(connect_packet(client_id, clean=clean, keepalive_s=30))
+    _, _, body = raw.expect(CONNACK, timeout_s=3)
+    check(body[1] == 0, "CONNACK %r" % body)
+    return raw, body[0] & 1
+
+
+def asan_runtime():
+    """The libasan the sol binary links (to preload before a shim), or None
+    when it is not an ASan build."""
+    try:
+        out = subprocess.run(["ldd", SOL], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"(\S*libasan\.so\S*) => (\S+)", out)
+    return m.group(2) if m else None
 
 
 # ---- mosquitto clients ----

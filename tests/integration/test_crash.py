@@ -37,8 +37,8 @@ import threading
 import time
 
 import harness
-from harness import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, Raw, ack_packet,
-                     check, connect_packet, parse_publish, publish_packet, subscribe_packet)
+from harness import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, ack_packet, check,
+                     parse_publish, publish_packet, subscribe_packet)
 
 CYCLES = int(os.environ.get("SOL_CRASH_CYCLES", "8"))
 SEEDS = [int(x) for x in os.environ.get("SOL_CRASH_SEEDS", "1234").split(",") if x.strip()]
@@ -61,12 +61,7 @@ class Shared:
         self.errors = []
 
 
-def connect(port, client_id, clean):
-    raw = Raw.tcp(port, timeout_s=2)
-    raw.send(connect_packet(client_id, clean=clean, keepalive_s=30))
-    _, _, body = raw.expect(CONNACK, timeout_s=3)
-    check(body[1] == 0, "CONNACK %r" % body)
-    return raw, body[0] & 1
+connect = harness.connect_session
 
 
 def publisher(broker, sh):

@@ -17,7 +17,6 @@ Raw sockets; every loop bounded in count and time.
 """
 
 import os
-import re
 import struct
 import subprocess
 
@@ -31,15 +30,7 @@ PAYLOAD_BYTES = 2048
 MAX_MESSAGES = 5000
 
 
-def asan_runtime():
-    """The libasan the sol binary links (to preload first), or None."""
-    try:
-        out = subprocess.run(["ldd", harness.SOL], capture_output=True, text=True,
-                             timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"(\S*libasan\.so\S*) => (\S+)", out)
-    return m.group(2) if m else None
+asan_runtime = harness.asan_runtime
 
 
 def preload(broker, **settings):

@@ -43,7 +43,6 @@ Long run (see README, Durability):
 import json
 import os
 import random
-import re
 import struct
 import subprocess
 import sys
@@ -64,15 +63,7 @@ DRAIN_QUIET_S = 1.5
 RETAINED_TOPICS = 4
 
 
-def asan_runtime():
-    """The libasan the sol binary links, or None (then it is not an ASan build)."""
-    try:
-        out = subprocess.run(["ldd", harness.SOL], capture_output=True, text=True,
-                             timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"(\S*libasan\.so\S*) => (\S+)", out)
-    return m.group(2) if m else None
+asan_runtime = harness.asan_runtime
 
 
 ASAN = asan_runtime()
@@ -105,12 +96,7 @@ class Model:
         self.cut_walls = []      # wall time of each cut (from the shim's report)
 
 
-def connect(port, client_id, clean):
-    raw = Raw.tcp(port, timeout_s=2)
-    raw.send(connect_packet(client_id, clean=clean, keepalive_s=30))
-    _, _, body = raw.expect(CONNACK, timeout_s=3)
-    check(body[1] == 0, "CONNACK %r" % body)
-    return raw, body[0] & 1
+connect = harness.connect_session
 
 
 def unsubscribe_packet(packet_id, filters):

@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 
 #include "auth.h"
+#include "disk_full.h"
 #include "mqtt.h"
 #include "session.h"
 #include "store.h"
@@ -763,44 +764,7 @@ static void test_unused_reservations_do_not_fill_the_store(void **state)
     gone(f, pub, SESSION_CLOSE_DISCONNECT);
 }
 
-/* ---- A disk that fills up: the store's writes fail with ENOSPC ----
- * The test binary interposes LMDB's write calls (liblmdb reaches them
- * through the PLT, so the executable's definitions win); while
- * disk_is_full is set, writes to any descriptor but stdio fail. */
-static bool disk_is_full;
-
-static bool fails_write(int fd)
-{
-    if (!disk_is_full || fd <= 2)
-        return false;
-    errno = ENOSPC;
-    return true;
-}
-
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-    static ssize_t (*real)(int, const void *, size_t, off_t);
-    if (fails_write(fd))
-        return -1;
-    if (!real)
-        real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
-    return real(fd, buf, n, off);
-}
-
-ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
-{
-    return pwrite(fd, buf, n, off);
-}
-
-ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
-{
-    static ssize_t (*real)(int, const struct iovec *, int);
-    if (fails_write(fd))
-        return -1;
-    if (!real)
-        real = (ssize_t(*)(int, const struct iovec *, int))dlsym(RTLD_NEXT, "writev");
-    return real(fd, iov, iovcnt);
-}
+/* ---- A disk that fills up: the store's writes fail with ENOSPC (disk_full.h) ---- */
 
 /* Commits the turn while the disk is full: fc's held ack never leaves, and
  * fc is closed and gone. */
