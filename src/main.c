@@ -557,12 +557,17 @@ static void fill_session_config(const struct broker *b, struct session_config *s
                                              : (uint32_t)cfg->persistent_client_expiration_s;
     sc->passwords = b->auth.global.passwords;
     sc->acl = b->auth.global.acl;
+    sc->receive_maximum = cfg->receive_maximum;
+    sc->max_topic_alias = cfg->max_topic_alias;
 }
 
-static int new_session_mgr(struct broker *b, char *err, size_t err_len)
+static size_t max_packet_size(const struct flags *f, const struct sol_config *cfg);
+
+static int new_session_mgr(const struct flags *f, struct broker *b, char *err, size_t err_len)
 {
     struct session_config sc;
     fill_session_config(b, &sc);
+    sc.max_packet_size = (uint32_t)max_packet_size(f, &b->cfg); /* told in MQTT 5 CONNACK */
     char why[ERR_LEN - 32]; /* room for the prefix below in err */
     if (session_mgr_new(&sc, b->store, server_sink(), &b->mgr, why, sizeof(why)) != 0) {
         snprintf(err, err_len, "session manager: %s", why);
@@ -634,15 +639,14 @@ static int new_server(const struct flags *f, struct broker *b, char *err, size_t
     opts.max_input_buffer_bytes =
         cfg->max_input_buffer_bytes > SIZE_MAX ? SIZE_MAX : (size_t)cfg->max_input_buffer_bytes;
     opts.max_connections = cfg->max_connections > INT32_MAX ? INT32_MAX : (int)cfg->max_connections;
-    if (cfg->storage_sync == CONFIG_SYNC_NOSYNC || cfg->persistent_client_expiration_s > 0)
-        opts.tick_s = TICK_S;
+    opts.tick_s = TICK_S; /* session expiry and will delays (MQTT 5) need it always */
     int rc = server_new(&opts, &b->srv, err, err_len);
     free(listens);
     return rc;
 }
 
-/* The tick: push committed pages to disk (nosync) and expire persistent
- * sessions (persistent_client_expiration). */
+/* The tick: push committed pages to disk (nosync), expire sessions and
+ * publish delayed wills. */
 static void on_tick(void *arg)
 {
     struct broker *b = arg;
@@ -655,8 +659,7 @@ static void on_tick(void *arg)
         if (rc != 0)
             log_error("store flush: %s", store_strerror(rc));
     }
-    if (b->cfg.persistent_client_expiration_s > 0)
-        session_expire(b->mgr, (uint64_t)time(NULL));
+    session_tick(b->mgr);
 }
 
 /* SIGHUP: new password and ACL files (all or nothing), log file reopened.
@@ -868,7 +871,7 @@ static int start(const struct flags *f, struct broker *b, char *err, size_t err_
     log_notice("sol %s starting (pid %ld), logging to %s", SOL_VERSION, (long)getpid(), dests);
     log_notice("config: %s", f->config_path ? f->config_path : "none (defaults)");
     if (open_store(&b->cfg, f->is_check_store, &b->store, err, err_len) < 0 ||
-        new_session_mgr(b, err, err_len) < 0 || new_server(f, b, err, err_len) < 0)
+        new_session_mgr(f, b, err, err_len) < 0 || new_server(f, b, err, err_len) < 0)
         return -1;
     server_set_session_mgr(b->srv, b->mgr);
     server_set_tick(b->srv, on_tick, b);

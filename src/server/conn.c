@@ -102,6 +102,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     } else {
         log_info("client %s: closing: keepalive expired (no packet for %.1f s)", conn_name(c),
                  c->timeout_s);
+        session_client_disconnect(c->srv->mgr, c->client, MQTT_RC_KEEP_ALIVE_TIMEOUT,
+                                  "keep alive timeout");
     }
     conn_close(c, SESSION_CLOSE_KEEPALIVE);
 }
@@ -335,11 +337,17 @@ void conn_write_listed(struct server *srv)
 
 /*
  * Closes c after a failed packet. rc is a session_result; codec errors arrive
- * as SESSION_ERR_PROTOCOL with the codec's reason in why.
+ * as SESSION_ERR_PROTOCOL with the codec's reason in why. An MQTT 5 client
+ * is told why first: a DISCONNECT with reason (0: the one rc calls for) and
+ * why as its Reason String (session_client_disconnect() sends it only to an
+ * accepted MQTT 5 client, once).
  */
-static void fail(struct conn *c, int rc, const char *why)
+static void fail_with(struct conn *c, int rc, uint8_t reason, const char *why)
 {
     bool is_quiet = c->is_closing; /* the manager already closed it, with its reason */
+    if (!is_quiet && rc != SESSION_ERR_DISCONNECT && rc != SESSION_ERR_CONNECT_REFUSED)
+        session_client_disconnect(c->srv->mgr, c->client,
+                                  reason ? reason : session_error_reason(rc), why);
     switch (rc) {
     case SESSION_ERR_DISCONNECT:
         log_debug("client %s: disconnected", conn_name(c));
@@ -363,12 +371,36 @@ static void fail(struct conn *c, int rc, const char *why)
     conn_close(c, SESSION_CLOSE_PROTOCOL);
 }
 
-/* [MQTT-3.1.2-2]: an unsupported protocol level in the first CONNECT gets
- * CONNACK 0x01 before the close. Later CONNECTs are a plain protocol error. */
-static void refuse_protocol_level(struct conn *c)
+static void fail(struct conn *c, int rc, const char *why)
+{
+    fail_with(c, rc, 0, why);
+}
+
+/* The protocol level byte of a CONNECT frame (after the protocol name),
+ * or 0 when the frame is too short to say. */
+static uint8_t connect_frame_level(const struct mqtt_frame *frame)
+{
+    if (frame->body_len < 2)
+        return 0;
+    size_t name_len = ((size_t)frame->body[0] << 8) | frame->body[1];
+    return frame->body_len > 2 + name_len ? frame->body[2 + name_len] : 0;
+}
+
+/* A first CONNECT that did not decode gets a CONNACK before the close:
+ * an unsupported protocol level 0x01 (3.1.1's code, which any client reads)
+ * [MQTT-3.1.2-2]; an MQTT 5 CONNECT the reason its error calls for (0x81
+ * Malformed Packet, 0x82 Protocol Error, ...) [MQTT-4.13.1-1]. Later
+ * CONNECTs are a plain protocol error. */
+static void refuse_connect(struct conn *c, int rc, const struct mqtt_frame *frame)
 {
     struct mqtt_packet ack = {.type = MQTT_CONNACK};
     ack.u.connack.return_code = MQTT_CONNACK_BAD_PROTOCOL;
+    if (rc != MQTT_ERR_PROTOCOL_LEVEL) {
+        if (connect_frame_level(frame) != MQTT_PROTOCOL_V5)
+            return;
+        ack.protocol_level = MQTT_PROTOCOL_V5;
+        ack.u.connack.return_code = mqtt_reason_for_error(rc);
+    }
     uint8_t buf[8];
     size_t len = 0;
     if (mqtt_encode(&ack, buf, sizeof(buf), &len) == MQTT_OK) {
@@ -378,17 +410,19 @@ static void refuse_protocol_level(struct conn *c)
     }
 }
 
-static void decode_failed(struct conn *c, int rc, int type)
+/* frame is NULL when the packet could not be framed (type unknown). */
+static void decode_failed(struct conn *c, int rc, const struct mqtt_frame *frame)
 {
     char why[128];
-    if (rc == MQTT_ERR_PROTOCOL_LEVEL && type == MQTT_CONNECT && !c->has_packet)
-        refuse_protocol_level(c);
+    int type = frame ? frame->type : 0;
+    if (type == MQTT_CONNECT && !c->has_packet)
+        refuse_connect(c, rc, frame);
     if (type > 0)
         snprintf(why, sizeof(why), "malformed %s (%s)", mqtt_packet_name((uint8_t)type),
                  mqtt_strerror(rc));
     else
         snprintf(why, sizeof(why), "malformed packet (%s)", mqtt_strerror(rc));
-    fail(c, SESSION_ERR_PROTOCOL, why);
+    fail_with(c, SESSION_ERR_PROTOCOL, mqtt_reason_for_error(rc), why);
 }
 
 /* ---- reading ---- */
@@ -398,7 +432,7 @@ static void handle_frame(struct conn *c, const struct mqtt_frame *frame)
     struct mqtt_packet pkt;
     int rc = mqtt_decode_for(frame, session_client_protocol_level(c->client), &pkt);
     if (rc != MQTT_OK) {
-        decode_failed(c, rc, frame->type);
+        decode_failed(c, rc, frame);
         return;
     }
     c->last_packet = ev_now(c->srv->loop);
@@ -419,7 +453,9 @@ static size_t packet_size_limit(const struct conn *c)
     size_t max = c->srv->max_packet_size;
     if (c->has_packet)
         return max;
-    return max != 0 && max < MQTT_CONNECT_MAX_PACKET_SIZE ? max : MQTT_CONNECT_MAX_PACKET_SIZE;
+    /* An MQTT 5 CONNECT may carry properties (MQTT_CONNECT_MAX_PACKET_SIZE_V5). */
+    size_t connect_max = MQTT_CONNECT_MAX_PACKET_SIZE_V5;
+    return max != 0 && max < connect_max ? max : connect_max;
 }
 
 /* [MQTT-3.1.0-1]: the first packet is a CONNECT. Anything else (an HTTP
@@ -442,11 +478,12 @@ static size_t decode_all(struct conn *c, const uint8_t *buf, size_t len)
             break;
         }
         struct mqtt_frame frame;
-        int rc = mqtt_frame(buf + off, len - off, packet_size_limit(c), &frame);
+        int rc = mqtt_frame_for(buf + off, len - off, packet_size_limit(c),
+                                session_client_protocol_level(c->client), &frame);
         if (rc == MQTT_NEED_MORE)
             break;
         if (rc != MQTT_OK) {
-            decode_failed(c, rc, 0);
+            decode_failed(c, rc, NULL);
             break;
         }
         handle_frame(c, &frame);
@@ -460,7 +497,8 @@ static size_t decode_all(struct conn *c, const uint8_t *buf, size_t len)
 static size_t packet_size_hint(const struct conn *c, const uint8_t *buf, size_t len)
 {
     struct mqtt_frame frame;
-    int rc = mqtt_frame(buf, len, packet_size_limit(c), &frame);
+    int rc = mqtt_frame_for(buf, len, packet_size_limit(c),
+                            session_client_protocol_level(c->client), &frame);
     return rc == MQTT_NEED_MORE && frame.total_len > len ? frame.total_len : len;
 }
 

@@ -422,8 +422,12 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     srv->is_stopping = true;
     stop_listeners(srv);
     end_turn(srv); /* commit and send what this turn acknowledged */
-    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+    for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+        if (srv->mgr != NULL && c->client != NULL && !c->is_closing)
+            session_client_disconnect(srv->mgr, c->client, MQTT_RC_SERVER_SHUTTING_DOWN,
+                                      "server shutting down");
         conn_close(c, SESSION_CLOSE_SHUTDOWN);
+    }
     ev_break(loop, EVBREAK_ALL);
 }
 

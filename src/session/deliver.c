@@ -19,15 +19,21 @@
 #include "session_internal.h"
 #include "store.h"
 
-static uint32_t window_size(const struct session_mgr *mgr)
+/* max_inflight_messages, and for an MQTT 5 client its Receive Maximum: Sol
+ * never has more unacknowledged QoS 1/2 PUBLISH towards it [MQTT-3.3.4-9]. */
+static uint32_t window_size(const struct session_mgr *mgr, const struct session *s)
 {
     uint32_t max = mgr->config.max_inflight_messages;
-    return max == 0 || max > UINT16_MAX ? UINT16_MAX : max;
+    if (max == 0 || max > UINT16_MAX)
+        max = UINT16_MAX;
+    if (s->client && s->client->receive_maximum < max)
+        max = s->client->receive_maximum;
+    return max;
 }
 
 static uint32_t window_room(const struct session_mgr *mgr, const struct session *s)
 {
-    uint32_t max = window_size(mgr);
+    uint32_t max = window_size(mgr, s);
     return s->inflight_count >= max ? 0 : max - s->inflight_count;
 }
 
@@ -199,7 +205,7 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
         return 0;
     }
     int rc = output_send_publish(mgr, s->client, m, 0, 0, false);
-    send_or_close(mgr, s, rc == OUTPUT_DENIED ? 0 : rc);
+    send_or_close(mgr, s, output_is_dropped(rc) ? 0 : rc);
     return 0;
 }
 
@@ -217,7 +223,7 @@ static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, u
         return -ENOMEM;
     }
     int rc = output_send_publish(mgr, s->client, m, qos, packet_id, dup);
-    if (rc == OUTPUT_DENIED) {
+    if (output_is_dropped(rc)) {
         outgoing_unlink(mgr, s, o);
         free(o);
         return rc;
@@ -232,7 +238,7 @@ static int deliver_transient(struct session_mgr *mgr, struct session *s, struct 
         return 0; /* a clean session ends with its connection */
     if (!s->queue_head && can_send(mgr, s)) {
         int rc = send_new(mgr, s, m, qos, 0, alloc_packet_id(s), false);
-        return rc == OUTPUT_DENIED ? 0 : rc;
+        return output_is_dropped(rc) ? 0 : rc;
     }
     if (queue_full(mgr, s, m))
         return 0;
@@ -270,7 +276,7 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
     if (send_now) {
         s->read_seq = seq + 1;
         rc = send_new(mgr, s, m, qos, seq, entry.packet_id, false);
-        if (rc == OUTPUT_DENIED) /* deliver() filters these; never keep one */
+        if (output_is_dropped(rc)) /* over the client's Maximum Packet Size, or denied */
             return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), seq);
         return rc;
     }
@@ -306,7 +312,7 @@ static void top_up_transient(struct session_mgr *mgr, struct session *s)
             s->queue_tail = NULL;
         session_set_queued(mgr, s, s->queued_count - 1, s->queued_bytes - p->msg->payload_len);
         int rc = send_new(mgr, s, p->msg, p->qos, 0, alloc_packet_id(s), false);
-        if (rc != 0 && rc != OUTPUT_DENIED) /* denied (the ACL changed): dropped */
+        if (rc != 0 && !output_is_dropped(rc)) /* denied (the ACL changed): dropped */
             send_or_close(mgr, s, rc);
         msg_unref(p->msg);
         free(p);
@@ -424,7 +430,7 @@ static int send_entry(struct session_mgr *mgr, struct session *s, struct msg *m,
             return rc;
     }
     int rc = send_new(mgr, s, m, item->entry.qos, item->seq, packet_id, dup);
-    if (rc == OUTPUT_DENIED) {
+    if (output_is_dropped(rc)) {
         log_debug("client %s: queued message on %s not readable: dropped", (char *)s->client_id,
                   (char *)m->topic);
         return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), item->seq);

@@ -23,7 +23,16 @@
  * one body. At QoS 0 the whole packet is the same for every subscriber and
  * is encoded once per message (msg_qos0_packet()); at QoS 1/2 only the small
  * header (with its packet id) is built per delivery. Held sends keep their
- * reference too. Not for: deciding what to send.
+ * reference too.
+ *
+ * MQTT 5: every packet is encoded at the client's protocol level and made
+ * to fit its Maximum Packet Size: an ack or DISCONNECT sheds its Reason
+ * String and User Properties (mqtt_fit_packet()), a PUBLISH that still does
+ * not fit is dropped for that client and counted, as if sent
+ * [MQTT-3.1.2-25]. Reason Strings leave only when the client allows them
+ * [MQTT-3.1.2-29]. A PUBLISH header is built per delivery (its properties
+ * differ per subscriber), with a Topic Alias for topics the client gets
+ * often (alias.c). Not for: deciding what to send.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -46,7 +55,7 @@ struct shared_span {
 };
 
 static int hold(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
-                int iovcnt, const struct shared_span *span)
+                int iovcnt, const struct shared_span *span, bool is_inbound_ack)
 {
     size_t len = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -56,6 +65,9 @@ static int hold(struct session_mgr *mgr, struct session_client *c, const struct 
         return -ENOMEM;
     h->next = NULL;
     h->client = c;
+    h->is_inbound_ack = is_inbound_ack;
+    if (is_inbound_ack)
+        c->inbound_unacked++; /* until the PUBACK leaves (Receive Maximum) */
     h->len = len;
     h->ref = msg_ref(span->msg);
     h->ref_data = span->bytes.data;
@@ -85,13 +97,23 @@ static int sink_send(struct session_mgr *mgr, struct session_client *c, const st
                                msg_ref(span->msg));
 }
 
-/* Sends now, or holds behind the batch (see top). */
+/* Sends now, or holds behind the batch (see top). is_inbound_ack: a PUBACK
+ * the client's Receive Maximum quota waits for. */
+static int emit_ack(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
+                    int iovcnt, const struct shared_span *span, bool is_durable,
+                    bool is_inbound_ack)
+{
+    if (c->has_sent_disconnect)
+        return 0; /* nothing follows a DISCONNECT [MQTT-3.14.4-1] */
+    if (c->held_sends > 0 || (is_durable && mgr_batch_has_changes(mgr)))
+        return hold(mgr, c, iov, iovcnt, span, is_inbound_ack);
+    return sink_send(mgr, c, iov, iovcnt, span);
+}
+
 static int emit(struct session_mgr *mgr, struct session_client *c, const struct iovec *iov,
                 int iovcnt, const struct shared_span *span, bool is_durable)
 {
-    if (c->held_sends > 0 || (is_durable && mgr_batch_has_changes(mgr)))
-        return hold(mgr, c, iov, iovcnt, span);
-    return sink_send(mgr, c, iov, iovcnt, span);
+    return emit_ack(mgr, c, iov, iovcnt, span, is_durable, false);
 }
 
 /* Acks promise that what they acknowledge is stored (see top). */
@@ -111,22 +133,55 @@ static bool is_durable_ack(uint8_t type)
     }
 }
 
-int output_send_packet(struct session_mgr *mgr, struct session_client *c,
-                       const struct mqtt_packet *pkt)
+/* A packet other than PUBLISH at the client's protocol level; MQTT 5: made
+ * to fit the client's Maximum Packet Size. *size 0: drop it. */
+static int prepare_packet(const struct session_client *c, struct mqtt_packet *pkt, size_t *size)
 {
-    size_t size = mqtt_encoded_size(pkt);
-    if (size == 0)
-        return -EINVAL;
+    if (!client_is_v5(c)) {
+        pkt->protocol_level = 0;
+        *size = mqtt_encoded_size(pkt);
+        return *size ? 0 : -EINVAL;
+    }
+    pkt->protocol_level = MQTT_PROTOCOL_V5;
+    bool may_explain = c->request_problem_info || pkt->type == MQTT_CONNACK ||
+                       pkt->type == MQTT_DISCONNECT; /* [MQTT-3.1.2-29] */
+    struct mqtt_properties *props = pkt->type == MQTT_CONNACK      ? &pkt->u.connack.props
+                                    : pkt->type == MQTT_DISCONNECT ? &pkt->u.disconnect.props
+                                    : pkt->type == MQTT_SUBACK     ? &pkt->u.suback.props
+                                                                   : &pkt->u.ack.props;
+    if (!may_explain && pkt->type != MQTT_PINGRESP) {
+        props->present &= ~MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+        props->user_property_count = 0;
+    }
+    int rc = mqtt_fit_packet(pkt, c->max_packet_size, size);
+    if (rc == MQTT_ERR_TOO_LARGE) {
+        log_debug("client %s: %s larger than its Maximum Packet Size (%u): not sent",
+                  session_client_name(c), mqtt_packet_name(pkt->type),
+                  (unsigned)c->max_packet_size);
+        *size = 0;
+        return 0;
+    }
+    return rc == MQTT_OK ? 0 : -EINVAL;
+}
+
+static int send_packet(struct session_mgr *mgr, struct session_client *c,
+                       const struct mqtt_packet *pkt, bool is_inbound_ack)
+{
+    struct mqtt_packet copy = *pkt;
+    size_t size = 0;
+    int rc = prepare_packet(c, &copy, &size);
+    if (rc != 0 || size == 0)
+        return rc;
     uint8_t small[SMALL_PACKET_MAX];
     uint8_t *buf = size <= sizeof(small) ? small : malloc(size);
     if (!buf)
         return -ENOMEM;
     size_t written = 0;
-    int rc = mqtt_encode(pkt, buf, size, &written);
+    rc = mqtt_encode(&copy, buf, size, &written);
     if (rc == MQTT_OK) {
         struct iovec iov = {.iov_base = buf, .iov_len = written};
         struct shared_span none = {0};
-        rc = emit(mgr, c, &iov, 1, &none, is_durable_ack(pkt->type));
+        rc = emit_ack(mgr, c, &iov, 1, &none, is_durable_ack(pkt->type), is_inbound_ack);
     } else {
         rc = -EINVAL;
     }
@@ -135,18 +190,45 @@ int output_send_packet(struct session_mgr *mgr, struct session_client *c,
     return rc;
 }
 
+int output_send_packet(struct session_mgr *mgr, struct session_client *c,
+                       const struct mqtt_packet *pkt)
+{
+    return send_packet(mgr, c, pkt, false);
+}
+
 int output_send_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
                     uint16_t packet_id)
 {
+    return output_send_ack_reason(mgr, c, type, packet_id, MQTT_RC_SUCCESS, NULL);
+}
+
+int output_send_ack_reason(struct session_mgr *mgr, struct session_client *c, uint8_t type,
+                           uint16_t packet_id, uint8_t reason, const char *why)
+{
     struct mqtt_packet pkt = {.type = type};
     pkt.u.ack.packet_id = packet_id;
-    return output_send_packet(mgr, c, &pkt);
+    pkt.u.ack.reason_code = reason;
+    if (why) {
+        pkt.u.ack.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+        pkt.u.ack.props.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+    }
+    /* The PUBACK of a client's QoS 1 PUBLISH: its Receive Maximum quota
+     * counts it until it leaves (see hold()). */
+    bool is_inbound_ack = type == MQTT_PUBACK && client_is_v5(c);
+    return send_packet(mgr, c, &pkt, is_inbound_ack);
 }
 
 bool output_may_read(const struct session_mgr *mgr, const struct session_client *c,
                      const struct msg *m)
 {
     return acl_allows(mgr, c, (struct mqtt_bytes){m->topic, m->topic_len}, AUTH_READ);
+}
+
+static void count_sent(struct session_mgr *mgr, uint8_t qos, const struct msg *m)
+{
+    mgr->messages_sent++;
+    mgr->sent_qos[qos > 2 ? 2 : qos]++;
+    mgr->sent_bytes_qos[qos > 2 ? 2 : qos] += m->payload_len;
 }
 
 /* QoS 0: every subscriber gets the same bytes (msg_qos0_packet()), encoded
@@ -159,16 +241,57 @@ static int send_qos0(struct session_mgr *mgr, struct session_client *c, struct m
     return emit(mgr, c, NULL, 0, &span, false);
 }
 
+/* A PUBLISH over the client's Maximum Packet Size: dropped for it, as if
+ * sent [MQTT-3.1.2-25], counted, and logged at most once a minute. */
+static int drop_too_large(struct session_mgr *mgr, struct session_client *c, size_t size)
+{
+    uint64_t now_s = session_now_s(mgr);
+    mgr->dropped_too_large++;
+    if (now_s >= mgr->too_large_logged_s + LIMIT_LOG_INTERVAL_S) {
+        mgr->too_large_logged_s = now_s;
+        log_notice("client %s: a %zu-byte PUBLISH exceeds its Maximum Packet Size (%u): dropped "
+                   "(%llu dropped so far)",
+                   session_client_name(c), size, (unsigned)c->max_packet_size,
+                   (unsigned long long)mgr->dropped_too_large);
+    }
+    return OUTPUT_TOO_LARGE;
+}
+
+/* MQTT 5 PUBLISH properties of one delivery. An alias the client already
+ * has replaces the topic; a new one is assigned only if the packet still
+ * fits with it. Returns 0, or OUTPUT_TOO_LARGE (nothing assigned). */
+static int publish_properties_v5(struct session_mgr *mgr, struct session_client *c,
+                                 struct mqtt_publish *pub)
+{
+    struct mqtt_properties *pr = &pub->props;
+    struct mqtt_bytes topic = pub->topic;
+    uint16_t alias = aliases_find(&c->aliases, topic);
+    if (alias) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+        pr->topic_alias = alias;
+        pub->topic = (struct mqtt_bytes){topic.data, 0};
+    }
+    size_t size = mqtt_publish_header_size(pub, MQTT_PROTOCOL_V5) + pub->payload.len;
+    uint32_t max = c->max_packet_size;
+    if (max && size > max)
+        return drop_too_large(mgr, c, size);
+    /* A new alias adds 3 bytes (identifier and value). */
+    if (!alias && (!max || size + 3 <= max) && (alias = aliases_assign(&c->aliases, topic))) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+        pr->topic_alias = alias;
+    }
+    return 0;
+}
+
 int output_send_publish(struct session_mgr *mgr, struct session_client *c, struct msg *m,
                         uint8_t qos, uint16_t packet_id, bool dup)
 {
     if (!output_may_read(mgr, c, m))
         return OUTPUT_DENIED; /* the READ gate: see the top of this file */
-    mgr->messages_sent++;
-    mgr->sent_qos[qos > 2 ? 2 : qos]++;
-    mgr->sent_bytes_qos[qos > 2 ? 2 : qos] += m->payload_len;
-    if (qos == 0 && !dup)
+    if (qos == 0 && !dup && !client_is_v5(c)) {
+        count_sent(mgr, qos, m);
         return send_qos0(mgr, c, m);
+    }
     struct mqtt_publish pub = {
         .dup = dup,
         .qos = qos,
@@ -177,16 +300,22 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, struc
         .packet_id = qos ? packet_id : 0,
         .payload = {m->payload, m->payload_len},
     };
-    /* Only the header (fixed header, topic, packet id) is built per delivery,
-     * on the stack for most topics; the payload is referenced, never copied
-     * or re-encoded here. */
+    int rc = client_is_v5(c) ? publish_properties_v5(mgr, c, &pub) : 0;
+    if (rc != 0)
+        return rc;
+    count_sent(mgr, qos, m);
+    /* Only the header (fixed header, topic, packet id, properties) is built
+     * per delivery, on the stack for most topics; the payload is referenced,
+     * never copied or re-encoded here. */
     uint8_t small[SMALL_HEADER_MAX];
-    size_t cap = MQTT_MAX_FIXED_HEADER + 2 + m->topic_len + 2;
+    size_t cap = mqtt_publish_header_size(&pub, c->protocol_level);
+    if (cap == 0)
+        return -EINVAL;
     uint8_t *header = cap <= sizeof(small) ? small : malloc(cap);
     if (!header)
         return -ENOMEM;
     size_t header_len = 0;
-    int rc = mqtt_encode_publish_header(&pub, header, cap, &header_len);
+    rc = mqtt_encode_publish_header_for(&pub, c->protocol_level, header, cap, &header_len);
     if (rc == MQTT_OK) {
         struct iovec iov = {header, header_len};
         struct shared_span span = {0};
@@ -210,6 +339,8 @@ void output_release_held(struct session_mgr *mgr, int status)
         struct session_client *c = h->client;
         if (c) {
             c->held_sends--;
+            if (h->is_inbound_ack && c->inbound_unacked > 0)
+                c->inbound_unacked--;
             if (status != 0 && c->is_connack_held) {
                 /* Its CONNACK never left: the client was not accepted, and a
                  * client that was not accepted leaves no will. */

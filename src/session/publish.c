@@ -200,6 +200,63 @@ static int remember_qos2(struct session_mgr *mgr, struct session *s, uint16_t pa
     return effect_qos2_added(mgr, s, packet_id);
 }
 
+/* A new incoming QoS 2 id counts against the client's Receive Maximum
+ * until its PUBREL (inbound_unacked); ids from an earlier connection of the
+ * session do not [4.9]. */
+static void count_qos2_in(struct session_client *c, uint16_t packet_id)
+{
+    struct qos2_in *q = session_qos2_find(c->sess, packet_id);
+    if (!q || !client_is_v5(c))
+        return;
+    q->conn_gen = c->sess->conn_gen;
+    c->inbound_unacked++;
+}
+
+static void uncount_qos2_in(struct session_client *c, const struct qos2_in *q)
+{
+    if (client_is_v5(c) && q->conn_gen == c->sess->conn_gen && c->inbound_unacked > 0)
+        c->inbound_unacked--;
+}
+
+/*
+ * MQTT 5 rules for an incoming PUBLISH, before anything is done with it:
+ * no Subscription Identifier from a client [MQTT-3.3.4-6]; a Topic Alias
+ * within Sol's maximum, mapped to a topic, or naming one mapped earlier on
+ * this connection (p->topic is replaced); and no more unacknowledged QoS 1/2
+ * PUBLISH than Sol's Receive Maximum [MQTT-3.3.4-8] (a resent QoS 2 id
+ * already counted is not a new one). Returns SESSION_OK or the error that
+ * closes the connection with its DISCONNECT reason.
+ */
+static int check_publish_v5(struct session_mgr *mgr, struct session_client *c,
+                            struct mqtt_publish *p)
+{
+    const struct mqtt_properties *pr = &p->props;
+    if (mqtt_properties_has(pr, MQTT_PROP_SUBSCRIPTION_IDENTIFIER)) {
+        log_notice("client %s: PUBLISH with a Subscription Identifier", session_client_name(c));
+        return SESSION_ERR_PROTOCOL;
+    }
+    if (mqtt_properties_has(pr, MQTT_PROP_TOPIC_ALIAS)) {
+        int rc = aliases_resolve(&c->aliases, pr->topic_alias, &p->topic);
+        if (rc == -ENOMEM)
+            return SESSION_ERR_NOMEM;
+        if (rc != ALIAS_OK) {
+            log_notice("client %s: PUBLISH with %s topic alias %u (max_topic_alias %u)",
+                       session_client_name(c), rc == ALIAS_INVALID ? "an invalid" : "an unknown",
+                       (unsigned)pr->topic_alias, (unsigned)mgr->config.max_topic_alias);
+            return rc == ALIAS_INVALID ? SESSION_ERR_TOPIC_ALIAS : SESSION_ERR_PROTOCOL;
+        }
+    }
+    if (p->topic.len == 0)
+        return SESSION_ERR_PROTOCOL; /* no topic and no alias (3.3.2.1) */
+    bool is_resend = p->qos == 2 && session_qos2_find(c->sess, p->packet_id);
+    if (p->qos > 0 && !is_resend && c->inbound_unacked >= mgr->config.receive_maximum) {
+        log_notice("client %s: more than receive_maximum (%u) unacknowledged QoS 1/2 PUBLISH",
+                   session_client_name(c), (unsigned)mgr->config.receive_maximum);
+        return SESSION_ERR_RECEIVE_MAXIMUM;
+    }
+    return SESSION_OK;
+}
+
 bool acl_allows(const struct session_mgr *mgr, const struct session_client *c,
                 struct mqtt_bytes topic, unsigned access)
 {
@@ -286,9 +343,16 @@ static int refuse_store_full(struct session_mgr *mgr, const struct session_clien
     return SESSION_ERR_STORE_FULL;
 }
 
-int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *p)
+int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *in)
 {
     struct session *s = c->sess;
+    struct mqtt_publish local = *in;
+    const struct mqtt_publish *p = &local;
+    if (client_is_v5(c)) {
+        int v5 = check_publish_v5(mgr, c, &local);
+        if (v5 != SESSION_OK)
+            return v5;
+    }
     if (p->qos == 2 && session_qos2_find(s, p->packet_id))
         return output_send_ack(mgr, c, MQTT_PUBREC, p->packet_id) == 0 ? SESSION_OK
                                                                        : SESSION_ERR_NOMEM;
@@ -319,8 +383,11 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
         rc = route_publish(mgr, s, p);
         break;
     }
-    if (rc == 0 && p->qos == 2)
+    if (rc == 0 && p->qos == 2) {
         rc = remember_qos2(mgr, s, p->packet_id);
+        if (rc == 0)
+            count_qos2_in(c, p->packet_id);
+    }
     if (rc == STORE_ERR_FULL)
         return refuse_store_full(mgr, c);
     if (rc == -ENOMEM)
@@ -344,6 +411,8 @@ int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uin
 {
     struct session *s = c->sess;
     struct qos2_in *q = session_qos2_find(s, packet_id);
+    if (q && q->state != QOS2_RELEASING)
+        uncount_qos2_in(c, q);
     if (q && !s->persistent) {
         session_qos2_remove(s, packet_id);
     } else if (q && q->state != QOS2_RELEASING) {

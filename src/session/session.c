@@ -48,6 +48,9 @@ void session_config_defaults(struct session_config *config)
     config->max_subscriptions_per_client = 100;
     config->max_subscriptions = 1000000;
     config->retain_available = true;
+    config->receive_maximum = 100;
+    config->max_topic_alias = 10;
+    config->shared_subscription_available = true;
 }
 
 const char *session_strerror(int code)
@@ -67,8 +70,34 @@ const char *session_strerror(int code)
         return "store refused the record";
     case SESSION_ERR_STORE_FULL:
         return "store full (storage_max_size or disk): PUBLISH not acknowledged";
+    case SESSION_ERR_RECEIVE_MAXIMUM:
+        return "more unacknowledged QoS 1/2 PUBLISH than receive_maximum";
+    case SESSION_ERR_TOPIC_ALIAS:
+        return "topic alias invalid";
+    case SESSION_ERR_MALFORMED:
+        return "malformed packet";
     default:
         return "unknown session error";
+    }
+}
+
+uint8_t session_error_reason(int code)
+{
+    switch (code) {
+    case SESSION_ERR_PROTOCOL:
+        return MQTT_RC_PROTOCOL_ERROR;
+    case SESSION_ERR_MALFORMED:
+        return MQTT_RC_MALFORMED_PACKET;
+    case SESSION_ERR_RECEIVE_MAXIMUM:
+        return MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED;
+    case SESSION_ERR_TOPIC_ALIAS:
+        return MQTT_RC_TOPIC_ALIAS_INVALID;
+    case SESSION_ERR_STORE_FULL:
+        return MQTT_RC_QUOTA_EXCEEDED;
+    case SESSION_ERR_NOMEM:
+        return MQTT_RC_SERVER_BUSY;
+    default:
+        return MQTT_RC_UNSPECIFIED_ERROR;
     }
 }
 
@@ -77,6 +106,25 @@ static uint64_t monotonic_us(void)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+/* ---- The clock ---- */
+
+uint64_t session_now_s(const struct session_mgr *mgr)
+{
+    uint64_t elapsed_us = monotonic_us() - mgr->clock_base_mono_us;
+    return mgr->clock_base_s + elapsed_us / 1000000u + mgr->clock_skew_s;
+}
+
+void session_clock_advance(struct session_mgr *mgr, uint64_t seconds)
+{
+    mgr->clock_skew_s += seconds;
+}
+
+static void clock_init(struct session_mgr *mgr)
+{
+    mgr->clock_base_s = (uint64_t)time(NULL);
+    mgr->clock_base_mono_us = monotonic_us();
 }
 
 /* ---- The turn's batch ---- */
@@ -182,46 +230,29 @@ static void unschedule_refill(struct session_mgr *mgr, struct session *s)
 
 static void free_qos2_ids(struct session *s);
 
-/* ---- The offline list ---- */
+/* ---- Offline sessions ---- */
 
-/* Inserts s in last_seen_s order. It is nearly always the newest (it has
- * just disconnected), so the walk from the tail stops at once. */
-static void offline_add(struct session_mgr *mgr, struct session *s)
+/* s lost its client (or was read back from the store): counted, and its
+ * expiry scheduled (timers.c). A failed schedule only delays its expiry to
+ * the next time it is scheduled: logged, never fatal. */
+void session_offline_add(struct session_mgr *mgr, struct session *s)
 {
-    if (s->is_offline_listed)
-        return;
-    struct session *after = mgr->offline_tail;
-    while (after && after->last_seen_s > s->last_seen_s)
-        after = after->offline_prev;
-    s->offline_prev = after;
-    s->offline_next = after ? after->offline_next : mgr->offline_head;
-    if (s->offline_next)
-        s->offline_next->offline_prev = s;
-    else
-        mgr->offline_tail = s;
-    if (after)
-        after->offline_next = s;
-    else
-        mgr->offline_head = s;
-    s->is_offline_listed = true;
-    mgr->offline_count++;
+    if (!s->is_offline) {
+        s->is_offline = true;
+        mgr->offline_count++;
+    }
+    if (timers_schedule(mgr, s) != 0)
+        log_error("client %s: out of memory scheduling the session's expiry", s->client_id);
 }
 
 void session_offline_remove(struct session_mgr *mgr, struct session *s)
 {
-    if (!s->is_offline_listed)
-        return;
-    if (s->offline_prev)
-        s->offline_prev->offline_next = s->offline_next;
-    else
-        mgr->offline_head = s->offline_next;
-    if (s->offline_next)
-        s->offline_next->offline_prev = s->offline_prev;
-    else
-        mgr->offline_tail = s->offline_prev;
-    s->offline_prev = s->offline_next = NULL;
-    s->is_offline_listed = false;
-    mgr->offline_count--;
+    if (s->is_offline) {
+        s->is_offline = false;
+        mgr->offline_count--;
+    }
+    if (timers_schedule(mgr, s) != 0)
+        log_error("client %s: out of memory scheduling the session's will", s->client_id);
 }
 
 static void free_session(struct session_mgr *mgr, struct session *s)
@@ -238,7 +269,10 @@ static void free_session(struct session_mgr *mgr, struct session *s)
     if (s->refill_queued)
         unschedule_refill(mgr, s);
     free_qos2_ids(s);
-    session_offline_remove(mgr, s);
+    if (s->is_offline)
+        mgr->offline_count--;
+    timers_remove(mgr, s);
+    msg_unref(s->will);
     free(s->client_id);
     free(s);
 }
@@ -257,6 +291,11 @@ static bool record_discard(struct session_mgr *mgr, const struct session *s)
 
 void session_discard(struct session_mgr *mgr, struct session *s)
 {
+    /* The session ends: a will still waiting for its delay goes now
+     * [MQTT-3.1.3-9]. Published while s still exists, as any offline
+     * session's would be; its own copy goes with its records. */
+    if (!mgr->is_closing)
+        session_fire_pending_will(mgr, s);
     bool has_record = s->persistent && s->record != SESSION_RECORD_ABSENT;
     bool is_recorded = has_record && record_discard(mgr, s);
     /* A session that lost its id to one read back from the store (effects.c)
@@ -341,10 +380,12 @@ static int load_session(void *arg, const struct store_session_info *info)
     s->next_packet_id = info->session.next_packet_id ? info->session.next_packet_id : 1;
     s->record = SESSION_RECORD_STORED;
     s->last_seen_s = info->session.last_seen_s;
+    /* Stored 0 means "never" (schema 1's rule, which 3.1.1 sessions have);
+     * an interval of 0 is never stored: such a session has no record. */
+    s->expiry_s = info->session.expiry_s == 0 ? SESSION_EXPIRY_NEVER : info->session.expiry_s;
     s->last_seq = info->last_seq;
     s->backlog = info->has_queue;
-    if (!mgr->is_recovering) /* start-up lists them all at once, sorted */
-        offline_add(mgr, s);
+    session_offline_add(mgr, s);
     return 0;
 }
 
@@ -453,42 +494,9 @@ int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len)
     return 1;
 }
 
-static void collect_session(void *value, void *arg)
-{
-    struct session ***cursor = arg;
-    *(*cursor)++ = value;
-}
-
-static int by_last_seen(const void *a, const void *b)
-{
-    uint64_t x = (*(struct session *const *)a)->last_seen_s;
-    uint64_t y = (*(struct session *const *)b)->last_seen_s;
-    return x < y ? -1 : x > y;
-}
-
-/* Every recovered session is offline: one sort, then appends. */
-static int list_recovered_offline(struct session_mgr *mgr)
-{
-    size_t n = table_count(&mgr->sessions);
-    struct session **all = calloc(n ? n : 1, sizeof(*all));
-    if (!all)
-        return -ENOMEM;
-    struct session **cursor = all;
-    table_foreach(&mgr->sessions, collect_session, &cursor);
-    qsort(all, n, sizeof(*all), by_last_seen);
-    for (size_t i = 0; i < n; i++)
-        offline_add(mgr, all[i]);
-    free(all);
-    return 0;
-}
-
 static int recover(struct session_mgr *mgr, char *err, size_t err_len)
 {
-    mgr->is_recovering = true;
     int rc = store_sessions_foreach(mgr->store, load_session, mgr);
-    mgr->is_recovering = false;
-    if (rc == 0)
-        rc = list_recovered_offline(mgr);
     if (rc == 0)
         rc = store_queue_stats_foreach(mgr->store, load_queue_stats, mgr);
     if (rc == 0)
@@ -515,6 +523,7 @@ int session_mgr_new(const struct session_config *config, struct store *store,
         return -ENOMEM;
     }
     mgr->config = *config;
+    clock_init(mgr);
     mgr->store = store;
     mgr->sink = sink;
     mgr->trie = trie_new();
@@ -529,6 +538,12 @@ int session_mgr_new(const struct session_config *config, struct store *store,
         session_mgr_free(mgr);
         return rc;
     }
+    /* Expiry is enforced across downtime: what expired while the broker was
+     * down goes before the first client is served (committed with the
+     * first turn). */
+    size_t expired = session_expire(mgr, session_now_s(mgr));
+    if (expired > 0)
+        log_notice("%zu sessions expired while the broker was down", expired);
     log_notice("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages and "
                "%llu queued messages in %llu ms",
                table_count(&mgr->sessions), trie_count(mgr->trie), retained_count(&mgr->retained),
@@ -564,6 +579,7 @@ void session_mgr_free(struct session_mgr *mgr)
     retained_index_deinit(&mgr->retained, msg_unref);
     trie_free(mgr->trie);
     free(mgr->matched);
+    free(mgr->timers);
     free(mgr);
 }
 
@@ -581,6 +597,9 @@ struct session_client *session_client_new(struct session_mgr *mgr, void *conn, c
     }
     c->mgr = mgr;
     c->conn = conn;
+    c->request_problem_info = true;
+    c->receive_maximum = UINT16_MAX;
+    aliases_init(&c->aliases, 0, 0);
     return c;
 }
 
@@ -662,7 +681,7 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
 
 uint8_t session_client_protocol_level(const struct session_client *client)
 {
-    return client->connected ? client->protocol_level : MQTT_PROTOCOL_V311;
+    return client->connected ? client->protocol_level : MQTT_PROTOCOL_V5;
 }
 
 const char *session_client_name(const struct session_client *client)
@@ -670,6 +689,32 @@ const char *session_client_name(const struct session_client *client)
     if (client->sess)
         return (const char *)client->sess->client_id;
     return client->peer;
+}
+
+/*
+ * A client's DISCONNECT. MQTT 5: any reason but 0x00 (0x04 "with will
+ * message", or an error) leaves the will to be published [MQTT-3.1.2-10];
+ * a Session Expiry Interval replaces the CONNECT's, except that one that was
+ * 0 may not become non-zero [MQTT-3.14.2-2].
+ */
+static int handle_disconnect(struct session_mgr *mgr, struct session_client *c,
+                             const struct mqtt_packet *pkt)
+{
+    (void)mgr;
+    if (!client_is_v5(c))
+        return SESSION_ERR_DISCONNECT;
+    const struct mqtt_disconnect *d = &pkt->u.disconnect;
+    if (mqtt_properties_has(&d->props, MQTT_PROP_SESSION_EXPIRY_INTERVAL)) {
+        uint32_t expiry = d->props.session_expiry_interval_s;
+        if (c->connect_expiry_s == 0 && expiry != 0) {
+            log_notice("client %s: DISCONNECT sets a session expiry after a CONNECT with 0",
+                       session_client_name(c));
+            return SESSION_ERR_PROTOCOL;
+        }
+        c->sess->expiry_s = expiry;
+    }
+    c->is_will_on_disconnect = d->reason_code != MQTT_RC_NORMAL_DISCONNECTION;
+    return SESSION_ERR_DISCONNECT;
 }
 
 static int handle_connected(struct session_mgr *mgr, struct session_client *c,
@@ -693,8 +738,9 @@ static int handle_connected(struct session_mgr *mgr, struct session_client *c,
     case MQTT_PINGREQ:
         return output_send_ack(mgr, c, MQTT_PINGRESP, 0) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
     case MQTT_DISCONNECT:
-        return SESSION_ERR_DISCONNECT;
-    default: /* CONNACK, SUBACK, UNSUBACK, PINGRESP only go server -> client */
+        return handle_disconnect(mgr, c, pkt);
+    case MQTT_AUTH: /* no Authentication Method was agreed [MQTT-4.12.0-1] */
+    default:        /* CONNACK, SUBACK, UNSUBACK, PINGRESP only go server -> client */
         return SESSION_ERR_PROTOCOL;
     }
 }
@@ -731,6 +777,36 @@ static void publish_will(struct session_mgr *mgr, const char *name, struct msg *
     msg_unref(will);
 }
 
+void session_fire_pending_will(struct session_mgr *mgr, struct session *s)
+{
+    struct msg *will = s->will;
+    if (!will)
+        return;
+    s->will = NULL;
+    timers_schedule(mgr, s); /* its due time was the will's; cannot grow the heap */
+    publish_will(mgr, (const char *)s->client_id, will);
+}
+
+/* A will whose Will Delay Interval has not passed waits on its session
+ * (MQTT 5 [3.1.3.2.2]), unless the session ends with the connection. */
+static void keep_will_waiting(struct session_mgr *mgr, struct session *s, struct msg *will,
+                              uint32_t delay_s)
+{
+    msg_unref(s->will); /* a takeover's earlier will: the newer replaces it */
+    s->will = will;
+    s->will_at_s = session_now_s(mgr) + delay_s;
+    log_info("client %s: will delayed by %u s", (char *)s->client_id, (unsigned)delay_s);
+    if (timers_schedule(mgr, s) != 0)
+        session_fire_pending_will(mgr, s); /* no room to wait: publish it now */
+}
+
+/* Does the session outlive its connection? A clean (3.1.1) or 0-expiry
+ * (MQTT 5) one does not; one whose record never committed did not exist. */
+static bool outlives_connection(const struct session *s)
+{
+    return s->persistent && s->expiry_s != 0 && s->record != SESSION_RECORD_ABSENT;
+}
+
 void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bool fire_will)
 {
     struct msg *will = c->will;
@@ -752,6 +828,10 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
     deliver_forget(mgr, s);
     if (s->refill_queued)
         unschedule_refill(mgr, s);
+    if (will && c->will_delay_interval_s > 0 && outlives_connection(s)) {
+        keep_will_waiting(mgr, s, will, c->will_delay_interval_s);
+        return;
+    }
     /* The will goes out once the client is detached: its own session, if it
      * matches, gets it as any offline session would - never through the
      * connection that is going away (found by fuzz_session). */
@@ -765,20 +845,19 @@ void session_client_detach(struct session_mgr *mgr, struct session_client *c, bo
     session_client_unlink(mgr, c, fire_will);
     if (!s)
         return;
-    if (!s->persistent) {
-        session_discard(mgr, s); /* clean session: state ends with the connection */
-        return;
-    }
-    if (s->record == SESSION_RECORD_ABSENT) {
-        session_discard(mgr, s); /* its first commit failed: it never existed */
+    if (!outlives_connection(s)) {
+        /* A clean or 0-expiry session ends with its connection; one whose
+         * first commit failed never existed. */
+        session_discard(mgr, s);
         return;
     }
     /* The window and queue are in the store; reconnect reads them back. The
-     * record's last_seen is updated for persistent_client_expiration. */
-    s->last_seen_s = (uint64_t)time(NULL);
+     * record's last_seen (and expiry, which a DISCONNECT may change) is
+     * what expiry counts from. */
+    s->last_seen_s = session_now_s(mgr);
     if (connect_store_session(mgr, s) != 0)
         log_error("client %s: could not record the disconnect time", (char *)s->client_id);
-    offline_add(mgr, s);
+    session_offline_add(mgr, s);
 }
 
 /* Mosquitto's wording per reason. */
@@ -812,10 +891,15 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
     output_forget_client(mgr, client);
     if (client->connected)
         log_disconnected(client, reason);
-    /* The will is published on any close but a DISCONNECT [MQTT-3.1.2-8];
-     * a broker shutdown is not the client's failure either. */
-    bool fire_will = reason != SESSION_CLOSE_DISCONNECT && reason != SESSION_CLOSE_SHUTDOWN;
+    /* The will is published on any close but a DISCONNECT [MQTT-3.1.2-8]
+     * (MQTT 5: a DISCONNECT with reason 0x00 [MQTT-3.1.2-10]). A broker
+     * shutdown is not a 3.1.1 client's failure; an MQTT 5 client was told
+     * (DISCONNECT 0x8B) and its will goes as the spec says, after its delay. */
+    bool fire_will = reason != SESSION_CLOSE_DISCONNECT || client->is_will_on_disconnect;
+    if (reason == SESSION_CLOSE_SHUTDOWN && !client_is_v5(client))
+        fire_will = false;
     session_client_detach(mgr, client, fire_will);
+    aliases_deinit(&client->aliases);
     free(client->username);
     free(client->peer);
     free(client);
@@ -882,19 +966,44 @@ int session_flush(struct session_mgr *mgr)
     return status;
 }
 
-/* Walks the offline list from its oldest end: O(sessions expired). */
+/* Pops what is due from the timers heap: O(log n) per session due. */
 size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
 {
-    uint32_t ttl = mgr->config.persistent_client_expiration_s;
-    if (ttl == 0 || now_s < ttl)
-        return 0;
-    uint64_t cutoff_s = now_s - ttl;
     size_t count = 0;
-    while (mgr->offline_head && mgr->offline_head->last_seen_s < cutoff_s) {
-        struct session *s = mgr->offline_head;
-        log_notice("client %s: persistent session expired", (char *)s->client_id);
-        session_discard(mgr, s); /* takes it off the list */
-        count++;
+    struct session *s;
+    while ((s = timers_first_due(mgr, now_s))) {
+        if (s->will && s->will_at_s <= now_s)
+            session_fire_pending_will(mgr, s);
+        if (timers_expires_at(mgr, s) <= now_s) {
+            log_notice("client %s: session expired", (char *)s->client_id);
+            session_discard(mgr, s); /* takes it out of the heap */
+            count++;
+            continue;
+        }
+        /* Due for nothing (cannot happen): placed again, never spun on. */
+        if (timers_schedule(mgr, s) != 0 || (s->timer_slot != 0 && s->due_s <= now_s))
+            timers_remove(mgr, s);
     }
     return count;
+}
+
+size_t session_tick(struct session_mgr *mgr)
+{
+    return session_expire(mgr, session_now_s(mgr));
+}
+
+void session_client_disconnect(struct session_mgr *mgr, struct session_client *client,
+                               uint8_t reason_code, const char *why)
+{
+    if (!client->connected || !client_is_v5(client) || client->has_sent_disconnect)
+        return;
+    struct mqtt_packet pkt = {.type = MQTT_DISCONNECT};
+    pkt.u.disconnect.reason_code = reason_code;
+    if (why) {
+        pkt.u.disconnect.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+        pkt.u.disconnect.props.reason_string =
+            (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+    }
+    if (output_send_packet(mgr, client, &pkt) == 0)
+        client->has_sent_disconnect = true;
 }

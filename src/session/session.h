@@ -84,6 +84,11 @@ struct session_config {
     uint32_t persistent_client_expiration_s; /* drop offline persistent sessions; 0 = never */
     uint32_t max_subscriptions_per_client;   /* over it: SUBACK 0x80; 0 = no limit */
     uint32_t max_subscriptions;              /* all sessions together; 0 = no limit */
+    /* MQTT 5 */
+    uint16_t receive_maximum; /* receive_maximum: QoS 1/2 a client may have unacked (1..65535) */
+    uint16_t max_topic_alias; /* max_topic_alias: aliases each way; 0 = none */
+    uint32_t max_packet_size; /* the server's inbound limit, told in CONNACK; 0 = none */
+    bool shared_subscription_available; /* Shared Subscription Available in CONNACK */
     /* Borrowed; NULL = no password file (any username accepted) / no ACL
      * (everything allowed). Replace at runtime with session_set_auth(). */
     const struct auth_passwd *passwords;
@@ -101,8 +106,15 @@ enum session_result {
     SESSION_ERR_DISCONNECT = -4,      /* client sent DISCONNECT: close, no will */
     SESSION_ERR_STORE = -5,           /* the store refused a record (e.g. key too long) */
     SESSION_ERR_STORE_FULL = -6, /* the store is full: close without the ack (client retries) */
+    /* MQTT 5: close with a DISCONNECT carrying session_error_reason(code). */
+    SESSION_ERR_RECEIVE_MAXIMUM = -7, /* more unacknowledged QoS 1/2 than receive_maximum */
+    SESSION_ERR_TOPIC_ALIAS = -8,     /* Topic Alias 0 or above max_topic_alias */
+    SESSION_ERR_MALFORMED = -9,       /* a packet the codec accepts but the rules forbid */
 };
 const char *session_strerror(int code);
+/* The MQTT 5 DISCONNECT reason code for a negative session_result (0x82
+ * Protocol Error, 0x93, 0x94, 0x97 Quota exceeded, 0x80 otherwise). */
+uint8_t session_error_reason(int code);
 
 /* True once a commit failed so that the store takes no more writes (an I/O
  * error): the broker must stop (fail-stop), not retry. */
@@ -146,6 +158,16 @@ enum session_close_reason {
 };
 
 /*
+ * MQTT 5: sends client a DISCONNECT with reason_code (0x80 and above, or
+ * 0x8B shutting down ...) and, when not NULL, why as its Reason String,
+ * before the server closes the connection. Does nothing for a 3.1.1 client,
+ * a client whose CONNECT was not accepted, or one that got a DISCONNECT
+ * already. Ordered after what the client was already sent or held for it.
+ */
+void session_client_disconnect(struct session_mgr *mgr, struct session_client *client,
+                               uint8_t reason_code, const char *why);
+
+/*
  * The connection is closed (for any reason). Publishes the will where
  * 3.1.1 requires it, detaches or discards the session, frees client.
  */
@@ -155,7 +177,8 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
 /* The connection's output queue drained: send more of its queued messages. */
 void session_client_writable(struct session_mgr *mgr, struct session_client *client);
 
-/* The protocol level of the accepted CONNECT (3 or 4), or 4 before it. */
+/* The protocol level of the accepted CONNECT (3, 4 or 5); before it, 5:
+ * the highest level a CONNECT may use (mqtt_decode_for()). */
 uint8_t session_client_protocol_level(const struct session_client *client);
 
 /*
@@ -242,12 +265,27 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out);
 void session_peek_stats(const struct session_mgr *mgr, struct session_stats *out);
 
 /*
- * persistent_client_expiration: discards persistent sessions offline for
- * longer than the configured time (their store records go in this turn's
- * batch). Call periodically with the current unix time. Returns the number
- * of sessions discarded.
+ * Does what is due at now_s (the manager's clock, session_now_s()):
+ * publishes wills whose Will Delay Interval ended, and discards sessions
+ * offline for longer than their Session Expiry Interval (3.1.1 sessions,
+ * whose interval is "never": persistent_client_expiration, when set),
+ * recording their removal in this turn's batch. O(log n) per session due,
+ * never a walk over the sessions. Returns the number of sessions discarded.
  */
 size_t session_expire(struct session_mgr *mgr, uint64_t now_s);
+
+/*
+ * The manager's clock, in unix seconds: what session expiry, will delays
+ * and message expiry are measured with. It advances with the monotonic
+ * clock while the broker runs, so a wall-clock jump does not expire
+ * everything at once (see README, Durability).
+ */
+uint64_t session_now_s(const struct session_mgr *mgr);
+/* Moves the manager's clock forward by seconds (tests, fuzzing). */
+void session_clock_advance(struct session_mgr *mgr, uint64_t seconds);
+/* The periodic work: expires sessions and publishes delayed wills that are
+ * due at session_now_s(). Returns what session_expire() returns. */
+size_t session_tick(struct session_mgr *mgr);
 
 /*
  * True when session_flush() should run now: acks or top-ups wait for a

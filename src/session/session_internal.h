@@ -130,7 +130,8 @@ enum qos2_state {
 struct qos2_in {
     struct hashtable_node by_id; /* in the session's qos2_ids; key: packet_id */
     uint16_t packet_id;
-    uint8_t state; /* enum qos2_state */
+    uint8_t state;     /* enum qos2_state */
+    uint32_t conn_gen; /* the session's conn_gen when it arrived (Receive Maximum) */
 };
 
 /* Where a persistent session's own record stands (effects.c). */
@@ -166,13 +167,18 @@ struct session {
     struct hashtable qos2_ids; /* incoming QoS 2 ids awaiting PUBREL: struct qos2_in */
 
     uint64_t serial; /* unique per session object: tells it from a later one with its id */
-    /* Persistent sessions without a client, oldest last_seen_s first: expiry
-     * and the offline count never walk every session. */
-    struct session *offline_prev, *offline_next;
-    bool is_offline_listed;
-    uint8_t record; /* persistent: enum session_record */
+    bool is_offline; /* persistent, without a client: counted in mgr->offline_count */
+    uint8_t record;  /* persistent: enum session_record */
 
-    uint64_t last_seen_s; /* unix time of the last connect or disconnect */
+    uint64_t last_seen_s; /* session_now_s() of the last connect or disconnect */
+    /* Session Expiry Interval [3.1.2.11.2]: SESSION_EXPIRY_NEVER for a 3.1.1
+     * persistent session, 0 for one that ends with its connection. */
+    uint32_t expiry_s;
+    uint32_t conn_gen;  /* incremented at each CONNECT that attaches a client */
+    size_t timer_slot;  /* its place + 1 in mgr->timers; 0: not there */
+    uint64_t due_s;     /* when the timers heap wakes it (timers.c) */
+    struct msg *will;   /* a will waiting for its Will Delay Interval, or NULL */
+    uint64_t will_at_s; /* when that will is published */
 
     /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
     uint64_t sub_refusals;         /* subscriptions refused since the last notice */
@@ -182,6 +188,48 @@ struct session {
     uint64_t match_gen; /* routing: last route that matched this session */
     uint8_t match_qos;  /* routing: highest granted QoS among matching filters */
 };
+
+/* MQTT 5 Session Expiry Interval "never" [3.1.2.11.2]; 3.1.1's persistent
+ * sessions have it. */
+#define SESSION_EXPIRY_NEVER UINT32_MAX
+
+/* ---- MQTT 5 topic aliases of one connection (alias.c) ---- */
+
+/* Hashes of topics sent once without an alias: a second send while its hash
+ * is here assigns one. */
+#define ALIAS_RECENT 32
+
+struct alias_slot {
+    struct hashtable_node link; /* in topic_aliases.by_topic while topic is set */
+    uint8_t *topic;             /* NULL: free */
+    uint16_t topic_len;
+};
+
+struct topic_aliases {
+    uint16_t in_max;           /* aliases the client may set: Sol's Topic Alias Maximum */
+    uint16_t out_max;          /* aliases Sol may set: the client's, capped by max_topic_alias */
+    struct mqtt_bytes *in;     /* in_max topics (data owned), allocated on first use */
+    struct alias_slot *out;    /* out_max slots, allocated on first use */
+    struct hashtable by_topic; /* struct alias_slot by topic */
+    uint64_t *recent;          /* ALIAS_RECENT hashes; 0 = empty */
+    uint16_t next_victim;      /* the slot reassigned next once all are used */
+    uint8_t recent_pos;
+};
+
+enum { ALIAS_OK = 0, ALIAS_INVALID = 1, ALIAS_UNKNOWN = 2 };
+/* Empty tables; allocates nothing. */
+void aliases_init(struct topic_aliases *a, uint16_t in_max, uint16_t out_max);
+void aliases_deinit(struct topic_aliases *a);
+/* An incoming PUBLISH's Topic Alias: with a topic, maps alias to it (a copy);
+ * with an empty topic, sets *topic to the mapped one (borrowed from a until
+ * the alias changes). Returns ALIAS_OK, ALIAS_INVALID (0 or above in_max),
+ * ALIAS_UNKNOWN (empty topic, alias never set) or -ENOMEM. */
+int aliases_resolve(struct topic_aliases *a, uint16_t alias, struct mqtt_bytes *topic);
+/* The alias topic already has towards the client, or 0. */
+uint16_t aliases_find(const struct topic_aliases *a, struct mqtt_bytes topic);
+/* Gives topic an alias if it is sent often enough (see alias.c); the PUBLISH
+ * then carries topic and alias. Returns it, or 0 (send the topic alone). */
+uint16_t aliases_assign(struct topic_aliases *a, struct mqtt_bytes topic);
 
 /* ---- Connections, as the session manager sees them ---- */
 
@@ -198,12 +246,28 @@ struct session_client {
     bool has_identity;               /* username came from the transport */
     bool is_connack_held;            /* CONNACK 0 waits for the commit: not accepted yet */
     uint8_t protocol_level;
+    /* MQTT 5, from the CONNECT (3.1.1 clients keep the defaults) */
+    bool request_problem_info;      /* Reason Strings allowed on acks [3.1.2.11.7] */
+    bool has_sent_disconnect;       /* a DISCONNECT went out: nothing more does */
+    bool is_will_on_disconnect;     /* its DISCONNECT's reason was not 0x00: will fires */
+    uint32_t will_delay_interval_s; /* Will Delay Interval */
+    uint16_t receive_maximum;       /* the client's: unacked QoS 1/2 PUBLISH towards it */
+    uint32_t max_packet_size;       /* the client's; 0 = no limit */
+    uint32_t connect_expiry_s;      /* the CONNECT's Session Expiry Interval */
+    uint32_t inbound_unacked;       /* QoS 1/2 PUBLISH from it whose ack is not out yet */
+    struct topic_aliases aliases;
 };
+
+static inline bool client_is_v5(const struct session_client *c)
+{
+    return c->protocol_level == MQTT_PROTOCOL_V5;
+}
 
 /* A send that waits for the turn's commit (it acknowledges durable state). */
 struct held_send {
     struct held_send *next;
     struct session_client *client; /* NULL once the client is gone */
+    bool is_inbound_ack;           /* a PUBACK counted in client->inbound_unacked */
     size_t len;
     /* A payload sent after bytes by reference (ref NULL: none); the held
      * send owns one reference on ref until it is released or dropped. */
@@ -218,7 +282,7 @@ struct session_mgr {
     struct store *store;
     const struct session_sink *sink;
     struct trie *trie;
-    struct table sessions; /* client id -> struct session */
+    struct table sessions;          /* client id -> struct session */
     struct retained_index retained; /* topic -> struct msg (retain = true), by level */
 
     struct store_batch *batch; /* the turn's batch, created on first use */
@@ -232,10 +296,15 @@ struct session_mgr {
     size_t matched_cap;
 
     uint64_t next_serial;
-    struct session *offline_head, *offline_tail; /* see struct session */
-    size_t offline_count;
-    bool is_recovering; /* session_mgr_new() is loading the store */
-    bool is_closing;    /* session_mgr_free(): failed batches undo nothing */
+    size_t offline_count;    /* persistent sessions without a client */
+    struct session **timers; /* min-heap by due_s (timers.c) */
+    size_t timer_count, timer_cap;
+    uint64_t clock_base_s; /* session_now_s() at clock_base_mono_us */
+    uint64_t clock_base_mono_us;
+    uint64_t clock_skew_s;      /* session_clock_advance() */
+    uint64_t dropped_too_large; /* PUBLISH over a client's Maximum Packet Size */
+    uint64_t too_large_logged_s;
+    bool is_closing; /* session_mgr_free(): failed batches undo nothing */
     uint64_t auto_id_counter;
     uint64_t dropped_qos0, dropped_queue_full;
     uint64_t refused_store_full;  /* publishes refused: store full */
@@ -278,12 +347,22 @@ int output_send_packet(struct session_mgr *mgr, struct session_client *c,
                        const struct mqtt_packet *pkt);
 int output_send_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
                     uint16_t packet_id);
+/* As output_send_ack(), with an MQTT 5 reason code and (if not NULL, and
+ * the client allows them) a Reason String; a 3.1.1 client gets the plain ack. */
+int output_send_ack_reason(struct session_mgr *mgr, struct session_client *c, uint8_t type,
+                           uint16_t packet_id, uint8_t reason, const char *why);
 /* The READ gate: may c receive m (the ACL's read check for c's user and
  * client id)? c is never NULL here: a delivery always has a receiver. */
 bool output_may_read(const struct session_mgr *mgr, const struct session_client *c,
                      const struct msg *m);
-/* output_send_publish() result: the READ gate refused; nothing was sent. */
-#define OUTPUT_DENIED 1
+/* output_send_publish() results: the READ gate refused; the PUBLISH is over
+ * the client's Maximum Packet Size. Nothing was sent: the delivery is over. */
+#define OUTPUT_DENIED    1
+#define OUTPUT_TOO_LARGE 2
+static inline bool output_is_dropped(int rc)
+{
+    return rc == OUTPUT_DENIED || rc == OUTPUT_TOO_LARGE;
+}
 /* Sends m to c as a PUBLISH, if the READ gate allows it (the only way a
  * PUBLISH reaches a client). The payload is not copied: the send takes its
  * own reference on m until the bytes are written. Returns 0, OUTPUT_DENIED,
@@ -319,8 +398,21 @@ int session_subscription_qos(struct session *s, struct mqtt_bytes filter);
 /* Reads client id's session (record, subscriptions, QoS 2 ids) from the store
  * into memory. Returns 1 (loaded), 0 (not in the store) or a negative code. */
 int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len);
-/* The offline list (session.c): s leaves it when a client attaches. */
+/* Offline bookkeeping (session.c): s gets a client / loses it. */
 void session_offline_remove(struct session_mgr *mgr, struct session *s);
+void session_offline_add(struct session_mgr *mgr, struct session *s);
+/* Publishes s's waiting will now, if it has one (its delay ended, or the
+ * session ends). */
+void session_fire_pending_will(struct session_mgr *mgr, struct session *s);
+
+/* timers.c: the heap of sessions by when they next need attention. */
+uint64_t timers_expires_at(const struct session_mgr *mgr, const struct session *s);
+/* (Re)computes s's due time from its will and expiry and places it; 0 or
+ * -ENOMEM (s then keeps its old place, if any). */
+int timers_schedule(struct session_mgr *mgr, struct session *s);
+void timers_remove(struct session_mgr *mgr, struct session *s);
+/* The session due first if it is due at now_s, else NULL. */
+struct session *timers_first_due(const struct session_mgr *mgr, uint64_t now_s);
 /* Detaches c from its session (publishing the will first if fire_will);
  * discards a clean session. c itself stays allocated. */
 void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will);
@@ -334,7 +426,8 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
 int connect_store_session(struct session_mgr *mgr, struct session *s);
 
 /* publish.c: incoming PUBLISH / PUBREL, routing, retained. */
-int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *p);
+int publish_handle(struct session_mgr *mgr, struct session_client *c,
+                   const struct mqtt_publish *in);
 int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id);
 /* Routes m to every matching session; returns 0 or -ENOMEM. */
 int publish_route(struct session_mgr *mgr, struct msg *m);

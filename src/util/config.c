@@ -52,6 +52,8 @@ void config_init(struct sol_config *cfg)
     cfg->connection_messages = true;
     cfg->sys_interval = CONFIG_DEFAULT_SYS_INTERVAL_S;
     cfg->retain_available = true;
+    cfg->receive_maximum = CONFIG_DEFAULT_RECEIVE_MAXIMUM;
+    cfg->max_topic_alias = CONFIG_DEFAULT_MAX_TOPIC_ALIAS;
     cfg->max_output_buffer_bytes = CONFIG_DEFAULT_MAX_OUTPUT_BUFFER;
     cfg->max_queued_bytes = CONFIG_DEFAULT_MAX_QUEUED_BYTES;
     cfg->max_packet_size = CONFIG_DEFAULT_MAX_PACKET_SIZE;
@@ -634,6 +636,24 @@ static int do_max_topic_levels(struct parser *p, char *args)
     return 0;
 }
 
+static int do_receive_maximum(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, 1, 65535, &v) != 0)
+        return -1;
+    p->cfg->receive_maximum = (uint16_t)v;
+    return 0;
+}
+
+static int do_max_topic_alias(struct parser *p, char *args)
+{
+    long v = 0;
+    if (one_long(p, args, 0, 65535, &v) != 0)
+        return -1;
+    p->cfg->max_topic_alias = (uint16_t)v;
+    return 0;
+}
+
 static int do_sys_interval(struct parser *p, char *args)
 {
     long v = 0;
@@ -817,6 +837,8 @@ static const struct {
     {"max_connections", do_max_connections},
     {"max_keepalive", do_max_keepalive},
     {"max_topic_levels", do_max_topic_levels},
+    {"receive_maximum", do_receive_maximum},
+    {"max_topic_alias", do_max_topic_alias},
     {"sys_interval", do_sys_interval},
     {"connection_messages", do_connection_messages},
     {"retain_available", do_retain_available},

@@ -30,6 +30,8 @@
 #define CONFIG_DEFAULT_MAX_INPUT_BUFFER    ((uint64_t)64 << 20)
 #define CONFIG_DEFAULT_STORAGE_MAX_SIZE    ((uint64_t)1 << 30) /* 1G */
 #define CONFIG_DEFAULT_SYS_INTERVAL_S      10
+#define CONFIG_DEFAULT_RECEIVE_MAXIMUM     100
+#define CONFIG_DEFAULT_MAX_TOPIC_ALIAS     10         /* Mosquitto's */
 #define CONFIG_MAX_MESSAGE_SIZE_LIMIT      268435455u /* MQTT's largest remaining length */
 #define CONFIG_INCLUDE_DEPTH_MAX           8          /* include_dir nesting */
 #define CONFIG_PATH_MAX                    4096       /* bytes, including the NUL */
@@ -179,6 +181,15 @@ struct sol_config {
     uint32_t sys_interval;
     /* Directive: retain_available true|false (default true). */
     bool retain_available;
+    /* MQTT 5: the Receive Maximum Sol sends in CONNACK: QoS 1/2 PUBLISH a
+     * client may have unacknowledged at once (one over it: DISCONNECT 0x93).
+     * Directive: receive_maximum N (1..65535, Sol's own; default 100). */
+    uint16_t receive_maximum;
+    /* MQTT 5: Topic Alias Maximum, as Mosquitto: the aliases a client may
+     * use towards Sol (sent in CONNACK), and the most Sol assigns towards a
+     * client that accepts them. 0: no aliases. Directive: max_topic_alias N
+     * (0..65535; default 10). */
+    uint16_t max_topic_alias;
     /* Seconds; 0 = persistent sessions never expire (default). Directive:
      * persistent_client_expiration N{h|d|w|m|y} (hours, days, weeks, months of
      * 30 days, years of 365 days, as Mosquitto; Sol also takes s for seconds). */

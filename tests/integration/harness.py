@@ -465,6 +465,214 @@ def connect_session(port, client_id, clean):
     return raw, body[0] & 1
 
 
+# ---- MQTT 5 (raw bytes) ----
+
+# Property identifiers and their wire types [MQTT 5.0 2.2.2.2].
+P_PAYLOAD_FORMAT, P_MESSAGE_EXPIRY, P_CONTENT_TYPE = 0x01, 0x02, 0x03
+P_RESPONSE_TOPIC, P_CORRELATION_DATA, P_SUBSCRIPTION_ID = 0x08, 0x09, 0x0B
+P_SESSION_EXPIRY, P_ASSIGNED_CLIENT_ID, P_SERVER_KEEP_ALIVE = 0x11, 0x12, 0x13
+P_AUTH_METHOD, P_AUTH_DATA, P_REQUEST_PROBLEM_INFO = 0x15, 0x16, 0x17
+P_WILL_DELAY, P_REQUEST_RESPONSE_INFO, P_REASON_STRING = 0x18, 0x19, 0x1F
+P_RECEIVE_MAXIMUM, P_TOPIC_ALIAS_MAXIMUM, P_TOPIC_ALIAS = 0x21, 0x22, 0x23
+P_MAXIMUM_QOS, P_RETAIN_AVAILABLE, P_USER_PROPERTY = 0x24, 0x25, 0x26
+P_MAXIMUM_PACKET_SIZE, P_WILDCARD_AVAILABLE, P_SUB_ID_AVAILABLE = 0x27, 0x28, 0x29
+P_SHARED_AVAILABLE = 0x2A
+AUTH = 15
+
+_PROP_TYPES = {
+    0x01: "byte", 0x02: "u32", 0x03: "str", 0x08: "str", 0x09: "bin", 0x0B: "vbi",
+    0x11: "u32", 0x12: "str", 0x13: "u16", 0x15: "str", 0x16: "bin", 0x17: "byte",
+    0x18: "u32", 0x19: "byte", 0x1A: "str", 0x1C: "str", 0x1F: "str", 0x21: "u16",
+    0x22: "u16", 0x23: "u16", 0x24: "byte", 0x25: "byte", 0x26: "pair", 0x27: "u32",
+    0x28: "byte", 0x29: "byte", 0x2A: "byte",
+}
+
+
+def prop(pid, value):
+    """One encoded property; value by the identifier's type ((name, value) for
+    a User Property)."""
+    kind = _PROP_TYPES[pid]
+    head = bytes([pid])
+    if kind == "byte":
+        return head + bytes([value])
+    if kind == "u16":
+        return head + struct.pack("!H", value)
+    if kind == "u32":
+        return head + struct.pack("!I", value)
+    if kind == "vbi":
+        return head + remaining_length(value)
+    if kind == "pair":
+        return head + mqtt_string(value[0]) + mqtt_string(value[1])
+    return head + mqtt_string(value)  # str, bin
+
+
+def props_block(*encoded):
+    body = b"".join(encoded)
+    return remaining_length(len(body)) + body
+
+
+def _read_vbi(data, pos):
+    value, mult = 0, 1
+    for _ in range(4):
+        byte = data[pos]
+        pos += 1
+        value += (byte & 0x7F) * mult
+        mult *= 128
+        if not byte & 0x80:
+            return value, pos
+    raise TestFailure("bad variable byte integer")
+
+
+def parse_props(data, pos=0):
+    """(list of (identifier, value) in wire order, position after the block)."""
+    length, pos = _read_vbi(data, pos)
+    end = pos + length
+    out = []
+    while pos < end:
+        pid = data[pos]
+        pos += 1
+        kind = _PROP_TYPES.get(pid)
+        check(kind is not None, "unknown property 0x%02x" % pid)
+        if kind == "byte":
+            value, pos = data[pos], pos + 1
+        elif kind == "u16":
+            value, pos = struct.unpack("!H", data[pos:pos + 2])[0], pos + 2
+        elif kind == "u32":
+            value, pos = struct.unpack("!I", data[pos:pos + 4])[0], pos + 4
+        elif kind == "vbi":
+            value, pos = _read_vbi(data, pos)
+        else:
+            (n,) = struct.unpack("!H", data[pos:pos + 2])
+            value, pos = bytes(data[pos + 2:pos + 2 + n]), pos + 2 + n
+            if kind == "pair":
+                (m,) = struct.unpack("!H", data[pos:pos + 2])
+                value, pos = (value, bytes(data[pos + 2:pos + 2 + m])), pos + 2 + m
+        out.append((pid, value))
+    return out, end
+
+
+def props_get(props, pid, default=None):
+    for k, v in props:
+        if k == pid:
+            return v
+    return default
+
+
+def connect5_packet(client_id, keepalive_s=60, clean=True, props=b"\x00", will=None,
+                    username=None, password=None):
+    """will: (topic, payload, qos, retain, will properties block) or None."""
+    flags = 0x02 if clean else 0
+    payload = mqtt_string(client_id)
+    if will is not None:
+        topic, message, qos, retain, will_props = will
+        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+        payload += will_props + mqtt_string(topic) + mqtt_string(message)
+    if username is not None:
+        flags |= 0x80
+        payload += mqtt_string(username)
+    if password is not None:
+        flags |= 0x40
+        payload += mqtt_string(password)
+    body = mqtt_string("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive_s) + props
+    return packet(CONNECT, 0, body + payload)
+
+
+def publish5_packet(topic, payload, qos=0, packet_id=0, retain=False, dup=False, props=b"\x00"):
+    flags = (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
+    body = mqtt_string(topic)
+    if qos > 0:
+        body += struct.pack("!H", packet_id)
+    return packet(PUBLISH, flags, body + props + bytes(payload))
+
+
+def subscribe5_packet(packet_id, filters, props=b"\x00"):
+    """filters: [(filter, options byte), ...]"""
+    body = struct.pack("!H", packet_id) + props
+    for f, options in filters:
+        body += mqtt_string(f) + bytes([options])
+    return packet(SUBSCRIBE, 2, body)
+
+
+def unsubscribe5_packet(packet_id, filters, props=b"\x00"):
+    body = struct.pack("!H", packet_id) + props
+    for f in filters:
+        body += mqtt_string(f)
+    return packet(UNSUBSCRIBE, 2, body)
+
+
+def ack5_packet(type_, packet_id, reason=0, props=None):
+    body = struct.pack("!H", packet_id)
+    if reason or props is not None:
+        body += bytes([reason]) + (props if props is not None else b"")
+    return packet(type_, 2 if type_ == PUBREL else 0, body)
+
+
+def disconnect5_packet(reason=0, props=b"\x00"):
+    return packet(DISCONNECT, 0, bytes([reason]) + props)
+
+
+def parse_publish5(flags, body):
+    """A PUBLISH body as a dict: topic, packet_id, props, payload, qos, dup, retain."""
+    qos = (flags >> 1) & 3
+    (tlen,) = struct.unpack("!H", body[:2])
+    topic = body[2:2 + tlen].decode()
+    pos = 2 + tlen
+    pid = 0
+    if qos:
+        (pid,) = struct.unpack("!H", body[pos:pos + 2])
+        pos += 2
+    props, pos = parse_props(body, pos)
+    return {"topic": topic, "packet_id": pid, "props": props, "payload": bytes(body[pos:]),
+            "qos": qos, "dup": bool(flags & 8), "retain": bool(flags & 1)}
+
+
+def parse_ack5(body):
+    """(packet id, reason code, properties) of a PUBACK/PUBREC/PUBREL/PUBCOMP."""
+    (pid,) = struct.unpack("!H", body[:2])
+    reason = body[2] if len(body) > 2 else 0
+    props = parse_props(body, 3)[0] if len(body) > 3 else []
+    return pid, reason, props
+
+
+def parse_disconnect5(body):
+    """(reason code, properties) of a DISCONNECT."""
+    reason = body[0] if body else 0
+    props = parse_props(body, 1)[0] if len(body) > 1 else []
+    return reason, props
+
+
+def mqtt5_connect(port, client_id, keepalive_s=60, clean=True, props=b"\x00", will=None,
+                  expect_reason=0, raw=None):
+    """A raw MQTT 5 connection after CONNACK: returns (raw, session present,
+    CONNACK properties). Checks the reason code is expect_reason."""
+    c = raw or Raw.tcp(port)
+    c.send(connect5_packet(client_id, keepalive_s=keepalive_s, clean=clean, props=props,
+                           will=will))
+    _, _, body = c.expect(CONNACK)
+    check(body[1] == expect_reason, "CONNACK reason 0x%02x, want 0x%02x (%r)"
+          % (body[1], expect_reason, body))
+    return c, body[0] & 1, parse_props(body, 2)[0]
+
+
+def next_publish5(c, timeout_s=IO_TIMEOUT_S):
+    """The next PUBLISH on c as parse_publish5()'s dict, skipping other
+    packets; None on timeout or close."""
+    deadline = time.monotonic() + timeout_s
+    for _ in range(1000):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            pkt = c.read_packet(left)
+        except TestFailure:
+            return None
+        if pkt is None:
+            return None
+        if pkt[0] == PUBLISH:
+            return parse_publish5(pkt[1], pkt[2])
+    return None
+
+
 def asan_runtime():
     """The libasan the sol binary links (to preload before a shim), or None
     when it is not an ASan build."""

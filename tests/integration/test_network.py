@@ -174,7 +174,7 @@ def test_malformed_input_closes_only_that_connection(b):
 def test_unsupported_protocol_level_gets_connack_1(b):
     """[MQTT-3.1.2-2]: CONNACK 0x01 then close."""
     c = h.Raw.tcp(b.port)
-    c.send(h.connect_packet("v5-client", level=5))
+    c.send(h.connect_packet("v6-client", level=6))  # MQTT 5 (level 5) is supported
     _, _, body = c.expect(h.CONNACK)
     check(body == b"\x00\x01", "CONNACK %r, wanted return code 1" % body)
     check(c.wait_closed(5), "not closed after CONNACK 1")

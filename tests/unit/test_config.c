@@ -95,6 +95,8 @@ static void test_init_sets_defaults(void **state)
     assert_int_equal(cfg->max_inflight_messages, 20);
     assert_int_equal(cfg->max_queued_messages, 1000);
     assert_int_equal(cfg->max_topic_levels, 200);
+    assert_int_equal(cfg->receive_maximum, 100);
+    assert_int_equal(cfg->max_topic_alias, 10);
     assert_int_equal(cfg->storage_sync, CONFIG_SYNC_FSYNC);
     assert_int_equal(cfg->storage_max_size, 1024ull * 1024 * 1024);
     assert_int_equal(cfg->log_types, CONFIG_LOG_ERROR | CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE |
@@ -657,6 +659,12 @@ static void test_limits_bounds(void **state)
     load_ok(f, "max_connections 0\nmax_queued_bytes 2M\n");
     assert_int_equal(f->cfg.max_connections, 0);
     assert_int_equal(f->cfg.max_queued_bytes, 2u << 20);
+    load_ok(f, "receive_maximum 1\nmax_topic_alias 0\n");
+    assert_int_equal(f->cfg.receive_maximum, 1);
+    assert_int_equal(f->cfg.max_topic_alias, 0);
+    load_ok(f, "receive_maximum 65535\nmax_topic_alias 65535\n");
+    assert_int_equal(f->cfg.receive_maximum, 65535);
+    assert_int_equal(f->cfg.max_topic_alias, 65535);
 }
 
 static void test_error_limits_out_of_range(void **state)
@@ -676,6 +684,9 @@ static void test_error_limits_out_of_range(void **state)
     load_fails(f, "max_topic_levels 65536\n", 1,
                "max_topic_levels: '65536' is out of range 1..65535");
     load_fails(f, "sys_interval 65536\n", 1, "sys_interval: '65536' is out of range 0..65535");
+    load_fails(f, "receive_maximum 0\n", 1, "receive_maximum: '0' is out of range 1..65535");
+    load_fails(f, "max_topic_alias 65536\n", 1,
+               "max_topic_alias: '65536' is out of range 0..65535");
 }
 
 static void test_sys_interval_connection_messages_retain_available(void **state)

@@ -1,0 +1,525 @@
+/*
+ * test_session_v5.c - the session manager's MQTT 5 rules against a real
+ * LMDB store (issue 12): CONNACK properties, Session Expiry Interval (and
+ * 3.1.1's mapping), DISCONNECT reason codes and expiry changes, Will Delay
+ * Interval, Receive Maximum both ways, Maximum Packet Size, Topic Aliases
+ * both ways, takeover and server DISCONNECTs, enhanced authentication
+ * refused. Same recording sink and fixture as test_session.c.
+ */
+#define _GNU_SOURCE /* RTLD_NEXT */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <dlfcn.h>
+#include <sys/uio.h>
+
+#include "disk_full.h"
+#include "mqtt.h"
+#include "session.h"
+#include "store.h"
+
+#include "session_fixture.h"
+
+/* ---- MQTT 5 helpers ---- */
+
+static struct mqtt_packet connect5_packet(const char *id, bool clean_start, uint32_t expiry_s)
+{
+    struct mqtt_packet p = connect_packet(id, clean_start);
+    p.protocol_level = MQTT_PROTOCOL_V5;
+    p.u.connect.protocol_level = MQTT_PROTOCOL_V5;
+    if (expiry_s) {
+        p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+        p.u.connect.props.session_expiry_interval_s = expiry_s;
+    }
+    return p;
+}
+
+/* Feeds p (an MQTT 5 CONNECT) on a new connection; returns it after its
+ * CONNACK, whose reason must be `reason` (0: accepted with `present`). */
+static struct fake_conn *connect5_with(struct fixture *f, const struct mqtt_packet *p,
+                                       uint8_t reason, bool present, struct mqtt_packet *ack)
+{
+    struct fake_conn *fc = new_conn(f);
+    fc->level = MQTT_PROTOCOL_V5;
+    feed(f, fc, p, reason ? SESSION_ERR_CONNECT_REFUSED : SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet got = next_sent(fc);
+    assert_int_equal(got.type, MQTT_CONNACK);
+    assert_int_equal(got.u.connack.return_code, reason);
+    assert_int_equal(got.u.connack.session_present, present);
+    if (ack)
+        *ack = got;
+    return fc;
+}
+
+static struct fake_conn *connect5(struct fixture *f, const char *id, bool clean_start,
+                                  uint32_t expiry_s, bool present)
+{
+    struct mqtt_packet p = connect5_packet(id, clean_start, expiry_s);
+    return connect5_with(f, &p, 0, present, NULL);
+}
+
+static void disconnect5(struct fixture *f, struct fake_conn *fc, uint8_t reason,
+                        const uint32_t *expiry_s, int expected)
+{
+    struct mqtt_packet p = {.type = MQTT_DISCONNECT, .protocol_level = MQTT_PROTOCOL_V5};
+    p.u.disconnect.reason_code = reason;
+    if (expiry_s) {
+        p.u.disconnect.props.present = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+        p.u.disconnect.props.session_expiry_interval_s = *expiry_s;
+    }
+    feed(f, fc, &p, expected);
+    gone(f, fc,
+         expected == SESSION_ERR_DISCONNECT ? SESSION_CLOSE_DISCONNECT : SESSION_CLOSE_PROTOCOL);
+}
+
+static void publish5(struct fixture *f, struct fake_conn *fc, const char *topic, uint8_t qos,
+                     uint16_t packet_id, const struct mqtt_properties *props, int expected)
+{
+    struct mqtt_packet p = {.type = MQTT_PUBLISH, .protocol_level = MQTT_PROTOCOL_V5};
+    p.u.publish.qos = qos;
+    p.u.publish.packet_id = packet_id;
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)topic, strlen(topic)};
+    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)"x", 1};
+    if (props)
+        p.u.publish.props = *props;
+    feed(f, fc, &p, expected);
+}
+
+static struct mqtt_properties alias_props(uint16_t alias)
+{
+    struct mqtt_properties pr = {.present = MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)};
+    pr.topic_alias = alias;
+    return pr;
+}
+
+static void reopen(struct fixture *f)
+{
+    close_all(f);
+    open_all(f);
+}
+
+static struct fake_conn *connect_will5(struct fixture *f, const char *id, uint32_t expiry_s,
+                                       uint32_t delay_s)
+{
+    struct mqtt_packet p = connect5_packet(id, true, expiry_s);
+    p.u.connect.has_will = true;
+    p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/t", 6};
+    p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"bye", 3};
+    if (delay_s) {
+        p.u.connect.will_props.present = MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY_INTERVAL);
+        p.u.connect.will_props.will_delay_interval_s = delay_s;
+    }
+    return connect5_with(f, &p, 0, false, NULL);
+}
+
+/* ---- CONNECT / CONNACK ---- */
+
+static void test_connack_carries_what_sol_allows_MQTT_3_2_2_3(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.receive_maximum = 9;
+    f->config.max_topic_alias = 3;
+    f->config.max_packet_size = 4096;
+    open_all(f);
+    struct mqtt_packet ack;
+    struct mqtt_packet p = connect5_packet("", false, 0);
+    struct fake_conn *fc = connect5_with(f, &p, 0, false, &ack);
+    const struct mqtt_properties *pr = &ack.u.connack.props;
+    assert_int_equal(pr->receive_maximum, 9);
+    assert_int_equal(pr->topic_alias_maximum, 3);
+    assert_int_equal(pr->maximum_packet_size, 4096);
+    assert_true(mqtt_properties_has(pr, MQTT_PROP_RETAIN_AVAILABLE));
+    assert_int_equal(pr->retain_available, 1);
+    assert_int_equal(pr->wildcard_subscription_available, 1);
+    assert_int_equal(pr->subscription_identifier_available, 1);
+    assert_int_equal(pr->shared_subscription_available, 1);
+    /* MQTT 5 assigns an id even without Clean Start [MQTT-3.2.2-16]. */
+    assert_true(mqtt_properties_has(pr, MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER));
+    assert_int_equal(strncmp((const char *)pr->assigned_client_identifier.data, "auto-", 5), 0);
+    assert_false(mqtt_properties_has(pr, MQTT_PROP_SERVER_KEEP_ALIVE));
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_keepalive_above_max_keepalive_becomes_server_keep_alive(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_keepalive_s = 30;
+    open_all(f);
+    struct mqtt_packet ack;
+    struct mqtt_packet p = connect5_packet("ka", true, 0);
+    p.u.connect.keepalive_s = 0; /* "none" exceeds any limit */
+    struct fake_conn *fc = connect5_with(f, &p, 0, false, &ack);
+    assert_true(mqtt_properties_has(&ack.u.connack.props, MQTT_PROP_SERVER_KEEP_ALIVE));
+    assert_int_equal(ack.u.connack.props.server_keep_alive_s, 30);
+    assert_int_equal(fc->keepalive_s, 30);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_authentication_method_gets_0x8c_MQTT_4_12_0_1(void **state)
+{
+    struct fixture *f = *state;
+    struct mqtt_packet p = connect5_packet("scram", true, 0);
+    p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD);
+    p.u.connect.props.authentication_method = (struct mqtt_bytes){(const uint8_t *)"SCRAM", 5};
+    struct mqtt_packet ack;
+    struct fake_conn *fc = connect5_with(f, &p, MQTT_RC_BAD_AUTHENTICATION_METHOD, false, &ack);
+    assert_true(mqtt_properties_has(&ack.u.connack.props, MQTT_PROP_REASON_STRING));
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    /* An AUTH packet with no method agreed is a protocol error. */
+    fc = connect5(f, "plain", true, 0, false);
+    struct mqtt_packet auth = {.type = MQTT_AUTH, .protocol_level = MQTT_PROTOCOL_V5};
+    feed(f, fc, &auth, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+}
+
+/* ---- Session Expiry Interval ---- */
+
+static void test_session_expiry_interval_ends_an_offline_session(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = connect5(f, "exp", true, 10, false);
+    subscribe(f, fc, "e", 1, 1);
+    disconnect5(f, fc, 0, NULL, SESSION_ERR_DISCONNECT);
+    session_flush(f->mgr);
+    uint64_t now = session_now_s(f->mgr);
+    assert_int_equal(session_expire(f->mgr, now + 5), 0);
+    fc = connect5(f, "exp", false, 10, true); /* back in time: present */
+    disconnect5(f, fc, 0, NULL, SESSION_ERR_DISCONNECT);
+    session_flush(f->mgr);
+    now = session_now_s(f->mgr);
+    assert_int_equal(session_expire(f->mgr, now + 9), 0);
+    assert_int_equal(session_expire(f->mgr, now + 10), 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 0);
+    assert_int_equal(db_entries(f, "subs"), 0);
+}
+
+static void test_session_expiry_is_stored_and_enforced_after_a_restart(void **state)
+{
+    struct fixture *f = *state;
+    gone(f, connect5(f, "short", true, 10, false), SESSION_CLOSE_SOCKET);
+    gone(f, connect5(f, "never", true, UINT32_MAX, false), SESSION_CLOSE_SOCKET);
+    session_flush(f->mgr);
+    reopen(f);
+    uint64_t now = session_now_s(f->mgr);
+    assert_int_equal(session_expire(f->mgr, now + 11), 1);
+    assert_int_equal(session_expire(f->mgr, now + 100000000), 0); /* never */
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 1);
+}
+
+static void test_expiry_zero_ends_with_the_connection_and_stores_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = connect5(f, "zero", false, 0, false);
+    subscribe(f, fc, "z", 1, 1);
+    assert_int_equal(db_entries(f, "sessions"), 0);
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+    session_flush(f->mgr);
+    fc = connect5(f, "zero", false, 60, false);
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+}
+
+static void test_clean_start_discards_but_the_new_session_persists(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = connect5(f, "cs", true, 60, false);
+    subscribe(f, fc, "old", 1, 1);
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+    fc = connect5(f, "cs", true, 60, false); /* Clean Start: not present */
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 1);
+    assert_int_equal(db_entries(f, "subs"), 0);
+    fc = connect5(f, "cs", false, 60, true);
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+}
+
+/* A 3.1.1 persistent session has the interval "never": it expires only by
+ * persistent_client_expiration; an MQTT 5 session's own interval is used. */
+static void test_mqtt311_sessions_map_to_never_and_v5_resumes_them(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.persistent_client_expiration_s = 1000;
+    open_all(f);
+    gone(f, connect_client(f, "old", false, false), SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *fc = connect5(f, "old", false, 5, true); /* v5 picks it up */
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+    gone(f, connect_client(f, "old311", false, false), SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    uint64_t now = session_now_s(f->mgr);
+    assert_int_equal(session_expire(f->mgr, now + 6), 1);    /* "old", by its own 5 s */
+    assert_int_equal(session_expire(f->mgr, now + 999), 0);  /* "old311": not yet */
+    assert_int_equal(session_expire(f->mgr, now + 1001), 1); /* persistent_client_expiration */
+}
+
+static void test_disconnect_changes_the_expiry_but_not_from_zero_MQTT_3_14_2_2(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = connect5(f, "dx", true, 3600, false);
+    uint32_t zero = 0, sixty = 60;
+    disconnect5(f, fc, 0, &zero, SESSION_ERR_DISCONNECT);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 0);
+    fc = connect5(f, "dx", false, 0, false);
+    disconnect5(f, fc, 0, &sixty, SESSION_ERR_PROTOCOL);
+}
+
+/* ---- Wills ---- */
+
+static struct fake_conn *will_watcher(struct fixture *f)
+{
+    struct fake_conn *w = connect_client(f, "watcher", true, false);
+    subscribe(f, w, "will/#", 0, 0);
+    return w;
+}
+
+static void test_disconnect_with_reason_0x04_publishes_the_will(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *w = will_watcher(f);
+    disconnect5(f, connect_will5(f, "a", 0, 0), MQTT_RC_DISCONNECT_WITH_WILL_MESSAGE, NULL,
+                SESSION_ERR_DISCONNECT);
+    assert_publish(next_sent(w), "will/t", "bye", 0);
+    disconnect5(f, connect_will5(f, "b", 0, 0), MQTT_RC_NORMAL_DISCONNECTION, NULL,
+                SESSION_ERR_DISCONNECT);
+    assert_int_equal(next_sent(w).type, 0);
+    gone(f, w, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_will_delay_waits_and_a_resumed_session_cancels_it_MQTT_3_1_3_9(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *w = will_watcher(f);
+    gone(f, connect_will5(f, "late", 60, 5), SESSION_CLOSE_SOCKET);
+    assert_int_equal(next_sent(w).type, 0); /* not yet */
+    uint64_t now = session_now_s(f->mgr);
+    session_expire(f->mgr, now + 4);
+    assert_int_equal(next_sent(w).type, 0);
+    session_expire(f->mgr, now + 5);
+    assert_publish(next_sent(w), "will/t", "bye", 0);
+    /* Resumed within the delay: never published. */
+    gone(f, connect_will5(f, "back", 60, 5), SESSION_CLOSE_SOCKET);
+    struct fake_conn *fc = connect5(f, "back", false, 60, true);
+    session_expire(f->mgr, session_now_s(f->mgr) + 6);
+    assert_int_equal(next_sent(w).type, 0);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+    gone(f, w, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_will_goes_at_session_end_when_that_comes_first(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *w = will_watcher(f);
+    /* Expiry 0: the session ends with the connection, the will with it. */
+    gone(f, connect_will5(f, "now", 0, 30), SESSION_CLOSE_SOCKET);
+    assert_publish(next_sent(w), "will/t", "bye", 0);
+    /* Expiry 2 s, delay 30 s: at the session's end. */
+    gone(f, connect_will5(f, "soon", 2, 30), SESSION_CLOSE_SOCKET);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(w).type, 0);
+    assert_int_equal(session_expire(f->mgr, session_now_s(f->mgr) + 2), 1);
+    assert_publish(next_sent(w), "will/t", "bye", 0);
+    /* Clean Start from another connection ends the session: will now. */
+    gone(f, connect_will5(f, "cs", 60, 30), SESSION_CLOSE_SOCKET);
+    struct fake_conn *fc = connect5(f, "cs", true, 60, false);
+    assert_publish(next_sent(w), "will/t", "bye", 0);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+    gone(f, w, SESSION_CLOSE_DISCONNECT);
+}
+
+/* ---- Receive Maximum ---- */
+
+static void test_client_over_receive_maximum_is_disconnected_MQTT_3_3_4_8(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.receive_maximum = 2;
+    open_all(f);
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "rm", 1, 1);
+    struct fake_conn *fc = connect5(f, "pub", true, 0, false);
+    /* QoS 1 to a persistent subscriber: the PUBACK waits for the commit. */
+    publish5(f, fc, "rm", 1, 1, NULL, SESSION_OK);
+    publish5(f, fc, "rm", 1, 2, NULL, SESSION_OK);
+    publish5(f, fc, "rm", 1, 3, NULL, SESSION_ERR_RECEIVE_MAXIMUM);
+    assert_int_equal(session_error_reason(SESSION_ERR_RECEIVE_MAXIMUM), 0x93);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    session_flush(f->mgr);
+    /* Once the PUBACKs leave, the quota is back. */
+    fc = connect5(f, "pub2", true, 0, false);
+    for (uint16_t id = 1; id <= 6; id++) {
+        publish5(f, fc, "rm", 1, id, NULL, SESSION_OK);
+        session_flush(f->mgr);
+    }
+    /* QoS 2 counts until PUBREL; a resent id is not a new one. */
+    publish5(f, fc, "q2", 2, 10, NULL, SESSION_OK);
+    publish5(f, fc, "q2", 2, 11, NULL, SESSION_OK);
+    session_flush(f->mgr);
+    publish5(f, fc, "q2", 2, 11, NULL, SESSION_OK);
+    publish5(f, fc, "q2", 2, 12, NULL, SESSION_ERR_RECEIVE_MAXIMUM);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_window_is_bounded_by_the_clients_receive_maximum_MQTT_3_3_4_9(void **state)
+{
+    struct fixture *f = *state;
+    struct mqtt_packet p = connect5_packet("slow", true, 0);
+    p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM);
+    p.u.connect.props.receive_maximum = 2;
+    struct fake_conn *sub = connect5_with(f, &p, 0, false, NULL);
+    subscribe(f, sub, "w", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    for (uint16_t id = 1; id <= 4; id++)
+        publish(f, pub, "w", "m", 1, false, id);
+    session_flush(f->mgr);
+    struct mqtt_packet a = next_sent(sub), b = next_sent(sub);
+    assert_int_equal(a.type, MQTT_PUBLISH);
+    assert_int_equal(b.type, MQTT_PUBLISH);
+    assert_int_equal(next_sent(sub).type, 0);
+    send_ack(f, sub, MQTT_PUBACK, a.u.publish.packet_id);
+    assert_int_equal(next_sent(sub).type, MQTT_PUBLISH);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* ---- Maximum Packet Size ---- */
+
+static void test_publish_over_the_clients_maximum_packet_size_is_dropped_MQTT_3_1_2_25(void **state)
+{
+    struct fixture *f = *state;
+    struct mqtt_packet p = connect5_packet("small", false, 60);
+    p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
+    p.u.connect.props.maximum_packet_size = 20;
+    struct fake_conn *sub = connect5_with(f, &p, 0, false, NULL);
+    subscribe(f, sub, "mp", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "mp", "this payload is far too long", 1, false, 1);
+    publish(f, pub, "mp", "ok", 1, false, 2);
+    session_flush(f->mgr);
+    struct mqtt_packet got = next_sent(sub);
+    assert_publish(got, "mp", "ok", 1);
+    assert_int_equal(next_sent(sub).type, 0);
+    send_ack(f, sub, MQTT_PUBACK, got.u.publish.packet_id);
+    session_flush(f->mgr);
+    /* The dropped one counts as delivered: nothing is left in the queue. */
+    assert_int_equal(db_entries(f, "queues"), 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* ---- Topic Aliases ---- */
+
+static void test_inbound_topic_aliases_map_and_resolve(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "t/#", 0, 0);
+    struct fake_conn *fc = connect5(f, "al", true, 0, false);
+    struct mqtt_properties one = alias_props(1);
+    publish5(f, fc, "t/a", 0, 0, &one, SESSION_OK);
+    publish5(f, fc, "", 0, 0, &one, SESSION_OK);
+    assert_publish(next_sent(sub), "t/a", "x", 0);
+    assert_publish(next_sent(sub), "t/a", "x", 0);
+    struct mqtt_properties two = alias_props(2);
+    publish5(f, fc, "", 0, 0, &two, SESSION_ERR_PROTOCOL); /* never mapped */
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    fc = connect5(f, "al2", true, 0, false);
+    struct mqtt_properties eleven = alias_props(11); /* max_topic_alias is 10 */
+    publish5(f, fc, "t/b", 0, 0, &eleven, SESSION_ERR_TOPIC_ALIAS);
+    assert_int_equal(session_error_reason(SESSION_ERR_TOPIC_ALIAS), 0x94);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_outbound_aliases_go_to_topics_sent_again(void **state)
+{
+    struct fixture *f = *state;
+    struct mqtt_packet p = connect5_packet("sub", true, 0);
+    p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+    p.u.connect.props.topic_alias_maximum = 1;
+    struct fake_conn *sub = connect5_with(f, &p, 0, false, NULL);
+    subscribe(f, sub, "o/#", 0, 0);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    const char *topics[] = {"o/a", "o/a", "o/a", "o/b", "o/b", "o/b"};
+    /* One alias only: o/b takes it over from o/a once it is frequent. */
+    const char *want_topic[] = {"o/a", "o/a", "", "o/b", "o/b", ""};
+    const uint16_t want_alias[] = {0, 1, 1, 0, 1, 1};
+    for (size_t i = 0; i < 6; i++) {
+        publish(f, pub, topics[i], "x", 0, false, 0);
+        struct mqtt_packet got = next_sent(sub);
+        assert_int_equal(got.type, MQTT_PUBLISH);
+        assert_int_equal(got.u.publish.topic.len, strlen(want_topic[i]));
+        assert_memory_equal(got.u.publish.topic.data, want_topic[i], strlen(want_topic[i]));
+        assert_int_equal(got.u.publish.props.topic_alias, want_alias[i]);
+    }
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* ---- DISCONNECT from the server ---- */
+
+static void test_takeover_and_errors_send_one_disconnect_MQTT_3_14_2_1(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *old = connect5(f, "twin", true, 0, false);
+    struct fake_conn *new = connect5(f, "twin", true, 0, false);
+    assert_true(old->closed);
+    struct mqtt_packet d = next_sent(old);
+    assert_int_equal(d.type, MQTT_DISCONNECT);
+    assert_int_equal(d.u.disconnect.reason_code, MQTT_RC_SESSION_TAKEN_OVER);
+    gone(f, old, SESSION_CLOSE_PROTOCOL);
+    session_client_disconnect(f->mgr, new->client, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive");
+    session_client_disconnect(f->mgr, new->client, MQTT_RC_PROTOCOL_ERROR, NULL); /* once */
+    d = next_sent(new);
+    assert_int_equal(d.type, MQTT_DISCONNECT);
+    assert_int_equal(d.u.disconnect.reason_code, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+    assert_int_equal(next_sent(new).type, 0);
+    gone(f, new, SESSION_CLOSE_KEEPALIVE);
+    /* A 3.1.1 client gets none. */
+    struct fake_conn *v3 = connect_client(f, "v3", true, false);
+    session_client_disconnect(f->mgr, v3->client, MQTT_RC_SERVER_SHUTTING_DOWN, NULL);
+    assert_int_equal(next_sent(v3).type, 0);
+    gone(f, v3, SESSION_CLOSE_SHUTDOWN);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_connack_carries_what_sol_allows_MQTT_3_2_2_3),
+        T(test_keepalive_above_max_keepalive_becomes_server_keep_alive),
+        T(test_authentication_method_gets_0x8c_MQTT_4_12_0_1),
+        T(test_session_expiry_interval_ends_an_offline_session),
+        T(test_session_expiry_is_stored_and_enforced_after_a_restart),
+        T(test_expiry_zero_ends_with_the_connection_and_stores_nothing),
+        T(test_clean_start_discards_but_the_new_session_persists),
+        T(test_mqtt311_sessions_map_to_never_and_v5_resumes_them),
+        T(test_disconnect_changes_the_expiry_but_not_from_zero_MQTT_3_14_2_2),
+        T(test_disconnect_with_reason_0x04_publishes_the_will),
+        T(test_will_delay_waits_and_a_resumed_session_cancels_it_MQTT_3_1_3_9),
+        T(test_will_goes_at_session_end_when_that_comes_first),
+        T(test_client_over_receive_maximum_is_disconnected_MQTT_3_3_4_8),
+        T(test_window_is_bounded_by_the_clients_receive_maximum_MQTT_3_3_4_9),
+        T(test_publish_over_the_clients_maximum_packet_size_is_dropped_MQTT_3_1_2_25),
+        T(test_inbound_topic_aliases_map_and_resolve),
+        T(test_outbound_aliases_go_to_topics_sent_again),
+        T(test_takeover_and_errors_send_one_disconnect_MQTT_3_14_2_1),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
