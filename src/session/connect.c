@@ -204,8 +204,7 @@ static struct session *attach_session(struct session_mgr *mgr, const uint8_t *id
     if (s) {
         /* Resumed before its will's delay ended: the will is not sent
          * [MQTT-3.1.3-9]. */
-        msg_unref(s->will);
-        s->will = NULL;
+        session_drop_waiting_will(s);
         *present = true; /* [MQTT-3.2.2-2] */
         return s;
     }
@@ -250,6 +249,7 @@ static void log_connected(const struct session_client *c, const struct mqtt_conn
 /* What the CONNECT asks for, in MQTT 5 terms (3.1.1 clients get the
  * spec's mapping: clean session 1 is an interval of 0, 0 is "never"). */
 struct connect_terms {
+    uint32_t expiry_s;      /* Session Expiry Interval */
     bool persistent;        /* the session's state is stored: an interval above 0 */
     bool is_id_assigned;    /* the client id is ours (Assigned Client Identifier) */
     uint16_t keepalive_s;   /* what the timer uses */
@@ -292,24 +292,35 @@ static int check_identity(struct session_mgr *mgr, const struct session_client *
     return MQTT_RC_SUCCESS;
 }
 
-/* Takes in what an MQTT 5 CONNECT's properties say about the connection
- * (3.1.1: the defaults, and the expiry the clean session flag means). */
-static void read_connect_properties(struct session_mgr *mgr, struct session_client *c,
-                                    const struct mqtt_connect *p)
+/* The session's expiry the CONNECT asks for: MQTT 5's Session Expiry
+ * Interval (absent: 0), or what 3.1.1's clean session flag means. */
+static uint32_t connect_expiry(const struct mqtt_connect *p)
 {
-    if (!client_is_v5(c)) {
-        c->connect_expiry_s = p->clean_session ? 0 : SESSION_EXPIRY_NEVER;
-        return;
-    }
+    if (p->protocol_level != MQTT_PROTOCOL_V5)
+        return p->clean_session ? 0 : SESSION_EXPIRY_NEVER;
+    if (mqtt_properties_has(&p->props, MQTT_PROP_SESSION_EXPIRY_INTERVAL))
+        return p->props.session_expiry_interval_s;
+    return 0;
+}
+
+/* Makes an MQTT 5 client's connection state from what its CONNECT's
+ * properties say. 0 or -ENOMEM. */
+static int read_connect_properties(struct session_mgr *mgr, struct session_client *c,
+                                   const struct mqtt_connect *p)
+{
+    struct client_v5 *v5 = calloc(1, sizeof(*v5));
+    if (!v5)
+        return -ENOMEM;
     const struct mqtt_properties *pr = &p->props;
-    if (mqtt_properties_has(pr, MQTT_PROP_SESSION_EXPIRY_INTERVAL))
-        c->connect_expiry_s = pr->session_expiry_interval_s;
+    v5->connect_expiry_s = connect_expiry(p);
+    v5->receive_maximum = UINT16_MAX;
     if (mqtt_properties_has(pr, MQTT_PROP_RECEIVE_MAXIMUM))
-        c->receive_maximum = pr->receive_maximum;
+        v5->receive_maximum = pr->receive_maximum;
     if (mqtt_properties_has(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE))
-        c->max_packet_size = pr->maximum_packet_size;
+        v5->max_packet_size = pr->maximum_packet_size;
+    v5->request_problem_info = true;
     if (mqtt_properties_has(pr, MQTT_PROP_REQUEST_PROBLEM_INFORMATION))
-        c->request_problem_info = pr->request_problem_information != 0;
+        v5->request_problem_info = pr->request_problem_information != 0;
     /* Aliases towards the client: what it allows, bounded by ours so one
      * client cannot make the broker keep 65535 topics [3.1.2.11.5]. */
     uint16_t out_max = 0;
@@ -317,9 +328,11 @@ static void read_connect_properties(struct session_mgr *mgr, struct session_clie
         out_max = pr->topic_alias_maximum < mgr->config.max_topic_alias
                       ? pr->topic_alias_maximum
                       : mgr->config.max_topic_alias;
-    aliases_init(&c->aliases, mgr->config.max_topic_alias, out_max);
+    aliases_init(&v5->aliases, mgr->config.max_topic_alias, out_max);
     if (p->has_will && mqtt_properties_has(&p->will_props, MQTT_PROP_WILL_DELAY_INTERVAL))
-        c->will_delay_interval_s = p->will_props.will_delay_interval_s;
+        v5->will_delay_interval_s = p->will_props.will_delay_interval_s;
+    c->v5 = v5;
+    return 0;
 }
 
 /* Quotas before records: a persistent session the store does not hold yet
@@ -380,7 +393,7 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
     if (!s)
         return SESSION_ERR_NOMEM;
     s->client = c;
-    s->expiry_s = c->connect_expiry_s;
+    s->expiry_s = t->expiry_s;
     s->conn_gen++;
     session_offline_remove(mgr, s);
     c->sess = s;
@@ -414,7 +427,8 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
 int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p)
 {
     c->protocol_level = p->protocol_level;
-    read_connect_properties(mgr, c, p);
+    if (p->protocol_level == MQTT_PROTOCOL_V5 && read_connect_properties(mgr, c, p) != 0)
+        return SESSION_ERR_NOMEM;
     if (mqtt_properties_has(&p->props, MQTT_PROP_AUTHENTICATION_METHOD) &&
         !auth_method_is_supported(mgr, p->props.authentication_method))
         return refuse(mgr, c, p, MQTT_RC_BAD_AUTHENTICATION_METHOD,
@@ -428,7 +442,8 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     char auto_id[40];
     const uint8_t *id = NULL;
     size_t id_len = 0;
-    struct connect_terms terms = {.persistent = c->connect_expiry_s > 0};
+    struct connect_terms terms = {.expiry_s = connect_expiry(p)};
+    terms.persistent = terms.expiry_s > 0;
     code = check_identity(mgr, c, p, &terms, auto_id, sizeof(auto_id), &id, &id_len, &why);
     if (code != MQTT_RC_SUCCESS)
         return refuse(mgr, c, p, (uint8_t)code, why);

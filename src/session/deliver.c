@@ -26,8 +26,8 @@ static uint32_t window_size(const struct session_mgr *mgr, const struct session 
     uint32_t max = mgr->config.max_inflight_messages;
     if (max == 0 || max > UINT16_MAX)
         max = UINT16_MAX;
-    if (s->client && s->client->receive_maximum < max)
-        max = s->client->receive_maximum;
+    if (s->client && client_receive_maximum(s->client) < max)
+        max = client_receive_maximum(s->client);
     return max;
 }
 

@@ -67,7 +67,7 @@ static int hold(struct session_mgr *mgr, struct session_client *c, const struct 
     h->client = c;
     h->is_inbound_ack = is_inbound_ack;
     if (is_inbound_ack)
-        c->inbound_unacked++; /* until the PUBACK leaves (Receive Maximum) */
+        c->v5->inbound_unacked++; /* until the PUBACK leaves (Receive Maximum) */
     h->len = len;
     h->ref = msg_ref(span->msg);
     h->ref_data = span->bytes.data;
@@ -103,7 +103,7 @@ static int emit_ack(struct session_mgr *mgr, struct session_client *c, const str
                     int iovcnt, const struct shared_span *span, bool is_durable,
                     bool is_inbound_ack)
 {
-    if (c->has_sent_disconnect)
+    if (c->v5 && c->v5->has_sent_disconnect)
         return 0; /* nothing follows a DISCONNECT [MQTT-3.14.4-1] */
     if (c->held_sends > 0 || (is_durable && mgr_batch_has_changes(mgr)))
         return hold(mgr, c, iov, iovcnt, span, is_inbound_ack);
@@ -143,7 +143,7 @@ static int prepare_packet(const struct session_client *c, struct mqtt_packet *pk
         return *size ? 0 : -EINVAL;
     }
     pkt->protocol_level = MQTT_PROTOCOL_V5;
-    bool may_explain = c->request_problem_info || pkt->type == MQTT_CONNACK ||
+    bool may_explain = c->v5->request_problem_info || pkt->type == MQTT_CONNACK ||
                        pkt->type == MQTT_DISCONNECT; /* [MQTT-3.1.2-29] */
     struct mqtt_properties *props = pkt->type == MQTT_CONNACK      ? &pkt->u.connack.props
                                     : pkt->type == MQTT_DISCONNECT ? &pkt->u.disconnect.props
@@ -153,11 +153,11 @@ static int prepare_packet(const struct session_client *c, struct mqtt_packet *pk
         props->present &= ~MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
         props->user_property_count = 0;
     }
-    int rc = mqtt_fit_packet(pkt, c->max_packet_size, size);
+    int rc = mqtt_fit_packet(pkt, c->v5->max_packet_size, size);
     if (rc == MQTT_ERR_TOO_LARGE) {
         log_debug("client %s: %s larger than its Maximum Packet Size (%u): not sent",
                   session_client_name(c), mqtt_packet_name(pkt->type),
-                  (unsigned)c->max_packet_size);
+                  (unsigned)c->v5->max_packet_size);
         *size = 0;
         return 0;
     }
@@ -251,7 +251,7 @@ static int drop_too_large(struct session_mgr *mgr, struct session_client *c, siz
         mgr->too_large_logged_s = now_s;
         log_notice("client %s: a %zu-byte PUBLISH exceeds its Maximum Packet Size (%u): dropped "
                    "(%llu dropped so far)",
-                   session_client_name(c), size, (unsigned)c->max_packet_size,
+                   session_client_name(c), size, (unsigned)client_max_packet_size(c),
                    (unsigned long long)mgr->dropped_too_large);
     }
     return OUTPUT_TOO_LARGE;
@@ -265,18 +265,18 @@ static int publish_properties_v5(struct session_mgr *mgr, struct session_client 
 {
     struct mqtt_properties *pr = &pub->props;
     struct mqtt_bytes topic = pub->topic;
-    uint16_t alias = aliases_find(&c->aliases, topic);
+    uint16_t alias = aliases_find(&c->v5->aliases, topic);
     if (alias) {
         pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
         pr->topic_alias = alias;
         pub->topic = (struct mqtt_bytes){topic.data, 0};
     }
     size_t size = mqtt_publish_header_size(pub, MQTT_PROTOCOL_V5) + pub->payload.len;
-    uint32_t max = c->max_packet_size;
+    uint32_t max = c->v5->max_packet_size;
     if (max && size > max)
         return drop_too_large(mgr, c, size);
     /* A new alias adds 3 bytes (identifier and value). */
-    if (!alias && (!max || size + 3 <= max) && (alias = aliases_assign(&c->aliases, topic))) {
+    if (!alias && (!max || size + 3 <= max) && (alias = aliases_assign(&c->v5->aliases, topic))) {
         pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
         pr->topic_alias = alias;
     }
@@ -339,8 +339,8 @@ void output_release_held(struct session_mgr *mgr, int status)
         struct session_client *c = h->client;
         if (c) {
             c->held_sends--;
-            if (h->is_inbound_ack && c->inbound_unacked > 0)
-                c->inbound_unacked--;
+            if (h->is_inbound_ack && c->v5->inbound_unacked > 0)
+                c->v5->inbound_unacked--;
             if (status != 0 && c->is_connack_held) {
                 /* Its CONNACK never left: the client was not accepted, and a
                  * client that was not accepted leaves no will. */

@@ -209,13 +209,13 @@ static void count_qos2_in(struct session_client *c, uint16_t packet_id)
     if (!q || !client_is_v5(c))
         return;
     q->conn_gen = c->sess->conn_gen;
-    c->inbound_unacked++;
+    c->v5->inbound_unacked++;
 }
 
 static void uncount_qos2_in(struct session_client *c, const struct qos2_in *q)
 {
-    if (client_is_v5(c) && q->conn_gen == c->sess->conn_gen && c->inbound_unacked > 0)
-        c->inbound_unacked--;
+    if (client_is_v5(c) && q->conn_gen == c->sess->conn_gen && c->v5->inbound_unacked > 0)
+        c->v5->inbound_unacked--;
 }
 
 /*
@@ -236,7 +236,7 @@ static int check_publish_v5(struct session_mgr *mgr, struct session_client *c,
         return SESSION_ERR_PROTOCOL;
     }
     if (mqtt_properties_has(pr, MQTT_PROP_TOPIC_ALIAS)) {
-        int rc = aliases_resolve(&c->aliases, pr->topic_alias, &p->topic);
+        int rc = aliases_resolve(&c->v5->aliases, pr->topic_alias, &p->topic);
         if (rc == -ENOMEM)
             return SESSION_ERR_NOMEM;
         if (rc != ALIAS_OK) {
@@ -249,7 +249,7 @@ static int check_publish_v5(struct session_mgr *mgr, struct session_client *c,
     if (p->topic.len == 0)
         return SESSION_ERR_PROTOCOL; /* no topic and no alias (3.3.2.1) */
     bool is_resend = p->qos == 2 && session_qos2_find(c->sess, p->packet_id);
-    if (p->qos > 0 && !is_resend && c->inbound_unacked >= mgr->config.receive_maximum) {
+    if (p->qos > 0 && !is_resend && c->v5->inbound_unacked >= mgr->config.receive_maximum) {
         log_notice("client %s: more than receive_maximum (%u) unacknowledged QoS 1/2 PUBLISH",
                    session_client_name(c), (unsigned)mgr->config.receive_maximum);
         return SESSION_ERR_RECEIVE_MAXIMUM;

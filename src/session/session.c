@@ -199,18 +199,17 @@ struct store_bytes session_store_id(const struct session *s)
 struct session *session_new(struct session_mgr *mgr, const uint8_t *id, size_t id_len,
                             bool persistent)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = calloc(1, sizeof(*s) + id_len + 1);
     if (!s)
         return NULL;
-    s->client_id = malloc(id_len + 1);
-    if (!s->client_id || table_put(&mgr->sessions, id, id_len, s) != 0) {
-        free(s->client_id);
+    if (id_len)
+        memcpy(s->client_id, id, id_len);
+    s->client_id[id_len] = '\0';
+    s->id_len = id_len;
+    if (table_put(&mgr->sessions, s) != 0) {
         free(s);
         return NULL;
     }
-    memcpy(s->client_id, id, id_len);
-    s->client_id[id_len] = '\0';
-    s->id_len = id_len;
     s->persistent = persistent;
     s->next_packet_id = 1;
     s->serial = ++mgr->next_serial;
@@ -272,8 +271,7 @@ static void free_session(struct session_mgr *mgr, struct session *s)
     if (s->is_offline)
         mgr->offline_count--;
     timers_remove(mgr, s);
-    msg_unref(s->will);
-    free(s->client_id);
+    session_drop_waiting_will(s);
     free(s);
 }
 
@@ -587,19 +585,15 @@ void session_mgr_free(struct session_mgr *mgr)
 
 struct session_client *session_client_new(struct session_mgr *mgr, void *conn, const char *peer)
 {
-    struct session_client *c = calloc(1, sizeof(*c));
+    if (!peer)
+        peer = "unknown";
+    size_t peer_len = strlen(peer);
+    struct session_client *c = calloc(1, sizeof(*c) + peer_len + 1);
     if (!c)
         return NULL;
-    c->peer = strdup(peer ? peer : "unknown");
-    if (!c->peer) {
-        free(c);
-        return NULL;
-    }
+    memcpy(c->peer, peer, peer_len + 1);
     c->mgr = mgr;
     c->conn = conn;
-    c->request_problem_info = true;
-    c->receive_maximum = UINT16_MAX;
-    aliases_init(&c->aliases, 0, 0);
     return c;
 }
 
@@ -706,14 +700,14 @@ static int handle_disconnect(struct session_mgr *mgr, struct session_client *c,
     const struct mqtt_disconnect *d = &pkt->u.disconnect;
     if (mqtt_properties_has(&d->props, MQTT_PROP_SESSION_EXPIRY_INTERVAL)) {
         uint32_t expiry = d->props.session_expiry_interval_s;
-        if (c->connect_expiry_s == 0 && expiry != 0) {
+        if (c->v5->connect_expiry_s == 0 && expiry != 0) {
             log_notice("client %s: DISCONNECT sets a session expiry after a CONNECT with 0",
                        session_client_name(c));
             return SESSION_ERR_PROTOCOL;
         }
         c->sess->expiry_s = expiry;
     }
-    c->is_will_on_disconnect = d->reason_code != MQTT_RC_NORMAL_DISCONNECTION;
+    c->v5->is_will_on_disconnect = d->reason_code != MQTT_RC_NORMAL_DISCONNECTION;
     return SESSION_ERR_DISCONNECT;
 }
 
@@ -777,24 +771,39 @@ static void publish_will(struct session_mgr *mgr, const char *name, struct msg *
     msg_unref(will);
 }
 
+void session_drop_waiting_will(struct session *s)
+{
+    if (!s->will)
+        return;
+    msg_unref(s->will->msg);
+    free(s->will);
+    s->will = NULL;
+}
+
 void session_fire_pending_will(struct session_mgr *mgr, struct session *s)
 {
-    struct msg *will = s->will;
-    if (!will)
+    if (!s->will)
         return;
-    s->will = NULL;
+    struct msg *will = msg_ref(s->will->msg);
+    session_drop_waiting_will(s);
     timers_schedule(mgr, s); /* its due time was the will's; cannot grow the heap */
     publish_will(mgr, (const char *)s->client_id, will);
 }
 
 /* A will whose Will Delay Interval has not passed waits on its session
- * (MQTT 5 [3.1.3.2.2]), unless the session ends with the connection. */
+ * (MQTT 5 [3.1.3.2.2]), unless the session ends with the connection. Takes
+ * the reference on will. */
 static void keep_will_waiting(struct session_mgr *mgr, struct session *s, struct msg *will,
                               uint32_t delay_s)
 {
-    msg_unref(s->will); /* a takeover's earlier will: the newer replaces it */
-    s->will = will;
-    s->will_at_s = session_now_s(mgr) + delay_s;
+    session_drop_waiting_will(s); /* a takeover's earlier will: the newer replaces it */
+    struct waiting_will *w = malloc(sizeof(*w));
+    if (!w) {
+        publish_will(mgr, (const char *)s->client_id, will); /* no room to wait: now */
+        return;
+    }
+    *w = (struct waiting_will){.msg = will, .at_s = session_now_s(mgr) + delay_s};
+    s->will = w;
     log_info("client %s: will delayed by %u s", (char *)s->client_id, (unsigned)delay_s);
     if (timers_schedule(mgr, s) != 0)
         session_fire_pending_will(mgr, s); /* no room to wait: publish it now */
@@ -828,8 +837,9 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
     deliver_forget(mgr, s);
     if (s->refill_queued)
         unschedule_refill(mgr, s);
-    if (will && c->will_delay_interval_s > 0 && outlives_connection(s)) {
-        keep_will_waiting(mgr, s, will, c->will_delay_interval_s);
+    uint32_t delay_s = c->v5 ? c->v5->will_delay_interval_s : 0;
+    if (will && delay_s > 0 && outlives_connection(s)) {
+        keep_will_waiting(mgr, s, will, delay_s);
         return;
     }
     /* The will goes out once the client is detached: its own session, if it
@@ -895,13 +905,16 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
      * (MQTT 5: a DISCONNECT with reason 0x00 [MQTT-3.1.2-10]). A broker
      * shutdown is not a 3.1.1 client's failure; an MQTT 5 client was told
      * (DISCONNECT 0x8B) and its will goes as the spec says, after its delay. */
-    bool fire_will = reason != SESSION_CLOSE_DISCONNECT || client->is_will_on_disconnect;
+    bool fire_will =
+        reason != SESSION_CLOSE_DISCONNECT || (client->v5 && client->v5->is_will_on_disconnect);
     if (reason == SESSION_CLOSE_SHUTDOWN && !client_is_v5(client))
         fire_will = false;
     session_client_detach(mgr, client, fire_will);
-    aliases_deinit(&client->aliases);
+    if (client->v5) {
+        aliases_deinit(&client->v5->aliases);
+        free(client->v5);
+    }
     free(client->username);
-    free(client->peer);
     free(client);
 }
 
@@ -972,7 +985,7 @@ size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
     size_t count = 0;
     struct session *s;
     while ((s = timers_first_due(mgr, now_s))) {
-        if (s->will && s->will_at_s <= now_s)
+        if (s->will && s->will->at_s <= now_s)
             session_fire_pending_will(mgr, s);
         if (timers_expires_at(mgr, s) <= now_s) {
             log_notice("client %s: session expired", (char *)s->client_id);
@@ -995,7 +1008,7 @@ size_t session_tick(struct session_mgr *mgr)
 void session_client_disconnect(struct session_mgr *mgr, struct session_client *client,
                                uint8_t reason_code, const char *why)
 {
-    if (!client->connected || !client_is_v5(client) || client->has_sent_disconnect)
+    if (!client->connected || !client_is_v5(client) || client->v5->has_sent_disconnect)
         return;
     struct mqtt_packet pkt = {.type = MQTT_DISCONNECT};
     pkt.u.disconnect.reason_code = reason_code;
@@ -1005,5 +1018,5 @@ void session_client_disconnect(struct session_mgr *mgr, struct session_client *c
             (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
     }
     if (output_send_packet(mgr, client, &pkt) == 0)
-        client->has_sent_disconnect = true;
+        client->v5->has_sent_disconnect = true;
 }

@@ -55,14 +55,10 @@ void msg_release(void *ref);
  */
 int msg_qos0_packet(struct msg *m, struct mqtt_bytes *out);
 
-/* ---- A string-keyed map (client ids, retained topics): table.c, on the
- * broker's one keyed hash table ---- */
+/* ---- Sessions by client id: table.c, intrusive (struct session's by_id),
+ * on the broker's one keyed hash table ---- */
 
-struct table_entry {
-    struct hashtable_node node;
-    void *value;
-    uint8_t key[]; /* copy of the key (node.key points here) */
-};
+struct session;
 
 struct table {
     struct hashtable h;
@@ -74,8 +70,9 @@ int table_init(struct table *t);
 void table_deinit(struct table *t);
 size_t table_count(const struct table *t);
 void *table_get(const struct table *t, const uint8_t *key, size_t key_len);
-/* Sets key -> value (replacing). Returns 0 or -ENOMEM (table unchanged). */
-int table_put(struct table *t, const uint8_t *key, size_t key_len, void *value);
+/* Indexes s under its client_id (replacing another session with that id).
+ * Returns 0 or -ENOMEM (table unchanged). */
+int table_put(struct table *t, struct session *s);
 /* Removes key; returns its value or NULL. */
 void *table_remove(struct table *t, const uint8_t *key, size_t key_len);
 /* Calls fn for every entry; fn must not change the table. */
@@ -142,56 +139,65 @@ enum session_record {
 };
 
 struct session {
-    uint8_t *client_id; /* NUL-terminated copy, also usable in log lines */
     size_t id_len;
-    bool persistent;               /* clean session 0: state kept in the store */
+    struct hashtable_node by_id;   /* in mgr->sessions, keyed by client_id */
     struct session_client *client; /* the attached connection, or NULL */
     struct hashtable subs;         /* struct sub_entry by filter: O(1) per filter */
 
     struct outgoing *inflight, *inflight_tail; /* in send order */
     struct hashtable inflight_ids;             /* struct outgoing by packet id */
-    uint32_t inflight_count;
-    uint16_t next_packet_id;
 
     struct pending *queue_head, *queue_tail; /* clean sessions */
     size_t queued_bytes;                     /* payload bytes of the queued_count messages */
-    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries in
-                              the store (counted at start, then kept up to date) */
 
-    uint64_t last_seq;  /* persistent: highest store queue seq used */
-    uint64_t read_seq;  /* persistent: next queue seq to read from the store */
-    bool backlog;       /* persistent: the store may hold entries at or after read_seq */
-    bool refill_queued; /* on mgr->refill list */
+    uint64_t last_seq; /* persistent: highest store queue seq used */
+    uint64_t read_seq; /* persistent: next queue seq to read from the store */
     struct session *refill_next;
 
     struct hashtable qos2_ids; /* incoming QoS 2 ids awaiting PUBREL: struct qos2_in */
 
     uint64_t serial; /* unique per session object: tells it from a later one with its id */
-    bool is_offline; /* persistent, without a client: counted in mgr->offline_count */
-    uint8_t record;  /* persistent: enum session_record */
 
-    uint64_t last_seen_s; /* session_now_s() of the last connect or disconnect */
+    uint64_t last_seen_s;      /* session_now_s() of the last connect or disconnect */
+    uint64_t due_s;            /* when the timers heap wakes it (timers.c) */
+    struct waiting_will *will; /* a will waiting for its Will Delay Interval, or NULL */
+
+    /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
+    uint64_t sub_refusal_logged_s; /* unix time of the last notice; 0 = none yet */
+    uint64_t queue_drop_logged_s;
+    uint64_t match_gen; /* routing: last route that matched this session */
+
+    /* Small fields last, together: an idle session's size is the broker's
+     * RSS per idle connection (README, idle_conns). */
+    uint32_t inflight_count;
+    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries in
+                              the store (counted at start, then kept up to date) */
+    uint32_t sub_refusals; /* subscriptions refused since the last notice */
+    uint32_t queue_drops;  /* messages dropped by the queue limits since the last notice */
     /* Session Expiry Interval [3.1.2.11.2]: SESSION_EXPIRY_NEVER for a 3.1.1
      * persistent session, 0 for one that ends with its connection. */
     uint32_t expiry_s;
-    uint32_t conn_gen;  /* incremented at each CONNECT that attaches a client */
-    size_t timer_slot;  /* its place + 1 in mgr->timers; 0: not there */
-    uint64_t due_s;     /* when the timers heap wakes it (timers.c) */
-    struct msg *will;   /* a will waiting for its Will Delay Interval, or NULL */
-    uint64_t will_at_s; /* when that will is published */
-
-    /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
-    uint64_t sub_refusals;         /* subscriptions refused since the last notice */
-    uint64_t sub_refusal_logged_s; /* unix time of that notice; 0 = none yet */
-    uint64_t queue_drops;          /* messages dropped by the queue limits since the last notice */
-    uint64_t queue_drop_logged_s;
-    uint64_t match_gen; /* routing: last route that matched this session */
-    uint8_t match_qos;  /* routing: highest granted QoS among matching filters */
+    uint32_t timer_slot; /* its place + 1 in mgr->timers; 0: not there */
+    uint32_t conn_gen;   /* incremented at each CONNECT that attaches a client */
+    uint16_t next_packet_id;
+    bool persistent;     /* its state is kept in the store */
+    bool backlog;        /* persistent: the store may hold entries at or after read_seq */
+    bool refill_queued;  /* on mgr->refill list */
+    bool is_offline;     /* persistent, without a client: counted in mgr->offline_count */
+    uint8_t record;      /* persistent: enum session_record */
+    uint8_t match_qos;   /* routing: highest granted QoS among matching filters */
+    uint8_t client_id[]; /* id_len bytes and a NUL, also usable in log lines */
 };
 
 /* MQTT 5 Session Expiry Interval "never" [3.1.2.11.2]; 3.1.1's persistent
  * sessions have it. */
 #define SESSION_EXPIRY_NEVER UINT32_MAX
+
+/* A will whose connection ended before its Will Delay Interval did. */
+struct waiting_will {
+    struct msg *msg;
+    uint64_t at_s; /* session_now_s() when it is published */
+};
 
 /* ---- MQTT 5 topic aliases of one connection (alias.c) ---- */
 
@@ -233,34 +239,52 @@ uint16_t aliases_assign(struct topic_aliases *a, struct mqtt_bytes topic);
 
 /* ---- Connections, as the session manager sees them ---- */
 
-struct session_client {
-    struct session_mgr *mgr;
-    void *conn; /* the server's handle */
-    char *peer;
-    struct session *sess; /* after an accepted CONNECT */
-    bool connected;
-    struct msg *will;                /* will message (retain flag = will retain), or NULL */
-    uint32_t held_sends;             /* sends of this client waiting for the commit */
-    char *username;                  /* from CONNECT or the TLS identity; NULL = anonymous */
-    const struct session_auth *auth; /* the listener's, or NULL: the broker's */
-    bool has_identity;               /* username came from the transport */
-    bool is_connack_held;            /* CONNACK 0 waits for the commit: not accepted yet */
-    uint8_t protocol_level;
-    /* MQTT 5, from the CONNECT (3.1.1 clients keep the defaults) */
+/* What an MQTT 5 connection adds, from its CONNECT; allocated only for
+ * MQTT 5 clients, so a 3.1.1 connection costs one pointer. */
+struct client_v5 {
+    struct topic_aliases aliases;
+    uint32_t max_packet_size;       /* the client's; 0 = no limit */
+    uint32_t connect_expiry_s;      /* the CONNECT's Session Expiry Interval */
+    uint32_t will_delay_interval_s; /* Will Delay Interval */
+    uint32_t inbound_unacked;       /* QoS 1/2 PUBLISH from it whose ack is not out yet */
+    uint16_t receive_maximum;       /* the client's: unacked QoS 1/2 PUBLISH towards it */
     bool request_problem_info;      /* Reason Strings allowed on acks [3.1.2.11.7] */
     bool has_sent_disconnect;       /* a DISCONNECT went out: nothing more does */
     bool is_will_on_disconnect;     /* its DISCONNECT's reason was not 0x00: will fires */
-    uint32_t will_delay_interval_s; /* Will Delay Interval */
-    uint16_t receive_maximum;       /* the client's: unacked QoS 1/2 PUBLISH towards it */
-    uint32_t max_packet_size;       /* the client's; 0 = no limit */
-    uint32_t connect_expiry_s;      /* the CONNECT's Session Expiry Interval */
-    uint32_t inbound_unacked;       /* QoS 1/2 PUBLISH from it whose ack is not out yet */
-    struct topic_aliases aliases;
 };
 
+struct session_client {
+    struct session_mgr *mgr;
+    void *conn;                      /* the server's handle */
+    struct session *sess;            /* after an accepted CONNECT */
+    struct msg *will;                /* will message (retain flag = will retain), or NULL */
+    char *username;                  /* from CONNECT or the TLS identity; NULL = anonymous */
+    const struct session_auth *auth; /* the listener's, or NULL: the broker's */
+    uint32_t held_sends;             /* sends of this client waiting for the commit */
+    bool connected;
+    bool has_identity;    /* username came from the transport */
+    bool is_connack_held; /* CONNACK 0 waits for the commit: not accepted yet */
+    uint8_t protocol_level;
+    struct client_v5 *v5; /* MQTT 5 connection state; NULL for 3.1.1 and 3.1 */
+    char peer[];          /* "ADDRESS:PORT" (or "unknown"), NUL-terminated */
+};
+
+/* An MQTT 5 client whose connection state exists (from its CONNECT on). */
 static inline bool client_is_v5(const struct session_client *c)
 {
-    return c->protocol_level == MQTT_PROTOCOL_V5;
+    return c->v5 != NULL;
+}
+
+/* Unacknowledged QoS 1/2 PUBLISH Sol may have towards c. */
+static inline uint16_t client_receive_maximum(const struct session_client *c)
+{
+    return c->v5 ? c->v5->receive_maximum : UINT16_MAX;
+}
+
+/* The largest packet c accepts; 0 = no limit. */
+static inline uint32_t client_max_packet_size(const struct session_client *c)
+{
+    return c->v5 ? c->v5->max_packet_size : 0;
 }
 
 /* A send that waits for the turn's commit (it acknowledges durable state). */
@@ -404,6 +428,8 @@ void session_offline_add(struct session_mgr *mgr, struct session *s);
 /* Publishes s's waiting will now, if it has one (its delay ended, or the
  * session ends). */
 void session_fire_pending_will(struct session_mgr *mgr, struct session *s);
+/* Forgets s's waiting will unpublished (the session resumed in time). */
+void session_drop_waiting_will(struct session *s);
 
 /* timers.c: the heap of sessions by when they next need attention. */
 uint64_t timers_expires_at(const struct session_mgr *mgr, const struct session *s);

@@ -38,8 +38,8 @@ uint64_t timers_expires_at(const struct session_mgr *mgr, const struct session *
 static uint64_t due_of(const struct session_mgr *mgr, const struct session *s)
 {
     uint64_t due = timers_expires_at(mgr, s);
-    if (s->will && s->will_at_s < due)
-        due = s->will_at_s;
+    if (s->will && s->will->at_s < due)
+        due = s->will->at_s;
     return due;
 }
 
