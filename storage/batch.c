@@ -104,7 +104,8 @@ static int session_valid(const struct store_session *s)
     if (!s->has_will)
         return 0;
     if (!store_qos_valid(s->will_qos) || s->will_topic.len == 0 ||
-        s->will_topic.len > MAX_TOPIC_LEN || s->will_payload.len > MAX_PAYLOAD_LEN)
+        s->will_topic.len > MAX_TOPIC_LEN || s->will_payload.len > MAX_PAYLOAD_LEN ||
+        s->will_props.len > MAX_PAYLOAD_LEN)
         return STORE_ERR_INVALID;
     return 0;
 }
@@ -148,19 +149,22 @@ static int sub_key_valid(struct store_batch *b, struct store_bytes client, struc
 }
 
 int store_batch_put_subscription(struct store_batch *batch, struct store_bytes client_id,
-                                 struct store_bytes filter, uint8_t qos)
+                                 struct store_bytes filter, uint8_t options, uint32_t sub_id)
 {
     if (batch->err != 0)
         return batch->err;
     int rc = sub_key_valid(batch, client_id, filter);
-    if (rc == 0 && !store_qos_valid(qos))
+    if (rc == 0 && !store_sub_options_valid(options))
         rc = STORE_ERR_INVALID;
     if (rc != 0)
         return rc;
-    struct store_op *op = client_op(batch, OP_PUT, DB_SUBS, client_id, filter.data, filter.len, 1);
+    uint8_t val[5];
+    size_t val_len = store_sub_encode(val, options, sub_id);
+    struct store_op *op =
+        client_op(batch, OP_PUT, DB_SUBS, client_id, filter.data, filter.len, val_len);
     if (op == NULL)
         return batch->err;
-    op_val(op)[0] = qos;
+    memcpy(op_val(op), val, val_len);
     return 0;
 }
 
@@ -177,26 +181,21 @@ int store_batch_delete_subscription(struct store_batch *batch, struct store_byte
     return 0;
 }
 
-int store_batch_put_retained(struct store_batch *batch, struct store_bytes topic, uint8_t qos,
-                             struct store_bytes payload, uint64_t stored_at_s)
+int store_batch_put_retained(struct store_batch *batch, const struct store_retained *r)
 {
     if (batch->err != 0)
         return batch->err;
-    int rc = store_check_key_string(batch->store, topic, 0);
-    if (rc == 0 && (!store_qos_valid(qos) || payload.len > MAX_PAYLOAD_LEN))
+    int rc = store_check_key_string(batch->store, r->topic, 0);
+    if (rc == 0 && (!store_qos_valid(r->qos) || r->payload.len > MAX_PAYLOAD_LEN ||
+                    r->props.len > MAX_PAYLOAD_LEN))
         rc = STORE_ERR_INVALID;
     if (rc != 0)
         return rc;
-    struct store_op *op =
-        op_add(batch, OP_PUT, DB_RETAINED, topic.len, RETAINED_HDR_LEN + payload.len);
+    struct store_op *op = op_add(batch, OP_PUT, DB_RETAINED, r->topic.len, store_retained_len(r));
     if (op == NULL)
         return batch->err;
-    memcpy(op->data, topic.data, topic.len);
-    uint8_t *v = op_val(op);
-    v[0] = qos;
-    store_put_u64(v + 1, stored_at_s);
-    if (payload.len > 0)
-        memcpy(v + RETAINED_HDR_LEN, payload.data, payload.len);
+    memcpy(op->data, r->topic.data, r->topic.len);
+    store_retained_encode(op_val(op), r);
     return 0;
 }
 
@@ -217,7 +216,8 @@ int store_batch_delete_retained(struct store_batch *batch, struct store_bytes to
 static bool message_valid(uint64_t msg_id, const struct store_message *m)
 {
     return msg_id != 0 && store_qos_valid(m->qos) && m->topic.len > 0 && m->topic.data != NULL &&
-           m->topic.len <= MAX_TOPIC_LEN && m->payload.len <= MAX_PAYLOAD_LEN;
+           m->topic.len <= MAX_TOPIC_LEN && m->payload.len <= MAX_PAYLOAD_LEN &&
+           m->props.len <= MAX_PAYLOAD_LEN;
 }
 
 int store_batch_put_message(struct store_batch *batch, uint64_t msg_id,
@@ -238,7 +238,8 @@ int store_batch_put_message(struct store_batch *batch, uint64_t msg_id,
 
 static bool entry_valid(const struct store_queue_entry *e)
 {
-    if (e->msg_id == 0 || !store_qos_valid(e->qos) || e->state > STORE_PUBREC_RECEIVED)
+    if (e->msg_id == 0 || !store_qos_valid(e->qos) || e->state > STORE_PUBREC_RECEIVED ||
+        e->sub_id_count > STORE_SUB_IDS_MAX)
         return false;
     return e->state == STORE_QUEUED || e->packet_id != 0; /* [MQTT-2.3.1-1] */
 }
@@ -261,7 +262,7 @@ int store_batch_queue_append(struct store_batch *batch, struct store_bytes clien
         rc = STORE_ERR_INVALID;
     if (rc != 0)
         return rc;
-    struct store_op *op = queue_op(batch, OP_QUEUE_APPEND, client_id, seq, QUEUE_VAL_LEN);
+    struct store_op *op = queue_op(batch, OP_QUEUE_APPEND, client_id, seq, store_queue_len(entry));
     if (op == NULL)
         return batch->err;
     op->msg_id = entry->msg_id;

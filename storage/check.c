@@ -146,11 +146,12 @@ static bool meta_is(const MDB_val *k, const char *name)
 static int check_meta_record(struct checker *c, const MDB_val *k, const MDB_val *v)
 {
     size_t want = 8;
-    if (meta_is(k, META_SCHEMA))
+    if (meta_is(k, META_SCHEMA) || meta_is(k, META_UPGRADED))
         want = 4;
     else if (meta_is(k, META_STORE_ID))
         want = 16;
     else if (!meta_is(k, META_MSG_HWM) && !meta_is(k, META_CREATED_AT) &&
+             !meta_is(k, META_UPGRADED) &&
              (k->mv_size <= 2 || memcmp(k->mv_data, META_COUNTER, 2) != 0))
         problem(c, "meta: unknown key '%.*s'", (int)(k->mv_size > 64 ? 64 : k->mv_size),
                 (const char *)k->mv_data);
@@ -158,9 +159,10 @@ static int check_meta_record(struct checker *c, const MDB_val *k, const MDB_val 
         problem(c, "meta: key '%.*s' has %zu bytes, expected %zu",
                 (int)(k->mv_size > 64 ? 64 : k->mv_size), (const char *)k->mv_data, v->mv_size,
                 want);
-    if (meta_is(k, META_SCHEMA) && v->mv_size == 4 &&
-        store_get_u32(v->mv_data) != STORE_SCHEMA_VERSION)
-        problem(c, "meta: schema version %u, expected %u", store_get_u32(v->mv_data),
+    uint32_t version = v->mv_size == 4 ? store_get_u32(v->mv_data) : 0;
+    if (meta_is(k, META_SCHEMA) &&
+        (version < STORE_SCHEMA_OLDEST || version > STORE_SCHEMA_VERSION))
+        problem(c, "meta: schema version %u, expected %u to %u", version, STORE_SCHEMA_OLDEST,
                 STORE_SCHEMA_VERSION);
     if (meta_is(k, META_MSG_HWM) && v->mv_size == 8)
         c->hwm = store_get_u64(v->mv_data);
@@ -196,8 +198,10 @@ static int check_sub(struct checker *c, const MDB_val *k, const MDB_val *v)
         problem(c, "subs: key of %zu bytes does not decode", k->mv_size);
         return 0;
     }
-    if (v->mv_size != 1 || !store_qos_valid(*(const uint8_t *)v->mv_data))
-        problem(c, "subs: bad granted QoS for '%s'", printable(c, client));
+    uint8_t options = 0;
+    uint32_t sub_id = 0;
+    if (!store_sub_decode(v->mv_data, v->mv_size, &options, &sub_id))
+        problem(c, "subs: bad subscription options or identifier for '%s'", printable(c, client));
     if (!has_session(c, client))
         problem(c, "subs: subscription of '%s' has no session", printable(c, client));
     return 0;
@@ -366,6 +370,9 @@ static void meta_into_stats(struct store *store, MDB_txn *txn, struct store_stat
     k = (MDB_val){strlen(META_CREATED_AT), META_CREATED_AT};
     if (mdb_get(txn, store->dbi[DB_META], &k, &v) == 0 && v.mv_size == 8)
         out->created_at_s = store_get_u64(v.mv_data);
+    k = (MDB_val){strlen(META_UPGRADED), META_UPGRADED};
+    if (mdb_get(txn, store->dbi[DB_META], &k, &v) == 0 && v.mv_size == 4)
+        out->upgraded_from = store_get_u32(v.mv_data);
 }
 
 int store_stats(struct store *store, struct store_stats *out)

@@ -173,7 +173,8 @@ static int apply_queue_append(struct store *s, MDB_txn *txn, struct store_op *op
     return rc;
 }
 
-/* Rewrites state and packet id, keeping the stored message id and QoS. */
+/* Rewrites state and packet id, keeping everything else the entry holds
+ * (message id, QoS, its MQTT 5 part). */
 static int apply_queue_update(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v;
@@ -182,13 +183,20 @@ static int apply_queue_update(struct store *s, MDB_txn *txn, struct store_op *op
         return 0;
     if (rc != 0)
         return rc;
-    if (v.mv_size != QUEUE_VAL_LEN)
+    struct store_queue_entry e;
+    if (!store_queue_decode(v.mv_data, v.mv_size, &e))
         return MDB_CORRUPTED;
-    uint8_t nv[QUEUE_VAL_LEN];
-    memcpy(nv, v.mv_data, 9);
+    uint8_t small[QUEUE_VAL_LEN + 1 + 4 * 16];
+    uint8_t *nv = v.mv_size <= sizeof(small) ? small : malloc(v.mv_size);
+    if (nv == NULL)
+        return ENOMEM;
+    memcpy(nv, v.mv_data, v.mv_size);
     memcpy(nv + 9, op->data + op->key_len + 9, QUEUE_VAL_LEN - 9);
-    MDB_val val = {QUEUE_VAL_LEN, nv};
-    return mdb_put(txn, s->dbi[DB_QUEUES], &k, &val, 0);
+    MDB_val val = {v.mv_size, nv};
+    rc = mdb_put(txn, s->dbi[DB_QUEUES], &k, &val, 0);
+    if (nv != small)
+        free(nv);
+    return rc;
 }
 
 static int apply_queue_delete(struct store *s, MDB_txn *txn, struct store_op *op)
@@ -279,7 +287,7 @@ static int attempt(struct store_batch *b, uint64_t hwm)
 
 /* Grows the map while no transaction is open: at least double, and at least
  * twice this batch's bytes, never past the maximum. Returns 0 if it grew. */
-static int grow_map(struct store *s, size_t batch_bytes)
+int store_grow_map(struct store *s, size_t batch_bytes)
 {
     MDB_envinfo info;
     int rc = mdb_env_info(s->env, &info);
@@ -324,7 +332,7 @@ static int commit_ops(struct store_batch *b)
         return STORE_ERR_FATAL;
     uint64_t hwm = s->next_msg_id - 1;
     int rc = attempt(b, hwm);
-    if (rc == MDB_MAP_FULL && grow_map(s, b->op_bytes) == 0)
+    if (rc == MDB_MAP_FULL && store_grow_map(s, b->op_bytes) == 0)
         rc = attempt(b, hwm); /* replay the op log once on the bigger map */
     if (rc == 0 && hwm > s->hwm_persisted)
         s->hwm_persisted = hwm;

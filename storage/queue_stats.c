@@ -30,12 +30,10 @@ static uint64_t payload_len(struct stats_walk *w, uint64_t msg_id)
     uint8_t kb[8];
     store_put_u64(kb, msg_id);
     MDB_val k = {8, kb}, v;
-    if (mdb_get(w->txn, w->store->dbi[DB_MESSAGES], &k, &v) != 0 || v.mv_size < MESSAGE_HDR_LEN)
+    if (mdb_get(w->txn, w->store->dbi[DB_MESSAGES], &k, &v) != 0)
         return 0;
-    uint64_t topic_len = store_get_u32((const uint8_t *)v.mv_data + 2);
-    if (topic_len > v.mv_size - MESSAGE_HDR_LEN)
-        return 0;
-    return v.mv_size - MESSAGE_HDR_LEN - topic_len;
+    size_t offset = store_message_payload_offset(v.mv_data, v.mv_size);
+    return offset == 0 ? 0 : v.mv_size - offset;
 }
 
 /* Reports the client summed so far (if it has QUEUED entries). */

@@ -239,9 +239,11 @@ static int visit_sub(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val *v
     int rc = copy_split_key(&w->sc, k, &client, &filter);
     if (rc != 0)
         return rc;
-    if (filter.len == 0 || v->mv_size != 1 || !store_qos_valid(*(const uint8_t *)v->mv_data))
+    uint8_t options = 0;
+    uint32_t sub_id = 0;
+    if (filter.len == 0 || !store_sub_decode(v->mv_data, v->mv_size, &options, &sub_id))
         return STORE_ERR_CORRUPT;
-    return w->fn(w->arg, client, filter, *(const uint8_t *)v->mv_data);
+    return w->fn(w->arg, client, filter, options, sub_id);
 }
 
 int store_subscriptions_foreach(struct store *store, const struct store_bytes *client_id,
@@ -288,8 +290,9 @@ static int visit_retained(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_v
 {
     (void)txn;
     struct retained_walk *w = ctx;
-    size_t vlen = w->with_payload ? v->mv_size : RETAINED_HDR_LEN;
-    if (v->mv_size < RETAINED_HDR_LEN || k->mv_size == 0)
+    size_t header = store_retained_payload_offset(v->mv_data, v->mv_size);
+    size_t vlen = w->with_payload ? v->mv_size : header;
+    if (header == 0 || k->mv_size == 0)
         return STORE_ERR_CORRUPT;
     uint8_t *buf = scratch_get(&w->sc, k->mv_size + vlen);
     if (buf == NULL)
@@ -299,7 +302,7 @@ static int visit_retained(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_v
     struct store_retained r;
     if (!store_retained_decode((struct store_bytes){buf, k->mv_size}, buf + k->mv_size, vlen, &r))
         return STORE_ERR_CORRUPT;
-    r.payload_len = (uint32_t)(v->mv_size - RETAINED_HDR_LEN);
+    r.payload_len = (uint32_t)(v->mv_size - header);
     return w->fn(w->arg, &r);
 }
 
@@ -434,18 +437,17 @@ static int visit_message(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_va
 {
     struct message_walk *w = ctx;
     struct store_message m;
-    if (k->mv_size != 8 || !store_message_decode(v->mv_data, v->mv_size, &m))
+    size_t header = store_message_payload_offset(v->mv_data, v->mv_size);
+    if (k->mv_size != 8 || header == 0)
         return STORE_ERR_CORRUPT;
-    size_t len = MESSAGE_HDR_LEN + m.topic.len + (w->with_payload ? m.payload.len : 0);
+    size_t len = w->with_payload ? v->mv_size : header;
     uint8_t *buf = scratch_get(&w->sc, len);
     if (buf == NULL)
         return -ENOMEM;
     memcpy(buf, v->mv_data, len);
+    if (!store_message_decode(buf, len, &m))
+        return STORE_ERR_CORRUPT;
     uint64_t id = store_get_u64(k->mv_data);
-    m.topic.data = buf + MESSAGE_HDR_LEN;
-    m.payload.data = buf + MESSAGE_HDR_LEN + m.topic.len;
-    if (!w->with_payload)
-        m.payload.len = 0;
     return w->fn(w->arg, id, &m, refcount_of(w->store, txn, id));
 }
 
@@ -470,9 +472,10 @@ struct queue_walk {
     struct scratch sc;
 };
 
-/* Copies the message body of e (if wanted and present) after the key in buf. */
+/* Copies the message body of e (if wanted and present) into scratch at
+ * offset `at` (after the client id and the entry). */
 static int queue_item_body(struct queue_walk *w, MDB_txn *txn, struct store_queue_item *it,
-                           struct store_message *m, size_t key_len)
+                           struct store_message *m, size_t at)
 {
     it->refcount = refcount_of(w->store, txn, it->entry.msg_id);
     if (!w->with_body)
@@ -485,16 +488,17 @@ static int queue_item_body(struct queue_walk *w, MDB_txn *txn, struct store_queu
         return 0;
     if (rc != 0)
         return store_err_from_mdb(rc);
-    uint8_t *buf = scratch_get(&w->sc, key_len + v.mv_size);
+    uint8_t *buf = scratch_get(&w->sc, at + v.mv_size);
     if (buf == NULL)
         return -ENOMEM;
-    memcpy(buf + key_len, v.mv_data, v.mv_size);
-    if (!store_message_decode(buf + key_len, v.mv_size, m))
+    memcpy(buf + at, v.mv_data, v.mv_size);
+    if (!store_message_decode(buf + at, v.mv_size, m))
         return STORE_ERR_CORRUPT;
     it->message = m;
     return 0;
 }
 
+/* Scratch holds: the client id, the entry's value, then the message body. */
 static int visit_queue(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
 {
     struct queue_walk *w = ctx;
@@ -505,13 +509,16 @@ static int visit_queue(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val 
         !store_queue_decode(v->mv_data, v->mv_size, &it.entry))
         return STORE_ERR_CORRUPT;
     it.seq = store_get_u64(rest.data);
-    int rc = queue_item_body(w, txn, &it, &m, client.len);
-    uint8_t *buf = rc == 0 ? scratch_get(&w->sc, client.len) : NULL;
+    int rc = queue_item_body(w, txn, &it, &m, client.len + v->mv_size);
+    uint8_t *buf = rc == 0 ? scratch_get(&w->sc, client.len + v->mv_size) : NULL;
     if (rc == 0 && buf == NULL)
         rc = -ENOMEM;
     if (rc != 0)
         return rc;
-    memcpy(buf, client.data, client.len); /* scratch already holds the body after it */
+    memcpy(buf, client.data, client.len); /* scratch already holds the body after them */
+    memcpy(buf + client.len, v->mv_data, v->mv_size);
+    if (!store_queue_decode(buf + client.len, v->mv_size, &it.entry))
+        return STORE_ERR_CORRUPT;
     it.client_id = (struct store_bytes){buf, client.len};
     rc = w->fn(w->arg, &it);
     w->count++;

@@ -350,7 +350,10 @@ static bool env_is_blank(MDB_txn *txn)
            ms.ms_entries == 0;
 }
 
-static int check_schema(MDB_txn *txn, MDB_dbi meta, const char *dir, char *err, size_t err_len)
+/* Reads the schema version into *version: this build's, or an older one it
+ * upgrades (STORE_SCHEMA_OLDEST on). */
+static int check_schema(MDB_txn *txn, MDB_dbi meta, const char *dir, uint32_t *version, char *err,
+                        size_t err_len)
 {
     MDB_val k = {strlen(META_SCHEMA), META_SCHEMA}, v;
     int rc = mdb_get(txn, meta, &k, &v);
@@ -363,10 +366,10 @@ static int check_schema(MDB_txn *txn, MDB_dbi meta, const char *dir, char *err, 
     if (v.mv_size != 4)
         return store_damaged(err, err_len, dir, "the schema version record has %zu bytes, not 4",
                              v.mv_size);
-    uint32_t version = store_get_u32(v.mv_data);
-    if (version != STORE_SCHEMA_VERSION) {
-        snprintf(err, err_len, "%s: store schema version %u, this build reads version %u", dir,
-                 version, STORE_SCHEMA_VERSION);
+    *version = store_get_u32(v.mv_data);
+    if (*version < STORE_SCHEMA_OLDEST || *version > STORE_SCHEMA_VERSION) {
+        snprintf(err, err_len, "%s: store schema version %u, this build reads versions %u to %u",
+                 dir, *version, STORE_SCHEMA_OLDEST, STORE_SCHEMA_VERSION);
         return STORE_ERR_SCHEMA;
     }
     return 0;
@@ -447,8 +450,8 @@ static int no_meta(struct store *store, MDB_txn *txn, int mrc, const char *dir, 
 /* Opens the existing databases in a read transaction; committing it keeps the
  * handles for the life of the environment. *blank is set if the environment
  * is an empty LMDB file that still needs initialising. */
-static int load_existing(struct store *store, const char *dir, bool *blank, char *err,
-                         size_t err_len)
+static int load_existing(struct store *store, const char *dir, bool *blank, uint32_t *version,
+                         char *err, size_t err_len)
 {
     MDB_txn *txn;
     int rc = store_read_begin(store, &txn);
@@ -463,10 +466,19 @@ static int load_existing(struct store *store, const char *dir, bool *blank, char
     else if (mrc != 0)
         rc = store_damaged(err, err_len, dir, "reading the main database: %s", mdb_strerror(mrc));
     else
-        rc = check_schema(txn, store->dbi[DB_META], dir, err, err_len);
+        rc = check_schema(txn, store->dbi[DB_META], dir, version, err, err_len);
     for (int i = DB_META + 1; rc == 0 && !*blank && i < STORE_DB_COUNT; i++) {
         int drc = mdb_dbi_open(txn, store_db_names[i], 0, &store->dbi[i]);
-        if (drc != 0)
+        /* A database added by a later schema: the upgrade creates it. */
+        if (drc == MDB_NOTFOUND && *version < STORE_SCHEMA_VERSION && !store->read_only)
+            continue;
+        if (drc == MDB_NOTFOUND && *version < STORE_SCHEMA_VERSION) {
+            snprintf(err, err_len,
+                     "%s: a schema %u store without database %s: start sol on it once to "
+                     "upgrade it",
+                     dir, *version, store_db_names[i]);
+            rc = STORE_ERR_SCHEMA;
+        } else if (drc != 0)
             rc = store_damaged(err, err_len, dir, "database %s: %s", store_db_names[i],
                                mdb_strerror(drc));
     }
@@ -576,13 +588,18 @@ static int open_env_and_schema(struct store *store, const struct store_options *
     }
     store->max_key_len = (size_t)mdb_env_get_maxkeysize(store->env);
     bool blank = false;
-    rc = load_existing(store, opts->dir, &blank, err, err_len);
+    uint32_t version = STORE_SCHEMA_VERSION;
+    rc = load_existing(store, opts->dir, &blank, &version, err, err_len);
     if (rc == 0 && blank && opts->read_only) {
         snprintf(err, err_len, "%s: not a Sol store (empty LMDB environment)", opts->dir);
         rc = STORE_ERR_NOT_A_STORE;
     }
     if (rc == 0 && blank)
         rc = create_store(store, opts->dir, err, err_len);
+    /* An older schema is upgraded on the first read-write open; a read-only
+     * open (solctl) reads it as it is: the decoders know both. */
+    if (rc == 0 && !blank && version < STORE_SCHEMA_VERSION && !opts->read_only)
+        rc = store_upgrade(store, version, opts->dir, err, err_len);
     if (rc == 0 && !opts->read_only)
         rc = sync_dir(opts->dir, err, err_len); /* data.mdb and lock.mdb may be new */
     if (rc == 0 && !opts->read_only && !blank)

@@ -22,13 +22,25 @@
  * 0x00 - the codec rejects U+0000 [MQTT-1.5.3-2] - so 0x00 separates key parts
  * and sorts a client's records before any longer client id's):
  *   meta      ASCII name          -> schema version, store id, id high-water, counters
- *   sessions  client id           -> session record (struct store_session)
- *   subs      client 00 filter    -> granted QoS
- *   retained  topic               -> QoS, stored time, payload
- *   messages  msg id (u64)        -> QoS, retain, topic, payload (one body per message)
+ *   sessions  client id           -> session record (struct store_session): expiry,
+ *                                    online flag, will with its delay and properties
+ *   subs      client 00 filter    -> subscription options (QoS, No Local, Retain As
+ *                                    Published, Retain Handling), Subscription Identifier
+ *   retained  topic               -> QoS, stored time, expiry deadline, properties, payload
+ *   messages  msg id (u64)        -> QoS, retain, expiry deadline, topic, properties,
+ *                                    payload (one body per message)
  *   refs      msg id (u64)        -> reference count (u32)
- *   queues    client 00 seq (u64) -> msg id, QoS, delivery state, packet id
+ *   queues    client 00 seq (u64) -> msg id, QoS, delivery state, packet id, RETAIN of
+ *                                    this delivery, Subscription Identifiers
  *   qos2in    client 00 pkt id (u16) -> time received
+ * Records written by schema 1 (MQTT 3.1.1 only) are a prefix of these: a
+ * record carries its MQTT 5 part only when it has one (records.c says how
+ * each tells), so a 3.1.1 workload writes exactly what it wrote before.
+ * Schema 1 stores are upgraded in place on their first read-write open
+ * (upgrade.c). Times are unix seconds of the broker's clock (see the session
+ * manager: a wall clock that does not jump while the broker runs). Properties
+ * are MQTT 5 property blocks without their length prefix, stored as bytes:
+ * storage never parses them.
  * Reference counts live in their own small database: an ack changes one
  * 4-byte value on a small page instead of copy-on-writing a message body of up
  * to 256 MB (LMDB rewrites a whole value, overflow pages included, on update).
@@ -164,25 +176,37 @@ struct store_bytes {
     size_t len;
 };
 
-/* A session record: what a persistent session needs to survive a restart. */
+/* The Session Expiry Interval "never" (MQTT 5; 3.1.1 persistent sessions). */
+#define STORE_EXPIRY_NEVER UINT32_MAX
+
+/* A session record: what a session needs to survive a restart. */
 struct store_session {
     bool clean_session;      /* [MQTT-3.1.2-6]; the broker only stores clean=0 in practice */
-    uint8_t protocol_level;  /* 3 (MQIsdp) or 4 (MQTT 3.1.1) */
+    bool is_online;          /* a client was connected when this was written: after a crash,
+                                its connection ended abnormally (its will is due) */
+    uint8_t protocol_level;  /* 3 (MQIsdp), 4 (MQTT 3.1.1) or 5 */
     uint64_t last_seen_s;    /* unix seconds of the last disconnect (or connect) */
-    uint32_t expiry_s;       /* drop the session this long after last_seen_s; 0 = never */
+    uint32_t expiry_s;       /* Session Expiry Interval: the session ends this long after
+                                last_seen_s while offline; STORE_EXPIRY_NEVER = never; 0 = at
+                                the end of its connection (a record only while connected) */
     uint16_t next_packet_id; /* next outgoing packet id to try (1..65535) */
     bool has_will;           /* the will fields below are meaningful only if true */
     struct store_bytes will_topic;
     struct store_bytes will_payload;
-    uint8_t will_qos; /* 0..2 */
+    struct store_bytes will_props; /* MQTT 5 will properties (without Will Delay Interval) */
+    uint8_t will_qos;              /* 0..2 */
     bool will_retain;
+    uint32_t will_delay_s; /* Will Delay Interval */
+    uint64_t will_at_s;    /* offline: when the waiting will is published; 0: none waits */
 };
 
 /* A message body: stored once per published message, however many queues. */
 struct store_message {
     struct store_bytes topic; /* 1..65535 bytes */
     struct store_bytes payload;
-    uint8_t qos; /* 0..2: the QoS it was published with */
+    struct store_bytes props; /* MQTT 5 properties forwarded with it (may be empty) */
+    uint64_t expiry_at_s;     /* Message Expiry: dropped if not sent by then; 0 = never */
+    uint8_t qos;              /* 0..2: the QoS it was published with */
     bool retain;
 };
 
@@ -190,9 +214,11 @@ struct store_message {
 struct store_retained {
     struct store_bytes topic;
     struct store_bytes payload; /* empty in index-only reads; payload_len is still set */
+    struct store_bytes props;   /* MQTT 5 properties (may be empty) */
     uint32_t payload_len;
     uint8_t qos;
     uint64_t stored_at_s; /* unix seconds */
+    uint64_t expiry_at_s; /* Message Expiry: gone after it; 0 = never */
 };
 
 /* Delivery state of a queue entry: the offline queue and the inflight window. */
@@ -209,7 +235,18 @@ struct store_queue_entry {
     uint8_t qos;                  /* delivery QoS: min(published, granted), 1 or 2 */
     enum store_queue_state state; /* STORE_QUEUED has packet_id 0 */
     uint16_t packet_id;
+    bool retain;               /* RETAIN of this delivery (Retain As Published), besides the
+                                  message's own flag */
+    size_t sub_id_count;       /* MQTT 5 Subscription Identifiers this delivery carries */
+    const uint32_t *sub_ids;   /* to write: sub_id_count values (copied) */
+    const uint8_t *sub_ids_be; /* as read: a view of them; get each with store_queue_sub_id() */
 };
+
+/* Most Subscription Identifiers one queue entry keeps. */
+#define STORE_SUB_IDS_MAX 255
+
+/* The i-th Subscription Identifier of e (i < e->sub_id_count), written or read. */
+uint32_t store_queue_sub_id(const struct store_queue_entry *e, size_t i);
 
 /* ---- Batches ----------------------------------------------------------- */
 
@@ -300,18 +337,21 @@ int store_batch_put_session(struct store_batch *batch, struct store_bytes client
  * not an error. */
 int store_batch_delete_session(struct store_batch *batch, struct store_bytes client_id);
 
-/* Creates or replaces the subscription (client_id, filter) -> qos (0..2). */
+/* Creates or replaces the subscription (client_id, filter): options is the
+ * MQTT 5 subscription options byte (QoS in bits 0-1, No Local bit 2, Retain
+ * As Published bit 3, Retain Handling bits 4-5; 3.1.1: the granted QoS);
+ * sub_id its Subscription Identifier (0: none). */
 int store_batch_put_subscription(struct store_batch *batch, struct store_bytes client_id,
-                                 struct store_bytes filter, uint8_t qos);
+                                 struct store_bytes filter, uint8_t options, uint32_t sub_id);
 
 /* Deletes the subscription (client_id, filter); missing is not an error. */
 int store_batch_delete_subscription(struct store_batch *batch, struct store_bytes client_id,
                                     struct store_bytes filter);
 
-/* Creates or replaces the retained message of topic (its own copy of the
- * payload, independent of the messages database). */
-int store_batch_put_retained(struct store_batch *batch, struct store_bytes topic, uint8_t qos,
-                             struct store_bytes payload, uint64_t stored_at_s);
+/* Creates or replaces the retained message of r->topic (its own copy of the
+ * payload and properties, independent of the messages database); payload_len
+ * is taken from r->payload. */
+int store_batch_put_retained(struct store_batch *batch, const struct store_retained *r);
 
 /* Deletes topic's retained message; missing is not an error. */
 int store_batch_delete_retained(struct store_batch *batch, struct store_bytes topic);
@@ -393,8 +433,9 @@ int store_sessions_foreach(struct store *store, store_session_fn fn, void *arg);
 int store_get_session(struct store *store, struct store_bytes client_id, store_session_fn fn,
                       void *arg);
 
+/* options and sub_id as store_batch_put_subscription() stored them. */
 typedef int (*store_subscription_fn)(void *arg, struct store_bytes client_id,
-                                     struct store_bytes filter, uint8_t qos);
+                                     struct store_bytes filter, uint8_t options, uint32_t sub_id);
 
 /* Calls fn for every subscription of client_id, or of every client if
  * client_id is NULL, in (client, filter) order. */
@@ -478,6 +519,7 @@ enum { STORE_DB_COUNT = 8 };
 
 struct store_stats {
     uint32_t schema_version;
+    uint32_t upgraded_from;  /* the schema this store was upgraded from, 0: never upgraded */
     uint8_t store_id[16];    /* random, made at creation */
     uint64_t message_id_hwm; /* highest message id ever handed out and committed */
     uint64_t created_at_s;
@@ -497,13 +539,12 @@ typedef void (*store_problem_fn)(void *arg, const char *problem);
 
 /*
  * Verifies the store's invariants in one read transaction: LMDB's free-page
- * list names only pages inside the file; schema version and meta records; every key and value decodes; every queue entry's message
- * exists; every reference count equals the number of queue entries pointing
- * at the message; no message without references; no subscription, queue entry
- * or QoS 2 record without its session; no message id above the high-water
- * mark. Calls fn (if not NULL) once per problem. Returns the number of
- * problems (0 = consistent) or a negative code if the check could not run.
- * Memory: one hash of message ids seen in queues (bounded by the messages).
+ * list names only pages inside the file; schema version and meta records; every key and value
+ * decodes; every queue entry's message exists; every reference count equals the number of queue
+ * entries pointing at the message; no message without references; no subscription, queue entry or
+ * QoS 2 record without its session; no message id above the high-water mark. Calls fn (if not NULL)
+ * once per problem. Returns the number of problems (0 = consistent) or a negative code if the check
+ * could not run. Memory: one hash of message ids seen in queues (bounded by the messages).
  */
 int store_check(struct store *store, store_problem_fn fn, void *arg);
 

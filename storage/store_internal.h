@@ -15,7 +15,9 @@
 
 #include <lmdb.h>
 
-#define STORE_SCHEMA_VERSION 1u
+#define STORE_SCHEMA_VERSION 2u
+/* The oldest schema this build still opens (read-write: upgrading it). */
+#define STORE_SCHEMA_OLDEST 1u
 
 /* The named databases, in the order stats report them. */
 enum store_db {
@@ -36,6 +38,7 @@ extern const char *const store_db_names[STORE_DB_COUNT];
 #define META_STORE_ID    "store_id"
 #define META_MSG_HWM     "msg_id_hwm"
 #define META_CREATED_AT  "created_at"
+#define META_UPGRADED    "upgraded_from" /* u32: the schema an upgrade started from */
 #define META_COUNTER     "c."
 #define COUNTER_NAME_MAX 64
 
@@ -91,12 +94,18 @@ struct store_batch {
     struct store *store;
     struct store_op *head, *tail;
     size_t op_count;
-    size_t op_bytes; /* sum of key and value sizes: sizes the map growth */
-    int err;         /* sticky: the first recording failure */
+    size_t op_bytes;         /* sum of key and value sizes: sizes the map growth */
+    int err;                 /* sticky: the first recording failure */
     uint64_t reserved_bytes; /* store_batch_reserve() total (space.c) */
     struct store_completion *done;
     size_t done_count, done_cap;
 };
+
+/* ---- commits (commit.c) ---- */
+/* Grows the map (no transaction open) for about bytes more: at least
+ * double, never past the maximum. Returns 0, or an LMDB code (MDB_MAP_FULL
+ * at the maximum). */
+int store_grow_map(struct store *s, size_t bytes);
 
 /* ---- space (space.c) ---- */
 /* Re-measures the room exactly. Returns a store code. */
@@ -131,8 +140,8 @@ int store_verify_length(struct store *store, const char *dir, char *err, size_t 
 int store_verify_sample(struct store *store, const char *dir, char *err, size_t err_len);
 /* One record of LMDB's free-page list (key: txn id; value: count, page
  * numbers): 0, or -1 with the problem in what. */
-int store_check_freelist_record(const MDB_val *k, const MDB_val *v, uint64_t last_pgno,
-                                char *what, size_t what_len);
+int store_check_freelist_record(const MDB_val *k, const MDB_val *v, uint64_t last_pgno, char *what,
+                                size_t what_len);
 
 /* ---- byte order (keys.c) ---- */
 void store_put_u16(uint8_t *p, uint16_t v);
@@ -157,26 +166,50 @@ size_t store_key_client_prefix(uint8_t *out, struct store_bytes client);
 bool store_key_split(const MDB_val *key, struct store_bytes *client, struct store_bytes *rest);
 
 /* ---- records (records.c) ---- */
-#define QUEUE_VAL_LEN    12 /* msg id u64, qos u8, state u8, packet id u16 */
+#define QUEUE_VAL_LEN    12 /* msg id u64, qos u8, state u8, packet id u16 (+ MQTT 5 part) */
 #define REFS_VAL_LEN     4
-#define MESSAGE_HDR_LEN  6 /* qos u8, flags u8, topic len u32 */
-#define RETAINED_HDR_LEN 9 /* qos u8, stored at u64 */
-#define SESSION_HDR_LEN  26
+#define MESSAGE_HDR_LEN  6  /* qos u8, flags u8, topic len u32 */
+#define RETAINED_HDR_LEN 9  /* qos u8, stored at u64 */
+#define SESSION_HDR_LEN  42 /* schema 2's session header */
 
 size_t store_session_len(const struct store_session *s);
 void store_session_encode(uint8_t *out, const struct store_session *s);
+/* Decodes a schema 2 record, or a schema 1 one (expiry 0 read as never). */
 bool store_session_decode(const uint8_t *p, size_t len, struct store_session *s);
+/* A schema 1 record as schema 2 writes it: its length, and the bytes into
+ * out (if not NULL; store_session_upgrade(p, len, NULL) bytes). 0: p is not
+ * a schema 1 record that decodes. */
+size_t store_session_upgrade(const uint8_t *p, size_t len, uint8_t *out);
 
 size_t store_message_len(const struct store_message *m);
 void store_message_encode(uint8_t *out, const struct store_message *m);
 bool store_message_decode(const uint8_t *p, size_t len, struct store_message *m);
+/* Where a message value's payload starts (header, topic and properties
+ * before it); 0 if the header does not decode. */
+size_t store_message_payload_offset(const uint8_t *p, size_t len);
 
+size_t store_queue_len(const struct store_queue_entry *e);
 void store_queue_encode(uint8_t *out, const struct store_queue_entry *e);
 bool store_queue_decode(const uint8_t *p, size_t len, struct store_queue_entry *e);
 
+size_t store_retained_len(const struct store_retained *r);
+void store_retained_encode(uint8_t *out, const struct store_retained *r);
 bool store_retained_decode(struct store_bytes topic, const uint8_t *p, size_t len,
                            struct store_retained *r);
+/* Where a retained value's payload starts; 0 if the header does not decode. */
+size_t store_retained_payload_offset(const uint8_t *p, size_t len);
+
+/* A subscription value: writes 1 or 5 bytes into out, returns how many. */
+size_t store_sub_encode(uint8_t *out, uint8_t options, uint32_t sub_id);
+bool store_sub_decode(const uint8_t *p, size_t len, uint8_t *options, uint32_t *sub_id);
+bool store_sub_options_valid(uint8_t options);
 
 bool store_qos_valid(uint8_t qos);
+
+/* ---- schema upgrade (upgrade.c) ---- */
+/* Upgrades a schema `from` store to STORE_SCHEMA_VERSION in one write
+ * transaction (all or nothing), creating the databases it lacks. Returns 0,
+ * or a store code with err set. */
+int store_upgrade(struct store *store, uint32_t from, const char *dir, char *err, size_t err_len);
 
 #endif /* SOL_STORE_INTERNAL_H */

@@ -203,6 +203,8 @@ static bool sample_record(struct sampler *s, enum store_db db, const MDB_val *k,
     struct store_bytes rest;
     struct store_session sess;
     struct store_retained r;
+    uint8_t options;
+    uint32_t sub_id;
     switch (db) {
     case DB_META:
         return k->mv_size > 0 || bad(s, "meta: an empty key");
@@ -214,8 +216,8 @@ static bool sample_record(struct sampler *s, enum store_db db, const MDB_val *k,
     case DB_SUBS:
         if (!client_record(s, db, k, 0, &rest))
             return false;
-        return (v->mv_size == 1 && store_qos_valid(*(const uint8_t *)v->mv_data)) ||
-               bad(s, "subs: a bad granted QoS");
+        return store_sub_decode(v->mv_data, v->mv_size, &options, &sub_id) ||
+               bad(s, "subs: bad subscription options");
     case DB_QOS2IN:
         return client_record(s, db, k, 2, &rest) &&
                (v->mv_size == 8 || bad(s, "qos2in: a bad record"));

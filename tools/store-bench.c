@@ -78,7 +78,10 @@ static void print_rss(const char *when)
 
 static void session_put(struct store_batch *b, const char *id)
 {
-    struct store_session s = {.protocol_level = 4, .last_seen_s = 1700000000, .next_packet_id = 1};
+    struct store_session s = {.protocol_level = 4,
+                              .last_seen_s = 1700000000,
+                              .expiry_s = STORE_EXPIRY_NEVER,
+                              .next_packet_id = 1};
     must(store_batch_put_session(b, B(id), &s), "put session");
 }
 
@@ -133,8 +136,8 @@ static int cmd_fill(const char *dir, long sessions, long messages, long bytes)
         snprintf(id, sizeof(id), "client-%06ld", i);
         session_put(b, id);
         snprintf(filter, sizeof(filter), "devices/%ld/#", i);
-        must(store_batch_put_subscription(b, B(id), B(filter), 1), "sub");
-        must(store_batch_put_subscription(b, B(id), B("broadcast/+"), 1), "sub");
+        must(store_batch_put_subscription(b, B(id), B(filter), 1, 0), "sub");
+        must(store_batch_put_subscription(b, B(id), B("broadcast/+"), 1, 0), "sub");
     }
     must(store_batch_commit(b), "commit");
     double t0 = now_s();
@@ -172,11 +175,13 @@ static int count_session(void *arg, const struct store_session_info *info)
     return 0;
 }
 
-static int count_sub(void *arg, struct store_bytes c, struct store_bytes f, uint8_t q)
+static int count_sub(void *arg, struct store_bytes c, struct store_bytes f, uint8_t options,
+                     uint32_t sub_id)
 {
     (void)c;
     (void)f;
-    (void)q;
+    (void)options;
+    (void)sub_id;
     ((struct load_counts *)arg)->subs++;
     return 0;
 }
@@ -244,13 +249,17 @@ static int cmd_sample(const char *dir)
                               .will_retain = true};
     must(store_batch_put_session(b, B("sensor-1"), &w), "session");
     session_put(b, "app");
-    must(store_batch_put_subscription(b, B("sensor-1"), B("cmd/sensor-1"), 1), "sub");
-    must(store_batch_put_subscription(b, B("app"), B("status/#"), 2), "sub");
-    must(store_batch_put_subscription(b, B("app"), B("data/+/temp"), 0), "sub");
-    must(store_batch_put_retained(b, B("status/sensor-1"), 1, B("online"), 1700000100), "ret");
+    must(store_batch_put_subscription(b, B("sensor-1"), B("cmd/sensor-1"), 1, 0), "sub");
+    must(store_batch_put_subscription(b, B("app"), B("status/#"), 2, 0), "sub");
+    must(store_batch_put_subscription(b, B("app"), B("data/+/temp"), 0, 0), "sub");
+    struct store_retained online = {
+        .topic = B("status/sensor-1"), .payload = B("online"), .qos = 1, .stored_at_s = 1700000100};
+    must(store_batch_put_retained(b, &online), "ret");
     const uint8_t blob[] = {0x00, 0x01, 0x02, 0xff};
-    must(store_batch_put_retained(b, B("bin/blob"), 0, (struct store_bytes){blob, 4}, 1700000200),
-         "ret");
+    struct store_retained binary = {.topic = B("bin/blob"),
+                                    .payload = (struct store_bytes){blob, 4},
+                                    .stored_at_s = 1700000200};
+    must(store_batch_put_retained(b, &binary), "ret");
     char big[201];
     memset(big, 'x', 200);
     big[200] = 0;

@@ -61,16 +61,6 @@ static int refuse(struct session_mgr *mgr, struct session_client *c, const struc
     return SESSION_ERR_CONNECT_REFUSED;
 }
 
-/* The expiry a record holds: schema 1 stores "never" as 0. An interval of 0
- * is only stored for a session resumed by a CONNECT with 0 (it ends at the
- * disconnect, or at the restart if the broker dies first): as 1 second. */
-static uint32_t stored_expiry(uint32_t expiry_s)
-{
-    if (expiry_s == SESSION_EXPIRY_NEVER)
-        return 0;
-    return expiry_s == 0 ? 1 : expiry_s;
-}
-
 int connect_store_session(struct session_mgr *mgr, struct session *s)
 {
     struct store_batch *b = mgr_batch(mgr);
@@ -79,8 +69,9 @@ int connect_store_session(struct session_mgr *mgr, struct session *s)
     struct store_session rec = {
         .clean_session = false,
         .protocol_level = s->client ? s->client->protocol_level : MQTT_PROTOCOL_V311,
+        .is_online = s->client != NULL,
         .last_seen_s = s->last_seen_s,
-        .expiry_s = stored_expiry(s->expiry_s),
+        .expiry_s = s->expiry_s,
         .next_packet_id = s->next_packet_id,
     };
     return store_batch_put_session(b, session_store_id(s), &rec);

@@ -123,6 +123,8 @@ static int store_body(struct session_mgr *mgr, struct msg *m)
     struct store_message rec = {
         .topic = {m->topic, m->topic_len},
         .payload = {m->payload, m->payload_len},
+        .props = {m->props, m->props_len},
+        .expiry_at_s = m->expiry_at_s,
         .qos = m->qos,
         .retain = m->retain,
     };
@@ -210,7 +212,7 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
 }
 
 /* Sends m to the online session s and tracks it in the window (dup for a
- * resend). Returns 0, OUTPUT_DENIED (the READ gate refused it: nothing sent,
+ * resend). Returns 0, an OUTPUT_ drop (e.g. the READ gate refused it: nothing sent,
  * nothing tracked) or -ENOMEM (nothing sent). */
 static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos,
                     uint64_t seq, uint16_t packet_id, bool dup)
@@ -276,7 +278,7 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
     if (send_now) {
         s->read_seq = seq + 1;
         rc = send_new(mgr, s, m, qos, seq, entry.packet_id, false);
-        if (output_is_dropped(rc)) /* over the client's Maximum Packet Size, or denied */
+        if (output_is_dropped(rc)) /* expired, over the Maximum Packet Size, denied */
             return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), seq);
         return rc;
     }
@@ -312,7 +314,7 @@ static void top_up_transient(struct session_mgr *mgr, struct session *s)
             s->queue_tail = NULL;
         session_set_queued(mgr, s, s->queued_count - 1, s->queued_bytes - p->msg->payload_len);
         int rc = send_new(mgr, s, p->msg, p->qos, 0, alloc_packet_id(s), false);
-        if (rc != 0 && !output_is_dropped(rc)) /* denied (the ACL changed): dropped */
+        if (rc != 0 && !output_is_dropped(rc)) /* denied (the ACL changed), expired: dropped */
             send_or_close(mgr, s, rc);
         msg_unref(p->msg);
         free(p);
@@ -414,6 +416,18 @@ struct refill_ctx {
 /* store_queue_read() callback value that stops a refill whose output filled. */
 #define REFILL_STOP 1
 
+static const char *drop_reason(int rc)
+{
+    switch (rc) {
+    case OUTPUT_DENIED:
+        return "not readable";
+    case OUTPUT_TOO_LARGE:
+        return "over the client's Maximum Packet Size";
+    default:
+        return "expired";
+    }
+}
+
 /* Sends a queued entry, new or (dup) again. An entry the READ gate refuses
  * (the ACL changed, or another user took the session over) is dropped from
  * the queue, not kept to block it. */
@@ -431,8 +445,8 @@ static int send_entry(struct session_mgr *mgr, struct session *s, struct msg *m,
     }
     int rc = send_new(mgr, s, m, item->entry.qos, item->seq, packet_id, dup);
     if (output_is_dropped(rc)) {
-        log_debug("client %s: queued message on %s not readable: dropped", (char *)s->client_id,
-                  (char *)m->topic);
+        log_debug("client %s: queued message on %s %s: dropped", (char *)s->client_id,
+                  (char *)m->topic, drop_reason(rc));
         return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), item->seq);
     }
     return rc;
@@ -471,9 +485,10 @@ static int refill_item(void *arg, const struct store_queue_item *item)
         return 0;
     }
     const struct store_message *sm = item->message;
-    struct msg *m =
-        msg_new((struct mqtt_bytes){sm->topic.data, sm->topic.len},
-                (struct mqtt_bytes){sm->payload.data, sm->payload.len}, sm->qos, sm->retain);
+    struct msg *m = msg_new_v5((struct mqtt_bytes){sm->topic.data, sm->topic.len},
+                               (struct mqtt_bytes){sm->payload.data, sm->payload.len},
+                               (struct mqtt_bytes){sm->props.data, sm->props.len}, sm->expiry_at_s,
+                               sm->qos, sm->retain);
     if (!m)
         return -ENOMEM;
     int rc = resend_entry(ctx->mgr, s, m, item);

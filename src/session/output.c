@@ -257,13 +257,22 @@ static int drop_too_large(struct session_mgr *mgr, struct session_client *c, siz
     return OUTPUT_TOO_LARGE;
 }
 
-/* MQTT 5 PUBLISH properties of one delivery. An alias the client already
- * has replaces the topic; a new one is assigned only if the packet still
- * fits with it. Returns 0, or OUTPUT_TOO_LARGE (nothing assigned). */
+/* MQTT 5 PUBLISH properties of one delivery of m: the ones it was published
+ * with (forwarded unchanged), the Message Expiry Interval left, and a Topic
+ * Alias: one the client already has replaces the topic; a new one is
+ * assigned only if the packet still fits with it. Returns 0, or
+ * OUTPUT_TOO_LARGE (nothing assigned). */
 static int publish_properties_v5(struct session_mgr *mgr, struct session_client *c,
-                                 struct mqtt_publish *pub)
+                                 const struct msg *m, struct mqtt_publish *pub)
 {
     struct mqtt_properties *pr = &pub->props;
+    pr->extra = (struct mqtt_bytes){m->props, m->props_len};
+    if (m->expiry_at_s) {
+        uint64_t now_s = session_now_s(mgr);
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+        pr->message_expiry_interval_s =
+            m->expiry_at_s > now_s ? (uint32_t)(m->expiry_at_s - now_s) : 0;
+    }
     struct mqtt_bytes topic = pub->topic;
     uint16_t alias = aliases_find(&c->v5->aliases, topic);
     if (alias) {
@@ -283,11 +292,23 @@ static int publish_properties_v5(struct session_mgr *mgr, struct session_client 
     return 0;
 }
 
+/* Message Expiry [3.3.2.3.3]: a delivery not started by its deadline is
+ * dropped (a resend of one already started is not). */
+static bool has_expired(struct session_mgr *mgr, const struct msg *m, bool dup)
+{
+    if (!m->expiry_at_s || dup || session_now_s(mgr) <= m->expiry_at_s)
+        return false;
+    mgr->dropped_expired++;
+    return true;
+}
+
 int output_send_publish(struct session_mgr *mgr, struct session_client *c, struct msg *m,
                         uint8_t qos, uint16_t packet_id, bool dup)
 {
     if (!output_may_read(mgr, c, m))
         return OUTPUT_DENIED; /* the READ gate: see the top of this file */
+    if (has_expired(mgr, m, dup))
+        return OUTPUT_EXPIRED;
     if (qos == 0 && !dup && !client_is_v5(c)) {
         count_sent(mgr, qos, m);
         return send_qos0(mgr, c, m);
@@ -300,7 +321,7 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, struc
         .packet_id = qos ? packet_id : 0,
         .payload = {m->payload, m->payload_len},
     };
-    int rc = client_is_v5(c) ? publish_properties_v5(mgr, c, &pub) : 0;
+    int rc = client_is_v5(c) ? publish_properties_v5(mgr, c, m, &pub) : 0;
     if (rc != 0)
         return rc;
     count_sent(mgr, qos, m);

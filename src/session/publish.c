@@ -19,17 +19,24 @@
 
 /* ---- Retained ---- */
 
-static int record_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
-                           struct mqtt_bytes payload, uint8_t qos)
+/* Records src (an empty payload: the removal) as its topic's retained message. */
+static int record_retained(struct session_mgr *mgr, const struct msg *src)
 {
     struct store_batch *b = mgr_batch(mgr);
     if (!b)
         return -ENOMEM;
-    struct store_bytes key = {topic.data, topic.len};
-    if (payload.len == 0)
+    struct store_bytes key = {src->topic, src->topic_len};
+    if (src->payload_len == 0)
         return store_batch_delete_retained(b, key);
-    return store_batch_put_retained(b, key, qos, (struct store_bytes){payload.data, payload.len},
-                                    (uint64_t)time(NULL));
+    struct store_retained r = {
+        .topic = key,
+        .payload = {src->payload, src->payload_len},
+        .props = {src->props, src->props_len},
+        .qos = src->qos,
+        .stored_at_s = session_now_s(mgr),
+        .expiry_at_s = src->expiry_at_s,
+    };
+    return store_batch_put_retained(b, &r);
 }
 
 void retained_restore(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old,
@@ -64,15 +71,19 @@ static int replace_retained(struct session_mgr *mgr, struct mqtt_bytes topic, st
     return 0;
 }
 
-int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
-                         struct mqtt_bytes payload, uint8_t qos, bool durable)
+int publish_set_retained(struct session_mgr *mgr, const struct msg *src, bool durable)
 {
+    struct mqtt_bytes topic = {src->topic, src->topic_len};
     struct msg *m = NULL;
-    /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
-    if (payload.len > 0 && !(m = msg_new(topic, payload, qos, true)))
+    /* An empty retained payload clears the topic [MQTT-3.3.1-10]; a
+     * retained message keeps its properties and its expiry deadline. */
+    if (src->payload_len > 0 &&
+        !(m = msg_new_v5(topic, (struct mqtt_bytes){src->payload, src->payload_len},
+                         (struct mqtt_bytes){src->props, src->props_len}, src->expiry_at_s,
+                         src->qos, true)))
         return -ENOMEM;
     if (durable) {
-        int rc = record_retained(mgr, topic, payload, qos);
+        int rc = record_retained(mgr, src);
         if (rc != 0) {
             msg_unref(m);
             return rc; /* e.g. a topic longer than the store's key limit: not retained */
@@ -298,38 +309,94 @@ int publish_write_gate(const struct session_mgr *mgr, const struct session_clien
     return rc == AUTH_OK ? WRITE_ALLOWED : WRITE_DENIED;
 }
 
+/* What routing a client's PUBLISH came to: its MQTT 5 PUBACK / PUBREC
+ * reason code says it. */
+struct route_result {
+    int matched;          /* sessions whose subscriptions matched */
+    uint64_t queue_drops; /* deliveries dropped by max_queued_messages / _bytes */
+    bool is_retained;     /* its retained copy (or the removal) was recorded */
+};
+
+/* The message a client's PUBLISH becomes: with MQTT 5, the properties
+ * forwarded unchanged (all but the Topic Alias, which is per connection, and
+ * the Subscription Identifiers and Message Expiry Interval, which are per
+ * delivery, 3.3.2.3) and the expiry as a deadline. NULL: no memory. */
+static struct msg *message_of(struct session_mgr *mgr, const struct session_client *c,
+                              const struct mqtt_publish *p, bool retain)
+{
+    if (!client_is_v5(c))
+        return msg_new(p->topic, p->payload, p->qos, retain);
+    const uint64_t per_delivery = MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS) |
+                                  MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER) |
+                                  MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+    uint8_t small[256];
+    size_t cap = p->props.raw.len;
+    uint8_t *buf = cap <= sizeof(small) ? small : malloc(cap);
+    if (!buf)
+        return NULL;
+    size_t len = 0;
+    if (mqtt_properties_copy(p->props.raw, per_delivery, buf, cap, &len) != MQTT_OK)
+        len = 0; /* cannot happen: the block was decoded */
+    uint64_t expiry_at_s = 0;
+    if (mqtt_properties_has(&p->props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL))
+        expiry_at_s = session_now_s(mgr) + p->props.message_expiry_interval_s;
+    struct msg *m = msg_new_v5(p->topic, p->payload, (struct mqtt_bytes){buf, len}, expiry_at_s,
+                               p->qos, retain);
+    if (buf != small)
+        free(buf);
+    return m;
+}
+
 /* Routes a client's PUBLISH and sets its retained copy, after reserving
  * room for everything it writes (the QoS 2 id included): a full store
  * refuses the whole publish before any of it is recorded. */
-static int route_publish(struct session_mgr *mgr, const struct session *s,
-                         const struct mqtt_publish *p)
+static int route_publish(struct session_mgr *mgr, const struct session_client *c,
+                         const struct mqtt_publish *p, struct route_result *out)
 {
     /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
-    struct msg *m = msg_new(p->topic, p->payload, p->qos, false);
+    struct msg *m = message_of(mgr, c, p, false);
     if (!m)
         return -ENOMEM;
     int rc = route_match(mgr, m);
     int matched = rc;
-    size_t qos2_records = p->qos == 2 && s->persistent ? 1 : 0;
+    size_t qos2_records = p->qos == 2 && c->sess->persistent ? 1 : 0;
     bool retained = p->retain && p->payload.len > 0;
+    uint64_t drops_before = mgr->dropped_queue_full;
     if (matched >= 0)
         rc = reserve_route(mgr, m, matched, qos2_records, retained);
     if (rc == 0)
         rc = route_deliver(mgr, m, matched);
+    out->matched = matched;
+    out->queue_drops = mgr->dropped_queue_full - drops_before;
+    if (rc == 0 && p->retain) {
+        rc = publish_set_retained(mgr, m, true);
+        out->is_retained = rc == 0;
+        if (rc != 0 && rc != -ENOMEM)
+            log_warning("retained message on %.*s not stored: %s", (int)p->topic.len,
+                        (const char *)p->topic.data, store_strerror(rc));
+        if (rc != -ENOMEM)
+            rc = 0;
+    }
     msg_unref(m);
-    if (rc != 0 || !p->retain)
-        return rc;
-    rc = publish_set_retained(mgr, p->topic, p->payload, p->qos, true);
-    if (rc == -ENOMEM)
-        return rc;
-    if (rc != 0)
-        log_warning("retained message on %.*s not stored: %s", (int)p->topic.len,
-                    (const char *)p->topic.data, store_strerror(rc));
-    return 0;
+    return rc;
 }
 
-/* A full store refuses a publish: no ack, the connection closes, the client
- * retries later. Logged at most once a minute, with the count. */
+/* The MQTT 5 reason a routed PUBLISH is acknowledged with: 0x10 when no
+ * subscription matched; 0x97 when every matching delivery was dropped by a
+ * queue limit and nothing else was recorded (so the client may retry). */
+static uint8_t route_reason(const struct route_result *r)
+{
+    if (r->matched == 0)
+        return MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+    if (r->queue_drops >= (uint64_t)r->matched && !r->is_retained)
+        return MQTT_RC_QUOTA_EXCEEDED;
+    return MQTT_RC_SUCCESS;
+}
+
+/* A full store refuses a publish before anything of it was recorded:
+ * 3.1.1 has no negative ack, so the connection closes without one and the
+ * client retries later; MQTT 5 gets PUBACK / PUBREC 0x97 (publish_handle).
+ * Logged at most once a minute, with the count. */
 static int refuse_store_full(struct session_mgr *mgr, const struct session_client *c)
 {
     mgr->refused_store_full++;
@@ -337,10 +404,87 @@ static int refuse_store_full(struct session_mgr *mgr, const struct session_clien
     if (now_s >= mgr->store_full_logged_s + 60) {
         mgr->store_full_logged_s = now_s;
         log_warning("client %s: store full (storage_max_size or disk): PUBLISH not acknowledged, "
-                    "closing (%llu refused so far)",
-                    session_client_name(c), (unsigned long long)mgr->refused_store_full);
+                    "%s (%llu refused so far)",
+                    session_client_name(c), client_is_v5(c) ? "quota exceeded" : "closing",
+                    (unsigned long long)mgr->refused_store_full);
     }
     return SESSION_ERR_STORE_FULL;
+}
+
+/* The PUBACK (QoS 1) or PUBREC (QoS 2) of p, with reason (MQTT 5) and why. */
+static int ack_publish(struct session_mgr *mgr, struct session_client *c,
+                       const struct mqtt_publish *p, uint8_t reason, const char *why)
+{
+    if (p->qos == 0)
+        return SESSION_OK;
+    uint8_t type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+    int rc = output_send_ack_reason(mgr, c, type, p->packet_id, reason, why);
+    return rc == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+}
+
+/* Remembers an accepted QoS 2 id (a PUBREC below 0x80 means the client
+ * sends PUBREL, 4.3.3; one at or above ends the exchange). */
+static int remember_accepted_qos2(struct session_mgr *mgr, struct session_client *c,
+                                  const struct mqtt_publish *p, uint8_t reason)
+{
+    if (p->qos != 2 || reason >= 0x80)
+        return 0;
+    int rc = remember_qos2(mgr, c->sess, p->packet_id);
+    if (rc == 0)
+        count_qos2_in(c, p->packet_id);
+    return rc;
+}
+
+/* A PUBLISH the WRITE gate denied: 3.1.1 has no negative ack, so it is
+ * acknowledged (and dropped) or the client would resend it forever; MQTT 5
+ * says 0x87 Not authorized. */
+static int publish_denied(struct session_mgr *mgr, struct session_client *c,
+                          const struct mqtt_publish *p)
+{
+    log_debug("client %s: publish to %.*s denied", session_client_name(c), (int)p->topic.len,
+              (const char *)p->topic.data);
+    if (client_is_v5(c))
+        return ack_publish(mgr, c, p, MQTT_RC_NOT_AUTHORIZED, "not authorized");
+    int rc = 0;
+    if (p->qos == 2 && c->sess->persistent) /* its id is still remembered */
+        rc = mgr_batch(mgr) ? store_batch_reserve(mgr_batch(mgr), 0, 1) : -ENOMEM;
+    if (rc == 0)
+        rc = remember_accepted_qos2(mgr, c, p, MQTT_RC_SUCCESS);
+    if (rc == STORE_ERR_FULL)
+        return refuse_store_full(mgr, c);
+    if (rc != 0)
+        return rc == -ENOMEM ? SESSION_ERR_NOMEM : SESSION_ERR_STORE;
+    return ack_publish(mgr, c, p, MQTT_RC_SUCCESS, NULL);
+}
+
+/* MQTT 5: a payload that says it is UTF-8 (Payload Format Indicator 1) and
+ * is not: PUBACK / PUBREC 0x99, or for QoS 0 (no ack) DISCONNECT 0x99. Sol
+ * checks, as 3.3.2.3.2 allows. */
+static bool is_payload_format_invalid(const struct session_client *c, const struct mqtt_publish *p)
+{
+    return client_is_v5(c) && p->props.payload_format_indicator == 1 &&
+           mqtt_utf8_check(p->payload.data, p->payload.len) != MQTT_OK;
+}
+
+/* Routes an allowed PUBLISH and acknowledges it. */
+static int publish_allowed(struct session_mgr *mgr, struct session_client *c,
+                           const struct mqtt_publish *p)
+{
+    struct route_result routed = {0};
+    int rc = route_publish(mgr, c, p, &routed);
+    uint8_t reason = client_is_v5(c) ? route_reason(&routed) : MQTT_RC_SUCCESS;
+    if (rc == STORE_ERR_FULL && client_is_v5(c) && p->qos > 0) {
+        refuse_store_full(mgr, c); /* nothing of it was recorded */
+        return ack_publish(mgr, c, p, MQTT_RC_QUOTA_EXCEEDED, "store full");
+    }
+    if (rc == 0)
+        rc = remember_accepted_qos2(mgr, c, p, reason);
+    if (rc == STORE_ERR_FULL)
+        return refuse_store_full(mgr, c);
+    if (rc != 0)
+        return rc == -ENOMEM ? SESSION_ERR_NOMEM : SESSION_ERR_STORE;
+    const char *why = reason == MQTT_RC_QUOTA_EXCEEDED ? "queue full" : NULL;
+    return ack_publish(mgr, c, p, reason, why);
 }
 
 int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *in)
@@ -360,51 +504,29 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
     mgr->received_qos[p->qos > 2 ? 2 : p->qos]++;
     mgr->received_bytes_qos[p->qos > 2 ? 2 : p->qos] += p->payload.len;
     if (p->retain && !mgr->config.retain_available) {
-        /* As Mosquitto: a retained publish when retain is off ends the connection. */
+        /* As Mosquitto: a retained publish when retain is off ends the
+         * connection (MQTT 5: DISCONNECT 0x9A, 3.3.1.3). */
         log_notice("client %s: retained publish while retain_available is false",
                    session_client_name(c));
-        return SESSION_ERR_PROTOCOL;
+        return client_is_v5(c) ? SESSION_ERR_RETAIN_NOT_SUPPORTED : SESSION_ERR_PROTOCOL;
     }
-    int rc = 0;
     switch (publish_write_gate(mgr, c, (const char *)s->client_id, p->topic)) {
     case WRITE_TOO_DEEP:
         log_notice("client %s: closing: PUBLISH topic deeper than max_topic_levels (%u)",
                    session_client_name(c), (unsigned)mgr->config.max_topic_levels);
         return SESSION_ERR_PROTOCOL;
     case WRITE_DENIED:
-        /* Dropped, but acknowledged as 3.1.1 requires (it has no negative
-         * PUBACK), so the client does not resend it forever. */
-        log_debug("client %s: publish to %.*s denied", session_client_name(c), (int)p->topic.len,
-                  (const char *)p->topic.data);
-        if (p->qos == 2 && s->persistent) /* its id is still remembered */
-            rc = mgr_batch(mgr) ? store_batch_reserve(mgr_batch(mgr), 0, 1) : -ENOMEM;
-        break;
-    default:
-        rc = route_publish(mgr, s, p);
-        break;
-    }
-    if (rc == 0 && p->qos == 2) {
-        rc = remember_qos2(mgr, s, p->packet_id);
-        if (rc == 0)
-            count_qos2_in(c, p->packet_id);
-    }
-    if (rc == STORE_ERR_FULL)
-        return refuse_store_full(mgr, c);
-    if (rc == -ENOMEM)
-        return SESSION_ERR_NOMEM;
-    if (rc != 0)
-        return SESSION_ERR_STORE;
-    switch (p->qos) {
-    case 1:
-        rc = output_send_ack(mgr, c, MQTT_PUBACK, p->packet_id);
-        break;
-    case 2:
-        rc = output_send_ack(mgr, c, MQTT_PUBREC, p->packet_id);
-        break;
+        return publish_denied(mgr, c, p);
     default:
         break;
     }
-    return rc == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
+    if (is_payload_format_invalid(c, p)) {
+        log_debug("client %s: PUBLISH payload is not the UTF-8 it says", session_client_name(c));
+        if (p->qos == 0)
+            return SESSION_ERR_PAYLOAD_FORMAT;
+        return ack_publish(mgr, c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID, "payload is not UTF-8");
+    }
+    return publish_allowed(mgr, c, p);
 }
 
 int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id)
@@ -434,12 +556,12 @@ int session_publish_internal(struct session_mgr *mgr, const char *topic, const v
 {
     struct mqtt_bytes t = {(const uint8_t *)topic, strlen(topic)};
     struct mqtt_bytes body = {payload, payload_len};
-    if (retain && publish_set_retained(mgr, t, body, 0, false) != 0)
-        return -ENOMEM;
     struct msg *m = msg_new(t, body, 0, false);
     if (!m)
         return -ENOMEM;
-    int rc = publish_route(mgr, m);
+    int rc = retain ? publish_set_retained(mgr, m, false) : 0;
+    if (rc == 0)
+        rc = publish_route(mgr, m);
     msg_unref(m);
     return rc;
 }

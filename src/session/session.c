@@ -76,6 +76,10 @@ const char *session_strerror(int code)
         return "topic alias invalid";
     case SESSION_ERR_MALFORMED:
         return "malformed packet";
+    case SESSION_ERR_PAYLOAD_FORMAT:
+        return "payload is not the UTF-8 its Payload Format Indicator says";
+    case SESSION_ERR_RETAIN_NOT_SUPPORTED:
+        return "retained PUBLISH while retain_available is false";
     default:
         return "unknown session error";
     }
@@ -94,6 +98,10 @@ uint8_t session_error_reason(int code)
         return MQTT_RC_TOPIC_ALIAS_INVALID;
     case SESSION_ERR_STORE_FULL:
         return MQTT_RC_QUOTA_EXCEEDED;
+    case SESSION_ERR_PAYLOAD_FORMAT:
+        return MQTT_RC_PAYLOAD_FORMAT_INVALID;
+    case SESSION_ERR_RETAIN_NOT_SUPPORTED:
+        return MQTT_RC_RETAIN_NOT_SUPPORTED;
     case SESSION_ERR_NOMEM:
         return MQTT_RC_SERVER_BUSY;
     default:
@@ -113,7 +121,7 @@ static uint64_t monotonic_us(void)
 uint64_t session_now_s(const struct session_mgr *mgr)
 {
     uint64_t elapsed_us = monotonic_us() - mgr->clock_base_mono_us;
-    return mgr->clock_base_s + elapsed_us / 1000000u + mgr->clock_skew_s;
+    return (mgr->clock_base_us + elapsed_us) / 1000000u + mgr->clock_skew_s;
 }
 
 void session_clock_advance(struct session_mgr *mgr, uint64_t seconds)
@@ -123,7 +131,9 @@ void session_clock_advance(struct session_mgr *mgr, uint64_t seconds)
 
 static void clock_init(struct session_mgr *mgr)
 {
-    mgr->clock_base_s = (uint64_t)time(NULL);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    mgr->clock_base_us = (uint64_t)wall.tv_sec * 1000000u + (uint64_t)wall.tv_nsec / 1000u;
     mgr->clock_base_mono_us = monotonic_us();
 }
 
@@ -378,9 +388,9 @@ static int load_session(void *arg, const struct store_session_info *info)
     s->next_packet_id = info->session.next_packet_id ? info->session.next_packet_id : 1;
     s->record = SESSION_RECORD_STORED;
     s->last_seen_s = info->session.last_seen_s;
-    /* Stored 0 means "never" (schema 1's rule, which 3.1.1 sessions have);
-     * an interval of 0 is never stored: such a session has no record. */
-    s->expiry_s = info->session.expiry_s == 0 ? SESSION_EXPIRY_NEVER : info->session.expiry_s;
+    /* An interval of 0 is stored only while its client is connected: after
+     * a crash it ends at once (session_mgr_new() expires it). */
+    s->expiry_s = info->session.expiry_s;
     s->last_seq = info->last_seq;
     s->backlog = info->has_queue;
     session_offline_add(mgr, s);
@@ -388,13 +398,15 @@ static int load_session(void *arg, const struct store_session_info *info)
 }
 
 static int load_subscription(void *arg, struct store_bytes client_id, struct store_bytes filter,
-                             uint8_t qos)
+                             uint8_t options, uint32_t sub_id)
 {
+    (void)sub_id;
     struct session_mgr *mgr = arg;
     struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
     if (!s) /* store_check reports orphans; the broker ignores them */
         return 0;
-    return session_add_subscription(mgr, s, (struct mqtt_bytes){filter.data, filter.len}, qos);
+    return session_add_subscription(mgr, s, (struct mqtt_bytes){filter.data, filter.len},
+                                    options & 0x03u);
 }
 
 int session_qos2_add(struct session *s, uint16_t packet_id, enum qos2_state state)
@@ -448,8 +460,10 @@ static int load_qos2(void *arg, struct store_bytes client_id, uint16_t packet_id
 static int load_retained(void *arg, const struct store_retained *r)
 {
     struct session_mgr *mgr = arg;
-    struct msg *m = msg_new((struct mqtt_bytes){r->topic.data, r->topic.len},
-                            (struct mqtt_bytes){r->payload.data, r->payload.len}, r->qos, true);
+    struct msg *m =
+        msg_new_v5((struct mqtt_bytes){r->topic.data, r->topic.len},
+                   (struct mqtt_bytes){r->payload.data, r->payload.len},
+                   (struct mqtt_bytes){r->props.data, r->props.len}, r->expiry_at_s, r->qos, true);
     if (!m)
         return -ENOMEM;
     struct msg *old = NULL;
@@ -757,9 +771,7 @@ static void publish_will(struct session_mgr *mgr, const char *name, struct msg *
     log_info("client %s: publishing will on %s", name, (char *)will->topic);
     int rc = 0;
     if (will->retain)
-        rc = publish_set_retained(mgr, (struct mqtt_bytes){will->topic, will->topic_len},
-                                  (struct mqtt_bytes){will->payload, will->payload_len}, will->qos,
-                                  true);
+        rc = publish_set_retained(mgr, will, true);
     /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. Nothing was sent of the
      * will yet, so no QoS 0 header with the old flag exists (msg_qos0_packet). */
     assert(will->qos0_header_len == 0);

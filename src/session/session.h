@@ -107,9 +107,11 @@ enum session_result {
     SESSION_ERR_STORE = -5,           /* the store refused a record (e.g. key too long) */
     SESSION_ERR_STORE_FULL = -6, /* the store is full: close without the ack (client retries) */
     /* MQTT 5: close with a DISCONNECT carrying session_error_reason(code). */
-    SESSION_ERR_RECEIVE_MAXIMUM = -7, /* more unacknowledged QoS 1/2 than receive_maximum */
-    SESSION_ERR_TOPIC_ALIAS = -8,     /* Topic Alias 0 or above max_topic_alias */
-    SESSION_ERR_MALFORMED = -9,       /* a packet the codec accepts but the rules forbid */
+    SESSION_ERR_RECEIVE_MAXIMUM = -7,       /* more unacknowledged QoS 1/2 than receive_maximum */
+    SESSION_ERR_TOPIC_ALIAS = -8,           /* Topic Alias 0 or above max_topic_alias */
+    SESSION_ERR_MALFORMED = -9,             /* a packet the codec accepts but the rules forbid */
+    SESSION_ERR_PAYLOAD_FORMAT = -10,       /* QoS 0 payload not the UTF-8 its indicator says */
+    SESSION_ERR_RETAIN_NOT_SUPPORTED = -11, /* retained PUBLISH while retain_available false */
 };
 const char *session_strerror(int code);
 /* The MQTT 5 DISCONNECT reason code for a negative session_result (0x82

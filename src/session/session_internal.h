@@ -29,16 +29,25 @@ struct msg {
     uint32_t qos0_header_len; /* 0 until msg_qos0_packet() built it */
     uint64_t store_id;        /* id in the store's messages db; 0 until stored */
     uint64_t store_batch_gen; /* batch generation the body was put in */
+    uint64_t expiry_at_s;     /* Message Expiry deadline (session_now_s()); 0 = none */
     uint8_t qos;
     bool retain; /* the RETAIN flag deliveries of this body carry; fixed once sent */
     uint16_t topic_len;
+    uint32_t props_len; /* MQTT 5 properties forwarded with it (see msg_new_v5()) */
     size_t payload_len;
     uint8_t *topic;
+    uint8_t *props;
     uint8_t *payload;
 };
 
 /* Returns a new message with one reference (release with msg_unref()), or NULL. */
 struct msg *msg_new(struct mqtt_bytes topic, struct mqtt_bytes payload, uint8_t qos, bool retain);
+/* As msg_new(), with the MQTT 5 properties forwarded to every subscriber
+ * (props: a property block without its length, copied; PUBLISH's minus the
+ * Topic Alias, Subscription Identifiers and Message Expiry Interval, which
+ * are per delivery) and a Message Expiry deadline (0: none). */
+struct msg *msg_new_v5(struct mqtt_bytes topic, struct mqtt_bytes payload, struct mqtt_bytes props,
+                       uint64_t expiry_at_s, uint8_t qos, bool retain);
 /* Adds a reference and returns m; msg_ref(NULL) is NULL. */
 struct msg *msg_ref(struct msg *m);
 /* Drops one reference; frees at zero. msg_unref(NULL) does nothing. */
@@ -191,7 +200,7 @@ struct session {
 
 /* MQTT 5 Session Expiry Interval "never" [3.1.2.11.2]; 3.1.1's persistent
  * sessions have it. */
-#define SESSION_EXPIRY_NEVER UINT32_MAX
+#define SESSION_EXPIRY_NEVER STORE_EXPIRY_NEVER
 
 /* A will whose connection ended before its Will Delay Interval did. */
 struct waiting_will {
@@ -323,12 +332,13 @@ struct session_mgr {
     size_t offline_count;    /* persistent sessions without a client */
     struct session **timers; /* min-heap by due_s (timers.c) */
     size_t timer_count, timer_cap;
-    uint64_t clock_base_s; /* session_now_s() at clock_base_mono_us */
+    uint64_t clock_base_us; /* session_now_s(), in microseconds, at clock_base_mono_us */
     uint64_t clock_base_mono_us;
     uint64_t clock_skew_s;      /* session_clock_advance() */
     uint64_t dropped_too_large; /* PUBLISH over a client's Maximum Packet Size */
     uint64_t too_large_logged_s;
-    bool is_closing; /* session_mgr_free(): failed batches undo nothing */
+    uint64_t dropped_expired; /* deliveries whose Message Expiry passed first */
+    bool is_closing;          /* session_mgr_free(): failed batches undo nothing */
     uint64_t auto_id_counter;
     uint64_t dropped_qos0, dropped_queue_full;
     uint64_t refused_store_full;  /* publishes refused: store full */
@@ -380,12 +390,14 @@ int output_send_ack_reason(struct session_mgr *mgr, struct session_client *c, ui
 bool output_may_read(const struct session_mgr *mgr, const struct session_client *c,
                      const struct msg *m);
 /* output_send_publish() results: the READ gate refused; the PUBLISH is over
- * the client's Maximum Packet Size. Nothing was sent: the delivery is over. */
+ * the client's Maximum Packet Size; the message expired. Nothing was sent:
+ * the delivery is over. */
 #define OUTPUT_DENIED    1
 #define OUTPUT_TOO_LARGE 2
+#define OUTPUT_EXPIRED   3 /* its Message Expiry passed before it was sent */
 static inline bool output_is_dropped(int rc)
 {
-    return rc == OUTPUT_DENIED || rc == OUTPUT_TOO_LARGE;
+    return rc == OUTPUT_DENIED || rc == OUTPUT_TOO_LARGE || rc == OUTPUT_EXPIRED;
 }
 /* Sends m to c as a PUBLISH, if the READ gate allows it (the only way a
  * PUBLISH reaches a client). The payload is not copied: the send takes its
@@ -457,10 +469,10 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c,
 int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id);
 /* Routes m to every matching session; returns 0 or -ENOMEM. */
 int publish_route(struct session_mgr *mgr, struct msg *m);
-/* Sets (or with an empty payload clears) topic's retained message; durable
- * records it in the turn's batch. */
-int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
-                         struct mqtt_bytes payload, uint8_t qos, bool durable);
+/* Makes a copy of src (RETAIN set; its topic, payload, properties, QoS and
+ * expiry) its topic's retained message, or with an empty payload clears it;
+ * durable records it in the turn's batch. */
+int publish_set_retained(struct session_mgr *mgr, const struct msg *src, bool durable);
 /* The auth settings that apply to c: its listener's, else the broker's. */
 struct session_auth client_auth(const struct session_mgr *mgr, const struct session_client *c);
 /* True when topic (or filter) has more levels than max_topic_levels. */

@@ -83,7 +83,7 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
         }
         if (!b || store_batch_put_subscription(b, session_store_id(s),
                                                (struct store_bytes){e->filter.data, e->filter.len},
-                                               e->qos) != 0)
+                                               e->qos, 0) != 0)
             return MQTT_SUBACK_FAILURE;
     }
     if (session_add_subscription(mgr, s, e->filter, e->qos) != 0) {
@@ -104,15 +104,56 @@ struct retained_ctx {
     struct session *s;
     struct mqtt_bytes filter;
     uint8_t qos;
+    struct msg **expired; /* retained messages found past their Message Expiry */
+    size_t expired_count, expired_cap;
 };
+
+/* Notes an expired retained message (a reference) to remove after the walk,
+ * which must not change the index. No memory: it stays until the next time. */
+static void note_expired(struct retained_ctx *ctx, struct msg *m)
+{
+    if (ctx->expired_count == ctx->expired_cap) {
+        size_t cap = ctx->expired_cap ? ctx->expired_cap * 2 : 8;
+        struct msg **grown = realloc(ctx->expired, cap * sizeof(*grown));
+        if (!grown)
+            return;
+        ctx->expired = grown;
+        ctx->expired_cap = cap;
+    }
+    ctx->expired[ctx->expired_count++] = msg_ref(m);
+}
 
 static void send_retained(struct msg *m, void *arg)
 {
     struct retained_ctx *ctx = arg;
+    if (m->expiry_at_s && session_now_s(ctx->mgr) > m->expiry_at_s) {
+        note_expired(ctx, m); /* its Message Expiry passed [3.3.2.3.3] */
+        return;
+    }
     uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
     /* Retained messages go out with RETAIN 1 [MQTT-3.3.1-8]. */
     if (deliver(ctx->mgr, ctx->s, m, qos) != 0 && ctx->s->client)
         ctx->mgr->sink->close(ctx->s->client->conn, "out of memory delivering retained");
+}
+
+/* Removes the expired retained messages a walk found (unless the topic got
+ * a new one since), from memory and the store. */
+static void remove_expired(struct session_mgr *mgr, struct retained_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->expired_count; i++) {
+        struct msg *m = ctx->expired[i];
+        struct mqtt_bytes topic = {m->topic, m->topic_len};
+        struct msg *clear = msg_new(topic, (struct mqtt_bytes){NULL, 0}, 0, true);
+        if (clear && retained_get(&mgr->retained, topic) == m) {
+            log_debug("retained message on %s expired: removed", (char *)m->topic);
+            if (publish_set_retained(mgr, clear, true) != 0)
+                log_warning("retained message on %s expired but could not be removed",
+                            (char *)m->topic);
+        }
+        msg_unref(clear);
+        msg_unref(m);
+    }
+    free(ctx->expired);
 }
 
 /* Sends the retained messages filter matches to s: O(levels + matches)
@@ -121,9 +162,10 @@ static void send_retained(struct msg *m, void *arg)
 static void send_retained_for(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
                               uint8_t qos)
 {
-    struct retained_ctx ctx = {mgr, s, filter, qos};
+    struct retained_ctx ctx = {mgr, s, filter, qos, NULL, 0, 0};
     if (retained_match(&mgr->retained, filter, send_retained, &ctx) != 0 && s->client)
         mgr->sink->close(s->client->conn, "out of memory delivering retained");
+    remove_expired(mgr, &ctx);
 }
 
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,

@@ -64,16 +64,21 @@ def fingerprint(path):
 
 def test_human_dump_of_known_store(d):
     eq(lines("dump", "sessions", "--data-dir", d), [
-        'session client_id="app" clean_session=0 protocol_level=4 last_seen=2023-11-14T22:13:20Z '
-        'expiry_s=0 next_packet_id=1 has_queue=1 last_seq=3 has_will=0',
-        'session client_id="sensor-1" clean_session=0 protocol_level=4 last_seen=2023-11-14T22:13:20Z '
-        'expiry_s=3600 next_packet_id=9 has_queue=1 last_seq=1 has_will=1 will_topic="status/sensor-1" '
-        'will_qos=1 will_retain=1 will_payload_len=7 will_payload="offline"',
+        'session client_id="app" clean_session=0 protocol_level=4 online=0 '
+        'last_seen=2023-11-14T22:13:20Z expiry_s=never next_packet_id=1 has_queue=1 last_seq=3 '
+        'has_will=0',
+        'session client_id="sensor-1" clean_session=0 protocol_level=4 online=0 '
+        'last_seen=2023-11-14T22:13:20Z expiry_s=3600 expires_at=2023-11-14T23:13:20Z '
+        'next_packet_id=9 has_queue=1 last_seq=1 has_will=1 will_topic="status/sensor-1" '
+        'will_qos=1 will_retain=1 will_delay_s=0 will_payload_len=7 will_payload="offline"',
     ], "sessions")
     eq(lines("dump", "subscriptions", "--data-dir", d), [
-        'subscription client_id="app" filter="data/+/temp" qos=0',
-        'subscription client_id="app" filter="status/#" qos=2',
-        'subscription client_id="sensor-1" filter="cmd/sensor-1" qos=1',
+        'subscription client_id="app" filter="data/+/temp" qos=0 no_local=0 '
+        'retain_as_published=0 retain_handling=0',
+        'subscription client_id="app" filter="status/#" qos=2 no_local=0 '
+        'retain_as_published=0 retain_handling=0',
+        'subscription client_id="sensor-1" filter="cmd/sensor-1" qos=1 no_local=0 '
+        'retain_as_published=0 retain_handling=0',
     ], "subscriptions")
     eq(lines("dump", "retained", "--data-dir", d), [
         'retained topic="bin/blob" qos=0 stored_at=2023-11-14T22:16:40Z payload_len=4 payload_hex=000102ff',
@@ -97,6 +102,9 @@ def test_json_dump_of_known_store(d):
     eq(s[1]["will_payload"], "offline", "will payload")
     eq(s[0]["last_seq"], 3, "last seq")
     eq(s[0]["has_will"], False, "has_will")
+    eq(s[0]["expiry_s"], None, "a 3.1.1 session never expires")
+    eq(s[1]["expiry_s"], 3600, "expiry")
+    eq(s[1]["online"], False, "online")
     r = jsonl("dump", "retained", "--data-dir", d)
     eq(r[0]["payload_hex"], "000102ff", "binary payload as hex")
     eq(r[1]["payload"], "online", "text payload")
@@ -134,14 +142,15 @@ def test_check_and_stats(d):
     eq(jsonl("check", "--data-dir", d), [{"type": "check", "problems": 0, "ok": True}], "check json")
     st = jsonl("stats", "--data-dir", d)
     eq(st[0]["type"], "store", "stats first line")
-    eq(st[0]["schema_version"], 1, "schema")
+    eq(st[0]["schema_version"], 2, "schema")
+    eq(st[0]["upgraded_from"], 0, "never upgraded")
     eq(st[0]["message_id_hwm"], 3, "hwm")
     counts = {x["name"]: x["entries"] for x in st[1:]}
     eq(counts, {"meta": 4, "sessions": 2, "subs": 3, "retained": 2, "messages": 3, "refs": 3,
                 "queues": 4, "qos2in": 1}, "entries per db")
     eq(jsonl("dump", "stats", "--data-dir", d), st, "dump stats == stats")
     human = lines("stats", "--data-dir", d)
-    if not human[0].startswith(f"store {d}: schema 1"):
+    if not human[0].startswith(f"store {d}: schema 2"):
         raise AssertionError(human[0])
 
 
@@ -195,7 +204,7 @@ def test_reads_alongside_a_running_writer(tmp):
         while w.poll() is None and reads < 40:
             eq(run("check", "--data-dir", d).returncode, 0, "check during writes")
             st = jsonl("stats", "--data-dir", d)
-            eq(st[0]["schema_version"], 1, "stats during writes")
+            eq(st[0]["schema_version"], 2, "stats during writes")
             reads += 1
         if reads == 0:
             raise AssertionError("writer finished before any read; make it longer")

@@ -243,4 +243,19 @@ static uint64_t db_entries(struct fixture *f, const char *name)
     return 0;
 }
 
+/* Reopens on a 1 MiB store that cannot grow: a large publish fills it. */
+static void reopen_with_tiny_map(struct fixture *f)
+{
+    close_all(f);
+    struct store_options opts;
+    store_options_init(&opts);
+    opts.dir = f->dir;
+    opts.initial_map_size = 1 << 20;
+    opts.max_map_size = 1 << 20;
+    char err[256];
+    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(session_mgr_new(&f->config, f->store, &fake_sink, &f->mgr, err, sizeof(err)),
+                     0);
+}
+
 #endif /* SOL_TEST_SESSION_FIXTURE_H */

@@ -470,20 +470,6 @@ static void test_unsubscribe_stops_delivery_and_is_acked(void **state)
 
 /* Reopens the fixture on a 1 MiB map: a 2 MiB message fails the commit with
  * STORE_ERR_FULL. */
-static void reopen_with_tiny_map(struct fixture *f)
-{
-    close_all(f);
-    struct store_options opts;
-    store_options_init(&opts);
-    opts.dir = f->dir;
-    opts.initial_map_size = 1 << 20;
-    opts.max_map_size = 1 << 20;
-    char err[256];
-    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
-    assert_int_equal(session_mgr_new(&f->config, f->store, &fake_sink, &f->mgr, err, sizeof(err)),
-                     0);
-}
-
 
 /* Quotas before records: a publish the store has no room for is refused
  * before anything of it is recorded - no PUBREC, no delivery, the publisher

@@ -497,6 +497,274 @@ static void test_takeover_and_errors_send_one_disconnect_MQTT_3_14_2_1(void **st
     gone(f, v3, SESSION_CLOSE_SHUTDOWN);
 }
 
+/* ---- PUBLISH properties and Message Expiry (step 2) ---- */
+
+/* A v5 PUBLISH packet with properties given as fields: payload format,
+ * content type, response topic, correlation data, two user properties,
+ * optionally a Message Expiry Interval; encoded and decoded so the manager
+ * sees a block as on the wire. */
+struct v5_publish {
+    uint8_t wire[512];
+    struct mqtt_packet pkt;
+};
+
+static void make_v5_publish(struct v5_publish *out, const char *topic, const char *payload,
+                            uint8_t qos, uint16_t packet_id, uint32_t expiry_s, bool retain)
+{
+    static const struct mqtt_user_property ups[2] = {
+        {{(const uint8_t *)"k", 1}, {(const uint8_t *)"v1", 2}},
+        {{(const uint8_t *)"k", 1}, {(const uint8_t *)"v2", 2}},
+    };
+    struct mqtt_packet p = {.type = MQTT_PUBLISH, .protocol_level = MQTT_PROTOCOL_V5};
+    p.u.publish.qos = qos;
+    p.u.publish.retain = retain;
+    p.u.publish.packet_id = packet_id;
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)topic, strlen(topic)};
+    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)payload, strlen(payload)};
+    struct mqtt_properties *pr = &p.u.publish.props;
+    pr->present = MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) |
+                  MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) | MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) |
+                  MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA);
+    pr->payload_format_indicator = 1;
+    pr->content_type = (struct mqtt_bytes){(const uint8_t *)"text/plain", 10};
+    pr->response_topic = (struct mqtt_bytes){(const uint8_t *)"reply/to", 8};
+    pr->correlation_data = (struct mqtt_bytes){(const uint8_t *)"\x00\x01", 2};
+    pr->user_properties = ups;
+    pr->user_property_count = 2;
+    if (expiry_s) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+        pr->message_expiry_interval_s = expiry_s;
+    }
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, out->wire, sizeof(out->wire), &n), MQTT_OK);
+    assert_int_equal(mqtt_decode_stream_for(out->wire, n, 0, MQTT_PROTOCOL_V5, &out->pkt, &used),
+                     MQTT_OK);
+}
+
+/* The properties a delivery carries are the published ones, unchanged and
+ * with the user properties in their order. */
+static void assert_forwarded_properties(const struct mqtt_publish *got)
+{
+    const struct mqtt_properties *pr = &got->props;
+    assert_int_equal(pr->payload_format_indicator, 1);
+    assert_int_equal(pr->content_type.len, 10);
+    assert_memory_equal(pr->content_type.data, "text/plain", 10);
+    assert_memory_equal(pr->response_topic.data, "reply/to", 8);
+    assert_int_equal(pr->correlation_data.len, 2);
+    assert_memory_equal(pr->correlation_data.data, "\x00\x01", 2);
+    assert_int_equal(pr->user_property_count, 2);
+    struct mqtt_property_iter it;
+    struct mqtt_user_property up;
+    mqtt_property_iter_init(&it, pr);
+    assert_true(mqtt_property_iter_next_user(&it, &up));
+    assert_memory_equal(up.value.data, "v1", 2);
+    assert_true(mqtt_property_iter_next_user(&it, &up));
+    assert_memory_equal(up.value.data, "v2", 2);
+}
+
+static void test_publish_properties_are_forwarded_unchanged_MQTT_3_3_2_3(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub5 = connect5(f, "sub5", true, 0, false);
+    subscribe(f, sub5, "p/#", 1, 1);
+    struct fake_conn *sub3 = connect_client(f, "sub3", true, false);
+    subscribe(f, sub3, "p/#", 1, 1);
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "p/t", "hello", 1, 1, 0, false);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    struct mqtt_packet got = next_sent(sub5);
+    assert_publish(got, "p/t", "hello", 1);
+    assert_forwarded_properties(&got.u.publish);
+    /* Toward 3.1.1 the properties are dropped: the packet decodes as 3.1.1. */
+    assert_publish(next_sent(sub3), "p/t", "hello", 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub5, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub3, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_queued_message_keeps_properties_and_expiry_across_a_restart(void **state)
+{
+    struct fixture *f = *state;
+    gone(f, connect5(f, "off", true, 3600, false), SESSION_CLOSE_SOCKET);
+    struct fake_conn *sub = connect5(f, "off", false, 3600, true);
+    subscribe(f, sub, "q", 1, 1);
+    disconnect5(f, sub, 0, NULL, SESSION_ERR_DISCONNECT);
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "q", "later", 1, 1, 100, false);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    reopen(f);
+    session_clock_advance(f->mgr, 30);
+    sub = connect5(f, "off", false, 3600, true);
+    struct mqtt_packet got = next_sent(sub);
+    assert_publish(got, "q", "later", 1);
+    assert_forwarded_properties(&got.u.publish);
+    /* The interval left [MQTT-3.3.2-6]: 100 s minus the 30 it waited (the
+     * restart itself took under a second). */
+    uint32_t left = got.u.publish.props.message_expiry_interval_s;
+    assert_true(left <= 70 && left >= 68);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_expired_queued_message_is_dropped_MQTT_3_3_2_5(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect5(f, "exp", true, 3600, false);
+    subscribe(f, sub, "e", 1, 1);
+    disconnect5(f, sub, 0, NULL, SESSION_ERR_DISCONNECT);
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "e", "short", 1, 1, 5, false);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    make_v5_publish(&vp, "e", "long", 1, 2, 0, false);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    session_flush(f->mgr);
+    session_clock_advance(f->mgr, 6);
+    sub = connect5(f, "exp", false, 3600, true);
+    struct mqtt_packet got = next_sent(sub);
+    assert_publish(got, "e", "long", 1); /* "short" expired while queued */
+    assert_int_equal(next_sent(sub).type, 0);
+    send_ack(f, sub, MQTT_PUBACK, got.u.publish.packet_id);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "queues"), 0);
+    assert_int_equal(db_entries(f, "messages"), 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_expired_retained_message_is_not_sent_and_is_removed(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "r/short", "gone soon", 1, 1, 5, true);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    make_v5_publish(&vp, "r/long", "stays", 1, 2, 0, true);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "retained"), 2);
+    reopen(f); /* its properties and deadline were stored with it */
+    session_clock_advance(f->mgr, 6);
+    struct fake_conn *sub = connect5(f, "sub", true, 0, false);
+    subscribe(f, sub, "r/#", 1, 1);
+    struct mqtt_packet got = next_sent(sub);
+    assert_publish(got, "r/long", "stays", 1);
+    assert_true(got.u.publish.retain);
+    assert_forwarded_properties(&got.u.publish);
+    assert_int_equal(next_sent(sub).type, 0);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "retained"), 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* The ack of a v5 PUBLISH, after the turn's commit. */
+static struct mqtt_packet ack_of(struct fixture *f, struct fake_conn *fc)
+{
+    session_flush(f->mgr);
+    return next_sent(fc);
+}
+
+static void test_puback_reason_codes_no_subscribers_and_quota_MQTT_3_4_2_1(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_queued_messages = 1;
+    open_all(f);
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    publish5(f, pub, "nobody", 1, 1, NULL, SESSION_OK);
+    struct mqtt_packet a = ack_of(f, pub);
+    assert_int_equal(a.type, MQTT_PUBACK);
+    assert_int_equal(a.u.ack.reason_code, MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+    gone(f, connect5(f, "full", true, 3600, false), SESSION_CLOSE_SOCKET);
+    struct fake_conn *sub = connect5(f, "full", false, 3600, true);
+    subscribe(f, sub, "q", 1, 1);
+    disconnect5(f, sub, 0, NULL, SESSION_ERR_DISCONNECT);
+    publish5(f, pub, "q", 1, 2, NULL, SESSION_OK);
+    a = ack_of(f, pub);
+    assert_int_equal(a.u.ack.reason_code, MQTT_RC_SUCCESS);
+    /* The queue is full: dropped for its only subscriber, nothing recorded. */
+    publish5(f, pub, "q", 2, 3, NULL, SESSION_OK);
+    a = ack_of(f, pub);
+    assert_int_equal(a.type, MQTT_PUBREC);
+    assert_int_equal(a.u.ack.reason_code, MQTT_RC_QUOTA_EXCEEDED);
+    assert_true(mqtt_properties_has(&a.u.ack.props, MQTT_PROP_REASON_STRING));
+    /* A PUBREC at or above 0x80 ends the exchange: the id is not kept. */
+    publish5(f, pub, "nobody", 2, 3, NULL, SESSION_OK);
+    a = ack_of(f, pub);
+    assert_int_equal(a.u.ack.reason_code, MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_store_full_gets_puback_0x97_instead_of_a_close(void **state)
+{
+    struct fixture *f = *state;
+    reopen_with_tiny_map(f);
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "big", 2, 2);
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    size_t big_len = 2u << 20;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    memset(big, 'x', big_len);
+    big[big_len] = '\0';
+    struct mqtt_packet p = {.type = MQTT_PUBLISH, .protocol_level = MQTT_PROTOCOL_V5};
+    p.u.publish.qos = 1;
+    p.u.publish.packet_id = 1;
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)"big", 3};
+    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)big, big_len};
+    feed(f, pub, &p, SESSION_OK);
+    free(big);
+    struct mqtt_packet a = ack_of(f, pub);
+    assert_int_equal(a.type, MQTT_PUBACK);
+    assert_int_equal(a.u.ack.reason_code, MQTT_RC_QUOTA_EXCEEDED);
+    assert_false(pub->closed);
+    assert_int_equal(next_sent(sub).type, 0);
+    assert_int_equal(db_entries(f, "messages"), 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_payload_format_invalid_gets_0x99_MQTT_3_3_2_4(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect5(f, "sub", true, 0, false);
+    subscribe(f, sub, "u", 1, 1);
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "u", "ok", 1, 1, 0, false);
+    vp.pkt.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)"\xc3\x28", 2};
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    struct mqtt_packet a = ack_of(f, pub);
+    assert_int_equal(a.u.ack.reason_code, MQTT_RC_PAYLOAD_FORMAT_INVALID);
+    assert_int_equal(next_sent(sub).type, 0); /* not routed */
+    vp.pkt.u.publish.qos = 0;
+    feed(f, pub, &vp.pkt, SESSION_ERR_PAYLOAD_FORMAT);
+    assert_int_equal(session_error_reason(SESSION_ERR_PAYLOAD_FORMAT), 0x99);
+    gone(f, pub, SESSION_CLOSE_PROTOCOL);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_no_reason_string_when_problem_information_is_0_MQTT_3_1_2_29(void **state)
+{
+    struct fixture *f = *state;
+    struct mqtt_packet p = connect5_packet("quiet", true, 0);
+    p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFORMATION);
+    p.u.connect.props.request_problem_information = 0;
+    struct fake_conn *pub = connect5_with(f, &p, 0, false, NULL);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "u", "ok", 1, 1, 0, false);
+    vp.pkt.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)"\xff", 1};
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    struct mqtt_packet a = ack_of(f, pub);
+    assert_int_equal(a.u.ack.reason_code, MQTT_RC_PAYLOAD_FORMAT_INVALID);
+    assert_false(mqtt_properties_has(&a.u.ack.props, MQTT_PROP_REASON_STRING));
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +787,14 @@ int main(void)
         T(test_inbound_topic_aliases_map_and_resolve),
         T(test_outbound_aliases_go_to_topics_sent_again),
         T(test_takeover_and_errors_send_one_disconnect_MQTT_3_14_2_1),
+        T(test_publish_properties_are_forwarded_unchanged_MQTT_3_3_2_3),
+        T(test_queued_message_keeps_properties_and_expiry_across_a_restart),
+        T(test_expired_queued_message_is_dropped_MQTT_3_3_2_5),
+        T(test_expired_retained_message_is_not_sent_and_is_removed),
+        T(test_puback_reason_codes_no_subscribers_and_quota_MQTT_3_4_2_1),
+        T(test_store_full_gets_puback_0x97_instead_of_a_close),
+        T(test_payload_format_invalid_gets_0x99_MQTT_3_3_2_4),
+        T(test_no_reason_string_when_problem_information_is_0_MQTT_3_1_2_29),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

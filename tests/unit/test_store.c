@@ -219,14 +219,28 @@ struct subs_seen {
     char lines[16][128];
 };
 
-static int collect_sub(void *arg, struct store_bytes client, struct store_bytes filter, uint8_t qos)
+static int collect_sub(void *arg, struct store_bytes client, struct store_bytes filter,
+                       uint8_t options, uint32_t sub_id)
 {
     struct subs_seen *s = arg;
-    if (s->count < 16)
+    if (s->count < 16 && sub_id == 0)
         snprintf(s->lines[s->count], 128, "%.*s|%.*s|%u", (int)client.len,
-                 (const char *)client.data, (int)filter.len, (const char *)filter.data, qos);
+                 (const char *)client.data, (int)filter.len, (const char *)filter.data, options);
+    else if (s->count < 16)
+        snprintf(s->lines[s->count], 128, "%.*s|%.*s|%u|%u", (int)client.len,
+                 (const char *)client.data, (int)filter.len, (const char *)filter.data, options,
+                 sub_id);
     s->count++;
     return 0;
+}
+
+/* A retained message without MQTT 5 properties or expiry. */
+static int put_retained(struct store_batch *b, struct store_bytes topic, uint8_t qos,
+                        struct store_bytes payload, uint64_t stored_at_s)
+{
+    struct store_retained r = {
+        .topic = topic, .payload = payload, .qos = qos, .stored_at_s = stored_at_s};
+    return store_batch_put_retained(b, &r);
 }
 
 struct queue_seen {
@@ -304,7 +318,8 @@ static void test_open_creates_store_in_missing_dir(void **state)
     assert_int_equal(store_open(&o, &s, err, sizeof(err)), 0);
     struct store_stats st;
     assert_int_equal(store_stats(s, &st), 0);
-    assert_int_equal(st.schema_version, 1);
+    assert_int_equal(st.schema_version, 2);
+    assert_int_equal(st.upgraded_from, 0);
     assert_true(st.created_at_s > 0);
     uint8_t zero[16] = {0};
     assert_memory_not_equal(st.store_id, zero, 16);
@@ -414,7 +429,7 @@ static int patch_schema(const char *dir, uint8_t version)
     assert_non_null(buf);
     fseek(fp, 0, SEEK_SET);
     assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
-    static const uint8_t pat[] = {'s', 'c', 'h', 'e', 'm', 'a', 0, 0, 0, 1};
+    static const uint8_t pat[] = {'s', 'c', 'h', 'e', 'm', 'a', 0, 0, 0, 2};
     int hits = 0;
     for (long i = 0; i + (long)sizeof(pat) <= len; i++) {
         if (memcmp(buf + i, pat, sizeof(pat)) == 0) {
@@ -441,7 +456,7 @@ static void test_open_unknown_schema_version_is_refused_and_unchanged(void **sta
     assert_null(f->store);
     assert_non_null(strstr(err, "schema version 99"));
     assert_int_equal(dir_fingerprint(f->dir), before);
-    patch_schema(f->dir, 1); /* so teardown's store is sane again */
+    patch_schema(f->dir, 2); /* so teardown's store is sane again */
 }
 
 /* An LMDB environment that some other program wrote: made with mdb_load. */
@@ -586,8 +601,13 @@ static void test_open_queue_entry_without_its_message_is_damaged(void **state)
     store_close(f->store);
     f->store = NULL;
     /* queues: "c0" 00 seq 99 -> message 999, QoS 1, queued, packet id 0 */
-    mdb_load_into(f->dir, "queues", "633000" "0000000000000063",
-                  "00000000000003e7" "01" "00" "0000");
+    mdb_load_into(f->dir, "queues",
+                  "633000"
+                  "0000000000000063",
+                  "00000000000003e7"
+                  "01"
+                  "00"
+                  "0000");
     assert_refused_as_damaged(f, "queues: an entry points at message 999, which is missing");
 }
 
@@ -801,8 +821,8 @@ static void test_session_delete_drops_subs_queue_qos2_and_message_refs(void **st
     struct store_batch *b = store_batch_new(f->store);
     put_session(b, "gone");
     put_session(b, "stays");
-    assert_int_equal(store_batch_put_subscription(b, B("gone"), B("a/#"), 1), 0);
-    assert_int_equal(store_batch_put_subscription(b, B("stays"), B("a/#"), 2), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("gone"), B("a/#"), 1, 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("stays"), B("a/#"), 2, 0), 0);
     uint64_t shared = put_message(b, f->store, "a/1", "shared");
     uint64_t own = put_message(b, f->store, "a/2", "own");
     append(b, "gone", 1, shared);
@@ -842,10 +862,10 @@ static void test_subscriptions_put_delete_and_per_client_walk(void **state)
     struct store_batch *b = store_batch_new(f->store);
     put_session(b, "a");
     put_session(b, "ab");
-    assert_int_equal(store_batch_put_subscription(b, B("a"), B("x/+"), 0), 0);
-    assert_int_equal(store_batch_put_subscription(b, B("a"), B("y/#"), 1), 0);
-    assert_int_equal(store_batch_put_subscription(b, B("ab"), B("z"), 2), 0);
-    assert_int_equal(store_batch_put_subscription(b, B("a"), B("x/+"), 2), 0); /* replaces */
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("x/+"), 0, 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("y/#"), 1, 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("ab"), B("z"), 2, 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("x/+"), 2, 0), 0); /* replaces */
     assert_int_equal(store_batch_commit(b), 0);
 
     struct subs_seen all = {0}, of_a = {0};
@@ -868,12 +888,14 @@ static void test_subscriptions_put_delete_and_per_client_walk(void **state)
     assert_consistent(f->store);
 }
 
-static int stop_at_first(void *arg, struct store_bytes c, struct store_bytes fl, uint8_t q)
+static int stop_at_first(void *arg, struct store_bytes c, struct store_bytes fl, uint8_t q,
+                         uint32_t sub_id)
 {
     (void)arg;
     (void)c;
     (void)fl;
     (void)q;
+    (void)sub_id;
     return 7;
 }
 
@@ -882,8 +904,8 @@ static void test_callback_nonzero_stops_walk_and_is_returned(void **state)
     struct fixture *f = *state;
     struct store_batch *b = store_batch_new(f->store);
     put_session(b, "a");
-    assert_int_equal(store_batch_put_subscription(b, B("a"), B("1"), 0), 0);
-    assert_int_equal(store_batch_put_subscription(b, B("a"), B("2"), 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("1"), 0, 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B("2"), 0, 0), 0);
     assert_int_equal(store_batch_commit(b), 0);
     assert_int_equal(store_subscriptions_foreach(f->store, NULL, stop_at_first, NULL), 7);
 }
@@ -916,8 +938,8 @@ static void test_retained_put_get_index_and_delete(void **state)
 {
     struct fixture *f = *state;
     struct store_batch *b = store_batch_new(f->store);
-    assert_int_equal(store_batch_put_retained(b, B("home/temp"), 1, B("21.5"), 111), 0);
-    assert_int_equal(store_batch_put_retained(b, B("home/door"), 0, B("open"), 112), 0);
+    assert_int_equal(put_retained(b, B("home/temp"), 1, B("21.5"), 111), 0);
+    assert_int_equal(put_retained(b, B("home/door"), 0, B("open"), 112), 0);
     assert_int_equal(store_batch_commit(b), 0);
 
     struct retained_seen full = {0}, index = {0};
@@ -950,7 +972,7 @@ static void test_retained_empty_payload_round_trips(void **state)
 {
     struct fixture *f = *state;
     struct store_batch *b = store_batch_new(f->store);
-    assert_int_equal(store_batch_put_retained(b, B("t"), 2, B(""), 5), 0);
+    assert_int_equal(put_retained(b, B("t"), 2, B(""), 5), 0);
     assert_int_equal(store_batch_commit(b), 0);
     struct store_retained *r = NULL;
     assert_int_equal(store_get_retained(f->store, B("t"), &r), 0);
@@ -1207,13 +1229,14 @@ static void test_key_too_long_is_refused_and_batch_stays_usable(void **state)
     size_t room = store_max_key_len(f->store) - 2;
     memset(filter, 'f', room + 1);
     filter[room + 1] = 0;
-    assert_int_equal(store_batch_put_subscription(b, B("a"), B(filter), 0), STORE_ERR_KEY_TOO_LONG);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B(filter), 0, 0),
+                     STORE_ERR_KEY_TOO_LONG);
     filter[room] = 0;
-    assert_int_equal(store_batch_put_subscription(b, B("a"), B(filter), 0), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("a"), B(filter), 0, 0), 0);
     char *topic = malloc(store_max_key_len(f->store) + 2);
     memset(topic, 't', store_max_key_len(f->store) + 1);
     topic[store_max_key_len(f->store) + 1] = 0;
-    assert_int_equal(store_batch_put_retained(b, B(topic), 0, B("p"), 1), STORE_ERR_KEY_TOO_LONG);
+    assert_int_equal(put_retained(b, B(topic), 0, B("p"), 1), STORE_ERR_KEY_TOO_LONG);
     put_session(b, "a");
     assert_int_equal(store_batch_commit(b), 0); /* not sticky */
     assert_int_equal(count_sessions(f->store), 2);
@@ -1241,8 +1264,8 @@ static void test_invalid_arguments_are_refused(void **state)
     s.has_will = true;
     s.will_topic = B("");
     assert_int_equal(store_batch_put_session(b, B("c"), &s), STORE_ERR_INVALID);
-    assert_int_equal(store_batch_put_subscription(b, B("c"), B("t"), 3), STORE_ERR_INVALID);
-    assert_int_equal(store_batch_put_subscription(b, B("c"), B(""), 1), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B("t"), 3, 0), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B(""), 1, 0), STORE_ERR_INVALID);
     struct store_message m = {.topic = B("t"), .payload = B("p"), .qos = 3};
     assert_int_equal(store_batch_put_message(b, 1, &m), STORE_ERR_INVALID);
     m.qos = 0;
@@ -1412,8 +1435,8 @@ static void test_everything_persists_across_reopen(void **state)
     struct store_batch *b = store_batch_new(f->store);
     struct store_session s = session_with_will("w/t", "bye");
     assert_int_equal(store_batch_put_session(b, B("c"), &s), 0);
-    assert_int_equal(store_batch_put_subscription(b, B("c"), B("a/+"), 1), 0);
-    assert_int_equal(store_batch_put_retained(b, B("a/b"), 1, B("r"), 3), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B("a/+"), 1, 0), 0);
+    assert_int_equal(put_retained(b, B("a/b"), 1, B("r"), 3), 0);
     uint64_t id = put_message(b, f->store, "a/b", "q");
     append(b, "c", 7, id);
     assert_int_equal(store_batch_put_qos2_in(b, B("c"), 5, 1), 0);
@@ -1630,12 +1653,288 @@ static void test_crash_consistency_under_sigkill(void **state)
     print_message("crash test: %llu batches over the rounds\n", (unsigned long long)reported);
 }
 
+/* ---- schema 2: MQTT 5 content ---------------------------------------------------- */
+
+struct mqtt5_seen {
+    int count;
+    struct store_queue_entry entry;
+    uint32_t sub_ids[4];
+    char props[64];
+    size_t props_len;
+    uint64_t expiry_at_s;
+};
+
+static int collect_mqtt5_item(void *arg, const struct store_queue_item *it)
+{
+    struct mqtt5_seen *q = arg;
+    q->count++;
+    q->entry = it->entry;
+    for (size_t i = 0; i < it->entry.sub_id_count && i < 4; i++)
+        q->sub_ids[i] = store_queue_sub_id(&it->entry, i);
+    assert_non_null(it->message);
+    q->props_len = it->message->props.len;
+    memcpy(q->props, it->message->props.data, it->message->props.len);
+    q->expiry_at_s = it->message->expiry_at_s;
+    return 0;
+}
+
+static void test_mqtt5_message_and_queue_entry_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    const char props[] = "\x03\x00\x04text\x26\x00\x01k\x00\x01v"; /* content type, user prop */
+    struct store_batch *b = store_batch_new(f->store);
+    uint64_t id = store_next_message_id(f->store);
+    struct store_message m = {.topic = B("t"),
+                              .payload = B("p"),
+                              .qos = 1,
+                              .props = {(const uint8_t *)props, sizeof(props) - 1},
+                              .expiry_at_s = 1800000000};
+    assert_int_equal(store_batch_put_message(b, id, &m), 0);
+    const uint32_t ids[2] = {7, 268435455};
+    struct store_queue_entry e = {.msg_id = id,
+                                  .qos = 1,
+                                  .state = STORE_QUEUED,
+                                  .retain = true,
+                                  .sub_id_count = 2,
+                                  .sub_ids = ids};
+    assert_int_equal(store_batch_put_session(b, B("c"), &(struct store_session){0}), 0);
+    assert_int_equal(store_batch_queue_append(b, B("c"), 1, &e), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    /* A state change keeps what the entry carries. */
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_queue_update(b, B("c"), 1, STORE_SENT, 9), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(reopen(f), 0);
+    struct mqtt5_seen q = {0};
+    assert_int_equal(store_queue_read(f->store, B("c"), 0, 10, collect_mqtt5_item, &q), 1);
+    assert_int_equal(q.entry.state, STORE_SENT);
+    assert_int_equal(q.entry.packet_id, 9);
+    assert_true(q.entry.retain);
+    assert_int_equal(q.entry.sub_id_count, 2);
+    assert_int_equal(q.sub_ids[0], 7);
+    assert_int_equal(q.sub_ids[1], 268435455);
+    assert_int_equal(q.props_len, sizeof(props) - 1);
+    assert_memory_equal(q.props, props, sizeof(props) - 1);
+    assert_int_equal(q.expiry_at_s, 1800000000);
+    assert_int_equal(count_problems(f->store), 0);
+}
+
+/* The value bytes of the first record of db, as mdb_dump prints them (hex). */
+static void dump_first_value(const char *dir, const char *db, char *hex, size_t len)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/mdb_dump -s %s %s | sed -n '/HEADER=END/{n;n;p;q}'", db,
+             dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(hex, (int)len, p));
+    pclose(p);
+    size_t start = strspn(hex, " "); /* mdb_dump indents values by one space */
+    memmove(hex, hex + start, strlen(hex + start) + 1);
+    hex[strcspn(hex, " \n")] = 0;
+}
+
+/* Records without MQTT 5 content are written exactly as schema 1 wrote
+ * them: a 3.1.1 workload's store does not grow. */
+static void test_mqtt311_records_keep_their_schema_1_bytes(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_dump", X_OK) != 0)
+        skip();
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_put_session(b, B("c"), &(struct store_session){0}), 0);
+    uint64_t id = store_next_message_id(f->store);
+    struct store_message m = {.topic = B("abc"), .payload = B("hello"), .qos = 2};
+    assert_int_equal(store_batch_put_message(b, id, &m), 0);
+    struct store_queue_entry e = {.msg_id = id, .qos = 1};
+    assert_int_equal(store_batch_queue_append(b, B("c"), 1, &e), 0);
+    struct store_retained r = {
+        .topic = B("abc"), .payload = B("hello"), .qos = 1, .stored_at_s = 2};
+    assert_int_equal(store_batch_put_retained(b, &r), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B("abc"), 1, 0), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    char hex[256];
+    dump_first_value(f->dir, "messages", hex, sizeof(hex));
+    assert_string_equal(hex, "020000000003"
+                             "616263"
+                             "68656c6c6f");
+    dump_first_value(f->dir, "queues", hex, sizeof(hex));
+    assert_string_equal(hex, "0000000000000001"
+                             "01"
+                             "00"
+                             "0000");
+    dump_first_value(f->dir, "retained", hex, sizeof(hex));
+    assert_string_equal(hex, "01"
+                             "0000000000000002"
+                             "68656c6c6f");
+    dump_first_value(f->dir, "subs", hex, sizeof(hex));
+    assert_string_equal(hex, "01");
+}
+
+struct retained_props_seen {
+    int count;
+    size_t props_len, payload_len;
+    uint64_t expiry_at_s;
+};
+
+static int collect_retained_props(void *arg, const struct store_retained *r)
+{
+    struct retained_props_seen *s = arg;
+    s->count++;
+    s->props_len = r->props.len;
+    s->payload_len = r->payload_len;
+    s->expiry_at_s = r->expiry_at_s;
+    return 0;
+}
+
+static void test_mqtt5_retained_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    const char props[] = "\x01\x01\x08\x00\x05reply";
+    struct store_retained r = {.topic = B("home/t"),
+                               .payload = B("21.5"),
+                               .qos = 1,
+                               .stored_at_s = 5,
+                               .expiry_at_s = 1800000000,
+                               .props = {(const uint8_t *)props, sizeof(props) - 1}};
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_put_retained(b, &r), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct retained_props_seen all = {0}, index = {0};
+    assert_int_equal(store_retained_foreach(f->store, collect_retained_props, &all), 0);
+    assert_int_equal(store_retained_index_foreach(f->store, collect_retained_props, &index), 0);
+    assert_int_equal(all.props_len, sizeof(props) - 1);
+    assert_int_equal(index.props_len, sizeof(props) - 1); /* the index keeps them */
+    assert_int_equal(index.payload_len, 4);
+    assert_int_equal(all.expiry_at_s, 1800000000);
+    struct store_retained *got = NULL;
+    assert_int_equal(store_get_retained(f->store, B("home/t"), &got), 0);
+    assert_memory_equal(got->props.data, props, sizeof(props) - 1);
+    assert_memory_equal(got->payload.data, "21.5", 4);
+    free(got);
+    assert_int_equal(count_problems(f->store), 0);
+}
+
+static void test_subscription_options_and_identifier_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_put_session(b, B("c"), &(struct store_session){0}), 0);
+    /* QoS 1, No Local, Retain As Published, Retain Handling 2 */
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B("a/#"), 0x2D, 268435455), 0);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B("b"), 0x30, 0), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_put_subscription(b, B("c"), B("b"), 0x41, 0), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct subs_seen subs = {0};
+    assert_int_equal(store_subscriptions_foreach(f->store, NULL, collect_sub, &subs), 0);
+    assert_int_equal(subs.count, 1);
+    assert_string_equal(subs.lines[0], "c|a/#|45|268435455");
+    assert_int_equal(count_problems(f->store), 0);
+}
+
+struct session_seen {
+    struct store_session s;
+    char will_props[32];
+};
+
+static int copy_session(void *arg, const struct store_session_info *info)
+{
+    struct session_seen *seen = arg;
+    seen->s = info->session;
+    memcpy(seen->will_props, info->session.will_props.data, info->session.will_props.len);
+    seen->s.will_props.data = NULL;
+    seen->s.will_topic.data = NULL;
+    seen->s.will_payload.data = NULL;
+    return 0;
+}
+
+static void test_mqtt5_session_record_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    const char wp[] = "\x02\x00\x00\x00\x3c"; /* Message Expiry Interval 60 */
+    struct store_session s = {.protocol_level = 5,
+                              .is_online = true,
+                              .last_seen_s = 77,
+                              .expiry_s = STORE_EXPIRY_NEVER,
+                              .next_packet_id = 3,
+                              .has_will = true,
+                              .will_topic = B("w"),
+                              .will_payload = B("bye"),
+                              .will_props = {(const uint8_t *)wp, sizeof(wp) - 1},
+                              .will_qos = 1,
+                              .will_delay_s = 30,
+                              .will_at_s = 107};
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_put_session(b, B("c5"), &s), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct session_seen seen = {0};
+    assert_int_equal(store_get_session(f->store, B("c5"), copy_session, &seen), 1);
+    assert_true(seen.s.is_online);
+    assert_int_equal(seen.s.protocol_level, 5);
+    assert_int_equal(seen.s.expiry_s, STORE_EXPIRY_NEVER);
+    assert_int_equal(seen.s.will_delay_s, 30);
+    assert_int_equal(seen.s.will_at_s, 107);
+    assert_int_equal(seen.s.will_props.len, sizeof(wp) - 1);
+    assert_memory_equal(seen.will_props, wp, sizeof(wp) - 1);
+    assert_int_equal(count_problems(f->store), 0);
+}
+
+/* A store as schema 1 (today's main before MQTT 5) wrote it: a session
+ * record of version 1 (expiry 0 = never) and schema 1 in meta. The first
+ * read-write open upgrades it in place; a read-only open reads it as it is. */
+static void test_schema_1_store_is_upgraded_in_place(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_load", X_OK) != 0)
+        skip();
+    store_close(f->store);
+    f->store = NULL;
+    mdb_load_into(f->dir, "sessions", "6f6c64", /* "old" */
+                  "01000400"
+                  "0000000065000000"
+                  "00000000"
+                  "0001"
+                  "00000000"
+                  "00000000");
+    mdb_load_into(f->dir, "meta", "736368656d61", "00000001"); /* schema 1 */
+    struct store_options ro = f->opts;
+    ro.read_only = true;
+    char err[256];
+    assert_int_equal(store_open(&ro, &f->store, err, sizeof(err)), 0);
+    struct store_stats st;
+    assert_int_equal(store_stats(f->store, &st), 0);
+    assert_int_equal(st.schema_version, 1);
+    struct session_seen seen = {0};
+    assert_int_equal(store_get_session(f->store, B("old"), copy_session, &seen), 1);
+    assert_int_equal(seen.s.expiry_s, STORE_EXPIRY_NEVER);
+    assert_int_equal(count_problems(f->store), 0);
+    assert_int_equal(reopen(f), 0); /* read-write: upgraded */
+    assert_int_equal(store_stats(f->store, &st), 0);
+    assert_int_equal(st.schema_version, 2);
+    assert_int_equal(st.upgraded_from, 1);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(store_get_session(f->store, B("old"), copy_session, &seen), 1);
+    assert_int_equal(seen.s.expiry_s, STORE_EXPIRY_NEVER);
+    assert_int_equal(seen.s.last_seen_s, 0x65000000);
+    assert_int_equal(seen.s.next_packet_id, 1);
+    assert_int_equal(count_problems(f->store), 0);
+    assert_int_equal(reopen(f), 0); /* nothing left to upgrade */
+    assert_int_equal(store_stats(f->store, &st), 0);
+    assert_int_equal(st.upgraded_from, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(fn)    cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TINY(fn) cmocka_unit_test_setup_teardown(fn, setup_tiny, teardown)
         T(test_open_creates_store_in_missing_dir),
+        T(test_mqtt5_message_and_queue_entry_round_trip),
+        T(test_mqtt311_records_keep_their_schema_1_bytes),
+        T(test_mqtt5_retained_round_trip),
+        T(test_subscription_options_and_identifier_round_trip),
+        T(test_mqtt5_session_record_round_trip),
+        T(test_schema_1_store_is_upgraded_in_place),
         T(test_open_read_only_missing_dir_is_not_a_store),
         T(test_open_dir_with_other_files_is_not_a_store_and_unchanged),
         T(test_open_corrupt_data_file_is_corrupt_and_unchanged),

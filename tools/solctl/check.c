@@ -19,9 +19,83 @@ static void print_problem(void *arg, const char *problem)
     }
 }
 
+/* ---- MQTT 5 content, which storage keeps as bytes ---- */
+
+struct mqtt5_check {
+    const struct solctl_opts *opts;
+    int problems;
+};
+
+static void mqtt5_problem(struct mqtt5_check *c, const char *what, struct store_bytes name)
+{
+    char line[400];
+    int n = snprintf(line, sizeof(line), "%s '", what);
+    for (size_t i = 0; i < name.len && n < (int)sizeof(line) - 8; i++)
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      name.data[i] >= 0x20 && name.data[i] < 0x7f ? "%c" : "\\x%02x", name.data[i]);
+    snprintf(line + n, sizeof(line) - (size_t)n, "'");
+    print_problem((void *)c->opts, line);
+    c->problems++;
+}
+
+/* A session's will properties parse; an offline session with interval 0
+ * (which ends with its connection) or a waiting will without a delay does
+ * not exist. */
+static int check_session(void *arg, const struct store_session_info *info)
+{
+    struct mqtt5_check *c = arg;
+    const struct store_session *s = &info->session;
+    if (s->has_will && !solctl_properties_valid(s->will_props))
+        mqtt5_problem(c, "sessions: will properties do not parse for", info->client_id);
+    if (!s->is_online && s->expiry_s == 0)
+        mqtt5_problem(c, "sessions: an offline session with expiry 0:", info->client_id);
+    if (s->will_at_s != 0 && s->will_delay_s == 0)
+        mqtt5_problem(c, "sessions: a waiting will without a delay:", info->client_id);
+    return 0;
+}
+
+static int check_message(void *arg, uint64_t id, const struct store_message *m, uint32_t refs)
+{
+    (void)refs;
+    struct mqtt5_check *c = arg;
+    char what[80];
+    snprintf(what, sizeof(what), "messages: properties of message %llu do not parse, topic",
+             (unsigned long long)id);
+    if (!solctl_properties_valid(m->props))
+        mqtt5_problem(c, what, m->topic);
+    return 0;
+}
+
+static int check_retained(void *arg, const struct store_retained *r)
+{
+    struct mqtt5_check *c = arg;
+    if (!solctl_properties_valid(r->props))
+        mqtt5_problem(c, "retained: properties do not parse for", r->topic);
+    return 0;
+}
+
+/* What store_check() cannot judge: the MQTT 5 property blocks (storage
+ * never parses them) and the session fields' MQTT meaning. Returns the
+ * number of problems, or a negative store code. */
+static int check_mqtt5(struct store *store, const struct solctl_opts *opts)
+{
+    struct mqtt5_check c = {.opts = opts};
+    int rc = store_sessions_foreach(store, check_session, &c);
+    if (rc == 0)
+        rc = store_messages_foreach(store, false, check_message, &c);
+    if (rc == 0)
+        rc = store_retained_index_foreach(store, check_retained, &c);
+    return rc < 0 ? rc : c.problems;
+}
+
 int solctl_check(struct store *store, const struct solctl_opts *opts)
 {
     int n = store_check(store, print_problem, (void *)opts);
+    int more = n >= 0 ? check_mqtt5(store, opts) : 0;
+    if (more < 0)
+        n = more;
+    else
+        n += more;
     if (n < 0) {
         fprintf(stderr, "solctl: %s: check failed: %s\n", opts->data_dir, store_strerror(n));
         return SOLCTL_EXIT_ERROR;
@@ -42,7 +116,8 @@ static uint64_t db_bytes(const struct store_db_stats *db, uint32_t page_size)
 
 static void stats_json(const struct store_stats *st)
 {
-    printf("{\"type\":\"store\",\"schema_version\":%u,\"store_id\":\"", st->schema_version);
+    printf("{\"type\":\"store\",\"schema_version\":%u,\"upgraded_from\":%u,\"store_id\":\"",
+           st->schema_version, st->upgraded_from);
     for (int i = 0; i < 16; i++)
         printf("%02x", st->store_id[i]);
     printf("\",\"created_at\":%llu,\"message_id_hwm\":%llu,\"page_size\":%u,\"map_size\":%llu,"
@@ -65,7 +140,10 @@ static void stats_json(const struct store_stats *st)
 static void stats_human(const char *dir, const struct store_stats *st)
 {
     char created[40];
-    printf("store %s: schema %u, id ", dir, st->schema_version);
+    printf("store %s: schema %u", dir, st->schema_version);
+    if (st->upgraded_from != 0)
+        printf(" (upgraded from %u)", st->upgraded_from);
+    printf(", id ");
     for (int i = 0; i < 16; i++)
         printf("%02x", st->store_id[i]);
     printf(", created %s\n", solctl_time(created, sizeof(created), st->created_at_s));

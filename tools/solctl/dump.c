@@ -102,6 +102,26 @@ static void field_time(struct dump_ctx *d, const char *key, uint64_t unix_s)
         fprintf(d->out, " %s=%s", key, solctl_time(buf, sizeof(buf), unix_s));
 }
 
+/* A Session Expiry Interval: "never" for STORE_EXPIRY_NEVER (JSON: null). */
+static void field_expiry(struct dump_ctx *d, const char *key, uint32_t expiry_s)
+{
+    if (expiry_s != STORE_EXPIRY_NEVER)
+        field_u64(d, key, expiry_s);
+    else if (d->opts->json)
+        fprintf(d->out, ",\"%s\":null", key);
+    else
+        fprintf(d->out, " %s=never", key);
+}
+
+/* The session's end: last_seen + interval while offline (nothing when it has
+ * a client, or never ends). */
+static void field_session_end(struct dump_ctx *d, const struct store_session *s)
+{
+    if (s->is_online || s->expiry_s == STORE_EXPIRY_NEVER)
+        return;
+    field_time(d, "expires_at", s->last_seen_s + s->expiry_s);
+}
+
 /* ---- sessions ------------------------------------------------------------------ */
 
 static int print_session(void *arg, const struct store_session_info *info)
@@ -113,8 +133,10 @@ static int print_session(void *arg, const struct store_session_info *info)
     begin(d, "session", "client_id", info->client_id);
     field_bool(d, "clean_session", s->clean_session);
     field_u64(d, "protocol_level", s->protocol_level);
+    field_bool(d, "online", s->is_online);
     field_time(d, "last_seen", s->last_seen_s);
-    field_u64(d, "expiry_s", s->expiry_s);
+    field_expiry(d, "expiry_s", s->expiry_s);
+    field_session_end(d, s);
     field_u64(d, "next_packet_id", s->next_packet_id);
     field_bool(d, "has_queue", info->has_queue);
     field_u64(d, "last_seq", info->last_seq);
@@ -123,6 +145,10 @@ static int print_session(void *arg, const struct store_session_info *info)
         field_str(d, "will_topic", s->will_topic);
         field_u64(d, "will_qos", s->will_qos);
         field_bool(d, "will_retain", s->will_retain);
+        field_u64(d, "will_delay_s", s->will_delay_s);
+        if (s->will_at_s != 0)
+            field_time(d, "will_at", s->will_at_s);
+        solctl_properties(d->out, d->opts, "will_properties", s->will_props);
         solctl_payload(d->out, d->opts, "will_payload", s->will_payload, s->will_payload.len);
     }
     end(d);
@@ -142,14 +168,20 @@ static bool filter_wanted(const struct dump_ctx *d, struct store_bytes filter)
            mqtt_topic_filter_check(mb(filter)) == MQTT_OK && mqtt_topic_matches(mb(filter), name);
 }
 
-static int print_sub(void *arg, struct store_bytes client, struct store_bytes filter, uint8_t qos)
+static int print_sub(void *arg, struct store_bytes client, struct store_bytes filter,
+                     uint8_t options, uint32_t sub_id)
 {
     struct dump_ctx *d = arg;
     if (!filter_wanted(d, filter))
         return 0;
     begin(d, "subscription", "client_id", client);
     field_str(d, "filter", filter);
-    field_u64(d, "qos", qos);
+    field_u64(d, "qos", options & 0x03u);
+    field_bool(d, "no_local", options & 0x04u);
+    field_bool(d, "retain_as_published", options & 0x08u);
+    field_u64(d, "retain_handling", (options >> 4) & 0x03u);
+    if (sub_id != 0)
+        field_u64(d, "subscription_id", sub_id);
     end(d);
     return printed(d);
 }
@@ -164,6 +196,9 @@ static int print_retained(void *arg, const struct store_retained *r)
     begin(d, "retained", "topic", r->topic);
     field_u64(d, "qos", r->qos);
     field_time(d, "stored_at", r->stored_at_s);
+    if (r->expiry_at_s != 0)
+        field_time(d, "expires_at", r->expiry_at_s);
+    solctl_properties(d->out, d->opts, "properties", r->props);
     solctl_payload(d->out, d->opts, "payload", r->payload, r->payload_len);
     end(d);
     return printed(d);
@@ -182,6 +217,9 @@ static int print_message(void *arg, uint64_t id, const struct store_message *m, 
     field_str(d, "topic", m->topic);
     field_u64(d, "qos", m->qos);
     field_bool(d, "retain", m->retain);
+    if (m->expiry_at_s != 0)
+        field_time(d, "expires_at", m->expiry_at_s);
+    solctl_properties(d->out, d->opts, "properties", m->props);
     solctl_payload(d->out, d->opts, "payload", m->payload, m->payload.len);
     end(d);
     return printed(d);
@@ -200,6 +238,18 @@ static const char *state_name(enum store_queue_state s)
         return "pubrec_received";
     }
     return "unknown";
+}
+
+/* The Subscription Identifiers a queued delivery carries. */
+static void print_sub_ids(struct dump_ctx *d, const struct store_queue_entry *e)
+{
+    if (e->sub_id_count == 0)
+        return;
+    fputs(d->opts->json ? ",\"subscription_ids\":[" : " subscription_ids=", d->out);
+    for (size_t i = 0; i < e->sub_id_count; i++)
+        fprintf(d->out, "%s%u", i ? "," : "", (unsigned)store_queue_sub_id(e, i));
+    if (d->opts->json)
+        fputc(']', d->out);
 }
 
 struct queue_ctx {
@@ -223,6 +273,9 @@ static int print_queue_item(void *arg, const struct store_queue_item *it)
     field_u64(d, "qos", it->entry.qos);
     fprintf(d->out, d->opts->json ? ",\"state\":\"%s\"" : " state=%s", state_name(it->entry.state));
     field_u64(d, "packet_id", it->entry.packet_id);
+    if (it->entry.retain)
+        field_bool(d, "retain", true);
+    print_sub_ids(d, &it->entry);
     if (it->message != NULL) {
         field_str(d, "topic", it->message->topic);
         solctl_payload(d->out, d->opts, "payload", it->message->payload, it->message->payload.len);

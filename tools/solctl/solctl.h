@@ -49,6 +49,14 @@ void solctl_payload(FILE *out, const struct solctl_opts *opts, const char *key,
 /* ISO 8601 UTC of unix seconds into buf (>= 32 bytes). */
 const char *solctl_time(char *buf, size_t len, uint64_t unix_s);
 
+/* ---- MQTT 5 property blocks (props.c) ---- */
+/* True when every property of block reads and may travel with a message. */
+bool solctl_properties_valid(struct store_bytes block);
+/* Writes block (if not empty) under key: JSON ,"key":[{"id":..,"name":..,
+ * "value":..}, ...]; for humans key={name=value ...}. */
+void solctl_properties(FILE *out, const struct solctl_opts *opts, const char *key,
+                       struct store_bytes block);
+
 /* ---- commands (dump.c, check.c) ---- */
 int solctl_dump(struct store *store, const struct solctl_opts *opts);
 int solctl_stats(struct store *store, const struct solctl_opts *opts);
