@@ -1841,7 +1841,8 @@ static int copy_session(void *arg, const struct store_session_info *info)
 {
     struct session_seen *seen = arg;
     seen->s = info->session;
-    memcpy(seen->will_props, info->session.will_props.data, info->session.will_props.len);
+    if (info->session.will_props.len > 0)
+        memcpy(seen->will_props, info->session.will_props.data, info->session.will_props.len);
     seen->s.will_props.data = NULL;
     seen->s.will_topic.data = NULL;
     seen->s.will_payload.data = NULL;
