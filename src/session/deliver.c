@@ -194,7 +194,8 @@ static void send_or_close(struct session_mgr *mgr, struct session *s, int rc)
         mgr->sink->close(s->client->conn, "out of memory queueing output");
 }
 
-static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *m)
+static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *m,
+                        const struct delivery *d)
 {
     if (!session_is_online(s))
         return 0; /* QoS 0 is not queued for offline sessions (Mosquitto's default) */
@@ -206,7 +207,7 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
                        (char *)s->client_id, (unsigned long long)mgr->dropped_qos0);
         return 0;
     }
-    int rc = output_send_publish(mgr, s->client, m, 0, 0, false);
+    int rc = output_send_publish(mgr, s->client, m, d, 0, false);
     send_or_close(mgr, s, output_is_dropped(rc) ? 0 : rc);
     return 0;
 }
@@ -214,17 +215,17 @@ static int deliver_qos0(struct session_mgr *mgr, struct session *s, struct msg *
 /* Sends m to the online session s and tracks it in the window (dup for a
  * resend). Returns 0, an OUTPUT_ drop (e.g. the READ gate refused it: nothing sent,
  * nothing tracked) or -ENOMEM (nothing sent). */
-static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos,
-                    uint64_t seq, uint16_t packet_id, bool dup)
+static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m,
+                    const struct delivery *d, uint64_t seq, uint16_t packet_id, bool dup)
 {
-    struct outgoing *o = outgoing_new(seq, packet_id, qos, OUTGOING_SENT);
+    struct outgoing *o = outgoing_new(seq, packet_id, d->qos, OUTGOING_SENT);
     if (!o)
         return -ENOMEM;
     if (outgoing_link(mgr, s, o) != 0) {
         free(o);
         return -ENOMEM;
     }
-    int rc = output_send_publish(mgr, s->client, m, qos, packet_id, dup);
+    int rc = output_send_publish(mgr, s->client, m, d, packet_id, dup);
     if (output_is_dropped(rc)) {
         outgoing_unlink(mgr, s, o);
         free(o);
@@ -234,20 +235,24 @@ static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, u
     return 0;
 }
 
-static int deliver_transient(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos)
+static int deliver_transient(struct session_mgr *mgr, struct session *s, struct msg *m,
+                             const struct delivery *d)
 {
     if (!session_is_online(s))
         return 0; /* a clean session ends with its connection */
     if (!s->queue_head && can_send(mgr, s)) {
-        int rc = send_new(mgr, s, m, qos, 0, alloc_packet_id(s), false);
+        int rc = send_new(mgr, s, m, d, 0, alloc_packet_id(s), false);
         return output_is_dropped(rc) ? 0 : rc;
     }
     if (queue_full(mgr, s, m))
         return 0;
-    struct pending *p = malloc(sizeof(*p));
+    struct pending *p = malloc(sizeof(*p) + d->sub_id_count * sizeof(p->sub_ids[0]));
     if (!p)
         return -ENOMEM;
-    *p = (struct pending){.msg = msg_ref(m), .qos = qos};
+    *p = (struct pending){
+        .msg = msg_ref(m), .qos = d->qos, .retain = d->retain, .sub_id_count = d->sub_id_count};
+    if (d->sub_id_count)
+        memcpy(p->sub_ids, d->sub_ids, d->sub_id_count * sizeof(p->sub_ids[0]));
     if (s->queue_tail)
         s->queue_tail->next = p;
     else
@@ -258,7 +263,7 @@ static int deliver_transient(struct session_mgr *mgr, struct session *s, struct 
 }
 
 static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct msg *m,
-                              uint8_t qos)
+                              const struct delivery *d)
 {
     bool send_now = session_is_online(s) && !s->backlog && can_send(mgr, s);
     if (!send_now && queue_full(mgr, s, m))
@@ -267,7 +272,14 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
     if (rc != 0)
         return rc;
     uint64_t seq = ++s->last_seq;
-    struct store_queue_entry entry = {.msg_id = m->store_id, .qos = qos, .state = STORE_QUEUED};
+    struct store_queue_entry entry = {
+        .msg_id = m->store_id,
+        .qos = d->qos,
+        .state = STORE_QUEUED,
+        .retain = d->retain,
+        .sub_id_count = d->sub_id_count < STORE_SUB_IDS_MAX ? d->sub_id_count : STORE_SUB_IDS_MAX,
+        .sub_ids = d->sub_ids,
+    };
     if (send_now) {
         entry.state = STORE_SENT;
         entry.packet_id = alloc_packet_id(s);
@@ -277,7 +289,7 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
         return rc;
     if (send_now) {
         s->read_seq = seq + 1;
-        rc = send_new(mgr, s, m, qos, seq, entry.packet_id, false);
+        rc = send_new(mgr, s, m, d, seq, entry.packet_id, false);
         if (output_is_dropped(rc)) /* expired, over the Maximum Packet Size, denied */
             return store_batch_queue_delete(mgr_batch(mgr), session_store_id(s), seq);
         return rc;
@@ -289,18 +301,18 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
     return 0;
 }
 
-int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos)
+int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, const struct delivery *d)
 {
     /* What the READ gate will refuse at send time takes no queue space or
      * store record. An offline session's user is known only when it
      * reconnects: its queue is filtered by the gate as it is sent. */
     if (session_is_online(s) && !output_may_read(mgr, s->client, m))
         return 0;
-    if (qos == 0)
-        return deliver_qos0(mgr, s, m);
+    if (d->qos == 0)
+        return deliver_qos0(mgr, s, m, d);
     if (s->persistent)
-        return deliver_persistent(mgr, s, m, qos);
-    return deliver_transient(mgr, s, m, qos);
+        return deliver_persistent(mgr, s, m, d);
+    return deliver_transient(mgr, s, m, d);
 }
 
 /* ---- Window space freed ---- */
@@ -313,7 +325,8 @@ static void top_up_transient(struct session_mgr *mgr, struct session *s)
         if (!s->queue_head)
             s->queue_tail = NULL;
         session_set_queued(mgr, s, s->queued_count - 1, s->queued_bytes - p->msg->payload_len);
-        int rc = send_new(mgr, s, p->msg, p->qos, 0, alloc_packet_id(s), false);
+        struct delivery d = {p->qos, p->retain, p->sub_id_count, p->sub_ids};
+        int rc = send_new(mgr, s, p->msg, &d, 0, alloc_packet_id(s), false);
         if (rc != 0 && !output_is_dropped(rc)) /* denied (the ACL changed), expired: dropped */
             send_or_close(mgr, s, rc);
         msg_unref(p->msg);
@@ -443,7 +456,12 @@ static int send_entry(struct session_mgr *mgr, struct session *s, struct msg *m,
         if (rc != 0)
             return rc;
     }
-    int rc = send_new(mgr, s, m, item->entry.qos, item->seq, packet_id, dup);
+    uint32_t ids[STORE_SUB_IDS_MAX];
+    const struct store_queue_entry *e = &item->entry;
+    for (size_t i = 0; i < e->sub_id_count && i < STORE_SUB_IDS_MAX; i++)
+        ids[i] = store_queue_sub_id(e, i);
+    struct delivery d = {e->qos, e->retain, (uint16_t)e->sub_id_count, ids};
+    int rc = send_new(mgr, s, m, &d, item->seq, packet_id, dup);
     if (output_is_dropped(rc)) {
         log_debug("client %s: queued message on %s %s: dropped", (char *)s->client_id,
                   (char *)m->topic, drop_reason(rc));

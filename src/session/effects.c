@@ -39,9 +39,10 @@ enum effect_kind {
 struct effect {
     struct session_mgr *mgr;
     enum effect_kind kind;
-    uint64_t serial;     /* the session's (session kinds) */
-    uint16_t packet_id;  /* QoS 2 kinds */
-    int old_qos;         /* subscriptions: the QoS before, or -1 for none */
+    uint64_t serial;    /* the session's (session kinds) */
+    uint16_t packet_id; /* QoS 2 kinds */
+    bool has_old_sub;   /* subscriptions: there was one before (old_sub) */
+    struct sub_state old_sub;
     struct msg *old_msg; /* retained: the message before (a reference), or NULL */
     struct msg *new_msg; /* retained: the message set (a reference), or NULL */
     size_t key_len;      /* client id, or retained topic */
@@ -57,7 +58,6 @@ static struct effect *effect_new(struct session_mgr *mgr, enum effect_kind kind,
         return NULL;
     e->mgr = mgr;
     e->kind = kind;
-    e->old_qos = -1;
     e->key_len = key.len;
     e->filter_len = filter.len;
     memcpy(e->key, key.data, key.len);
@@ -135,9 +135,9 @@ static void undo_subscription(struct effect *e, struct session *s)
     if (!s)
         return;
     struct mqtt_bytes filter = effect_filter(e);
-    if (e->old_qos < 0)
+    if (!e->has_old_sub)
         session_remove_subscription(e->mgr, s, filter);
-    else if (session_add_subscription(e->mgr, s, filter, (uint8_t)e->old_qos) != 0)
+    else if (session_add_subscription(e->mgr, s, filter, e->old_sub) != 0)
         log_error("client %s: out of memory restoring a subscription", (char *)s->client_id);
 }
 
@@ -267,17 +267,19 @@ int effect_qos2_released(struct session_mgr *mgr, struct session *s, uint16_t pa
 }
 
 int effect_subscription_changed(struct session_mgr *mgr, struct session *s,
-                                struct mqtt_bytes filter, int old_qos)
+                                struct mqtt_bytes filter, const struct sub_state *old)
 {
     struct effect *e = session_effect_new(mgr, EFFECT_SUBSCRIPTION, s, filter);
     if (!e) {
-        if (old_qos < 0)
+        if (!old)
             session_remove_subscription(mgr, s, filter);
-        else if (session_add_subscription(mgr, s, filter, (uint8_t)old_qos) != 0)
+        else if (session_add_subscription(mgr, s, filter, *old) != 0)
             log_error("client %s: out of memory restoring a subscription", (char *)s->client_id);
         return no_effect(mgr);
     }
-    e->old_qos = old_qos;
+    e->has_old_sub = old != NULL;
+    if (old)
+        e->old_sub = *old;
     return attach(mgr, e);
 }
 

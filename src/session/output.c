@@ -303,24 +303,29 @@ static bool has_expired(struct session_mgr *mgr, const struct msg *m, bool dup)
 }
 
 int output_send_publish(struct session_mgr *mgr, struct session_client *c, struct msg *m,
-                        uint8_t qos, uint16_t packet_id, bool dup)
+                        const struct delivery *d, uint16_t packet_id, bool dup)
 {
     if (!output_may_read(mgr, c, m))
         return OUTPUT_DENIED; /* the READ gate: see the top of this file */
     if (has_expired(mgr, m, dup))
         return OUTPUT_EXPIRED;
-    if (qos == 0 && !dup && !client_is_v5(c)) {
+    uint8_t qos = d->qos;
+    if (qos == 0 && !dup && !client_is_v5(c) && !d->retain) {
         count_sent(mgr, qos, m);
         return send_qos0(mgr, c, m);
     }
     struct mqtt_publish pub = {
         .dup = dup,
         .qos = qos,
-        .retain = m->retain,
+        .retain = m->retain || d->retain,
         .topic = {m->topic, m->topic_len},
         .packet_id = qos ? packet_id : 0,
         .payload = {m->payload, m->payload_len},
     };
+    if (client_is_v5(c) && d->sub_id_count > 0) {
+        pub.props.subscription_ids = d->sub_ids; /* [MQTT-3.3.4-3] */
+        pub.props.subscription_id_count = d->sub_id_count;
+    }
     int rc = client_is_v5(c) ? publish_properties_v5(mgr, c, m, &pub) : 0;
     if (rc != 0)
         return rc;

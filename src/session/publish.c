@@ -101,51 +101,91 @@ int publish_set_retained(struct session_mgr *mgr, const struct msg *src, bool du
 
 struct route_ctx {
     struct session_mgr *mgr;
+    const struct session *publisher; /* No Local: its own filters with the option skip */
     size_t count;
     int err;
 };
 
-/* Collects each matching session once, with the highest granted QoS among
- * its matching filters (one delivery per session; overlapping filters do not
- * duplicate: 3.1.1 allows either, see [MQTT-3.3.5-1]). */
-static void collect_match(void *subscriber, uint8_t qos, void *arg)
+static struct route_match *new_match(struct route_ctx *ctx, struct session *s)
 {
-    struct route_ctx *ctx = arg;
     struct session_mgr *mgr = ctx->mgr;
-    struct session *s = subscriber;
-    if (s->match_gen == mgr->route_gen) {
-        if (qos > s->match_qos)
-            s->match_qos = qos;
-        return;
-    }
     if (ctx->count == mgr->matched_cap) {
         size_t cap = mgr->matched_cap ? mgr->matched_cap * 2 : 64;
-        struct session **m = realloc(mgr->matched, cap * sizeof(*m));
-        if (!m) {
-            ctx->err = -ENOMEM;
-            return;
-        }
+        struct route_match *m = realloc(mgr->matched, cap * sizeof(*m));
+        if (!m)
+            return NULL;
         mgr->matched = m;
         mgr->matched_cap = cap;
     }
     s->match_gen = mgr->route_gen;
-    s->match_qos = qos;
-    mgr->matched[ctx->count++] = s;
+    s->match_slot = (uint32_t)ctx->count;
+    struct route_match *rm = &mgr->matched[ctx->count++];
+    *rm = (struct route_match){.s = s};
+    return rm;
+}
+
+/* Adds a Subscription Identifier to rm's list (no memory: left out). */
+static int add_match_id(struct session_mgr *mgr, struct route_match *rm, uint32_t id)
+{
+    if (rm->id_count == UINT16_MAX)
+        return 0;
+    if (mgr->match_id_count == mgr->match_id_cap) {
+        size_t cap = mgr->match_id_cap ? mgr->match_id_cap * 2 : 64;
+        struct match_id *ids = realloc(mgr->match_ids, cap * sizeof(*ids));
+        if (!ids)
+            return -ENOMEM;
+        mgr->match_ids = ids;
+        mgr->match_id_cap = cap;
+    }
+    mgr->match_ids[mgr->match_id_count] = (struct match_id){id, rm->ids_head};
+    rm->ids_head = (uint32_t)++mgr->match_id_count;
+    rm->id_count++;
+    return 0;
+}
+
+/* Collects each matching session once (one delivery per session
+ * [MQTT-3.3.4-2]; 3.1.1 allows either, see [MQTT-3.3.5-1]): with the
+ * highest granted QoS among its matching filters, Retain As Published if
+ * any of them has it, and the Subscription Identifiers of all of them
+ * [MQTT-3.3.4-3]. A No Local filter of the publisher's own session does not
+ * match [MQTT-3.8.3-3]. */
+static void collect_match(void *subscriber, uint32_t grant, void *arg)
+{
+    struct route_ctx *ctx = arg;
+    struct session_mgr *mgr = ctx->mgr;
+    struct session *s = subscriber;
+    if ((grant & SUB_NO_LOCAL) && s == ctx->publisher)
+        return;
+    struct route_match *rm =
+        s->match_gen == mgr->route_gen ? &mgr->matched[s->match_slot] : new_match(ctx, s);
+    if (!rm) {
+        ctx->err = -ENOMEM;
+        return;
+    }
+    uint8_t qos = grant & SUB_QOS_MASK;
+    if (qos > rm->qos)
+        rm->qos = qos;
+    if (grant & SUB_RETAIN_AS_PUBLISHED)
+        rm->is_retain_as_published = true;
+    if (grant_sub_id(grant) != 0 && add_match_id(mgr, rm, grant_sub_id(grant)) != 0)
+        ctx->err = -ENOMEM;
 }
 
 /* Collects the sessions m goes to into mgr->matched; returns how many, or
  * -ENOMEM. */
-static int route_match(struct session_mgr *mgr, const struct msg *m)
+static int route_match(struct session_mgr *mgr, const struct msg *m,
+                       const struct session *publisher)
 {
-    struct route_ctx ctx = {.mgr = mgr};
+    struct route_ctx ctx = {.mgr = mgr, .publisher = publisher};
     mgr->route_gen++;
+    mgr->match_id_count = 0;
     trie_match(mgr->trie, (struct mqtt_bytes){m->topic, m->topic_len}, collect_match, &ctx);
     return ctx.err != 0 ? ctx.err : (int)ctx.count;
 }
 
 static uint8_t matched_qos(const struct session_mgr *mgr, size_t i, const struct msg *m)
 {
-    uint8_t granted = mgr->matched[i]->match_qos;
+    uint8_t granted = mgr->matched[i].qos;
     return m->qos < granted ? m->qos : granted;
 }
 
@@ -158,9 +198,9 @@ static int reserve_route(struct session_mgr *mgr, const struct msg *m, int match
 {
     size_t entries = 0;
     for (int i = 0; i < matched; i++)
-        if (mgr->matched[i]->persistent && matched_qos(mgr, (size_t)i, m) > 0)
+        if (mgr->matched[i].s->persistent && matched_qos(mgr, (size_t)i, m) > 0)
             entries++;
-    size_t body = (size_t)m->topic_len + m->payload_len;
+    size_t body = (size_t)m->topic_len + m->props_len + m->payload_len;
     size_t bytes = (entries > 0 ? body : 0) + (retained ? body : 0);
     if (bytes == 0 && extra_records == 0)
         return 0;
@@ -168,24 +208,53 @@ static int reserve_route(struct session_mgr *mgr, const struct msg *m, int match
     return b ? store_batch_reserve(b, bytes, entries + extra_records) : -ENOMEM;
 }
 
-static int route_deliver(struct session_mgr *mgr, struct msg *m, int matched)
+/* The delivery to the i-th matched session: its Subscription Identifiers
+ * gathered from their list into mgr->delivery_ids. 0 or -ENOMEM. */
+static int delivery_of(struct session_mgr *mgr, size_t i, const struct msg *m,
+                       bool published_retain, struct delivery *d)
+{
+    const struct route_match *rm = &mgr->matched[i];
+    *d = (struct delivery){.qos = matched_qos(mgr, i, m),
+                           .retain = published_retain && rm->is_retain_as_published};
+    if (rm->id_count == 0)
+        return 0;
+    if (rm->id_count > mgr->delivery_ids_cap) {
+        uint32_t *ids = realloc(mgr->delivery_ids, rm->id_count * sizeof(*ids));
+        if (!ids)
+            return -ENOMEM;
+        mgr->delivery_ids = ids;
+        mgr->delivery_ids_cap = rm->id_count;
+    }
+    uint16_t n = 0;
+    for (uint32_t at = rm->ids_head; at != 0 && n < rm->id_count; at = mgr->match_ids[at - 1].next)
+        mgr->delivery_ids[n++] = mgr->match_ids[at - 1].id;
+    d->sub_id_count = n;
+    d->sub_ids = mgr->delivery_ids;
+    return 0;
+}
+
+static int route_deliver(struct session_mgr *mgr, struct msg *m, int matched, bool published_retain)
 {
     int rc = 0;
     for (int i = 0; i < matched; i++) {
-        int r = deliver(mgr, mgr->matched[i], m, matched_qos(mgr, (size_t)i, m));
+        struct delivery d;
+        int r = delivery_of(mgr, (size_t)i, m, published_retain, &d);
+        if (r == 0)
+            r = deliver(mgr, mgr->matched[i].s, m, &d);
         if (r != 0 && rc == 0)
             rc = r;
     }
     return rc;
 }
 
-int publish_route(struct session_mgr *mgr, struct msg *m)
+int publish_route(struct session_mgr *mgr, struct msg *m, bool published_retain,
+                  const struct session *publisher)
 {
-    int matched = route_match(mgr, m);
+    int matched = route_match(mgr, m, publisher);
     if (matched < 0)
         return matched;
     int rc = reserve_route(mgr, m, matched, 0, false);
-    return rc != 0 ? rc : route_deliver(mgr, m, matched);
+    return rc != 0 ? rc : route_deliver(mgr, m, matched, published_retain);
 }
 
 /* ---- Incoming PUBLISH ---- */
@@ -357,7 +426,7 @@ static int route_publish(struct session_mgr *mgr, const struct session_client *c
     struct msg *m = message_of(mgr, c, p, false);
     if (!m)
         return -ENOMEM;
-    int rc = route_match(mgr, m);
+    int rc = route_match(mgr, m, c->sess);
     int matched = rc;
     size_t qos2_records = p->qos == 2 && c->sess->persistent ? 1 : 0;
     bool retained = p->retain && p->payload.len > 0;
@@ -365,7 +434,7 @@ static int route_publish(struct session_mgr *mgr, const struct session_client *c
     if (matched >= 0)
         rc = reserve_route(mgr, m, matched, qos2_records, retained);
     if (rc == 0)
-        rc = route_deliver(mgr, m, matched);
+        rc = route_deliver(mgr, m, matched, p->retain);
     out->matched = matched;
     out->queue_drops = mgr->dropped_queue_full - drops_before;
     if (rc == 0 && p->retain) {
@@ -561,7 +630,7 @@ int session_publish_internal(struct session_mgr *mgr, const char *topic, const v
         return -ENOMEM;
     int rc = retain ? publish_set_retained(mgr, m, false) : 0;
     if (rc == 0)
-        rc = publish_route(mgr, m);
+        rc = publish_route(mgr, m, retain, NULL);
     msg_unref(m);
     return rc;
 }

@@ -332,13 +332,15 @@ size_t session_subscription_count(const struct session *s)
 }
 
 int session_add_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
-                             uint8_t qos)
+                             struct sub_state sub)
 {
+    uint32_t grant = sub_grant(sub.options, sub.sub_id);
     struct sub_entry *e = find_sub(s, filter);
     if (e) {
-        if (trie_subscribe(mgr->trie, filter, s, qos) < 0)
+        if (trie_subscribe(mgr->trie, filter, s, grant) < 0)
             return -ENOMEM;
-        e->qos = qos;
+        e->options = sub.options;
+        e->sub_id = sub.sub_id;
         return 0;
     }
     e = malloc(sizeof(*e) + filter.len);
@@ -346,8 +348,9 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
         return -ENOMEM;
     e->filter_len = (uint16_t)filter.len;
     memcpy(e->filter, filter.data, filter.len);
-    e->qos = qos;
-    if (trie_subscribe(mgr->trie, filter, s, qos) < 0) {
+    e->options = sub.options;
+    e->sub_id = sub.sub_id;
+    if (trie_subscribe(mgr->trie, filter, s, grant) < 0) {
         free(e);
         return -ENOMEM;
     }
@@ -359,10 +362,13 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
     return 0;
 }
 
-int session_subscription_qos(struct session *s, struct mqtt_bytes filter)
+bool session_subscription_get(const struct session *s, struct mqtt_bytes filter,
+                              struct sub_state *out)
 {
     struct sub_entry *e = find_sub(s, filter);
-    return e ? e->qos : -1;
+    if (e)
+        *out = (struct sub_state){e->options, e->sub_id};
+    return e != NULL;
 }
 
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
@@ -400,13 +406,12 @@ static int load_session(void *arg, const struct store_session_info *info)
 static int load_subscription(void *arg, struct store_bytes client_id, struct store_bytes filter,
                              uint8_t options, uint32_t sub_id)
 {
-    (void)sub_id;
     struct session_mgr *mgr = arg;
     struct session *s = table_get(&mgr->sessions, client_id.data, client_id.len);
     if (!s) /* store_check reports orphans; the broker ignores them */
         return 0;
     return session_add_subscription(mgr, s, (struct mqtt_bytes){filter.data, filter.len},
-                                    options & 0x03u);
+                                    (struct sub_state){options, sub_id});
 }
 
 int session_qos2_add(struct session *s, uint16_t packet_id, enum qos2_state state)
@@ -591,6 +596,8 @@ void session_mgr_free(struct session_mgr *mgr)
     retained_index_deinit(&mgr->retained, msg_unref);
     trie_free(mgr->trie);
     free(mgr->matched);
+    free(mgr->match_ids);
+    free(mgr->delivery_ids);
     free(mgr->timers);
     free(mgr);
 }
@@ -765,19 +772,22 @@ int session_handle_packet(struct session_mgr *mgr, struct session_client *client
     return handle_connected(mgr, client, pkt);
 }
 
-/* Publishes a will (taking its reference). name: whose will, for the log. */
-static void publish_will(struct session_mgr *mgr, const char *name, struct msg *will)
+/* Publishes s's will (taking its reference), as s's client would have
+ * (No Local applies to s's own filters). */
+static void publish_will(struct session_mgr *mgr, const struct session *s, struct msg *will)
 {
+    const char *name = (const char *)s->client_id;
     log_info("client %s: publishing will on %s", name, (char *)will->topic);
     int rc = 0;
-    if (will->retain)
+    bool retain = will->retain;
+    if (retain)
         rc = publish_set_retained(mgr, will, true);
     /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. Nothing was sent of the
      * will yet, so no QoS 0 header with the old flag exists (msg_qos0_packet). */
     assert(will->qos0_header_len == 0);
     will->retain = false;
     if (rc == 0)
-        rc = publish_route(mgr, will);
+        rc = publish_route(mgr, will, retain, s);
     if (rc != 0)
         log_error("client %s: will not published: %s", name, store_strerror(rc));
     msg_unref(will);
@@ -799,7 +809,7 @@ void session_fire_pending_will(struct session_mgr *mgr, struct session *s)
     struct msg *will = msg_ref(s->will->msg);
     session_drop_waiting_will(s);
     timers_schedule(mgr, s); /* its due time was the will's; cannot grow the heap */
-    publish_will(mgr, (const char *)s->client_id, will);
+    publish_will(mgr, s, will);
 }
 
 /* A will whose Will Delay Interval has not passed waits on its session
@@ -811,7 +821,7 @@ static void keep_will_waiting(struct session_mgr *mgr, struct session *s, struct
     session_drop_waiting_will(s); /* a takeover's earlier will: the newer replaces it */
     struct waiting_will *w = malloc(sizeof(*w));
     if (!w) {
-        publish_will(mgr, (const char *)s->client_id, will); /* no room to wait: now */
+        publish_will(mgr, s, will); /* no room to wait: now */
         return;
     }
     *w = (struct waiting_will){.msg = will, .at_s = session_now_s(mgr) + delay_s};
@@ -858,7 +868,7 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
      * matches, gets it as any offline session would - never through the
      * connection that is going away (found by fuzz_session). */
     if (will)
-        publish_will(mgr, (const char *)s->client_id, will);
+        publish_will(mgr, s, will);
 }
 
 void session_client_detach(struct session_mgr *mgr, struct session_client *c, bool fire_will)

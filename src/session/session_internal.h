@@ -97,9 +97,43 @@ void table_foreach(const struct table *t, void (*fn)(void *value, void *arg), vo
  * an entry of the session's subs table, keyed by its filter. */
 struct sub_entry {
     struct hashtable_node link;
-    uint8_t qos;
+    uint8_t options; /* MQTT 5 subscription options byte: QoS, No Local, Retain As
+                        Published, Retain Handling (3.1.1: the granted QoS) */
     uint16_t filter_len;
+    uint32_t sub_id; /* MQTT 5 Subscription Identifier; 0: none */
     uint8_t filter[];
+};
+
+/* The subscription options byte [3.8.3.1] (and the low bits of a grant). */
+#define SUB_QOS_MASK            0x03u
+#define SUB_NO_LOCAL            0x04u
+#define SUB_RETAIN_AS_PUBLISHED 0x08u
+#define SUB_RETAIN_HANDLING(o)  (((o) >> 4) & 0x03u)
+
+/* What the trie keeps per (filter, session): the options routing needs
+ * (QoS, No Local, Retain As Published) and the Subscription Identifier
+ * (1..268435455 fits the upper 28 bits). */
+static inline uint32_t sub_grant(uint8_t options, uint32_t sub_id)
+{
+    return (sub_id << 4) | (options & 0x0Fu);
+}
+static inline uint32_t grant_sub_id(uint32_t grant)
+{
+    return grant >> 4;
+}
+
+/* A subscription's options and identifier, as undo records keep them. */
+struct sub_state {
+    uint8_t options;
+    uint32_t sub_id;
+};
+
+/* One delivery of a message to a session: what differs per subscriber. */
+struct delivery {
+    uint8_t qos;           /* min(published, granted) */
+    bool retain;           /* RETAIN set by Retain As Published (besides the message's) */
+    uint16_t sub_id_count; /* MQTT 5 Subscription Identifiers of the matching filters */
+    const uint32_t *sub_ids;
 };
 
 enum outgoing_state {
@@ -124,6 +158,9 @@ struct pending {
     struct pending *next;
     struct msg *msg;
     uint8_t qos;
+    bool retain;
+    uint16_t sub_id_count;
+    uint32_t sub_ids[]; /* the delivery's Subscription Identifiers */
 };
 
 /* An incoming QoS 2 packet id awaiting PUBREL, and where its store record
@@ -194,7 +231,7 @@ struct session {
     bool refill_queued;  /* on mgr->refill list */
     bool is_offline;     /* persistent, without a client: counted in mgr->offline_count */
     uint8_t record;      /* persistent: enum session_record */
-    uint8_t match_qos;   /* routing: highest granted QoS among matching filters */
+    uint32_t match_slot; /* routing: its entry in mgr->matched while match_gen is current */
     uint8_t client_id[]; /* id_len bytes and a NUL, also usable in log lines */
 };
 
@@ -245,6 +282,20 @@ uint16_t aliases_find(const struct topic_aliases *a, struct mqtt_bytes topic);
 /* Gives topic an alias if it is sent often enough (see alias.c); the PUBLISH
  * then carries topic and alias. Returns it, or 0 (send the topic alone). */
 uint16_t aliases_assign(struct topic_aliases *a, struct mqtt_bytes topic);
+
+/* Routing: a session a message goes to, merged over its matching filters
+ * (one delivery per session [MQTT-3.3.4-2]). */
+struct route_match {
+    struct session *s;
+    uint32_t ids_head; /* first of its identifiers in mgr->match_ids, + 1; 0: none */
+    uint16_t id_count;
+    uint8_t qos;                 /* the highest granted QoS */
+    bool is_retain_as_published; /* some matching filter has Retain As Published */
+};
+struct match_id {
+    uint32_t id;
+    uint32_t next; /* index + 1; 0: the last */
+};
 
 /* ---- Connections, as the session manager sees them ---- */
 
@@ -325,8 +376,12 @@ struct session_mgr {
     struct session *refill; /* sessions to top up from the store after the commit */
 
     uint64_t route_gen;
-    struct session **matched; /* scratch for routing */
+    struct route_match *matched; /* scratch for routing (publish.c) */
     size_t matched_cap;
+    struct match_id *match_ids; /* their Subscription Identifiers, as lists */
+    size_t match_id_count, match_id_cap;
+    uint32_t *delivery_ids; /* one delivery's identifiers, gathered */
+    size_t delivery_ids_cap;
 
     uint64_t next_serial;
     size_t offline_count;    /* persistent sessions without a client */
@@ -404,7 +459,7 @@ static inline bool output_is_dropped(int rc)
  * own reference on m until the bytes are written. Returns 0, OUTPUT_DENIED,
  * -EINVAL (not encodable) or -ENOMEM. */
 int output_send_publish(struct session_mgr *mgr, struct session_client *c, struct msg *m,
-                        uint8_t qos, uint16_t packet_id, bool dup);
+                        const struct delivery *d, uint16_t packet_id, bool dup);
 /* Releases (status 0) or drops (and closes their clients) the held sends. */
 void output_release_held(struct session_mgr *mgr, int status);
 /* Forgets the held sends of a client that is going away. */
@@ -418,7 +473,7 @@ struct session *session_new(struct session_mgr *mgr, const uint8_t *id, size_t i
 /* Removes a session everywhere: table, trie, memory; and the store if persistent. */
 void session_discard(struct session_mgr *mgr, struct session *s);
 int session_add_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
-                             uint8_t qos);
+                             struct sub_state sub);
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter);
 /* O(1): is filter one of s's subscriptions? How many has s? */
@@ -429,8 +484,9 @@ bool session_is_online(const struct session *s);
 int session_qos2_add(struct session *s, uint16_t packet_id, enum qos2_state state);
 struct qos2_in *session_qos2_find(struct session *s, uint16_t packet_id);
 void session_qos2_remove(struct session *s, uint16_t packet_id);
-/* The QoS of s's subscription to filter, or -1 when it has none. */
-int session_subscription_qos(struct session *s, struct mqtt_bytes filter);
+/* s's subscription to filter: true and *out, or false when it has none. */
+bool session_subscription_get(const struct session *s, struct mqtt_bytes filter,
+                              struct sub_state *out);
 /* Reads client id's session (record, subscriptions, QoS 2 ids) from the store
  * into memory. Returns 1 (loaded), 0 (not in the store) or a negative code. */
 int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len);
@@ -467,8 +523,12 @@ int connect_store_session(struct session_mgr *mgr, struct session *s);
 int publish_handle(struct session_mgr *mgr, struct session_client *c,
                    const struct mqtt_publish *in);
 int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id);
-/* Routes m to every matching session; returns 0 or -ENOMEM. */
-int publish_route(struct session_mgr *mgr, struct msg *m);
+/* Routes m to every matching session; published_retain: the RETAIN flag it
+ * was published with (kept for Retain As Published subscriptions; m's own
+ * is 0 for live forwards). publisher: whose it is (No Local), NULL: the
+ * broker's. Returns 0 or -ENOMEM. */
+int publish_route(struct session_mgr *mgr, struct msg *m, bool published_retain,
+                  const struct session *publisher);
 /* Makes a copy of src (RETAIN set; its topic, payload, properties, QoS and
  * expiry) its topic's retained message, or with an empty payload clears it;
  * durable records it in the turn's batch. */
@@ -499,9 +559,9 @@ void retained_restore(struct session_mgr *mgr, struct mqtt_bytes topic, struct m
  * batch failed (nothing of it will be written). */
 int effect_qos2_added(struct session_mgr *mgr, struct session *s, uint16_t packet_id);
 int effect_qos2_released(struct session_mgr *mgr, struct session *s, uint16_t packet_id);
-/* old_qos: the subscription's QoS before the change, -1 for none. */
+/* old: the subscription before the change, NULL for none. */
 int effect_subscription_changed(struct session_mgr *mgr, struct session *s,
-                                struct mqtt_bytes filter, int old_qos);
+                                struct mqtt_bytes filter, const struct sub_state *old);
 /* old_msg / new_msg: topic's retained message before and after (NULL: none). */
 int effect_retained_changed(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old_msg,
                             struct msg *new_msg);
@@ -511,7 +571,7 @@ int effect_session_stored(struct session_mgr *mgr, struct session *s);
 int effect_session_discarded(struct session_mgr *mgr, struct mqtt_bytes client_id);
 
 /* deliver.c: outgoing QoS state machines and queues. */
-int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos);
+int deliver(struct session_mgr *mgr, struct session *s, struct msg *m, const struct delivery *d);
 int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_t type,
                        uint16_t packet_id);
 /* Frees the in-memory window and queue (their store records stay). */

@@ -26,7 +26,7 @@
 struct trie_sub {
     struct hashtable_node link; /* in the node's subs, keyed by &subscriber */
     void *subscriber;
-    uint8_t qos;
+    uint32_t grant;
 };
 
 struct trie_node {
@@ -134,13 +134,13 @@ static struct trie_sub *sub_find(const struct trie_node *n, void *const *subscri
     return s != NULL ? hashtable_entry(s, struct trie_sub, link) : NULL;
 }
 
-static int sub_add(struct trie_node *n, void *subscriber, uint8_t qos)
+static int sub_add(struct trie_node *n, void *subscriber, uint32_t grant)
 {
     struct trie_sub *s = malloc(sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
     s->subscriber = subscriber;
-    s->qos = qos;
+    s->grant = grant;
     if (hashtable_insert(&n->subs, &s->link, &s->subscriber, sizeof(s->subscriber)) != 0) {
         free(s);
         return -ENOMEM;
@@ -206,7 +206,7 @@ void trie_free(struct trie *t)
     free(t);
 }
 
-int trie_subscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber, uint8_t qos)
+int trie_subscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber, uint32_t grant)
 {
     struct mqtt_level_iter it;
     struct mqtt_bytes level;
@@ -222,10 +222,10 @@ int trie_subscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber, u
     }
     struct trie_sub *s = sub_find(n, &subscriber);
     if (s != NULL) {
-        s->qos = qos;
+        s->grant = grant;
         return 0;
     }
-    if (sub_add(n, subscriber, qos) != 0) {
+    if (sub_add(n, subscriber, grant) != 0) {
         prune(n);
         return -ENOMEM;
     }
@@ -274,7 +274,7 @@ static void report_one(struct hashtable_node *link, void *arg)
 {
     const struct match *m = arg;
     const struct trie_sub *s = hashtable_entry(link, struct trie_sub, link);
-    m->fn(s->subscriber, s->qos, m->arg);
+    m->fn(s->subscriber, s->grant, m->arg);
 }
 
 static void report(const struct match *m, const struct trie_node *n)

@@ -1,8 +1,9 @@
 /*
  * trie.h - the broker's subscription index: topic filters split into levels,
- * one node per level, each node holding the (subscriber, QoS) pairs whose
- * filter ends there. Subscribe, unsubscribe and match cost is proportional to
- * the topic's depth (times the level length), not to the number of
+ * one node per level, each node holding the (subscriber, grant) pairs whose
+ * filter ends there (a grant is a 32-bit value the caller chooses: the
+ * session manager packs the granted QoS and the MQTT 5 options into it). Subscribe, unsubscribe and
+ * match cost is proportional to the topic's depth (times the level length), not to the number of
  * subscriptions; the one exception is stated at trie_subscribe().
  *
  * Not for: validating filters (callers run mqtt_topic_filter_check() first),
@@ -28,13 +29,13 @@ struct trie *trie_new(void);
 void trie_free(struct trie *t);
 
 /*
- * Adds (filter, subscriber) with qos, or updates the qos when that pair is
- * already there. filter must be valid (mqtt_topic_filter_check); subscriber
+ * Adds (filter, subscriber) with grant, or updates the grant when that pair
+ * is already there. filter must be valid (mqtt_topic_filter_check); subscriber
  * is an opaque pointer the trie borrows and hands back to trie_match().
  * Returns 1 added, 0 updated, -ENOMEM (trie unchanged).
  * Cost: O(levels of filter); the subscribers of one filter are a hash set.
  */
-int trie_subscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber, uint8_t qos);
+int trie_subscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber, uint32_t grant);
 
 /*
  * Removes (filter, subscriber) and frees the nodes it leaves empty.
@@ -43,10 +44,10 @@ int trie_subscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber, u
  */
 int trie_unsubscribe(struct trie *t, struct mqtt_bytes filter, void *subscriber);
 
-typedef void (*trie_match_fn)(void *subscriber, uint8_t qos, void *arg);
+typedef void (*trie_match_fn)(void *subscriber, uint32_t grant, void *arg);
 
 /*
- * Calls fn(subscriber, qos, arg) once per (filter, subscriber) pair whose
+ * Calls fn(subscriber, grant, arg) once per (filter, subscriber) pair whose
  * filter matches the topic name: a subscriber with two overlapping filters is
  * called twice and the caller dedups. Implements '+', '#' ("a/#" matches "a")
  * [MQTT-4.7.1-2], [MQTT-4.7.1-3], and names starting with '$' are not matched

@@ -4,6 +4,8 @@ Type, Response Topic, Correlation Data, User Properties in order) and dropped
 toward 3.1.1 subscribers; Message Expiry (the interval left is sent, an
 expired queued message is dropped, also across kill -9); PUBACK/PUBREC reason
 codes (0x10 no subscribers, 0x87 not authorized, 0x99 payload not UTF-8);
+SUBSCRIBE options (No Local, Retain As Published, Retain Handling) and
+Subscription Identifiers; SUBACK / UNSUBACK reason codes;
 mosquitto_pub / mosquitto_sub -V mqttv5 round trips with user properties and
 message expiry; paho-mqtt MQTT 5 clients. Every wait is bounded.
 Not for: connections and sessions (test_mqtt5.py).
@@ -162,11 +164,17 @@ def check_solctl_shows_mqtt5_fields(b):
     check("expires_at" in msgs[0] and "expires_at" in msgs[1], "expiry %r" % msgs)
     check(msgs[2]["properties"] == [{"id": 38, "name": "user_property", "key": "k",
                                      "value": "v"}], "properties %r" % msgs[2])
+    subs = solctl("dump", "subscriptions", "--json", "--data-dir", b.data_dir)
+    check(subs[0]["subscription_id"] == 5 and subs[0]["retain_as_published"], "subs %r" % subs)
+    queue = solctl("dump", "queues", "--json", "--data-dir", b.data_dir)
+    check([q["subscription_ids"] for q in queue] == [[5], [5], [5]], "queue %r" % queue)
     check(solctl("check", "--json", "--data-dir", b.data_dir)[-1]["ok"], "solctl check")
 
 def test_message_expiry_is_enforced_across_kill_9(b):
     c, _, _ = h.mqtt5_connect(b.port, "late", props=expiry(3600))
-    check(subscribe5(c, "exp/#") == 1, "SUBACK")
+    c.send(h.subscribe5_packet(1, [("exp/#", 1 | 0x08)],
+                               props=h.props_block(h.prop(h.P_SUBSCRIPTION_ID, 5))))
+    c.expect(h.SUBACK)
     c.send(h.disconnect5_packet())
     c.close()
     pub, _, _ = h.mqtt5_connect(b.port, "pub")
@@ -189,7 +197,8 @@ def test_message_expiry_is_enforced_across_kill_9(b):
     check(left is not None and 3590 <= left <= 3598, "expiry left %r" % left)
     c.send(h.ack5_packet(h.PUBACK, m["packet_id"]))
     m = h.next_publish5(c)
-    check(m is not None and m["props"] == [(h.P_USER_PROPERTY, (b"k", b"v"))], "got %r" % m)
+    check(m is not None and m["props"] == [(h.P_SUBSCRIPTION_ID, 5),
+                                           (h.P_USER_PROPERTY, (b"k", b"v"))], "got %r" % m)
     c.send(h.ack5_packet(h.PUBACK, m["packet_id"]))
     check(h.next_publish5(c, timeout_s=0.5) is None, "the expired message came")
 
@@ -224,13 +233,64 @@ def puback_reason_codes(b):
     check(body == b"\x00\x09", "3.1.1 PUBACK %r" % body)
 
 
-def test_puback_reason_codes_with_an_acl(b):
+
+# ---- SUBSCRIBE options ----
+
+def test_paho_subscribe_options_and_identifiers(b):
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+    got = []
+    c = paho.Client(client_id="opts", protocol=paho.MQTTv5)
+    c.on_message = lambda cl, u, m: got.append(m)
+    acks = []
+    c.on_subscribe = lambda cl, u, mid, codes, props=None: acks.append(codes)
+    c.connect("127.0.0.1", b.port)
+    c.loop_start()
+    h.mosquitto_pub(b.port, "so/state", "retained", qos=1, extra=("-r",))
+    props = Properties(PacketTypes.SUBSCRIBE)
+    props.SubscriptionIdentifier = 11
+    c.subscribe([("so/#", SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True,
+                                          retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE))],
+                properties=props)
+    h.wait_until(lambda: acks and got, h.IO_TIMEOUT_S, "SUBACK and the retained message")
+    check(got[0].retain and got[0].properties.SubscriptionIdentifier == [11],
+          "retained on subscribe %r" % got[0].properties)
+    c.publish("so/own", b"mine", qos=1).wait_for_publish()  # No Local: not back to us
+    h.mosquitto_pub(b.port, "so/live", "theirs", qos=1, extra=("-r",))
+    h.wait_until(lambda: len(got) >= 2, h.IO_TIMEOUT_S, "the live message")
+    check(got[1].topic == "so/live" and got[1].retain, "Retain As Published: %r" % got[1].retain)
+    check(got[1].properties.SubscriptionIdentifier == [11], "identifier %r" % got[1].properties)
+    time.sleep(0.3)
+    check(len(got) == 2, "the client's own message came back: %r" % [m.topic for m in got])
+    # Retain Handling 2: a resubscribe sends nothing.
+    c.subscribe([("so/#", SubscribeOptions(
+        qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))])
+    h.wait_until(lambda: len(acks) >= 2, h.IO_TIMEOUT_S, "second SUBACK")
+    time.sleep(0.3)
+    check(len(got) == 2, "Retain Handling 2 sent %r" % [m.topic for m in got[2:]])
+    c.disconnect()
+    c.loop_stop()
+
+
+def suback_and_unsuback_reason_codes(b):
+    c, _, _ = h.mqtt5_connect(b.port, "subs")
+    c.send(h.subscribe5_packet(1, [("open/#", 1), ("unlisted/#", 1), ("bad/#/x", 0)]))
+    _, _, body = c.expect(h.SUBACK)
+    props, pos = h.parse_props(body, 2)
+    check(body[pos:] == b"\x01\x87\x8f", "SUBACK codes %r" % body[pos:])
+    c.send(h.unsubscribe5_packet(2, ["open/#", "never/subscribed"]))
+    _, _, body = c.expect(h.UNSUBACK)
+    props, pos = h.parse_props(body, 2)
+    check(body[pos:] == b"\x00\x11", "UNSUBACK codes %r" % body[pos:])
+
+
+def test_reason_codes_with_an_acl(b):
     with open(b.config_path, "a") as f:
         f.write("acl_file %s\n" % os.path.join(b.tmp, "acl"))
     with open(os.path.join(b.tmp, "acl"), "w") as f:
         f.write("topic readwrite open/#\ntopic readwrite nobody/#\ntopic read secret/#\n")
     b.start()
     puback_reason_codes(b)
+    suback_and_unsuback_reason_codes(b)
 
 
 def main():
@@ -240,7 +300,8 @@ def main():
     r.run(test_mosquitto_clients_v5_round_trip_user_properties_and_expiry)
     r.run(test_mosquitto_v5_queued_message_expires)
     r.run(test_message_expiry_is_enforced_across_kill_9)
-    r.run(test_puback_reason_codes_with_an_acl, start=False)
+    r.run(test_paho_subscribe_options_and_identifiers)
+    r.run(test_reason_codes_with_an_acl, start=False)
     r.finish()
 
 

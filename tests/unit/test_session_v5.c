@@ -765,6 +765,217 @@ static void test_no_reason_string_when_problem_information_is_0_MQTT_3_1_2_29(vo
     gone(f, pub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* ---- SUBSCRIBE options and identifiers (step 3) ---- */
+
+/* SUBSCRIBE (MQTT 5) of one filter with an options byte and an identifier
+ * (0: none), through the codec; returns the SUBACK reason after the commit. */
+static uint8_t subscribe5(struct fixture *f, struct fake_conn *fc, const char *filter,
+                          uint8_t options, uint32_t sub_id)
+{
+    struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, options & 3};
+    struct mqtt_subscription_options o = {.no_local = (options & 0x04) != 0,
+                                          .retain_as_published = (options & 0x08) != 0,
+                                          .retain_handling = (options >> 4) & 3};
+    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE, .protocol_level = MQTT_PROTOCOL_V5};
+    p.u.subscribe.packet_id = 9;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.entries = &e;
+    p.u.subscribe.options = &o;
+    if (sub_id) {
+        p.u.subscribe.props.present = MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
+        p.u.subscribe.props.subscription_identifier = sub_id;
+    }
+    uint8_t buf[512];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream_for(buf, n, 0, MQTT_PROTOCOL_V5, &decoded, &used), MQTT_OK);
+    feed(f, fc, &decoded, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_SUBACK);
+    assert_int_equal(ack.u.suback.return_codes.len, 1);
+    return ack.u.suback.return_codes.data[0];
+}
+
+static uint8_t unsubscribe5(struct fixture *f, struct fake_conn *fc, const char *filter)
+{
+    struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, 0};
+    struct mqtt_packet p = {.type = MQTT_UNSUBSCRIBE, .protocol_level = MQTT_PROTOCOL_V5};
+    p.u.subscribe.packet_id = 10;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.entries = &e;
+    uint8_t buf[512];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream_for(buf, n, 0, MQTT_PROTOCOL_V5, &decoded, &used), MQTT_OK);
+    feed(f, fc, &decoded, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_UNSUBACK);
+    assert_int_equal(ack.u.ack.reason_codes.len, 1);
+    return ack.u.ack.reason_codes.data[0];
+}
+
+#define OPT_NO_LOCAL 0x04
+#define OPT_RAP      0x08
+#define OPT_RH(n)    ((n) << 4)
+
+static void test_no_local_skips_the_publishers_own_subscription_MQTT_3_8_3_3(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *me = connect5(f, "me", true, 0, false);
+    struct fake_conn *other = connect5(f, "other", true, 0, false);
+    assert_int_equal(subscribe5(f, me, "nl/a", 1 | OPT_NO_LOCAL, 0), 1);
+    assert_int_equal(subscribe5(f, other, "nl/a", 1 | OPT_NO_LOCAL, 0), 1);
+    publish5(f, me, "nl/a", 0, 0, NULL, SESSION_OK);
+    assert_int_equal(next_sent(me).type, 0);
+    assert_publish(next_sent(other), "nl/a", "x", 0);
+    /* An overlapping filter without No Local still delivers it, once. */
+    assert_int_equal(subscribe5(f, me, "nl/#", 1, 0), 1);
+    publish5(f, me, "nl/a", 0, 0, NULL, SESSION_OK);
+    assert_publish(next_sent(me), "nl/a", "x", 0);
+    assert_int_equal(next_sent(me).type, 0);
+    gone(f, me, SESSION_CLOSE_DISCONNECT);
+    gone(f, other, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_retain_as_published_keeps_the_retain_flag_MQTT_3_3_1_12(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *rap = connect5(f, "rap", true, 0, false);
+    struct fake_conn *plain = connect5(f, "plain", true, 0, false);
+    assert_int_equal(subscribe5(f, rap, "ret/#", 1 | OPT_RAP, 0), 1);
+    assert_int_equal(subscribe5(f, plain, "ret/#", 1, 0), 1);
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "ret/t", "kept", 1, 1, 0, true);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet got = next_sent(rap);
+    assert_publish(got, "ret/t", "kept", 1);
+    assert_true(got.u.publish.retain);
+    got = next_sent(plain);
+    assert_publish(got, "ret/t", "kept", 1);
+    assert_false(got.u.publish.retain); /* [MQTT-3.3.1-13] */
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, rap, SESSION_CLOSE_DISCONNECT);
+    gone(f, plain, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_retain_handling_0_1_2_MQTT_3_3_1_9(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "rh/t", "state", 1, 1, 0, true);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    session_flush(f->mgr);
+    struct fake_conn *sub = connect5(f, "sub", true, 0, false);
+    for (int round = 0; round < 2; round++) { /* 0: every time */
+        assert_int_equal(subscribe5(f, sub, "rh/#", 1 | OPT_RH(0), 0), 1);
+        assert_publish(next_sent(sub), "rh/t", "state", 1);
+    }
+    assert_int_equal(subscribe5(f, sub, "rh/t", 1 | OPT_RH(1), 0), 1); /* 1: new: sent */
+    assert_publish(next_sent(sub), "rh/t", "state", 1);
+    assert_int_equal(subscribe5(f, sub, "rh/t", 1 | OPT_RH(1), 0), 1); /* 1: exists: not */
+    assert_int_equal(next_sent(sub).type, 0);
+    assert_int_equal(subscribe5(f, sub, "+/t", 1 | OPT_RH(2), 0), 1); /* 2: never */
+    assert_int_equal(next_sent(sub).type, 0);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void assert_sub_ids(const struct mqtt_publish *p, const uint32_t *want, size_t n)
+{
+    uint32_t got[8];
+    size_t count = 0;
+    struct mqtt_property_iter it;
+    mqtt_property_iter_init(&it, &p->props);
+    while (count < 8 && mqtt_property_iter_next_subscription_id(&it, &got[count]))
+        count++;
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < n; i++) { /* in any order */
+        bool found = false;
+        for (size_t j = 0; j < count; j++)
+            found |= got[j] == want[i];
+        assert_true(found);
+    }
+}
+
+static void test_subscription_identifiers_on_delivery_MQTT_3_3_4_3(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *sub = connect5(f, "ids", true, 3600, false);
+    assert_int_equal(subscribe5(f, sub, "id/#", 1, 7), 1);
+    assert_int_equal(subscribe5(f, sub, "id/+", 1, 268435455), 1);
+    assert_int_equal(subscribe5(f, sub, "id/x", 1, 0), 1);
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    publish5(f, pub, "id/x", 1, 1, NULL, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet got = next_sent(sub);
+    const uint32_t both[] = {7, 268435455};
+    assert_sub_ids(&got.u.publish, both, 2);
+    send_ack(f, sub, MQTT_PUBACK, got.u.publish.packet_id);
+    /* Queued while offline, across a restart: the identifiers stay with the
+     * entry, and the subscriptions keep theirs. */
+    disconnect5(f, sub, 0, NULL, SESSION_ERR_DISCONNECT);
+    publish5(f, pub, "id/y", 1, 2, NULL, SESSION_OK);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    reopen(f);
+    sub = connect5(f, "ids", false, 3600, true);
+    got = next_sent(sub);
+    assert_publish(got, "id/y", "x", 1);
+    assert_sub_ids(&got.u.publish, both, 2);
+    send_ack(f, sub, MQTT_PUBACK, got.u.publish.packet_id);
+    pub = connect5(f, "pub", true, 0, false);
+    publish5(f, pub, "id/z", 0, 0, NULL, SESSION_OK);
+    got = next_sent(sub);
+    assert_sub_ids(&got.u.publish, both, 2);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_retained_on_subscribe_carries_the_subscriptions_identifier(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *pub = connect5(f, "pub", true, 0, false);
+    struct v5_publish vp;
+    make_v5_publish(&vp, "rs/t", "r", 1, 1, 0, true);
+    feed(f, pub, &vp.pkt, SESSION_OK);
+    session_flush(f->mgr);
+    struct fake_conn *sub = connect5(f, "sub", true, 0, false);
+    assert_int_equal(subscribe5(f, sub, "rs/#", 1, 42), 1);
+    struct mqtt_packet got = next_sent(sub);
+    assert_true(got.u.publish.retain);
+    const uint32_t id[] = {42};
+    assert_sub_ids(&got.u.publish, id, 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_suback_and_unsuback_reason_codes_MQTT_3_9_3_MQTT_3_11_3(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_subscriptions_per_client = 1;
+    open_all(f);
+    struct fake_conn *c = connect5(f, "codes", true, 0, false);
+    assert_int_equal(subscribe5(f, c, "a/#/b", 1, 0), MQTT_RC_TOPIC_FILTER_INVALID);
+    assert_int_equal(subscribe5(f, c, "ok", 2, 0), 2);
+    assert_int_equal(subscribe5(f, c, "more", 1, 0), MQTT_RC_QUOTA_EXCEEDED);
+    assert_int_equal(unsubscribe5(f, c, "ok"), MQTT_RC_SUCCESS);
+    assert_int_equal(unsubscribe5(f, c, "ok"), MQTT_RC_NO_SUBSCRIPTION_EXISTED);
+    assert_int_equal(unsubscribe5(f, c, "a/#/b"), MQTT_RC_TOPIC_FILTER_INVALID);
+    gone(f, c, SESSION_CLOSE_DISCONNECT);
+    /* 3.1.1 keeps its one failure code. */
+    struct fake_conn *old = connect_client(f, "old", true, false);
+    subscribe(f, old, "a/#/b", 1, MQTT_SUBACK_FAILURE);
+    gone(f, old, SESSION_CLOSE_DISCONNECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +1006,12 @@ int main(void)
         T(test_store_full_gets_puback_0x97_instead_of_a_close),
         T(test_payload_format_invalid_gets_0x99_MQTT_3_3_2_4),
         T(test_no_reason_string_when_problem_information_is_0_MQTT_3_1_2_29),
+        T(test_no_local_skips_the_publishers_own_subscription_MQTT_3_8_3_3),
+        T(test_retain_as_published_keeps_the_retain_flag_MQTT_3_3_1_12),
+        T(test_retain_handling_0_1_2_MQTT_3_3_1_9),
+        T(test_subscription_identifiers_on_delivery_MQTT_3_3_4_3),
+        T(test_retained_on_subscribe_carries_the_subscriptions_identifier),
+        T(test_suback_and_unsuback_reason_codes_MQTT_3_9_3_MQTT_3_11_3),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

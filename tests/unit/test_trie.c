@@ -29,12 +29,12 @@ struct calls {
     uint8_t qos[MAX_CALLS];
 };
 
-static void record(void *subscriber, uint8_t qos, void *arg)
+static void record(void *subscriber, uint32_t qos, void *arg)
 {
     struct calls *c = arg;
     assert_true(c->n < MAX_CALLS);
     c->subscriber[c->n] = subscriber;
-    c->qos[c->n] = qos;
+    c->qos[c->n] = (uint8_t)qos;
     c->n++;
 }
 
@@ -43,7 +43,7 @@ struct counter {
     uint8_t qos;
 };
 
-static void count_calls(void *subscriber, uint8_t qos, void *arg)
+static void count_calls(void *subscriber, uint32_t qos, void *arg)
 {
     (void)subscriber;
     struct counter *c = arg;
@@ -515,7 +515,7 @@ static void random_topic(char *out, bool is_filter)
     }
 }
 
-static void count_call(void *subscriber, uint8_t qos, void *arg)
+static void count_call(void *subscriber, uint32_t qos, void *arg)
 {
     size_t *counts = arg;
     size_t id = (uintptr_t)subscriber - 1;
