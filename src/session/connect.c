@@ -61,6 +61,30 @@ static int refuse(struct session_mgr *mgr, struct session_client *c, const struc
     return SESSION_ERR_CONNECT_REFUSED;
 }
 
+/* The will a session's record holds: its client's (published if the
+ * connection ends abnormally, also by a crash), or one waiting for its
+ * delay (offline). */
+static void record_will(const struct session *s, struct store_session *rec)
+{
+    const struct msg *will = NULL;
+    if (s->client && s->client->will) {
+        will = s->client->will;
+        rec->will_delay_s = s->client->v5 ? s->client->v5->will_delay_interval_s : 0;
+    } else if (s->will) {
+        will = s->will->msg;
+        rec->will_delay_s = s->will->delay_s;
+        rec->will_at_s = s->will->at_s;
+    }
+    if (!will)
+        return;
+    rec->has_will = true;
+    rec->will_topic = (struct store_bytes){will->topic, will->topic_len};
+    rec->will_payload = (struct store_bytes){will->payload, will->payload_len};
+    rec->will_props = (struct store_bytes){will->props, will->props_len};
+    rec->will_qos = will->qos;
+    rec->will_retain = will->retain;
+}
+
 int connect_store_session(struct session_mgr *mgr, struct session *s)
 {
     struct store_batch *b = mgr_batch(mgr);
@@ -74,6 +98,7 @@ int connect_store_session(struct session_mgr *mgr, struct session *s)
         .expiry_s = s->expiry_s,
         .next_packet_id = s->next_packet_id,
     };
+    record_will(s, &rec);
     return store_batch_put_session(b, session_store_id(s), &rec);
 }
 
@@ -133,6 +158,28 @@ static void take_over(struct session_mgr *mgr, struct session *s)
     mgr->sink->close(old->conn, "session taken over");
 }
 
+/* The will message of a CONNECT, with its MQTT 5 properties but the Will
+ * Delay Interval (the Message Expiry Interval stays: it starts when the will
+ * is published, see session.c). NULL: no memory. */
+static struct msg *will_message(const struct mqtt_connect *p)
+{
+    struct mqtt_bytes raw =
+        p->protocol_level == MQTT_PROTOCOL_V5 ? p->will_props.raw : (struct mqtt_bytes){NULL, 0};
+    uint8_t small[256];
+    uint8_t *buf = raw.len <= sizeof(small) ? small : malloc(raw.len);
+    if (!buf)
+        return NULL;
+    size_t len = 0;
+    if (raw.len && mqtt_properties_copy(raw, MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY_INTERVAL), buf,
+                                        raw.len, &len) != MQTT_OK)
+        len = 0; /* cannot happen: the block was decoded */
+    struct msg *m = msg_new_v5(p->will_topic, p->will_payload, (struct mqtt_bytes){buf, len}, 0,
+                               p->will_qos, p->will_retain);
+    if (buf != small)
+        free(buf);
+    return m;
+}
+
 /*
  * The will a CONNECT asks for passes the WRITE gate as a PUBLISH would (no
  * $SYS, not deeper than max_topic_levels, allowed by the ACL); Mosquitto
@@ -173,7 +220,7 @@ static int check_will(struct session_mgr *mgr, struct session_client *c,
         *why = "will topic not allowed ($SYS or the ACL)";
         return MQTT_RC_NOT_AUTHORIZED;
     }
-    *will = msg_new(p->will_topic, p->will_payload, p->will_qos, p->will_retain);
+    *will = will_message(p);
     return *will ? MQTT_RC_SUCCESS : -ENOMEM;
 }
 
@@ -379,6 +426,10 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
                          const struct mqtt_connect *p, const struct connect_terms *t,
                          const uint8_t *id, size_t id_len)
 {
+    /* A will is stored with the session record, so that a crash publishes
+     * it at the restart (README, MQTT 5): a clean session gets a record for
+     * it alone (when its id fits a store key). */
+    bool needs_record = t->persistent || (c->will && id_len <= store_max_client_id_len(mgr->store));
     bool present = false;
     struct session *s = attach_session(mgr, id, id_len, p->clean_session, t->persistent, &present);
     if (!s)
@@ -391,7 +442,7 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
     c->connected = true;
     mgr->clients_connected++;
     s->last_seen_s = session_now_s(mgr);
-    if (s->persistent) {
+    if (needs_record) {
         if (connect_store_session(mgr, s) != 0)
             return SESSION_ERR_STORE;
         if (s->record == SESSION_RECORD_ABSENT) {
@@ -400,8 +451,9 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
             if (effect_session_stored(mgr, s) != 0)
                 return SESSION_ERR_NOMEM;
         }
-        resume_persistent(mgr, s);
     }
+    if (s->persistent)
+        resume_persistent(mgr, s);
     log_connected(c, p);
     mgr->sink->set_keepalive(c->conn, t->keepalive_s);
     struct mqtt_packet ack = {.type = MQTT_CONNACK};
@@ -438,7 +490,7 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     code = check_identity(mgr, c, p, &terms, auto_id, sizeof(auto_id), &id, &id_len, &why);
     if (code != MQTT_RC_SUCCESS)
         return refuse(mgr, c, p, (uint8_t)code, why);
-    if (terms.persistent && !reserve_new_session(mgr, id, id_len))
+    if ((terms.persistent || p->has_will) && !reserve_new_session(mgr, id, id_len))
         return refuse(mgr, c, p, MQTT_RC_QUOTA_EXCEEDED, "store full: no room for a new session");
     struct msg *will = NULL;
     code = check_will(mgr, c, p, id, id_len, &will, &why);
@@ -446,11 +498,12 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
         return SESSION_ERR_NOMEM;
     if (code != MQTT_RC_SUCCESS)
         return refuse(mgr, c, p, (uint8_t)code, why);
-    int rc = accept_client(mgr, c, p, &terms, id, id_len);
     /* Only an accepted client leaves a will: a refused CONNECT never does. */
-    if (rc == SESSION_OK)
-        c->will = will;
-    else
-        msg_unref(will);
+    c->will = will;
+    int rc = accept_client(mgr, c, p, &terms, id, id_len);
+    if (rc != SESSION_OK) {
+        msg_unref(c->will);
+        c->will = NULL;
+    }
     return rc;
 }

@@ -304,7 +304,7 @@ void session_discard(struct session_mgr *mgr, struct session *s)
      * session's would be; its own copy goes with its records. */
     if (!mgr->is_closing)
         session_fire_pending_will(mgr, s);
-    bool has_record = s->persistent && s->record != SESSION_RECORD_ABSENT;
+    bool has_record = s->record != SESSION_RECORD_ABSENT; /* also a clean session's will */
     bool is_recorded = has_record && record_discard(mgr, s);
     /* A session that lost its id to one read back from the store (effects.c)
      * is no longer the table's. */
@@ -385,6 +385,33 @@ int session_remove_subscription(struct session_mgr *mgr, struct session *s,
 
 /* ---- Recovery from the store ---- */
 
+/* The will a record holds: one waiting for its delay (offline), or that of
+ * a client connected when the broker stopped - its connection ended
+ * abnormally then, so the will waits its delay from the restart. A deadline
+ * further than the delay from now (a clock set back) is brought in: a will
+ * never waits longer than its delay after a start. */
+static int load_will(struct session_mgr *mgr, struct session *s, const struct store_session *rec)
+{
+    if (!rec->has_will)
+        return 0;
+    uint64_t latest = session_now_s(mgr) + rec->will_delay_s;
+    uint64_t at = rec->is_online || rec->will_at_s == 0 ? latest : rec->will_at_s;
+    struct waiting_will *w = malloc(sizeof(*w));
+    struct msg *m = msg_new_v5((struct mqtt_bytes){rec->will_topic.data, rec->will_topic.len},
+                               (struct mqtt_bytes){rec->will_payload.data, rec->will_payload.len},
+                               (struct mqtt_bytes){rec->will_props.data, rec->will_props.len}, 0,
+                               rec->will_qos, rec->will_retain);
+    if (!w || !m) {
+        free(w);
+        msg_unref(m);
+        return -ENOMEM;
+    }
+    *w = (struct waiting_will){
+        .msg = m, .at_s = at < latest ? at : latest, .delay_s = rec->will_delay_s};
+    s->will = w;
+    return 0;
+}
+
 static int load_session(void *arg, const struct store_session_info *info)
 {
     struct session_mgr *mgr = arg;
@@ -394,11 +421,22 @@ static int load_session(void *arg, const struct store_session_info *info)
     s->next_packet_id = info->session.next_packet_id ? info->session.next_packet_id : 1;
     s->record = SESSION_RECORD_STORED;
     s->last_seen_s = info->session.last_seen_s;
-    /* An interval of 0 is stored only while its client is connected: after
-     * a crash it ends at once (session_mgr_new() expires it). */
+    /* An interval of 0 is stored only while its client is connected (or
+     * for a clean session's will): after a crash it ends at once
+     * (session_mgr_new() expires it, publishing its will). */
     s->expiry_s = info->session.expiry_s;
     s->last_seq = info->last_seq;
     s->backlog = info->has_queue;
+    int rc = load_will(mgr, s, &info->session);
+    if (rc != 0)
+        return rc;
+    if (info->session.is_online) {
+        /* Its client was connected when the broker stopped: disconnected
+         * now, and recorded so (a second crash keeps this deadline). */
+        s->last_seen_s = session_now_s(mgr);
+        if (mgr->is_recovering && connect_store_session(mgr, s) != 0)
+            return -ENOMEM;
+    }
     session_offline_add(mgr, s);
     return 0;
 }
@@ -513,7 +551,9 @@ int session_reload(struct session_mgr *mgr, const uint8_t *id, size_t id_len)
 
 static int recover(struct session_mgr *mgr, char *err, size_t err_len)
 {
+    mgr->is_recovering = true;
     int rc = store_sessions_foreach(mgr->store, load_session, mgr);
+    mgr->is_recovering = false;
     if (rc == 0)
         rc = store_queue_stats_foreach(mgr->store, load_queue_stats, mgr);
     if (rc == 0)
@@ -772,11 +812,43 @@ int session_handle_packet(struct session_mgr *mgr, struct session_client *client
     return handle_connected(mgr, client, pkt);
 }
 
+/* A will's Message Expiry Interval starts when it is published: the will is
+ * kept with the property (connect.c), and published as a message with a
+ * deadline and without it. Takes will's reference; returns the message to
+ * publish (will itself when it has no expiry, or NULL when out of memory). */
+static struct msg *will_with_deadline(struct session_mgr *mgr, struct msg *will)
+{
+    struct mqtt_property_iter it;
+    struct mqtt_property prop = {0};
+    mqtt_property_iter_init_raw(&it, (struct mqtt_bytes){will->props, will->props_len});
+    while (mqtt_property_iter_next(&it, &prop) && prop.id != MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)
+        ;
+    if (prop.id != MQTT_PROP_MESSAGE_EXPIRY_INTERVAL || will->props_len == 0)
+        return will;
+    uint8_t *buf = malloc(will->props_len);
+    size_t len = 0;
+    struct msg *m = NULL;
+    if (buf && mqtt_properties_copy((struct mqtt_bytes){will->props, will->props_len},
+                                    MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL), buf,
+                                    will->props_len, &len) == MQTT_OK)
+        m = msg_new_v5((struct mqtt_bytes){will->topic, will->topic_len},
+                       (struct mqtt_bytes){will->payload, will->payload_len},
+                       (struct mqtt_bytes){buf, len}, session_now_s(mgr) + prop.value, will->qos,
+                       will->retain);
+    free(buf);
+    msg_unref(will);
+    return m;
+}
+
 /* Publishes s's will (taking its reference), as s's client would have
  * (No Local applies to s's own filters). */
 static void publish_will(struct session_mgr *mgr, const struct session *s, struct msg *will)
 {
     const char *name = (const char *)s->client_id;
+    if (!(will = will_with_deadline(mgr, will))) {
+        log_error("client %s: will not published: out of memory", name);
+        return;
+    }
     log_info("client %s: publishing will on %s", name, (char *)will->topic);
     int rc = 0;
     bool retain = will->retain;
@@ -824,7 +896,8 @@ static void keep_will_waiting(struct session_mgr *mgr, struct session *s, struct
         publish_will(mgr, s, will); /* no room to wait: now */
         return;
     }
-    *w = (struct waiting_will){.msg = will, .at_s = session_now_s(mgr) + delay_s};
+    *w = (struct waiting_will){
+        .msg = will, .at_s = session_now_s(mgr) + delay_s, .delay_s = delay_s};
     s->will = w;
     log_info("client %s: will delayed by %u s", (char *)s->client_id, (unsigned)delay_s);
     if (timers_schedule(mgr, s) != 0)
@@ -1007,7 +1080,8 @@ size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
     size_t count = 0;
     struct session *s;
     while ((s = timers_first_due(mgr, now_s))) {
-        if (s->will && s->will->at_s <= now_s)
+        bool is_fired = s->will && s->will->at_s <= now_s;
+        if (is_fired)
             session_fire_pending_will(mgr, s);
         if (timers_expires_at(mgr, s) <= now_s) {
             log_notice("client %s: session expired", (char *)s->client_id);
@@ -1015,6 +1089,10 @@ size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
             count++;
             continue;
         }
+        /* The session goes on without its will: its record too. */
+        if (is_fired && s->record != SESSION_RECORD_ABSENT && connect_store_session(mgr, s) != 0)
+            log_error("client %s: could not record that its will was published",
+                      (char *)s->client_id);
         /* Due for nothing (cannot happen): placed again, never spun on. */
         if (timers_schedule(mgr, s) != 0 || (s->timer_slot != 0 && s->due_s <= now_s))
             timers_remove(mgr, s);

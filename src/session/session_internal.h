@@ -242,7 +242,8 @@ struct session {
 /* A will whose connection ended before its Will Delay Interval did. */
 struct waiting_will {
     struct msg *msg;
-    uint64_t at_s; /* session_now_s() when it is published */
+    uint64_t at_s;    /* session_now_s() when it is published */
+    uint32_t delay_s; /* its Will Delay Interval (the record keeps it) */
 };
 
 /* ---- MQTT 5 topic aliases of one connection (alias.c) ---- */
@@ -385,6 +386,7 @@ struct session_mgr {
 
     uint64_t next_serial;
     size_t offline_count;    /* persistent sessions without a client */
+    bool is_recovering;      /* session_mgr_new() is loading the store */
     struct session **timers; /* min-heap by due_s (timers.c) */
     size_t timer_count, timer_cap;
     uint64_t clock_base_us; /* session_now_s(), in microseconds, at clock_base_mono_us */

@@ -4,8 +4,9 @@ Maximum both ways, Maximum Packet Size both ways, Topic Aliases both ways,
 Server Keep Alive, server DISCONNECT reason codes (takeover, keepalive,
 protocol error, malformed, packet too large, shutting down, topic alias,
 receive maximum), client DISCONNECT reason codes (0x04 will, session expiry
-changes), enhanced authentication refused (0x8C), and 3.1.1 sessions picked
-up by MQTT 5 CONNECTs and the reverse.
+changes), wills (with their delay) of clients connected when the broker is
+killed published after the restart, enhanced authentication refused (0x8C),
+and 3.1.1 sessions picked up by MQTT 5 CONNECTs and the reverse.
 
 Raw sockets where a real client cannot misbehave on purpose; paho-mqtt
 (Debian's python3-paho-mqtt, protocol=MQTTv5) for the ordinary flows. Every
@@ -360,6 +361,34 @@ def test_disconnect_0x04_publishes_the_will_and_0x00_does_not(b):
     check(h.next_publish(watcher, timeout_s=1) is None, "a will after DISCONNECT 0x00")
 
 
+
+def test_wills_of_clients_connected_at_kill_9_are_published_after_restart(b):
+    watcher = h.mqtt_connect(b.port, "watcher", clean=False)
+    h.subscribe_one(watcher, "wills/#", 1)
+    watcher.send(h.DISCONNECT_BYTES)
+    watcher.close()
+    delayed = h.props_block(h.prop(h.P_WILL_DELAY, 3), h.prop(h.P_USER_PROPERTY, ("k", "v")))
+    slow, _, _ = h.mqtt5_connect(b.port, "slow", props=expiry_props(600),
+                                 will=("wills/slow", b"slow gone", 1, False, delayed))
+    old = h.Raw.tcp(b.port)
+    old.send(h.connect_packet("old", will=("wills/old", b"old gone", 1, False)))
+    old.expect(h.CONNACK)
+    b.kill9()
+    b.start()
+    t0 = time.monotonic()
+    b.kill9()  # a second crash before the delay ends keeps the deadline
+    b.start()
+    watcher, present = h.connect_session(b.port, "watcher", clean=False)
+    check(present == 1, "watcher session gone")
+    m = h.next_publish(watcher, ack=True)
+    check(m is not None and m[:2] == ("wills/old", b"old gone"), "first will %r" % (m,))
+    m = h.next_publish(watcher, timeout_s=10, ack=True)
+    check(m is not None and m[:2] == ("wills/slow", b"slow gone"), "delayed will %r" % (m,))
+    check(time.monotonic() - t0 >= 2.0, "the delayed will came before its 3 s delay")
+    check(h.next_publish(watcher, timeout_s=1) is None, "a will came twice")
+    slow.close()
+    old.close()
+
 # ---- mixed versions ----
 
 def test_sessions_move_between_mqtt311_and_mqtt5(b):
@@ -432,6 +461,7 @@ def main():
     r.run(test_protocol_errors_and_malformed_packets_get_their_reason)
     r.run(test_shutdown_sends_disconnect_0x8b)
     r.run(test_disconnect_0x04_publishes_the_will_and_0x00_does_not)
+    r.run(test_wills_of_clients_connected_at_kill_9_are_published_after_restart)
     r.run(test_sessions_move_between_mqtt311_and_mqtt5)
     r.run(test_paho_mqtt5_and_mqtt311_clients_interoperate)
     r.finish()

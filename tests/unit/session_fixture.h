@@ -258,4 +258,19 @@ static void reopen_with_tiny_map(struct fixture *f)
                      0);
 }
 
+/* A clean 3.1.1 client with a will ("bye" on will/t, QoS 0). */
+static struct fake_conn *connect_with_will(struct fixture *f, const char *id)
+{
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = connect_packet(id, true);
+    p.u.connect.has_will = true;
+    p.u.connect.will_qos = 0;
+    p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/t", 6};
+    p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"bye", 3};
+    feed(f, fc, &p, SESSION_OK);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(fc).type, MQTT_CONNACK);
+    return fc;
+}
+
 #endif /* SOL_TEST_SESSION_FIXTURE_H */

@@ -395,20 +395,6 @@ static void test_retained_survives_restart(void **state)
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
-static struct fake_conn *connect_with_will(struct fixture *f, const char *id)
-{
-    struct fake_conn *fc = new_conn(f);
-    struct mqtt_packet p = connect_packet(id, true);
-    p.u.connect.has_will = true;
-    p.u.connect.will_qos = 0;
-    p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/t", 6};
-    p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"bye", 3};
-    feed(f, fc, &p, SESSION_OK);
-    session_flush(f->mgr);
-    assert_int_equal(next_sent(fc).type, MQTT_CONNACK);
-    return fc;
-}
-
 static void test_will_published_on_unclean_close_not_after_disconnect(void **state)
 {
     struct fixture *f = *state;

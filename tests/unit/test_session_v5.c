@@ -976,6 +976,150 @@ static void test_suback_and_unsuback_reason_codes_MQTT_3_9_3_MQTT_3_11_3(void **
     gone(f, old, SESSION_CLOSE_DISCONNECT);
 }
 
+/* ---- Wills (step 4) ---- */
+
+/* What a kill -9 leaves: the store's files as of the last commit, opened by
+ * a second manager (the first one's clients are still connected). */
+struct crashed {
+    struct fixture f;
+};
+
+static void open_crash_copy(struct fixture *f, struct crashed *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->f.dir, sizeof(c->f.dir), "%.50s-crash", f->dir);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir '%s' && cp '%s/data.mdb' '%s/'", c->f.dir,
+             c->f.dir, f->dir, c->f.dir);
+    assert_int_equal(system(cmd), 0);
+    c->f.config = f->config;
+    open_all(&c->f);
+}
+
+static void close_crash_copy(struct crashed *c)
+{
+    close_all(&c->f);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->f.dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static struct fake_conn *connect_will5_props(struct fixture *f, const char *id, bool clean,
+                                             uint32_t expiry_s, uint32_t delay_s,
+                                             uint32_t will_expiry_s)
+{
+    static const struct mqtt_user_property up = {{(const uint8_t *)"why", 3},
+                                                 {(const uint8_t *)"crash", 5}};
+    struct mqtt_packet p = connect5_packet(id, clean, expiry_s);
+    p.u.connect.has_will = true;
+    p.u.connect.will_qos = 1;
+    p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/t", 6};
+    p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"bye", 3};
+    struct mqtt_properties *wp = &p.u.connect.will_props;
+    wp->present = MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
+    wp->content_type = (struct mqtt_bytes){(const uint8_t *)"text/plain", 10};
+    wp->user_properties = &up;
+    wp->user_property_count = 1;
+    if (delay_s) {
+        wp->present |= MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY_INTERVAL);
+        wp->will_delay_interval_s = delay_s;
+    }
+    if (will_expiry_s) {
+        wp->present |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+        wp->message_expiry_interval_s = will_expiry_s;
+    }
+    /* Through the codec, so the will properties are a block as on the wire. */
+    uint8_t buf[512];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream_for(buf, n, 0, MQTT_PROTOCOL_V5, &decoded, &used), MQTT_OK);
+    return connect5_with(f, &decoded, 0, false, NULL);
+}
+
+static void test_will_properties_are_forwarded_and_its_expiry_starts_at_publication(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *w = connect5(f, "watch", true, 0, false);
+    subscribe(f, w, "will/#", 1, 1);
+    gone(f, connect_will5_props(f, "dying", true, 60, 10, 30), SESSION_CLOSE_SOCKET);
+    session_clock_advance(f->mgr, 10);
+    session_expire(f->mgr, session_now_s(f->mgr));
+    struct mqtt_packet got = next_sent(w);
+    assert_publish(got, "will/t", "bye", 1);
+    const struct mqtt_properties *pr = &got.u.publish.props;
+    assert_memory_equal(pr->content_type.data, "text/plain", 10);
+    assert_int_equal(pr->user_property_count, 1);
+    assert_false(mqtt_properties_has(pr, MQTT_PROP_WILL_DELAY_INTERVAL));
+    /* 30 s from its publication, not from the CONNECT 10 s earlier */
+    assert_true(pr->message_expiry_interval_s >= 29 && pr->message_expiry_interval_s <= 30);
+    gone(f, w, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A client connected when the broker dies has its will published after the
+ * restart, after its delay; so does a clean one (its will has a record of
+ * its own), and a 3.1.1 one. */
+static void test_wills_of_clients_connected_at_a_crash_are_published_after_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *watch = connect_client(f, "watch", false, false);
+    subscribe(f, watch, "will/#", 1, 1);
+    gone(f, watch, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *late = connect_will5_props(f, "late", false, 3600, 5, 0);
+    struct fake_conn *clean = connect_will5_props(f, "clean", true, 0, 0, 0);
+    struct fake_conn *old = connect_with_will(f, "old311");
+    assert_int_equal(db_entries(f, "sessions"), 4); /* watch, late, and the two wills */
+    struct crashed c;
+    open_crash_copy(f, &c); /* the wills of "clean" and "old311" go at the start */
+    session_flush(c.f.mgr);
+    watch = connect_client(&c.f, "watch", false, true);
+    session_flush(c.f.mgr);
+    /* "clean"'s QoS 1 will was queued for the offline watcher; "old311"'s
+     * went at the start too, at QoS 0, which offline sessions do not queue. */
+    assert_publish(next_sent(watch), "will/t", "bye", 1);
+    assert_int_equal(next_sent(watch).type, 0); /* "late" waits its 5 s */
+    session_expire(c.f.mgr, session_now_s(c.f.mgr) + 5);
+    session_flush(c.f.mgr);
+    assert_publish(next_sent(watch), "will/t", "bye", 1);
+    gone(&c.f, watch, SESSION_CLOSE_DISCONNECT);
+    session_flush(c.f.mgr);
+    assert_int_equal(db_entries(&c.f, "sessions"), 2); /* watch and late; the wills are gone */
+    close_crash_copy(&c);
+    gone(f, late, SESSION_CLOSE_DISCONNECT);
+    gone(f, clean, SESSION_CLOSE_DISCONNECT);
+    gone(f, old, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 2); /* a normal disconnect drops the wills */
+}
+
+/* A will waiting for its delay is in the store: a restart keeps its
+ * deadline (not a new one), and the session resuming still cancels it. */
+static void test_waiting_will_survives_a_restart_with_its_deadline(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *watch = connect_client(f, "watch", false, false);
+    subscribe(f, watch, "will/#", 1, 1);
+    gone(f, watch, SESSION_CLOSE_DISCONNECT);
+    gone(f, connect_will5_props(f, "w1", false, 3600, 10, 0), SESSION_CLOSE_SOCKET);
+    gone(f, connect_will5_props(f, "w2", false, 3600, 10, 0), SESSION_CLOSE_SOCKET);
+    session_flush(f->mgr);
+    reopen(f);
+    struct fake_conn *back = connect5(f, "w2", false, 3600, true); /* cancels w2's */
+    gone(f, back, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    reopen(f);
+    uint64_t now = session_now_s(f->mgr);
+    session_expire(f->mgr, now + 8);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 3);
+    session_expire(f->mgr, now + 10); /* 10 s after w1's disconnect */
+    session_flush(f->mgr);
+    watch = connect_client(f, "watch", false, true);
+    assert_publish(next_sent(watch), "will/t", "bye", 1);
+    assert_int_equal(next_sent(watch).type, 0); /* not w2's */
+    gone(f, watch, SESSION_CLOSE_DISCONNECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1012,6 +1156,9 @@ int main(void)
         T(test_subscription_identifiers_on_delivery_MQTT_3_3_4_3),
         T(test_retained_on_subscribe_carries_the_subscriptions_identifier),
         T(test_suback_and_unsuback_reason_codes_MQTT_3_9_3_MQTT_3_11_3),
+        T(test_will_properties_are_forwarded_and_its_expiry_starts_at_publication),
+        T(test_wills_of_clients_connected_at_a_crash_are_published_after_restart),
+        T(test_waiting_will_survives_a_restart_with_its_deadline),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
