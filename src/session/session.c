@@ -129,12 +129,42 @@ void session_clock_advance(struct session_mgr *mgr, uint64_t seconds)
     mgr->clock_skew_s += seconds;
 }
 
+/*
+ * The clock rule (README, Durability): expiry deadlines are wall-clock
+ * times, stored; while the broker runs, time is measured with the monotonic
+ * clock from the wall-clock time of the start, so a wall-clock jump while it
+ * runs changes nothing. Across a restart only the wall clock spans the
+ * downtime: it counts, except that the broker's time never goes back - a wall
+ * clock behind the time last recorded in the store (the clock_s counter,
+ * every CLOCK_RECORD_S) starts from that time instead, so a clock set back
+ * (an edge box without a real-time clock, before NTP) can lengthen no
+ * deadline by more than CLOCK_RECORD_S, and keeps no session forever.
+ */
+#define CLOCK_COUNTER  "clock_s"
+#define CLOCK_RECORD_S 60
+
 static void clock_init(struct session_mgr *mgr)
 {
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    mgr->clock_base_us = (uint64_t)wall.tv_sec * 1000000u + (uint64_t)wall.tv_nsec / 1000u;
+    uint64_t wall_us = (uint64_t)wall.tv_sec * 1000000u + (uint64_t)wall.tv_nsec / 1000u;
+    uint64_t last_s = 0;
+    if (store_get_counter(mgr->store, CLOCK_COUNTER, &last_s) == 0 && last_s > wall_us / 1000000u) {
+        log_warning("the wall clock (%llu) is behind the time the broker last recorded (%llu): "
+                    "counting from that",
+                    (unsigned long long)(wall_us / 1000000u), (unsigned long long)last_s);
+        wall_us = last_s * 1000000u;
+    }
+    mgr->clock_base_us = wall_us;
     mgr->clock_base_mono_us = monotonic_us();
+}
+
+/* Records the broker's time in the store (with the turn's commit). */
+static void record_clock(struct session_mgr *mgr, uint64_t now_s)
+{
+    struct store_batch *b = mgr_batch(mgr);
+    if (b && store_batch_set_counter(b, CLOCK_COUNTER, now_s) == 0)
+        mgr->clock_recorded_s = now_s;
 }
 
 /* ---- The turn's batch ---- */
@@ -580,8 +610,8 @@ int session_mgr_new(const struct session_config *config, struct store *store,
         return -ENOMEM;
     }
     mgr->config = *config;
-    clock_init(mgr);
     mgr->store = store;
+    clock_init(mgr);
     mgr->sink = sink;
     mgr->trie = trie_new();
     if (!mgr->trie || table_init(&mgr->sessions) != 0 || retained_index_init(&mgr->retained) != 0) {
@@ -601,6 +631,7 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     size_t expired = session_expire(mgr, session_now_s(mgr));
     if (expired > 0)
         log_notice("%zu sessions expired while the broker was down", expired);
+    record_clock(mgr, session_now_s(mgr));
     log_notice("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages and "
                "%llu queued messages in %llu ms",
                table_count(&mgr->sessions), trie_count(mgr->trie), retained_count(&mgr->retained),
@@ -1102,7 +1133,10 @@ size_t session_expire(struct session_mgr *mgr, uint64_t now_s)
 
 size_t session_tick(struct session_mgr *mgr)
 {
-    return session_expire(mgr, session_now_s(mgr));
+    uint64_t now_s = session_now_s(mgr);
+    if (now_s >= mgr->clock_recorded_s + CLOCK_RECORD_S)
+        record_clock(mgr, now_s);
+    return session_expire(mgr, now_s);
 }
 
 void session_client_disconnect(struct session_mgr *mgr, struct session_client *client,

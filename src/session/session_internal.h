@@ -392,6 +392,7 @@ struct session_mgr {
     uint64_t clock_base_us; /* session_now_s(), in microseconds, at clock_base_mono_us */
     uint64_t clock_base_mono_us;
     uint64_t clock_skew_s;      /* session_clock_advance() */
+    uint64_t clock_recorded_s;  /* the last time recorded in the store (session.c) */
     uint64_t dropped_too_large; /* PUBLISH over a client's Maximum Packet Size */
     uint64_t too_large_logged_s;
     uint64_t dropped_expired; /* deliveries whose Message Expiry passed first */

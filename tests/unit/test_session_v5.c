@@ -1120,6 +1120,43 @@ static void test_waiting_will_survives_a_restart_with_its_deadline(void **state)
     gone(f, watch, SESSION_CLOSE_DISCONNECT);
 }
 
+/* ---- The clock (step 5) ---- */
+
+/* The broker's time never goes back across a restart: a wall clock behind
+ * the time last recorded (a box that lost its clock) starts from that time,
+ * so a deadline cannot move further away than it was. */
+static void test_clock_behind_the_recorded_time_lengthens_no_deadline(void **state)
+{
+    struct fixture *f = *state;
+    gone(f, connect5(f, "soon", true, 100, false), SESSION_CLOSE_SOCKET);
+    session_flush(f->mgr);
+    uint64_t before = session_now_s(f->mgr);
+    session_mgr_free(f->mgr);
+    /* As if the broker had run 1000 s more by its clock, which the wall
+     * clock of the next start does not show. */
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_set_counter(b, "clock_s", before + 1000), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    char err[256];
+    assert_int_equal(session_mgr_new(&f->config, f->store, &fake_sink, &f->mgr, err, sizeof(err)),
+                     0);
+    assert_true(session_now_s(f->mgr) >= before + 1000);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "sessions"), 0); /* its 100 s had passed */
+}
+
+static void test_the_tick_records_the_clock(void **state)
+{
+    struct fixture *f = *state;
+    session_clock_advance(f->mgr, 61);
+    uint64_t before = session_now_s(f->mgr);
+    session_tick(f->mgr);
+    session_flush(f->mgr);
+    uint64_t recorded = 0;
+    assert_int_equal(store_get_counter(f->store, "clock_s", &recorded), 0);
+    assert_true(recorded >= before && recorded <= session_now_s(f->mgr));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1159,6 +1196,8 @@ int main(void)
         T(test_will_properties_are_forwarded_and_its_expiry_starts_at_publication),
         T(test_wills_of_clients_connected_at_a_crash_are_published_after_restart),
         T(test_waiting_will_survives_a_restart_with_its_deadline),
+        T(test_clock_behind_the_recorded_time_lengthens_no_deadline),
+        T(test_the_tick_records_the_clock),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
