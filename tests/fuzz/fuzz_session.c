@@ -3,13 +3,18 @@
  * real LMDB store in a temp directory (issue 10).
  *
  * The input is read as a program of operations for up to four clients:
- * CONNECT (clean or persistent, with or without a will, one of four client
- * ids so takeovers happen), SUBSCRIBE / UNSUBSCRIBE (a small set of filters),
- * PUBLISH (QoS 0-2, retained or not), the acks a client owes for what it
- * received, DISCONNECT, a dropped socket, raw bytes through the stream
- * decoder, and the end of a loop turn: a commit that succeeds, one that fails
- * (the disk is full: the store's writes fail with ENOSPC), or a restart of
- * the manager on the same store.
+ * CONNECT (MQTT 3.1.1 or 5, clean or persistent, with or without a will, one
+ * of four client ids so takeovers happen; MQTT 5: a Session Expiry Interval,
+ * Receive Maximum, Topic Alias Maximum, Maximum Packet Size and Will Delay
+ * Interval), SUBSCRIBE / UNSUBSCRIBE (a small set of filters; MQTT 5: No
+ * Local, Retain As Published, Retain Handling, a Subscription Identifier),
+ * PUBLISH (QoS 0-2, retained or not; MQTT 5: Message Expiry, Topic Aliases,
+ * properties), the acks a client owes for what it received, DISCONNECT
+ * (MQTT 5: with a reason and a new Session Expiry Interval), a dropped
+ * socket, raw bytes through the stream decoder, and the end of a loop turn:
+ * a commit that succeeds (and 3 s of the manager's clock pass: expiry and
+ * will delays happen), one that fails (the disk is full: the store's writes
+ * fail with ENOSPC), or a restart of the manager on the same store.
  *
  * Checked after every step:
  * - no ack before its commit: whenever a durable ack (CONNACK, PUBACK,
@@ -18,6 +23,10 @@
  * - QoS 2 never delivered twice: each QoS 2 message carries a tag (publisher,
  *   packet id, generation) and reaches a given client id under one packet id
  *   at most (a resend reuses it with DUP);
+ * - MQTT 5: no packet larger than the client's Maximum Packet Size, never
+ *   more unacknowledged QoS 1/2 PUBLISH than its Receive Maximum, and a
+ *   PUBLISH without a topic only under a Topic Alias given on that
+ *   connection;
  * and at the end of every input: store_check() clean, and (under ASan) no
  * leak once everything is freed.
  *
@@ -57,6 +66,12 @@ struct client {
     struct session_client *sc; /* NULL: not connected */
     int id;                    /* client id index 0..3 */
     int is_closing;
+    uint8_t level;            /* 4 or 5 */
+    uint16_t receive_maximum; /* MQTT 5: what its CONNECT said */
+    uint32_t max_packet_size; /* MQTT 5: 0 = none */
+    uint16_t unacked[8];      /* QoS 1/2 packet ids it got and has not acknowledged */
+    size_t unacked_count;
+    int has_alias[3];        /* outbound aliases the broker gave on this connection */
     uint8_t in[RAW_MAX * 2]; /* raw bytes not yet a whole packet */
     size_t in_len;
     struct received got[RECEIVED_MAX];
@@ -107,6 +122,53 @@ static int is_durable(uint8_t type, uint8_t flags)
     }
 }
 
+/* MQTT 5's limits on what the broker sends a client. */
+static void check_v5_limits(struct client *c, const struct mqtt_packet *p, size_t size)
+{
+    if (c->level != MQTT_PROTOCOL_V5)
+        return;
+    if (c->max_packet_size && size > c->max_packet_size) {
+        fprintf(stderr, "%zu-byte packet to c%d over its Maximum Packet Size %u\n", size, c->id,
+                c->max_packet_size);
+        abort();
+    }
+    if (p->type != MQTT_PUBLISH)
+        return;
+    const struct mqtt_publish *pub = &p->u.publish;
+    uint16_t alias = pub->props.topic_alias;
+    if (alias >= 1 && alias <= 2 && pub->topic.len > 0)
+        c->has_alias[alias] = 1;
+    if (pub->topic.len == 0 && (alias < 1 || alias > 2 || !c->has_alias[alias])) {
+        fprintf(stderr, "PUBLISH to c%d without a topic under alias %u it was never given\n", c->id,
+                alias);
+        abort();
+    }
+    if (pub->qos == 0 || pub->dup)
+        return;
+    for (size_t i = 0; i < c->unacked_count; i++)
+        if (c->unacked[i] == pub->packet_id)
+            return;
+    if (c->unacked_count >= c->receive_maximum || c->unacked_count == 8) {
+        fprintf(stderr, "more than Receive Maximum %u unacknowledged PUBLISH to c%d\n",
+                c->receive_maximum, c->id);
+        abort();
+    }
+    c->unacked[c->unacked_count++] = pub->packet_id;
+}
+
+/* The client acknowledged packet id (PUBACK, or PUBCOMP... PUBREC keeps it
+ * unacknowledged for the quota until PUBCOMP; the harness drops it at PUBREL
+ * time, which only makes the check weaker, never wrong). */
+static void acked(struct client *c, uint16_t packet_id)
+{
+    for (size_t i = 0; i < c->unacked_count; i++) {
+        if (c->unacked[i] == packet_id) {
+            c->unacked[i] = c->unacked[--c->unacked_count];
+            return;
+        }
+    }
+}
+
 static void remember(struct client *c, uint8_t type, uint8_t qos, uint16_t packet_id)
 {
     if (c->got_count == RECEIVED_MAX)
@@ -149,10 +211,11 @@ static void observe(struct client *c, const uint8_t *buf, size_t len)
     while (off < len) {
         struct mqtt_packet p;
         size_t used = 0;
-        if (mqtt_decode_stream(buf + off, len - off, 0, &p, &used) != MQTT_OK) {
+        if (mqtt_decode_stream_for(buf + off, len - off, 0, c->level, &p, &used) != MQTT_OK) {
             fprintf(stderr, "the manager sent a packet the codec cannot decode\n");
             abort();
         }
+        check_v5_limits(c, &p, used);
         if (is_durable(buf[off] >> 4, buf[off] & 15) && batch_has_changes()) {
             fprintf(stderr, "durable packet type %u sent before its commit\n", buf[off] >> 4);
             abort();
@@ -238,12 +301,19 @@ static void client_gone(struct client *c, enum session_close_reason reason)
     c->is_closing = 0;
     c->in_len = 0;
     c->got_count = 0;
+    c->unacked_count = 0;
+    memset(c->has_alias, 0, sizeof(c->has_alias));
 }
 
 /* What the server does at the end of a turn: free the connections closed
- * during it (which may record more), then commit. */
+ * during it (which may record more), then commit. A turn that commits lets
+ * 3 s pass on the manager's clock and runs its tick (expiry, will delays). */
 static void end_turn(int commit_fails)
 {
+    if (!commit_fails) {
+        session_clock_advance(w.mgr, 3);
+        session_tick(w.mgr);
+    }
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < CLIENTS; i++)
             if (w.clients[i].is_closing)
@@ -320,16 +390,18 @@ static uint8_t next(struct input *in)
 static const char *const filters[] = {"a/b", "a/#", "+/b", "#", "c", "a/+"};
 static const char *const topics[] = {"a/b", "a/c", "c", "x/b"};
 
-static int feed(struct client *c, const struct mqtt_packet *p)
+static int feed(struct client *c, const struct mqtt_packet *in)
 {
     if (!c->sc || c->is_closing)
         return -1;
+    struct mqtt_packet p = *in;
+    p.protocol_level = c->level; /* encoded and decoded as the client speaks */
     uint8_t buf[512];
     size_t n = 0, used = 0;
-    if (mqtt_encode(p, buf, sizeof(buf), &n) != MQTT_OK)
+    if (mqtt_encode(&p, buf, sizeof(buf), &n) != MQTT_OK)
         return -1;
     struct mqtt_packet decoded;
-    if (mqtt_decode_stream(buf, n, 0, &decoded, &used) != MQTT_OK)
+    if (mqtt_decode_stream_for(buf, n, 0, c->level, &decoded, &used) != MQTT_OK)
         return -1;
     int rc = session_handle_packet(w.mgr, c->sc, &decoded);
     if (rc == SESSION_ERR_DISCONNECT)
@@ -337,6 +409,38 @@ static int feed(struct client *c, const struct mqtt_packet *p)
     else if (rc != SESSION_OK)
         c->is_closing = 1;
     return rc;
+}
+
+/* An MQTT 5 CONNECT's properties from one byte: bits 0-1 the Session
+ * Expiry Interval (0, 5 s, 60 s, never), 2-3 Receive Maximum (none, 1, 2,
+ * 3), 4 Topic Alias Maximum 2, 5 Maximum Packet Size 64, 6 a Will Delay
+ * Interval of 5 s, 7 Request Problem Information 0. */
+static void connect_v5(struct client *c, struct mqtt_connect *p, uint8_t b)
+{
+    static const uint32_t expiry[4] = {0, 5, 60, UINT32_MAX};
+    struct mqtt_properties *pr = &p->props;
+    pr->present = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+    pr->session_expiry_interval_s = expiry[b & 3];
+    if ((b >> 2) & 3) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM);
+        pr->receive_maximum = c->receive_maximum = (b >> 2) & 3;
+    }
+    if (b & 16) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+        pr->topic_alias_maximum = 2;
+    }
+    if (b & 32) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
+        pr->maximum_packet_size = c->max_packet_size = 64;
+    }
+    if ((b & 64) && p->has_will) {
+        p->will_props.present = MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY_INTERVAL);
+        p->will_props.will_delay_interval_s = 5;
+    }
+    if (b & 128) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFORMATION);
+        pr->request_problem_information = 0;
+    }
 }
 
 static void op_connect(struct client *c, struct input *in)
@@ -358,8 +462,11 @@ static void op_connect(struct client *c, struct input *in)
         w.generation[c->id][i]++;
     char id[4] = {'c', (char)('0' + c->id), 0};
     struct mqtt_packet p = {.type = MQTT_CONNECT};
+    c->level = (b & 128) ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311;
+    c->receive_maximum = UINT16_MAX;
+    c->max_packet_size = 0;
     p.u.connect.protocol_name = (struct mqtt_bytes){(const uint8_t *)"MQTT", 4};
-    p.u.connect.protocol_level = 4;
+    p.u.connect.protocol_level = c->level;
     p.u.connect.clean_session = (b & 4) != 0;
     p.u.connect.keepalive_s = 60;
     p.u.connect.client_id = (struct mqtt_bytes){(const uint8_t *)id, 2};
@@ -370,6 +477,8 @@ static void op_connect(struct client *c, struct input *in)
         p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"a/w", 3};
         p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"will", 4};
     }
+    if (c->level == MQTT_PROTOCOL_V5)
+        connect_v5(c, &p.u.connect, next(in));
     feed(c, &p);
 }
 
@@ -382,7 +491,48 @@ static void op_subscribe(struct client *c, struct input *in, int is_unsubscribe)
     p.u.subscribe.packet_id = 1;
     p.u.subscribe.count = 1;
     p.u.subscribe.entries = &e;
+    /* MQTT 5, one more byte: No Local (bit 0), Retain As Published (1),
+     * Retain Handling (2-3), a Subscription Identifier 1..7 (4-6). */
+    struct mqtt_subscription_options o = {0};
+    if (c->sc && c->level == MQTT_PROTOCOL_V5 && !is_unsubscribe) {
+        uint8_t v = next(in);
+        o = (struct mqtt_subscription_options){v & 1, (v & 2) != 0, (uint8_t)((v >> 2) % 3)};
+        p.u.subscribe.options = &o;
+        if ((v >> 4) & 7) {
+            p.u.subscribe.props.present = MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
+            p.u.subscribe.props.subscription_identifier = (v >> 4) & 7;
+        }
+    }
     feed(c, &p);
+}
+
+/* An MQTT 5 PUBLISH's properties from one byte: bit 0 a Message Expiry
+ * Interval of 4 s, 1 Topic Alias 1 with the topic, 2 Topic Alias 1 without
+ * it (the broker then uses the topic set before, or closes), 3 a User
+ * Property, 4 Payload Format Indicator 1 (the tag is UTF-8). */
+static void publish_v5(struct mqtt_publish *p, uint8_t b)
+{
+    static const struct mqtt_user_property up = {{(const uint8_t *)"k", 1},
+                                                 {(const uint8_t *)"v", 1}};
+    struct mqtt_properties *pr = &p->props;
+    if (b & 1) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+        pr->message_expiry_interval_s = 4;
+    }
+    if (b & 6) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+        pr->topic_alias = 1;
+        if (b & 4)
+            p->topic.len = 0;
+    }
+    if (b & 8) {
+        pr->user_properties = &up;
+        pr->user_property_count = 1;
+    }
+    if (b & 16) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR);
+        pr->payload_format_indicator = 1;
+    }
 }
 
 static void op_publish(struct client *c, struct input *in)
@@ -400,6 +550,8 @@ static void op_publish(struct client *c, struct input *in)
     p.u.publish.packet_id = qos ? packet_id : 0;
     p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)topic, strlen(topic)};
     p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)tag, (size_t)len};
+    if (c->sc && c->level == MQTT_PROTOCOL_V5)
+        publish_v5(&p.u.publish, next(in));
     feed(c, &p);
 }
 
@@ -420,6 +572,24 @@ static void op_ack(struct client *c, struct input *in)
         p.type = MQTT_PUBCOMP;
     if (p.type == MQTT_PUBREL && r.packet_id >= 1 && r.packet_id <= 4)
         w.generation[c->id][r.packet_id - 1]++; /* the id may carry a new message now */
+    if (p.type == MQTT_PUBACK || p.type == MQTT_PUBCOMP)
+        acked(c, r.packet_id);
+    feed(c, &p);
+}
+
+/* DISCONNECT; MQTT 5, one more byte: reason 0x04 (bit 0: the will goes),
+ * a new Session Expiry Interval of 0 or 60 s (bits 1-2). */
+static void op_disconnect(struct client *c, struct input *in)
+{
+    struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+    if (c->sc && c->level == MQTT_PROTOCOL_V5) {
+        uint8_t b = next(in);
+        p.u.disconnect.reason_code = (b & 1) ? MQTT_RC_DISCONNECT_WITH_WILL_MESSAGE : 0;
+        if (b & 2) {
+            p.u.disconnect.props.present = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+            p.u.disconnect.props.session_expiry_interval_s = (b & 4) ? 60 : 0;
+        }
+    }
     feed(c, &p);
 }
 
@@ -435,7 +605,8 @@ static void op_raw(struct client *c, struct input *in)
     while (off < c->in_len && c->sc && !c->is_closing) {
         struct mqtt_packet p;
         size_t used = 0;
-        int rc = mqtt_decode_stream(c->in + off, c->in_len - off, sizeof(c->in), &p, &used);
+        int rc = mqtt_decode_stream_for(c->in + off, c->in_len - off, sizeof(c->in), c->level, &p,
+                                        &used);
         if (rc == MQTT_NEED_MORE)
             break;
         if (rc != MQTT_OK) {
@@ -485,11 +656,9 @@ static void run_op(struct input *in)
     case 4:
         op_ack(c, in);
         break;
-    case 5: {
-        struct mqtt_packet p = {.type = MQTT_DISCONNECT};
-        feed(c, &p);
+    case 5:
+        op_disconnect(c, in);
         break;
-    }
     case 6:
         c->is_closing = c->sc != NULL;
         break;
