@@ -43,9 +43,12 @@
 #define WS_CONTROL_MAX 125
 /* A frame header: 2 bytes, 8 of extended length, 4 of mask. */
 #define WS_HEADER_MAX 14
-/* wslay_frame_recv calls per ws_read before the loop gets its turn back
- * (empty frames cost a call each but no payload). */
-#define WS_RECV_CALLS_MAX 1024
+/* Rounds of the receive loop per ws_read: a guard against our own bugs,
+ * never reached by input. Each wslay_frame_recv call that does not end the
+ * loop consumes at least one byte, and one ws_read sees at most the bytes
+ * read past the upgrade request (16 KB), one socket read and what wslay
+ * still buffers (4 KB each). */
+#define WS_RECV_CALLS_MAX 65536
 /* EINTR retries of one control-buffer write. */
 #define WS_WRITE_RETRIES 4
 
@@ -524,7 +527,7 @@ static void receive(struct conn *c, uint8_t *buf, size_t len, size_t *got)
         }
         take_chunk(c, &iocb, (size_t)r);
     }
-    ws->is_rx_full = true; /* many empty frames: come back for the rest */
+    ws->is_rx_full = true; /* not reached (see WS_RECV_CALLS_MAX); come back for the rest */
 }
 
 static ssize_t ws_read(struct conn *c, void *buf, size_t len)
