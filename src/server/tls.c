@@ -193,7 +193,7 @@ static int map_error(struct conn *c, int rc, bool *wants_read, bool *wants_write
 {
     int saved_errno = errno;
     int e = SSL_get_error(c->ssl, rc);
-    c->tls_error = take_error();
+    c->tls_error = (uint32_t)take_error();
     switch (e) {
     case SSL_ERROR_WANT_READ:
         *wants_read = true;
