@@ -4,7 +4,8 @@ on the real broker:
    with `npm ci` when missing) over ws:// and wss:// (a throwaway CA made with
    openssl): QoS 0/1/2 round trips, large payloads, interop with
    mosquitto_pub/mosquitto_sub over TCP, a persistent session that survives
-   kill -9, password and ACL checks as on TCP;
+   kill -9, password and ACL checks as on TCP, the MQTT keepalive (which
+   WebSocket pings do not reset);
  - a real browser: headless Chromium loads a page (served by a python
    http.server from this test) that uses MQTT.js's browser bundle, and posts
    what it received back to that server;
@@ -607,6 +608,23 @@ def test_packets_span_frames_and_share_frames(b):
     check(c.is_eof(), "the broker kept the connection open after the close handshake")
 
 
+def test_mqtt_keepalive_applies_and_websocket_pings_do_not_reset_it(b):
+    c = WsRaw.open(b.ws_port)
+    c.send(h.connect_packet("sleepy", keepalive_s=1))
+    c.expect(h.CONNACK)
+    closed = False
+    for _ in range(40):  # WebSocket pings every 0.2 s for up to 8 s: no MQTT packet
+        try:
+            c.send_frame(OP_PING, b"still here")
+            closed = c.wait_closed(0.2)
+        except OSError:
+            closed = True
+        if closed:
+            break
+    check(closed, "a client sending only WebSocket pings outlived its 1 s MQTT keepalive")
+    b.wait_for_log("client sleepy: closing: keepalive expired")
+
+
 def test_bad_upgrades_get_400_and_are_closed(b):
     other = ws_mqtt_client(b.ws_port, "bystander")
     key = base64.b64encode(os.urandom(16)).decode()
@@ -743,6 +761,7 @@ def main():
                extra=["allow_anonymous false", "password_file %s" % passwd, "acl_file %s" % acl])
         run_ws(r, test_headless_chromium_page_publishes_and_receives_through_sol)
         run_ws(r, test_packets_span_frames_and_share_frames)
+        run_ws(r, test_mqtt_keepalive_applies_and_websocket_pings_do_not_reset_it)
         run_ws(r, test_bad_upgrades_get_400_and_are_closed)
         run_ws(r, test_trickled_handshake_is_closed_at_the_deadline, args=["--connect-timeout", "1"])
         run_ws(r, test_hostile_frames_are_closed_without_harm, extra=["max_packet_size 65536"])
