@@ -98,8 +98,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         const char *stage = c->tp->stage(c);
         if (strcmp(stage, "TLS") == 0)
             c->srv->stats.tls_handshake_failures++;
-        log_info("client %s: closing: %s handshake not finished within %.1f s", conn_name(c),
-                 stage, c->timeout_s);
+        log_info("client %s: closing: %s handshake not finished within %.1f s", conn_name(c), stage,
+                 c->timeout_s);
     } else if (c->is_connect_phase) {
         log_info("client %s: closing: no CONNECT within %.1f s", conn_name(c), c->timeout_s);
     } else {

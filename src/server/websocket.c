@@ -85,7 +85,7 @@ struct ws_conn {
     size_t rx_len;
     uint64_t rx_frame_left; /* payload of the current frame still to come */
     uint8_t rx_opcode;
-    bool is_in_message; /* a fragmented binary message goes on */
+    bool is_in_message;             /* a fragmented binary message goes on */
     uint8_t ctl_in[WS_CONTROL_MAX]; /* a control frame's payload so far */
     size_t ctl_in_len;
     bool is_close_received;
@@ -112,7 +112,8 @@ static int flush_ctl(struct conn *c)
     struct ws_conn *ws = c->ws;
     int retries = 0;
     while (ws->ctl_off < ws->ctl_len) {
-        struct iovec iov = {.iov_base = ws->ctl + ws->ctl_off, .iov_len = ws->ctl_len - ws->ctl_off};
+        struct iovec iov = {.iov_base = ws->ctl + ws->ctl_off,
+                            .iov_len = ws->ctl_len - ws->ctl_off};
         ssize_t n = ws->inner->writev(c, &iov, 1);
         if (n > 0) {
             ws->ctl_off += (size_t)n;
@@ -139,8 +140,8 @@ static bool is_at_frame_boundary(const struct ws_conn *ws)
 /* Serialises one control frame into the empty ctl buffer with wslay. */
 static void queue_control(struct ws_conn *ws, uint8_t opcode, const uint8_t *data, size_t len)
 {
-    struct wslay_frame_iocb iocb = {.fin = 1, .opcode = opcode, .payload_length = len,
-                                    .data = data, .data_length = len};
+    struct wslay_frame_iocb iocb = {
+        .fin = 1, .opcode = opcode, .payload_length = len, .data = data, .data_length = len};
     ws->is_to_ctl = true;
     ssize_t n = wslay_frame_send(ws->frames, &iocb);
     ws->is_to_ctl = false;
@@ -592,8 +593,10 @@ static ssize_t send_data(struct conn *c, const struct iovec *iov, int iovcnt)
     } else if (len > ws->out_frame_left) {
         len = (size_t)ws->out_frame_left;
     }
-    struct wslay_frame_iocb iocb = {.fin = 1, .opcode = WSLAY_BINARY_FRAME,
-                                    .payload_length = ws->out_frame_len, .data = data,
+    struct wslay_frame_iocb iocb = {.fin = 1,
+                                    .opcode = WSLAY_BINARY_FRAME,
+                                    .payload_length = ws->out_frame_len,
+                                    .data = data,
                                     .data_length = len};
     ws->write_errno = EAGAIN;
     ssize_t n = wslay_frame_send(ws->frames, &iocb);
@@ -602,8 +605,8 @@ static ssize_t send_data(struct conn *c, const struct iovec *iov, int iovcnt)
         return n;
     }
     if (n == WSLAY_ERR_WANT_WRITE) {
-        bool is_full = ws->write_errno == EAGAIN || ws->write_errno == EWOULDBLOCK ||
-                       ws->write_errno == EINTR;
+        bool is_full =
+            ws->write_errno == EAGAIN || ws->write_errno == EWOULDBLOCK || ws->write_errno == EINTR;
         if (!is_full)
             ws->is_broken = true;
         errno = is_full ? EAGAIN : ws->write_errno;
@@ -636,8 +639,8 @@ static ssize_t ws_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 static bool ws_has_pending(const struct conn *c)
 {
     const struct ws_conn *ws = c->ws;
-    return ws->rx_len > 0 || ws->early_off < ws->early_len || ws->is_rx_full ||
-           ws->why != NULL || ws->is_close_received || ws->inner->has_pending(c);
+    return ws->rx_len > 0 || ws->early_off < ws->early_len || ws->is_rx_full || ws->why != NULL ||
+           ws->is_close_received || ws->inner->has_pending(c);
 }
 
 static bool ws_has_output(const struct conn *c)

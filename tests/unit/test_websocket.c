@@ -18,7 +18,7 @@
 
 #include "websocket.h"
 
-#define RFC_KEY    "dGhlIHNhbXBsZSBub25jZQ=="
+#define RFC_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 /* RFC 6455 section 1.3 (SHA-1 b37a4f2c...c4ea in base64) */
 #define RFC_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
@@ -137,8 +137,7 @@ static void test_bytes_after_the_request_are_not_taken(void **state)
     request_with(buf, sizeof(buf), "GET", "HTTP/1.1", GOOD_HEADERS);
     size_t req_len = strlen(buf), used = 0;
     memcpy(buf + req_len, "\x82\x85xyz", 5); /* the start of a frame */
-    assert_int_equal(ws_upgrade_feed(u, (const uint8_t *)buf, req_len + 5, &used),
-                     WS_UPGRADE_DONE);
+    assert_int_equal(ws_upgrade_feed(u, (const uint8_t *)buf, req_len + 5, &used), WS_UPGRADE_DONE);
     assert_int_equal(used, req_len);
     /* Done is final: more bytes are not taken. */
     assert_int_equal(ws_upgrade_feed(u, (const uint8_t *)"x", 1, &used), WS_UPGRADE_DONE);
@@ -193,9 +192,9 @@ static void test_subprotocol_mqtt_preferred_then_mqttv31(void **state)
         snprintf(headers, sizeof(headers), "%s%s", base, cases[i].protocols);
         struct ws_upgrade *u = ws_upgrade_new();
         size_t used = 0;
-        assert_int_equal(feed_all(u, request_with(buf, sizeof(buf), "GET", "HTTP/1.1", headers),
-                                  &used),
-                         WS_UPGRADE_DONE);
+        assert_int_equal(
+            feed_all(u, request_with(buf, sizeof(buf), "GET", "HTTP/1.1", headers), &used),
+            WS_UPGRADE_DONE);
         assert_string_equal(ws_upgrade_subprotocol(u), cases[i].want);
         ws_upgrade_free(u);
     }
@@ -223,11 +222,11 @@ static void test_key_not_16_bytes_of_base64_is_refused(void **state)
     (void)state;
     const char *why = "missing or invalid Sec-WebSocket-Key";
     const char *keys[] = {
-        "c2hvcnQ=",                     /* "short" */
-        "dGhlIHNhbXBsZSBub25jZQ",       /* no padding */
-        "dGhlIHNhbXBsZSBub25jZQ==AA",   /* too long */
-        "dGhlIHNhbXBsZSBub25j!Q==",     /* not base64 */
-        "dGhlIHNhbXBsZSBub25jZT0=",     /* 17 bytes' padding */
+        "c2hvcnQ=",                   /* "short" */
+        "dGhlIHNhbXBsZSBub25jZQ",     /* no padding */
+        "dGhlIHNhbXBsZSBub25jZQ==AA", /* too long */
+        "dGhlIHNhbXBsZSBub25j!Q==",   /* not base64 */
+        "dGhlIHNhbXBsZSBub25jZT0=",   /* 17 bytes' padding */
         "",
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -292,8 +291,7 @@ static void test_a_body_is_refused(void **state)
 {
     (void)state;
     assert_refused(GOOD_HEADERS "Content-Length: 5\r\n", "the upgrade request has a body");
-    assert_refused(GOOD_HEADERS "Transfer-Encoding: chunked\r\n",
-                   "the upgrade request has a body");
+    assert_refused(GOOD_HEADERS "Transfer-Encoding: chunked\r\n", "the upgrade request has a body");
 }
 
 static void test_offered_subprotocols_without_mqtt_are_refused(void **state)
@@ -341,13 +339,12 @@ static void test_request_over_the_cap_is_refused_and_at_the_cap_accepted(void **
     assert_int_equal(used, WS_UPGRADE_MAX_BYTES);
     ws_upgrade_free(u);
     /* One byte more of padding: refused, whatever the reads. */
-    memmove(buf + head_len + strlen(pad_name) + 1, buf + head_len + strlen(pad_name),
-            pad + 4);
+    memmove(buf + head_len + strlen(pad_name) + 1, buf + head_len + strlen(pad_name), pad + 4);
     u = ws_upgrade_new();
     assert_int_equal(ws_upgrade_feed(u, (uint8_t *)buf, 4000, &used), WS_UPGRADE_MORE);
-    assert_int_equal(ws_upgrade_feed(u, (uint8_t *)buf + 4000, WS_UPGRADE_MAX_BYTES + 1 - 4000,
-                                     &used),
-                     WS_UPGRADE_BAD);
+    assert_int_equal(
+        ws_upgrade_feed(u, (uint8_t *)buf + 4000, WS_UPGRADE_MAX_BYTES + 1 - 4000, &used),
+        WS_UPGRADE_BAD);
     assert_string_equal(ws_upgrade_error(u), "request headers too large");
     ws_upgrade_free(u);
     free(buf);
