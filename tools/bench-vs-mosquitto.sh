@@ -39,7 +39,9 @@
 #   ZL_BUDGET [170]      seconds per scenario for the whole search (shared by its broker variants)
 #   ZL_RESOLUTION [1.15] stop when first failing rate / best passing rate <= this
 #   RETAINED_N [1000000] RETAINED_SIZE [100]  retained_1m: messages and payload bytes
+#   RETAINED_ARGS []     more options for tools/bench-retained.py (e.g. "--starts 5")
 #   SCALE_CLIENTS [100000] SCALE_SUBS [10]    subs_1m: persistent clients, subscriptions each
+#   SCALE_ARGS []        more options for tools/bench-scale.py (e.g. "--sol-sync fsync")
 #   KEEP_TMP [0]         1 keeps the temp dir (configs, logs, raw results)
 # Scenarios: qos0_fanin qos1_fanin qos2_1to1 qos0_fanout (as fast as each broker goes),
 #            qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate (a fixed load both brokers carry
@@ -95,6 +97,8 @@ RETAINED_N=${RETAINED_N:-1000000}
 RETAINED_SIZE=${RETAINED_SIZE:-100}
 SCALE_CLIENTS=${SCALE_CLIENTS:-100000}
 SCALE_SUBS=${SCALE_SUBS:-10}
+RETAINED_ARGS=${RETAINED_ARGS:-}
+SCALE_ARGS=${SCALE_ARGS:-}
 KEEP_TMP=${KEEP_TMP:-0}
 ALL_SCENARIOS="qos0_fanin qos1_fanin qos2_1to1 qos0_fanout qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate qos1_latency idle_conns qos1_256k qos1_persist_fanin qos1_fanout1000 qos1_fanout1000_rate qos1_fanout1000_4k qos1_fanin_w1000 qos1_fanin_w1000_rate qos2_fanin_w1000 qos2_fanin_w1000_rate idle_100k retained_1m subs_1m"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
@@ -491,11 +495,20 @@ run_external() {
         echo "bench-vs-mosquitto: skipping $scenario: it needs $SOL" >&2
         return 0
     fi
+    local -a extra
     case $scenario in
-    retained_1m) SOL=$SOL MOSQUITTO=$MOSQUITTO /usr/bin/python3 "$script" --size "$RETAINED_SIZE" \
-        "$RETAINED_N" >"$out" || echo "bench-vs-mosquitto: $scenario failed" >&2 ;;
-    subs_1m) SOL=$SOL MOSQUITTO=$MOSQUITTO /usr/bin/python3 "$script" --clients "$SCALE_CLIENTS" \
-        --subs "$SCALE_SUBS" >"$out" || echo "bench-vs-mosquitto: $scenario failed" >&2 ;;
+    retained_1m)
+        read -r -a extra <<<"$RETAINED_ARGS"
+        SOL=$SOL MOSQUITTO=$MOSQUITTO /usr/bin/python3 "$script" --size "$RETAINED_SIZE" \
+            "${extra[@]+"${extra[@]}"}" "$RETAINED_N" >"$out" ||
+            echo "bench-vs-mosquitto: $scenario failed" >&2
+        ;;
+    subs_1m)
+        read -r -a extra <<<"$SCALE_ARGS"
+        SOL=$SOL MOSQUITTO=$MOSQUITTO /usr/bin/python3 "$script" --clients "$SCALE_CLIENTS" \
+            --subs "$SCALE_SUBS" "${extra[@]+"${extra[@]}"}" >"$out" ||
+            echo "bench-vs-mosquitto: $scenario failed" >&2
+        ;;
     esac
     external_tables+=("$out")
 }
