@@ -42,6 +42,10 @@
 #   RETAINED_ARGS []     more options for tools/bench-retained.py (e.g. "--starts 5")
 #   SCALE_CLIENTS [100000] SCALE_SUBS [10]    subs_1m: persistent clients, subscriptions each
 #   SCALE_ARGS []        more options for tools/bench-scale.py (e.g. "--sol-sync fsync")
+#   MOSQ_NODELAY [1]     1 gives mosquitto "set_tcp_nodelay true" (Sol always sets TCP_NODELAY;
+#                        mosquitto's default leaves Nagle on, and its small writes then wait for
+#                        the client's delayed ACK: p50 latencies of milliseconds at low rates);
+#                        0 reproduces the tables made before this knob existed
 #   KEEP_TMP [0]         1 keeps the temp dir (configs, logs, raw results)
 # Scenarios: qos0_fanin qos1_fanin qos2_1to1 qos0_fanout (as fast as each broker goes),
 #            qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate (a fixed load both brokers carry
@@ -100,6 +104,7 @@ SCALE_SUBS=${SCALE_SUBS:-10}
 RETAINED_ARGS=${RETAINED_ARGS:-}
 SCALE_ARGS=${SCALE_ARGS:-}
 KEEP_TMP=${KEEP_TMP:-0}
+MOSQ_NODELAY=${MOSQ_NODELAY:-1}
 ALL_SCENARIOS="qos0_fanin qos1_fanin qos2_1to1 qos0_fanout qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate qos1_latency idle_conns qos1_256k qos1_persist_fanin qos1_fanout1000 qos1_fanout1000_rate qos1_fanout1000_4k qos1_fanin_w1000 qos1_fanin_w1000_rate qos2_fanin_w1000 qos2_fanin_w1000_rate idle_100k retained_1m subs_1m"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 
@@ -242,11 +247,13 @@ write_conf() {
         echo "allow_anonymous true"
         shared_directives "$scenario"
         case $variant in
-        mosquitto)
+        mosquitto*)
             echo "user $(id -un)"
-            ;;
+            # Sol sets TCP_NODELAY on every connection; mosquitto only when told to. Without
+            # it, mosquitto's small writes wait for the peer's delayed ACK (up to 40 ms).
+            [[ $MOSQ_NODELAY != 1 ]] || echo "set_tcp_nodelay true"
+            ;;&
         mosquitto-persist)
-            echo "user $(id -un)"
             echo "persistence true"
             echo "persistence_location $dir/data/"
             ;;
@@ -627,6 +634,7 @@ main() {
     echo
     echo "Medians of $ROUNDS rounds, ${DURATION}s runs (drain <= ${DRAIN}s); max_inflight_messages $MAX_INFLIGHT, max_queued_messages $MAX_QUEUED (*_w1000: max_inflight_messages 1000)."
     echo "Persistent scenarios: mosquitto 'persistence true' vs Sol 'storage_sync fsync' (sol) and 'nosync'. Other scenarios: Sol's default config."
+    echo "mosquitto set_tcp_nodelay: $([[ $MOSQ_NODELAY == 1 ]] && echo true || echo "false (its default)") (Sol always sets TCP_NODELAY)."
     echo "CPU = broker utime+stime over the run / messages delivered to subscribers. $(nproc) CPUs, $(uname -r)."
     if [[ $ZERO_LOSS == 1 ]]; then
         echo "zl:<scenario> rows: one search per broker (${ZL_DURATION}s steps, <= $ZL_STEPS steps, <= ${ZL_BUDGET}s per scenario) for the highest --rate with 0 lost within a ${ZL_DRAIN}s drain and delivery >= ${ZL_KEEP_UP}x offered; figures of that run."
