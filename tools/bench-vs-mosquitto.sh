@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench-vs-mosquitto.sh - runs the issue-6 benchmark scenarios against Sol and
+# bench-vs-mosquitto.sh - runs the benchmark scenarios (issues 6, 11) against Sol and
 # Debian's mosquitto with the same limits, alternating the brokers (A B A B)
 # over ROUNDS rounds, and prints a table of medians with the Sol/Mosquitto
 # ratio, broker CPU seconds per 100k delivered messages and broker RSS.
@@ -10,8 +10,9 @@
 # ever signalled. Every wait is bounded.
 # Not for: correctness testing (tests/integration) or remote brokers.
 #
-# Usage: tools/bench-vs-mosquitto.sh
+# Usage: tools/bench-vs-mosquitto.sh       (all scenarios, full size: about 35 minutes on 2 cores)
 #        ZERO_LOSS=1 SCENARIOS="qos1_fanin qos2_fanin_w1000" tools/bench-vs-mosquitto.sh
+#        (ZERO_LOSS=1 adds up to ZL_BUDGET seconds per flat-out scenario: about 30 minutes for all)
 # Environment (defaults in brackets):
 #   ROUNDS [3]           rounds; each round runs every broker variant once
 #   DURATION [5]         seconds of publishing per run; DURATION_<scenario> overrides
@@ -28,9 +29,11 @@
 #   IDLE_CONNS_LARGE [100000]  connections in the idle_100k scenario, spread over source
 #                        addresses 127.0.0.2, .3, ... (IDLE_PER_SOURCE [20000] each: one address
 #                        has about 28k ephemeral ports); the script raises `ulimit -n` (soft and,
-#                        as root, hard) to cover them, or skips the scenario
+#                        with CAP_SYS_RESOURCE, hard) for itself, the brokers and solbench; if
+#                        the hard limit stays lower it runs as many connections as that allows
+#                        and prints a NOTE (each broker holds every connection itself)
 #   ZERO_LOSS [0]        1: after the rounds of each flat-out scenario, search per broker for the
-#                        highest --rate with nothing lost and the backlog drained within DRAIN
+#                        highest --rate with nothing lost and the backlog drained within ZL_DRAIN
 #                        (see "Throughput at zero loss" below); adds zl:<scenario> rows
 #   ZL_DURATION [2]      seconds of publishing per search step
 #   ZL_DRAIN [1]         the drain deadline of a search step (seconds after publishing stops)
