@@ -410,6 +410,22 @@ int store_retained_foreach(struct store *store, store_retained_fn fn, void *arg)
  * broker can rebuild its retained index without reading bodies. */
 int store_retained_index_foreach(struct store *store, store_retained_fn fn, void *arg);
 
+/* Calls fn for every retained message whose topic starts with prefix (every
+ * one when prefix is empty) and sorts after `after` (empty: from the
+ * start), in topic order, payload included: a wildcard SUBSCRIBE reads only
+ * the part of the store its literal levels allow, a page at a time. One read
+ * transaction; committed state only. fn returns 0 to go on, > 0 to stop
+ * (the scan then returns 0) or < 0 (returned). */
+int store_retained_scan(struct store *store, struct store_bytes prefix, struct store_bytes after,
+                        store_retained_fn fn, void *arg);
+
+/* The number of retained messages committed. */
+int store_retained_count(struct store *store, uint64_t *out);
+
+/* 1 if topic has a committed retained message, 0 if not, or a negative
+ * STORE_ERR_* code. Reads no payload. */
+int store_has_retained(struct store *store, struct store_bytes topic);
+
 /* Copies topic's retained message into one allocation: *out (views point
  * inside it) is owned by the caller and released with free(). Returns 0 or
  * STORE_ERR_NOT_FOUND, -ENOMEM, ... */
@@ -497,13 +513,12 @@ typedef void (*store_problem_fn)(void *arg, const char *problem);
 
 /*
  * Verifies the store's invariants in one read transaction: LMDB's free-page
- * list names only pages inside the file; schema version and meta records; every key and value decodes; every queue entry's message
- * exists; every reference count equals the number of queue entries pointing
- * at the message; no message without references; no subscription, queue entry
- * or QoS 2 record without its session; no message id above the high-water
- * mark. Calls fn (if not NULL) once per problem. Returns the number of
- * problems (0 = consistent) or a negative code if the check could not run.
- * Memory: one hash of message ids seen in queues (bounded by the messages).
+ * list names only pages inside the file; schema version and meta records; every key and value
+ * decodes; every queue entry's message exists; every reference count equals the number of queue
+ * entries pointing at the message; no message without references; no subscription, queue entry or
+ * QoS 2 record without its session; no message id above the high-water mark. Calls fn (if not NULL)
+ * once per problem. Returns the number of problems (0 = consistent) or a negative code if the check
+ * could not run. Memory: one hash of message ids seen in queues (bounded by the messages).
  */
 int store_check(struct store *store, store_problem_fn fn, void *arg);
 

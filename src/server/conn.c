@@ -308,6 +308,12 @@ bool conn_flush(struct conn *c)
             c->is_write_blocked = !c->write_wants_read;
         break;
     }
+    /* Stopped by the attempt cap while the socket still takes bytes: no
+     * EV_WRITE will come, so write on in the next round (found by a '#'
+     * SUBSCRIBE over 40 MB of retained messages, which waited for this
+     * output to drain and stalled). */
+    if (c->out_head != NULL && !c->is_write_blocked && !c->write_wants_read && !c->is_closing)
+        list_write(c);
     update_write_watcher(c);
     return c->out_head == NULL;
 }

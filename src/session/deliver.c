@@ -319,6 +319,15 @@ static void top_up(struct session_mgr *mgr, struct session *s)
         top_up_transient(mgr, s);
     else if (s->backlog)
         deliver_schedule_refill(mgr, s);
+    if (s->retained_streams) /* they pump after the queue, when it leaves room */
+        deliver_schedule_refill(mgr, s);
+}
+
+bool deliver_has_room(const struct session_mgr *mgr, const struct session *s, uint8_t qos)
+{
+    if (!session_is_online(s) || output_is_full(mgr, s))
+        return false;
+    return qos == 0 || (window_room(mgr, s) > 0 && !s->queue_head && !s->backlog);
 }
 
 static int remove_outgoing(struct session_mgr *mgr, struct session *s, struct outgoing *o)
@@ -517,5 +526,6 @@ void deliver_run_refills(struct session_mgr *mgr)
         s->refill_queued = false;
         s->refill_next = NULL;
         refill(mgr, s);
+        retained_stream_pump(mgr, s);
     }
 }

@@ -32,31 +32,14 @@ static int record_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
                                     (uint64_t)time(NULL));
 }
 
-void retained_restore(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old,
-                      struct msg *current)
-{
-    struct retained_index *idx = &mgr->retained;
-    if (retained_get(idx, topic) != current)
-        return; /* set again since: whoever set it restores it */
-    struct msg *replaced = NULL;
-    if (old && retained_put(idx, topic, msg_ref(old), &replaced) != 0) {
-        msg_unref(old);
-        log_error("out of memory restoring the retained message on %.*s", (int)topic.len,
-                  (const char *)topic.data);
-        return;
-    }
-    if (!old)
-        replaced = retained_take(idx, topic);
-    msg_unref(replaced); /* current, as checked above */
-}
-
-/* Makes m (NULL: none) topic's retained message in memory. 0 or -ENOMEM. */
-static int replace_retained(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *m)
+/* Makes m (NULL: none) topic's message in idx, taking m's reference.
+ * 0 or -ENOMEM (m released). */
+static int replace_retained(struct retained_index *idx, struct mqtt_bytes topic, struct msg *m)
 {
     struct msg *old = NULL;
     if (!m) {
-        old = retained_take(&mgr->retained, topic);
-    } else if (retained_put(&mgr->retained, topic, m, &old) != 0) {
+        old = retained_take(idx, topic);
+    } else if (retained_put(idx, topic, m, &old) != 0) {
         msg_unref(m);
         return -ENOMEM;
     }
@@ -67,23 +50,19 @@ static int replace_retained(struct session_mgr *mgr, struct mqtt_bytes topic, st
 int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
                          struct mqtt_bytes payload, uint8_t qos, bool durable)
 {
-    struct msg *m = NULL;
-    /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
-    if (payload.len > 0 && !(m = msg_new(topic, payload, qos, true)))
-        return -ENOMEM;
+    /* Stored ones are not held in memory: a SUBSCRIBE reads them after
+     * the commit (retained_stream.c), so a failed commit has nothing to undo. */
     if (durable) {
         int rc = record_retained(mgr, topic, payload, qos);
-        if (rc != 0) {
-            msg_unref(m);
-            return rc; /* e.g. a topic longer than the store's key limit: not retained */
-        }
+        if (rc == 0)
+            mgr->is_retained_changed = true;
+        return rc; /* e.g. a topic longer than the store's key limit: not retained */
     }
-    struct msg *old = msg_ref(retained_get(&mgr->retained, topic));
-    int rc = replace_retained(mgr, topic, m);
-    if (rc == 0 && durable)
-        rc = effect_retained_changed(mgr, topic, old, m);
-    msg_unref(old);
-    return rc;
+    /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
+    struct msg *m = NULL;
+    if (payload.len > 0 && !(m = msg_new(topic, payload, qos, true)))
+        return -ENOMEM;
+    return replace_retained(&mgr->retained_volatile, topic, m);
 }
 
 /* ---- Routing ---- */

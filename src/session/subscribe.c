@@ -99,33 +99,6 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
     return e->qos;
 }
 
-struct retained_ctx {
-    struct session_mgr *mgr;
-    struct session *s;
-    struct mqtt_bytes filter;
-    uint8_t qos;
-};
-
-static void send_retained(struct msg *m, void *arg)
-{
-    struct retained_ctx *ctx = arg;
-    uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
-    /* Retained messages go out with RETAIN 1 [MQTT-3.3.1-8]. */
-    if (deliver(ctx->mgr, ctx->s, m, qos) != 0 && ctx->s->client)
-        ctx->mgr->sink->close(ctx->s->client->conn, "out of memory delivering retained");
-}
-
-/* Sends the retained messages filter matches to s: O(levels + matches)
- * through the retained index, never a walk over every retained message (a
- * fleet resubscribing to its own state topics stays cheap). */
-static void send_retained_for(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
-                              uint8_t qos)
-{
-    struct retained_ctx ctx = {mgr, s, filter, qos};
-    if (retained_match(&mgr->retained, filter, send_retained, &ctx) != 0 && s->client)
-        mgr->sink->close(s->client->conn, "out of memory delivering retained");
-}
-
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
                      const struct mqtt_subscribe *p)
 {
@@ -146,12 +119,12 @@ int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
     ack.u.suback.return_codes = (struct mqtt_bytes){codes, n};
     int rc = output_send_packet(mgr, c, &ack);
 
-    /* Retained messages after the SUBACK [MQTT-3.8.4-4 ordering]. */
+    /* Retained messages follow the SUBACK, read from the store after the
+     * turn's commit at the subscriber's pace (retained_stream.c). */
     mqtt_topic_iter_init(&it, &probe);
     for (size_t i = 0; rc == 0 && i < n && mqtt_topic_iter_next(&it, &e); i++) {
-        if (codes[i] == MQTT_SUBACK_FAILURE)
-            continue;
-        send_retained_for(mgr, s, e.filter, codes[i]);
+        if (codes[i] != MQTT_SUBACK_FAILURE && retained_stream_start(mgr, s, e.filter, codes[i]))
+            rc = -ENOMEM;
     }
     free(codes);
     return rc == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
@@ -177,6 +150,7 @@ int unsubscribe_handle(struct session_mgr *mgr, struct session_client *c,
                 return SESSION_ERR_NOMEM;
         }
         session_remove_subscription(mgr, s, e.filter);
+        retained_stream_cancel(s, e.filter);
         log_unsubscribe("%s %.*s", (char *)s->client_id, (int)e.filter.len,
                         (const char *)e.filter.data);
         /* Put back if the commit fails (effects.c); the UNSUBACK waits for it. */
