@@ -31,6 +31,7 @@ sets TCP_NODELAY): without it every mosquitto figure here is about 40 ms, the
 client's delayed ACK holding back the retained PUBLISH behind the SUBACK.
 
 Usage: tools/bench-retained.py [N=1000000] [ROUNDS=50] [--size 100] [--starts 3]
+       (or --messages N --rounds ROUNDS)
                                [--hash-timeout 300] [--default-limits] [--keep]
 Environment: SOL [build/sol], MOSQUITTO [/usr/sbin/mosquitto].
 Full size (N = 1,000,000): about 3-6 minutes on 2 cores, 200 MB of RAM per
@@ -141,8 +142,12 @@ ROWS = [
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("n", nargs="?", type=int, default=1000000, help="retained messages")
-    ap.add_argument("rounds", nargs="?", type=int, default=50, help="SUBSCRIBEs timed per kind")
+    ap.add_argument("n", nargs="?", type=int, default=None, help="retained messages (1000000)")
+    ap.add_argument("rounds", nargs="?", type=int, default=None,
+                    help="SUBSCRIBEs timed per filter kind (50)")
+    ap.add_argument("--messages", type=int, default=None, help="the same as N")
+    ap.add_argument("--rounds", dest="rounds_opt", type=int, default=None,
+                    help="the same as ROUNDS")
     ap.add_argument("--size", type=int, default=100, help="payload bytes (default 100)")
     ap.add_argument("--starts", type=int, default=3, help="restarts timed (default 3)")
     ap.add_argument("--hash-timeout", type=float, default=300.0,
@@ -152,6 +157,8 @@ def main():
     ap.add_argument("--brokers", default="mosquitto sol", help="which, in order")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = ap.parse_args()
+    args.n = args.messages or args.n or 1000000
+    args.rounds = args.rounds_opt or args.rounds or 50
     if args.n < 1 or args.rounds < 1 or args.starts < 0 or args.size < 0:
         ap.error("N and ROUNDS must be >= 1, --starts and --size >= 0")
     tmp = tempfile.mkdtemp(prefix="bench-retained-")

@@ -42,7 +42,7 @@
 #   ZL_BUDGET [170]      seconds per scenario for the whole search (shared by its broker variants)
 #   ZL_RESOLUTION [1.15] stop when first failing rate / best passing rate <= this
 #   RETAINED_N [1000000] RETAINED_SIZE [100]  retained_1m: messages and payload bytes
-#   RETAINED_ARGS []     more options for tools/bench-retained.py (e.g. "--starts 5")
+#   RETAINED_ARGS []     more options for tools/bench-retained.py (e.g. "--starts 5 --rounds 30")
 #   SCALE_CLIENTS [100000] SCALE_SUBS [10]    subs_1m: persistent clients, subscriptions each
 #   SCALE_ARGS []        more options for tools/bench-scale.py (e.g. "--sol-sync fsync")
 #   MOSQ_NODELAY [1]     1 gives mosquitto "set_tcp_nodelay true" (Sol always sets TCP_NODELAY;
@@ -510,7 +510,7 @@ run_external() {
     retained_1m)
         read -r -a extra <<<"$RETAINED_ARGS"
         SOL=$SOL MOSQUITTO=$MOSQUITTO /usr/bin/python3 "$script" --size "$RETAINED_SIZE" \
-            "${extra[@]+"${extra[@]}"}" "$RETAINED_N" >"$out" ||
+            --messages "$RETAINED_N" "${extra[@]+"${extra[@]}"}" >"$out" ||
             echo "bench-vs-mosquitto: $scenario failed" >&2
         ;;
     subs_1m)
