@@ -19,6 +19,8 @@
 struct store;
 struct store_batch;
 struct trie;
+struct share_index;
+struct share_member;
 
 /* ---- Messages: one body per published message, shared by deliveries ---- */
 
@@ -181,6 +183,7 @@ struct session {
     uint64_t queue_drop_logged_s;
     uint64_t match_gen; /* routing: last route that matched this session */
     uint8_t match_qos;  /* routing: highest granted QoS among matching filters */
+    struct share_member *shares; /* its shared subscriptions' groups (share.c) */
 };
 
 /* ---- Connections, as the session manager sees them ---- */
@@ -218,6 +221,7 @@ struct session_mgr {
     struct store *store;
     const struct session_sink *sink;
     struct trie *trie;
+    struct share_index *shares; /* shared subscription groups (share.c) */
     struct table sessions; /* client id -> struct session */
     struct retained_index retained; /* topic -> struct msg (retain = true), by level */
 
@@ -306,6 +310,8 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
                              uint8_t qos);
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter);
+/* Subscriptions of every session, plain and shared. O(1). */
+size_t session_subscriptions_total(const struct session_mgr *mgr);
 /* O(1): is filter one of s's subscriptions? How many has s? */
 bool session_has_subscription(const struct session *s, struct mqtt_bytes filter);
 size_t session_subscription_count(const struct session *s);
@@ -392,6 +398,11 @@ void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
 void deliver_output_drained(struct session_mgr *mgr, struct session *s);
 /* Runs the scheduled top-ups (after a successful commit). */
 void deliver_run_refills(struct session_mgr *mgr);
+/* How many QoS 1/2 messages s could send at once now: 0 when it is offline,
+ * its output is full, or older messages of its own wait (share.c). */
+uint32_t deliver_send_room(const struct session_mgr *mgr, const struct session *s);
+/* Puts m's body in this turn's batch once (sets m->store_id). 0 or an error. */
+int deliver_store_body(struct session_mgr *mgr, struct msg *m);
 
 /* subscribe.c */
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
