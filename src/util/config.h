@@ -3,9 +3,10 @@
  * config files (one "name value..." directive per line, '#' comments).
  *
  * Directive names and meanings follow Mosquitto 2 where Sol has the feature.
- * Not for: acting on the settings (main.c, the server and the session manager
- * do that), command-line flags (main.c), or logging anything: errors come back
- * as text in the caller's buffer, in the style of redis anet's char *err.
+ * Not for: acting on the settings (src/broker/, the server and the session
+ * manager do that), command-line flags (src/broker/flags.c), or logging
+ * anything: errors come back as text in the caller's buffer, in the style of
+ * redis anet's char *err.
  */
 #ifndef SOL_CONFIG_H
 #define SOL_CONFIG_H
@@ -45,8 +46,8 @@
  * password_file, acl_file and allow_anonymous are global, as in Mosquitto's
  * default "per_listener_settings false"; with "per_listener_settings true"
  * (before the first listener) they belong to the listener line above them.
- * TLS is on when certfile is set; main checks that certfile and keyfile come
- * together.
+ * TLS is on when certfile is set; config_check_tls() checks that certfile
+ * and keyfile come together.
  */
 struct config_listener {
     uint16_t port;
@@ -236,5 +237,13 @@ int config_add_listener(struct sol_config *cfg, uint16_t port, const char *bind_
  * Returns 0 or -ENOMEM (cfg unchanged).
  */
 int config_apply_defaults(struct sol_config *cfg);
+
+/*
+ * The TLS settings of every listener make sense together (certfile with
+ * keyfile, require_certificate with cafile, ...) and their files are
+ * readable (config_check.c). Returns 0, or -1 with
+ * "FILE:LINE: listener PORT: problem" in err.
+ */
+int config_check_tls(const struct sol_config *cfg, char *err, size_t err_len);
 
 #endif /* SOL_CONFIG_H */
