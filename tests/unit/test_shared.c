@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include "auth.h"
@@ -641,6 +642,67 @@ static void test_shared_backlog_and_live_messages_mix_without_loss(void **state)
     gone(f, pub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* A store written before group queues (no groupq database: the 8 databases
+ * of schema 1 as today's main writes them, copied record by record with
+ * mdb_dump / mdb_load) opens read-only with no group queues, and read-write
+ * with groupq added, its sessions and queues intact, without a schema
+ * change. */
+static void test_shared_store_without_groupq_opens_and_gains_it(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_load", X_OK) != 0 || access("/usr/bin/mdb_dump", X_OK) != 0)
+        skip();
+    struct fake_conn *sub = connect_client(f, "old-sub", false, false);
+    subscribe(f, sub, "old/t", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "old/t", 0, 3, 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    close_all(f);
+
+    char old[128], cmd[512];
+    snprintf(old, sizeof(old), "%s/old", f->dir);
+    assert_int_equal(mkdir(old, 0700), 0);
+    const char *dbs[] = {"meta", "sessions", "subs", "retained", "messages", "refs", "queues",
+                         "qos2in"};
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "/usr/bin/mdb_dump -s %s '%s' | /usr/bin/mdb_load -s %s '%s'",
+                 dbs[i], f->dir, dbs[i], old);
+        assert_int_equal(system(cmd), 0);
+    }
+    snprintf(cmd, sizeof(cmd), "/usr/bin/mdb_dump -s groupq '%s' >/dev/null 2>&1", old);
+    assert_int_not_equal(system(cmd), 0); /* really an older store */
+
+    struct store_options opts;
+    store_options_init(&opts);
+    opts.dir = old;
+    opts.read_only = true; /* solctl on an older store, before any broker opened it */
+    char err[256];
+    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_int_equal(db_entries(f, "queues"), 3);
+    assert_store_consistent(f);
+    struct store_bytes any = {(const uint8_t *)"$share/g/t", 10};
+    assert_int_equal(store_group_queue_read(f->store, any, 0, 10, NULL, NULL), 0);
+    store_close(f->store);
+
+    strcpy(f->dir + strlen(f->dir), "/old"); /* the broker on the older store */
+    open_all(f);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    sub = connect_client(f, "old-sub", false, true);
+    assert_int_equal(drain(f, sub, NULL, 0), 3);
+    subscribe(f, sub, "$share/g/old/t", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "old/t", 3, 2, 1);
+    assert_int_equal(db_entries(f, "groupq"), 2);
+    assert_store_consistent(f);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    close_all(f);
+    f->dir[strlen(f->dir) - 4] = '\0'; /* teardown removes the whole temp dir */
+    open_all(f);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -657,6 +719,7 @@ int main(void)
         T(test_shared_qos2_stays_with_its_member_across_a_reconnect),
         T(test_shared_read_gate_skips_members_that_may_not_read),
         T(test_shared_backlog_and_live_messages_mix_without_loss),
+        T(test_shared_store_without_groupq_opens_and_gains_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
