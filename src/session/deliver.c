@@ -331,7 +331,7 @@ static void top_up(struct session_mgr *mgr, struct session *s)
         top_up_transient(mgr, s);
     if (s->persistent && s->backlog)
         deliver_schedule_refill(mgr, s);
-    else if (s->shares && share_has_backlog(s) && deliver_send_room(mgr, s) > 0)
+    else if (s->shares && share_has_backlog(mgr, s) && deliver_send_room(mgr, s) > 0)
         deliver_schedule_refill(mgr, s);
 }
 

@@ -53,7 +53,8 @@ struct share_group {
     uint32_t member_count, online_count;
     uint32_t qos_count[3]; /* members by granted QoS: the queue's QoS in O(1) */
     /* The queue in the store */
-    bool has_store_queue; /* the store may hold entries: delete them when the group ends */
+    bool needs_queue_info; /* made at runtime: its queue's state is read on first use */
+    bool has_store_queue;  /* the store may hold entries: delete them when the group ends */
     bool backlog;         /* entries at or after read_seq may wait */
     uint64_t last_seq, read_seq;
     uint32_t queued_count;
@@ -252,6 +253,22 @@ static int load_queue_info(struct session_mgr *mgr, struct share_group *g)
     return store_group_queue_stats_foreach(mgr->store, &key, reload_counts, g);
 }
 
+/* A group made at runtime (not at start-up, where share_recover() reads all
+ * queues at once) may find a queue in the store: it came back after a failed
+ * commit, or rejoins in the turn that ended it. Read on first use, never at
+ * creation: a group may be created inside a store walk (a session read back
+ * after a failed commit), where no other read may run. */
+static void ensure_queue_info(struct session_mgr *mgr, struct share_group *g)
+{
+    if (!g->needs_queue_info)
+        return;
+    g->needs_queue_info = false;
+    int rc = load_queue_info(mgr, g);
+    if (rc < 0)
+        log_error("group %s: could not read its queue from the store: %s", (char *)g->name,
+                  store_strerror(rc));
+}
+
 static void schedule_some_member(struct session_mgr *mgr, struct share_group *g)
 {
     if (g->cursor)
@@ -321,11 +338,7 @@ static struct share_group *group_new(struct session_mgr *mgr, struct mqtt_bytes 
         free(g);
         return NULL;
     }
-    /* A queue left in the store (the group came back after a failed commit,
-     * or rejoins in the turn that ended it) is found again; at start-up,
-     * share_recover() reads them all at once. */
-    if (!idx->is_loading && load_queue_info(mgr, g) < 0)
-        log_error("group %s: could not read its queue from the store", (char *)g->name);
+    g->needs_queue_info = !idx->is_loading;
     return g;
 }
 
@@ -333,6 +346,8 @@ static struct share_group *group_new(struct session_mgr *mgr, struct mqtt_bytes 
 static void group_end(struct session_mgr *mgr, struct share_group *g)
 {
     struct share_index *idx = mgr->shares;
+    if (!mgr->is_closing)
+        ensure_queue_info(mgr, g);
     if (g->has_store_queue && !mgr->is_closing) {
         struct store_batch *b = mgr_batch(mgr);
         if (!b || store_batch_delete_group_queue(b, group_key(g)) != 0)
@@ -399,6 +414,7 @@ int share_join(struct session_mgr *mgr, struct session *s, struct mqtt_bytes fil
     }
     if (session_is_online(s)) {
         ring_add(g, m);
+        ensure_queue_info(mgr, g);
         if (g->backlog)
             deliver_schedule_refill(mgr, s);
     }
@@ -442,6 +458,7 @@ void share_session_online(struct session_mgr *mgr, struct session *s)
     bool has_backlog = false;
     for (struct share_member *m = s->shares; m; m = m->session_next) {
         ring_add(m->group, m);
+        ensure_queue_info(mgr, m->group);
         has_backlog |= m->group->backlog;
     }
     if (has_backlog)
@@ -455,11 +472,13 @@ void share_session_offline(struct session_mgr *mgr, struct session *s)
         ring_remove(m->group, m);
 }
 
-bool share_has_backlog(const struct session *s)
+bool share_has_backlog(struct session_mgr *mgr, struct session *s)
 {
-    for (const struct share_member *m = s->shares; m; m = m->session_next)
+    for (struct share_member *m = s->shares; m; m = m->session_next) {
+        ensure_queue_info(mgr, m->group);
         if (m->group->backlog)
             return true;
+    }
     return false;
 }
 
@@ -574,6 +593,7 @@ static bool group_queue_full(struct session_mgr *mgr, struct share_group *g, con
 /* No member is connected: m waits in the group's queue, in this batch. */
 static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m, uint8_t qos)
 {
+    ensure_queue_info(mgr, g); /* last_seq: appends continue above the store's */
     if (group_queue_full(mgr, g, m))
         return 0;
     int rc = deliver_store_body(mgr, m);
@@ -670,6 +690,7 @@ static int pull_item(void *arg, const struct store_queue_item *item)
 static void pull_group(struct session_mgr *mgr, struct share_member *member)
 {
     struct share_group *g = member->group;
+    ensure_queue_info(mgr, g);
     uint32_t room = deliver_send_room(mgr, member->session);
     if (!g->backlog || room == 0)
         return;

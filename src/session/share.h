@@ -70,7 +70,7 @@ void share_session_online(struct session_mgr *mgr, struct session *s);
 void share_session_offline(struct session_mgr *mgr, struct session *s);
 
 /* Does a group of s hold queued messages? O(groups of s). */
-bool share_has_backlog(const struct session *s);
+bool share_has_backlog(struct session_mgr *mgr, struct session *s);
 
 /* Hands s queued group messages while s has room to send (after a commit:
  * reads the store). */

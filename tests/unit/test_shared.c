@@ -6,6 +6,7 @@
  * READ gate per member, the name rules and no retained messages. The
  * recording sink and helpers are test_session.c's.
  */
+#define _GNU_SOURCE /* RTLD_NEXT, for disk_full.h */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <sys/uio.h>
 
 #include "auth.h"
+#include "disk_full.h"
 #include "mqtt.h"
 #include "session.h"
 #include "store.h"
@@ -642,6 +644,50 @@ static void test_shared_backlog_and_live_messages_mix_without_loss(void **state)
     gone(f, pub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* Memory follows the store: a commit that fails while a member takes from
+ * the group queue writes nothing, so the group reads its queue again; the
+ * member (closed: its QoS 2 PUBLISH was held behind that commit) gets every
+ * queued message exactly once after it reconnects. */
+static void test_shared_failed_commit_while_taking_from_the_queue_loses_nothing(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_inflight_messages = 1; /* one message taken per commit */
+    open_all(f);
+    struct fake_conn *a = connect_client(f, "fa", false, false);
+    subscribe(f, a, "$share/g/t", 2, 2);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "t", 0, 5, 2);
+    a = connect_client(f, "fa", false, true);
+    session_flush(f->mgr);
+    struct mqtt_packet p = next_sent(a);
+    assert_publish(p, "t", "0", 2);
+    send_ack(f, a, MQTT_PUBREC, p.u.publish.packet_id);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(a).type, MQTT_PUBREL);
+    send_ack(f, a, MQTT_PUBCOMP, p.u.publish.packet_id); /* room: message 1 is taken next */
+    disk_is_full = true;
+    session_flush(f->mgr);
+    disk_is_full = false;
+    assert_true(a->closed);
+    assert_int_equal(next_sent(a).type, 0); /* message 1's PUBLISH never left */
+    gone(f, a, SESSION_CLOSE_PROTOCOL);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 4);
+    a = connect_client(f, "fa", false, true);
+    int seen[5] = {0};
+    assert_int_equal(drain(f, a, seen, 5), 4);
+    assert_int_equal(seen[0], 0);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
 /* A store written before group queues (no groupq database: the 8 databases
  * of schema 1 as today's main writes them, copied record by record with
  * mdb_dump / mdb_load) opens read-only with no group queues, and read-write
@@ -719,6 +765,7 @@ int main(void)
         T(test_shared_qos2_stays_with_its_member_across_a_reconnect),
         T(test_shared_read_gate_skips_members_that_may_not_read),
         T(test_shared_backlog_and_live_messages_mix_without_loss),
+        T(test_shared_failed_commit_while_taking_from_the_queue_loses_nothing),
         T(test_shared_store_without_groupq_opens_and_gains_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
