@@ -125,8 +125,8 @@ static int delete_prefix(struct store *s, MDB_txn *txn, enum store_db db, const 
         if (rc != 0 || k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
             break;
         struct store_queue_entry e = {0};
-        bool unref = (db == DB_QUEUES || db == DB_GROUPQ) &&
-                     store_queue_decode(v.mv_data, v.mv_size, &e);
+        bool unref =
+            (db == DB_QUEUES || db == DB_GROUPQ) && store_queue_decode(v.mv_data, v.mv_size, &e);
         rc = mdb_cursor_del(cur, 0);
         if (rc == 0 && unref)
             rc = ref_drop(s, txn, e.msg_id);

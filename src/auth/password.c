@@ -411,7 +411,8 @@ static int scram_dummy(const struct auth_passwd *pw, const char *username, size_
     uint8_t mac[DIGEST_LEN];
     unsigned mac_len = 0;
     const struct passwd_entry *d = &pw->dummy;
-    out->iterations = d->type == HASH_PBKDF2_SHA512 ? d->iterations : AUTH_PASSWD_DEFAULT_ITERATIONS;
+    out->iterations =
+        d->type == HASH_PBKDF2_SHA512 ? d->iterations : AUTH_PASSWD_DEFAULT_ITERATIONS;
     out->salt_len = d->salt_len > 0 ? d->salt_len : AUTH_PASSWD_SALT_LEN;
     if (!HMAC(EVP_sha512(), d->digest, DIGEST_LEN, (const uint8_t *)username, username_len, mac,
               &mac_len))

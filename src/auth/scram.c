@@ -34,11 +34,11 @@
 #include "auth.h"
 #include "auth_internal.h"
 
-#define KEY_LEN          64  /* SHA-512 */
-#define NONCE_BYTES      18  /* 24 base64 characters of server nonce */
-#define MESSAGE_MAX      4096 /* longest SCRAM message accepted */
-#define USERNAME_MAX     1024
-#define B64_KEY_LEN      88 /* base64 of 64 bytes */
+#define KEY_LEN      64   /* SHA-512 */
+#define NONCE_BYTES  18   /* 24 base64 characters of server nonce */
+#define MESSAGE_MAX  4096 /* longest SCRAM message accepted */
+#define USERNAME_MAX 1024
+#define B64_KEY_LEN  88 /* base64 of 64 bytes */
 
 enum scram_state { SCRAM_NEW, SCRAM_STARTED, SCRAM_DONE };
 
@@ -316,8 +316,8 @@ static int parse_client_final(struct auth_scram *s, struct cursor msg, struct cu
     struct cursor f, v;
     int n = 0;
     *e = "other-error";
-    if (!last || !attribute((struct cursor){last + 1, msg.len - (size_t)(last + 1 - msg.p)}, 'p',
-                            &v) ||
+    if (!last ||
+        !attribute((struct cursor){last + 1, msg.len - (size_t)(last + 1 - msg.p)}, 'p', &v) ||
         !decode_b64(v, proof, KEY_LEN, &n) || n != KEY_LEN)
         return fail(s, AUTH_ERR_INVALID, "malformed or missing proof (p=)");
     *without_proof = (struct cursor){msg.p, (size_t)(last - msg.p)};
@@ -325,8 +325,7 @@ static int parse_client_final(struct auth_scram *s, struct cursor msg, struct cu
     *e = "channel-bindings-dont-match";
     /* base64 of step 1's GS2 header ("n,," = "biws", "y,," = "eSws"), no binding data */
     const char *header = s->gs2_flag == 'y' ? "eSws" : "biws";
-    if (!next_field(&c, &f) || !attribute(f, 'c', &v) || v.len != 4 ||
-        memcmp(v.p, header, 4) != 0)
+    if (!next_field(&c, &f) || !attribute(f, 'c', &v) || v.len != 4 || memcmp(v.p, header, 4) != 0)
         return fail(s, AUTH_ERR_DENIED, "channel binding (c=) is not the GS2 header \"n,,\"");
     *e = "other-error";
     if (!next_field(&c, &f) || !attribute(f, 'r', &v))
@@ -382,8 +381,8 @@ int auth_scram_finish(struct auth_scram *s, const uint8_t *client_final, size_t 
     struct cursor without_proof;
     uint8_t proof[KEY_LEN], server_sig[KEY_LEN];
     const char *e = "other-error";
-    int rc = parse_client_final(s, (struct cursor){(const char *)client_final, len},
-                                &without_proof, proof, &e);
+    int rc = parse_client_final(s, (struct cursor){(const char *)client_final, len}, &without_proof,
+                                proof, &e);
     if (rc != AUTH_OK)
         return final_error(s, rc, e, s->error, server_final, server_final_len);
     bool is_valid = false;
@@ -402,7 +401,8 @@ int auth_scram_finish(struct auth_scram *s, const uint8_t *client_final, size_t 
         return final_error(s, AUTH_ERR_DENIED, "invalid-proof", "wrong password (invalid proof)",
                            server_final, server_final_len);
     memcpy(s->final_message, "v=", 2);
-    int n = auth_b64_encode(server_sig, KEY_LEN, s->final_message + 2, sizeof(s->final_message) - 2);
+    int n =
+        auth_b64_encode(server_sig, KEY_LEN, s->final_message + 2, sizeof(s->final_message) - 2);
     OPENSSL_cleanse(server_sig, sizeof(server_sig));
     if (n < 0)
         return final_error(s, AUTH_ERR_CRYPTO, "other-error", "signature encoding failed",

@@ -544,7 +544,8 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     mgr->sink = sink;
     mgr->trie = trie_new();
     mgr->shares = share_index_new();
-    if (!mgr->trie || !mgr->shares || table_init(&mgr->sessions) != 0 || retained_index_init(&mgr->retained) != 0) {
+    if (!mgr->trie || !mgr->shares || table_init(&mgr->sessions) != 0 ||
+        retained_index_init(&mgr->retained) != 0) {
         snprintf(err, err_len, "out of memory");
         session_mgr_free(mgr);
         return -ENOMEM;
@@ -558,8 +559,7 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     log_notice("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages and "
                "%llu queued messages in %llu ms",
                table_count(&mgr->sessions), session_subscriptions_total(mgr),
-               retained_count(&mgr->retained),
-               (unsigned long long)mgr->queued_total,
+               retained_count(&mgr->retained), (unsigned long long)mgr->queued_total,
                (unsigned long long)((monotonic_us() - started_us) / 1000));
     *out = mgr;
     return 0;

@@ -167,7 +167,7 @@ struct session {
     /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
     uint64_t sub_refusal_logged_s; /* unix time of the last notice; 0 = none yet */
     uint64_t queue_drop_logged_s;
-    uint64_t match_gen; /* routing: last route that matched this session */
+    uint64_t match_gen;          /* routing: last route that matched this session */
     struct share_member *shares; /* its shared subscriptions' groups (share.c) */
 
     /* Small fields last, together: an idle session's size is the broker's

@@ -55,7 +55,7 @@ struct share_group {
     /* The queue in the store */
     bool needs_queue_info; /* made at runtime: its queue's state is read on first use */
     bool has_store_queue;  /* the store may hold entries: delete them when the group ends */
-    bool backlog;         /* entries at or after read_seq may wait */
+    bool backlog;          /* entries at or after read_seq may wait */
     uint64_t last_seq, read_seq;
     uint32_t queued_count;
     size_t queued_bytes;
@@ -87,7 +87,8 @@ struct share_index {
 
 bool share_is_shared(struct mqtt_bytes filter)
 {
-    return filter.len >= SHARE_PREFIX_LEN && memcmp(filter.data, SHARE_PREFIX, SHARE_PREFIX_LEN) == 0;
+    return filter.len >= SHARE_PREFIX_LEN &&
+           memcmp(filter.data, SHARE_PREFIX, SHARE_PREFIX_LEN) == 0;
 }
 
 bool share_parse(struct mqtt_bytes filter, struct mqtt_bytes *group, struct mqtt_bytes *inner)

@@ -209,9 +209,8 @@ static int exchange(struct fixture *f, struct client *c, const char *escaped_use
     assert_non_null(s);
     const uint8_t *out = NULL;
     size_t out_len = 0;
-    assert_int_equal(auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out,
-                                      &out_len),
-                     AUTH_OK);
+    assert_int_equal(
+        auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out, &out_len), AUTH_OK);
     client_final(c, out, out_len, tampered_nonce);
     int before = hmac_calls;
     int rc = auth_scram_finish(s, (const uint8_t *)c->final, strlen(c->final), &out, &out_len);
@@ -230,7 +229,8 @@ static int exchange(struct fixture *f, struct client *c, const char *escaped_use
 static void test_scram_full_exchange_with_a_solctl_passwd_entry(void **state)
 {
     struct fixture *f = *state;
-    struct client c = {.user = "alice", .password = "correct horse", .cnonce = "fyko+d2lbbFgONRv9qkxdawL"};
+    struct client c = {
+        .user = "alice", .password = "correct horse", .cnonce = "fyko+d2lbbFgONRv9qkxdawL"};
     char final[256];
     assert_int_equal(exchange(f, &c, "alice", NULL, final, NULL), AUTH_OK);
     assert_int_equal(c.iterations, AUTH_PASSWD_DEFAULT_ITERATIONS);
@@ -314,13 +314,12 @@ static void test_scram_sha512_crypt_user_cannot_use_scram(void **state)
     struct auth_scram *s = auth_scram_new();
     const uint8_t *out;
     size_t out_len;
-    assert_int_equal(auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out,
-                                      &out_len),
-                     AUTH_OK);
+    assert_int_equal(
+        auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out, &out_len), AUTH_OK);
     client_final(&c, out, out_len, NULL);
-    assert_int_equal(auth_scram_finish(s, (const uint8_t *)c.final, strlen(c.final), &out,
-                                       &out_len),
-                     AUTH_ERR_DENIED);
+    assert_int_equal(
+        auth_scram_finish(s, (const uint8_t *)c.final, strlen(c.final), &out, &out_len),
+        AUTH_ERR_DENIED);
     assert_non_null(strstr(auth_scram_error(s), "$6$"));
     assert_non_null(strstr(auth_scram_error(s), "$7$"));
     auth_scram_free(s);
@@ -369,9 +368,8 @@ static void assert_finish_fails(struct fixture *f, const char *final_msg, int wa
     const char *first = "n,,n=alice,r=abc";
     const uint8_t *out = NULL;
     size_t out_len = 0;
-    assert_int_equal(auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out,
-                                      &out_len),
-                     AUTH_OK);
+    assert_int_equal(
+        auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out, &out_len), AUTH_OK);
     char msg[600];
     char nonce[300];
     char sf[512];
@@ -421,12 +419,11 @@ static void test_scram_steps_out_of_order_fail(void **state)
     auth_scram_free(s);
     s = auth_scram_new();
     const char *first = "n,,n=alice,r=abc";
-    assert_int_equal(auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out,
-                                      &out_len),
-                     AUTH_OK);
-    assert_int_equal(auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out,
-                                      &out_len),
-                     AUTH_ERR_INVALID);
+    assert_int_equal(
+        auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out, &out_len), AUTH_OK);
+    assert_int_equal(
+        auth_scram_start(s, f->pw, (const uint8_t *)first, strlen(first), &out, &out_len),
+        AUTH_ERR_INVALID);
     auth_scram_free(s);
 }
 

@@ -248,7 +248,6 @@ static void assert_publish(struct mqtt_packet p, const char *topic, const char *
     assert_memory_equal(p.u.publish.payload.data, payload, strlen(payload));
 }
 
-
 static void write_file(const char *dir, const char *name, const char *text, char *path,
                        size_t path_len)
 {
@@ -275,8 +274,7 @@ static void assert_store_consistent(struct fixture *f)
     assert_int_equal(store_check(f->store, NULL, NULL), 0);
 }
 
-static struct fake_conn *connect_as(struct fixture *f, const char *id, bool clean,
-                                    const char *user)
+static struct fake_conn *connect_as(struct fixture *f, const char *id, bool clean, const char *user)
 {
     struct fake_conn *fc = new_conn(f);
     struct mqtt_packet p = connect_packet(id, clean);
@@ -626,7 +624,7 @@ static void test_shared_backlog_and_live_messages_mix_without_loss(void **state)
     gone(f, a, SESSION_CLOSE_DISCONNECT);
     struct fake_conn *pub = connect_client(f, "pub", true, false);
     publish_numbered(f, pub, "t", 0, 30, 1); /* queued: the only member is offline */
-    subscribe(f, b, "$share/g/t", 1, 1);    /* b joins: takes the backlog */
+    subscribe(f, b, "$share/g/t", 1, 1);     /* b joins: takes the backlog */
     a = connect_client(f, "ma", false, true);
     publish_numbered(f, pub, "t", 30, 10, 1);
     int seen[40] = {0};
@@ -709,8 +707,8 @@ static void test_shared_store_without_groupq_opens_and_gains_it(void **state)
     char old[128], cmd[512];
     snprintf(old, sizeof(old), "%s/old", f->dir);
     assert_int_equal(mkdir(old, 0700), 0);
-    const char *dbs[] = {"meta", "sessions", "subs", "retained", "messages", "refs", "queues",
-                         "qos2in"};
+    const char *dbs[] = {"meta",     "sessions", "subs",   "retained",
+                         "messages", "refs",     "queues", "qos2in"};
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         snprintf(cmd, sizeof(cmd), "/usr/bin/mdb_dump -s %s '%s' | /usr/bin/mdb_load -s %s '%s'",
                  dbs[i], f->dir, dbs[i], old);
