@@ -499,7 +499,7 @@ run_scenario() {
 # run_external SCENARIO: the other script, with the same brokers; its table goes to a file.
 run_external() {
     local scenario=$1 script=$repo/tools/${EXTERNAL[$1]}
-    local out=$tmp/$scenario.table
+    local table_file=$tmp/$scenario.table
     echo "${TITLE[$scenario]} ($scenario): tools/${EXTERNAL[$scenario]}" >&2
     if [[ ! -x $SOL ]]; then
         echo "bench-vs-mosquitto: skipping $scenario: it needs $SOL" >&2
@@ -510,17 +510,17 @@ run_external() {
     retained_1m)
         read -r -a extra <<<"$RETAINED_ARGS"
         SOL=$SOL MOSQUITTO=$MOSQUITTO /usr/bin/python3 "$script" --size "$RETAINED_SIZE" \
-            --messages "$RETAINED_N" "${extra[@]+"${extra[@]}"}" >"$out" ||
+            --messages "$RETAINED_N" "${extra[@]+"${extra[@]}"}" >"$table_file" ||
             echo "bench-vs-mosquitto: $scenario failed" >&2
         ;;
     subs_1m)
         read -r -a extra <<<"$SCALE_ARGS"
         SOL=$SOL MOSQUITTO=$MOSQUITTO /usr/bin/python3 "$script" --clients "$SCALE_CLIENTS" \
-            --subs "$SCALE_SUBS" "${extra[@]+"${extra[@]}"}" >"$out" ||
+            --subs "$SCALE_SUBS" "${extra[@]+"${extra[@]}"}" >"$table_file" ||
             echo "bench-vs-mosquitto: $scenario failed" >&2
         ;;
     esac
-    external_tables+=("$out")
+    external_tables+=("$table_file")
 }
 
 print_table() {
