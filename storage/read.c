@@ -599,15 +599,17 @@ static int visit_queue(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val 
     return rc;
 }
 
-int store_queue_read(struct store *store, struct store_bytes client_id, uint64_t from_seq,
-                     size_t max_entries, store_queue_fn fn, void *arg)
+/* A bounded read of one owner's queue (a client's in DB_QUEUES, a group's in
+ * DB_GROUPQ) from from_seq on. */
+static int queue_read(struct store *store, enum store_db db, struct store_bytes owner,
+                      uint64_t from_seq, size_t max_entries, store_queue_fn fn, void *arg)
 {
-    if (client_id.len == 0 || client_id.data == NULL)
+    if (owner.len == 0 || owner.data == NULL)
         return STORE_ERR_INVALID;
     if (max_entries == 0)
         return 0;
     struct prefix_key pk;
-    int rc = prefix_init(&pk, &client_id, 8);
+    int rc = prefix_init(&pk, &owner, 8);
     if (rc != 0)
         return rc;
     size_t prefix_len = pk.val.mv_size;
@@ -615,7 +617,7 @@ int store_queue_read(struct store *store, struct store_bytes client_id, uint64_t
     pk.val.mv_size = prefix_len + 8;
     struct queue_walk w = {
         .store = store, .fn = fn, .arg = arg, .with_body = true, .max_entries = max_entries};
-    rc = walk(store, DB_QUEUES, &pk.val, prefix_len, visit_queue, &w);
+    rc = walk(store, db, &pk.val, prefix_len, visit_queue, &w);
     if (w.limit_hit)
         rc = 0;
     free(pk.buf);
@@ -623,11 +625,36 @@ int store_queue_read(struct store *store, struct store_bytes client_id, uint64_t
     return rc != 0 ? rc : (int)(w.count < (size_t)INT32_MAX ? w.count : INT32_MAX);
 }
 
+int store_queue_read(struct store *store, struct store_bytes client_id, uint64_t from_seq,
+                     size_t max_entries, store_queue_fn fn, void *arg)
+{
+    return queue_read(store, DB_QUEUES, client_id, from_seq, max_entries, fn, arg);
+}
+
 int store_queues_foreach(struct store *store, const struct store_bytes *client_id,
                          store_queue_fn fn, void *arg)
 {
     struct queue_walk w = {.store = store, .fn = fn, .arg = arg};
     int rc = prefixed_walk(store, DB_QUEUES, client_id, visit_queue, &w);
+    free(w.sc.buf);
+    return rc;
+}
+
+int store_group_queue_read(struct store *store, struct store_bytes group, uint64_t from_seq,
+                           size_t max_entries, store_queue_fn fn, void *arg)
+{
+    if (!store->has_groupq)
+        return 0;
+    return queue_read(store, DB_GROUPQ, group, from_seq, max_entries, fn, arg);
+}
+
+int store_group_queues_foreach(struct store *store, const struct store_bytes *group,
+                               store_queue_fn fn, void *arg)
+{
+    if (!store->has_groupq)
+        return 0;
+    struct queue_walk w = {.store = store, .fn = fn, .arg = arg};
+    int rc = prefixed_walk(store, DB_GROUPQ, group, visit_queue, &w);
     free(w.sc.buf);
     return rc;
 }

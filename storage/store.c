@@ -26,7 +26,7 @@
 #define PATH_BUF            4096
 
 const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta", "sessions", "subs", "retained", "messages", "refs", "queues", "qos2in",
+    "meta", "sessions", "subs", "retained", "messages", "refs", "queues", "qos2in", "groupq",
 };
 
 const char *store_strerror(int code)
@@ -466,6 +466,10 @@ static int load_existing(struct store *store, const char *dir, bool *blank, char
         rc = check_schema(txn, store->dbi[DB_META], dir, err, err_len);
     for (int i = DB_META + 1; rc == 0 && !*blank && i < STORE_DB_COUNT; i++) {
         int drc = mdb_dbi_open(txn, store_db_names[i], 0, &store->dbi[i]);
+        if (i == DB_GROUPQ && drc == MDB_NOTFOUND)
+            continue; /* a store written before group queues: add_groupq() */
+        if (i == DB_GROUPQ && drc == 0)
+            store->has_groupq = true;
         if (drc != 0)
             rc = store_damaged(err, err_len, dir, "database %s: %s", store_db_names[i],
                                mdb_strerror(drc));
@@ -509,6 +513,31 @@ static int init_meta(MDB_txn *txn, MDB_dbi meta)
     return rc;
 }
 
+/* A store written before shared-subscription group queues has no groupq
+ * database: a read-write open creates it (empty), in a transaction of its
+ * own, with no schema change (nothing else about the store differs). A
+ * read-only open (solctl) leaves it missing and sees no group queues. */
+static int add_groupq(struct store *store, const char *dir, char *err, size_t err_len)
+{
+    if (store->has_groupq || store->read_only)
+        return 0;
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, store_db_names[DB_GROUPQ], MDB_CREATE, &store->dbi[DB_GROUPQ]);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s: cannot add the groupq database: %s", dir, mdb_strerror(rc));
+        return store_err_from_mdb(rc);
+    }
+    store->has_groupq = true;
+    log_notice("store %s: added the groupq database (shared-subscription group queues)", dir);
+    return 0;
+}
+
 /* Creates every database and the meta records in one transaction: a crash
  * leaves either no store (blank, initialised again next time) or a whole one. */
 static int create_store(struct store *store, const char *dir, char *err, size_t err_len)
@@ -530,6 +559,7 @@ static int create_store(struct store *store, const char *dir, char *err, size_t 
     }
     store->next_msg_id = 1;
     store->hwm_persisted = 0;
+    store->has_groupq = true;
     return 0;
 }
 
@@ -583,6 +613,8 @@ static int open_env_and_schema(struct store *store, const struct store_options *
     }
     if (rc == 0 && blank)
         rc = create_store(store, opts->dir, err, err_len);
+    if (rc == 0)
+        rc = add_groupq(store, opts->dir, err, err_len);
     if (rc == 0 && !opts->read_only)
         rc = sync_dir(opts->dir, err, err_len); /* data.mdb and lock.mdb may be new */
     if (rc == 0 && !opts->read_only && !blank)

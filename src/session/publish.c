@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mqtt_topic.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 #include "trie.h"
 
@@ -101,13 +102,16 @@ static void collect_match(void *subscriber, uint8_t qos, void *arg)
     mgr->matched[ctx->count++] = s;
 }
 
-/* Collects the sessions m goes to into mgr->matched; returns how many, or
- * -ENOMEM. */
+/* Collects the sessions m goes to into mgr->matched, and each matching
+ * shared subscription group's choice (share.c); returns how many sessions,
+ * or -ENOMEM. */
 static int route_match(struct session_mgr *mgr, const struct msg *m)
 {
     struct route_ctx ctx = {.mgr = mgr};
     mgr->route_gen++;
     trie_match(mgr->trie, (struct mqtt_bytes){m->topic, m->topic_len}, collect_match, &ctx);
+    if (ctx.err == 0)
+        ctx.err = share_route_match(mgr, m);
     return ctx.err != 0 ? ctx.err : (int)ctx.count;
 }
 
@@ -124,7 +128,7 @@ static uint8_t matched_qos(const struct session_mgr *mgr, size_t i, const struct
 static int reserve_route(struct session_mgr *mgr, const struct msg *m, int matched,
                          size_t extra_records, bool retained)
 {
-    size_t entries = 0;
+    size_t entries = share_route_records(mgr, m);
     for (int i = 0; i < matched; i++)
         if (mgr->matched[i]->persistent && matched_qos(mgr, (size_t)i, m) > 0)
             entries++;
@@ -144,7 +148,8 @@ static int route_deliver(struct session_mgr *mgr, struct msg *m, int matched)
         if (r != 0 && rc == 0)
             rc = r;
     }
-    return rc;
+    int r = share_route_deliver(mgr, m);
+    return rc != 0 ? rc : r;
 }
 
 int publish_route(struct session_mgr *mgr, struct msg *m)

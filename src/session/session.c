@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 #include "trie.h"
 
@@ -223,13 +224,37 @@ void session_offline_remove(struct session_mgr *mgr, struct session *s)
     mgr->offline_count--;
 }
 
+/* The subscription index: plain filters in the trie, shared ones in their
+ * groups (share.c). 0 or -ENOMEM (nothing indexed). */
+static int index_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                              uint8_t qos)
+{
+    if (share_is_shared(filter))
+        return share_join(mgr, s, filter, qos) == 0 ? 0 : -ENOMEM;
+    return trie_subscribe(mgr->trie, filter, s, qos) < 0 ? -ENOMEM : 0;
+}
+
+static void unindex_subscription(struct session_mgr *mgr, struct session *s,
+                                 struct mqtt_bytes filter)
+{
+    if (share_is_shared(filter))
+        share_leave(mgr, s, filter);
+    else
+        trie_unsubscribe(mgr->trie, filter, s);
+}
+
+size_t session_subscriptions_total(const struct session_mgr *mgr)
+{
+    return trie_count(mgr->trie) + share_subscription_count(mgr->shares);
+}
+
 static void free_session(struct session_mgr *mgr, struct session *s)
 {
     struct hashtable_node *n = hashtable_take_all(&s->subs);
     while (n) {
         struct sub_entry *e = hashtable_entry(n, struct sub_entry, link);
         n = n->next;
-        trie_unsubscribe(mgr->trie, (struct mqtt_bytes){e->filter, e->filter_len}, s);
+        unindex_subscription(mgr, s, (struct mqtt_bytes){e->filter, e->filter_len});
         free(e);
     }
     deliver_forget(mgr, s);
@@ -288,7 +313,7 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
 {
     struct sub_entry *e = find_sub(s, filter);
     if (e) {
-        if (trie_subscribe(mgr->trie, filter, s, qos) < 0)
+        if (index_subscription(mgr, s, filter, qos) != 0)
             return -ENOMEM;
         e->qos = qos;
         return 0;
@@ -299,12 +324,12 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
     e->filter_len = (uint16_t)filter.len;
     memcpy(e->filter, filter.data, filter.len);
     e->qos = qos;
-    if (trie_subscribe(mgr->trie, filter, s, qos) < 0) {
+    if (index_subscription(mgr, s, filter, qos) != 0) {
         free(e);
         return -ENOMEM;
     }
     if (hashtable_insert(&s->subs, &e->link, e->filter, e->filter_len) != 0) {
-        trie_unsubscribe(mgr->trie, filter, s);
+        unindex_subscription(mgr, s, filter);
         free(e);
         return -ENOMEM;
     }
@@ -324,7 +349,7 @@ int session_remove_subscription(struct session_mgr *mgr, struct session *s,
     if (!e)
         return -ENOENT;
     hashtable_remove(&s->subs, &e->link);
-    trie_unsubscribe(mgr->trie, filter, s);
+    unindex_subscription(mgr, s, filter);
     free(e);
     return 0;
 }
@@ -479,9 +504,11 @@ static int recover(struct session_mgr *mgr, char *err, size_t err_len)
         rc = store_qos2_foreach(mgr->store, NULL, load_qos2, mgr);
     if (rc == 0)
         rc = store_retained_count(mgr->store, &mgr->retained_stored); /* bodies stay on disk */
-    if (rc != 0)
+    if (rc != 0) {
         snprintf(err, err_len, "loading the store: %s", store_strerror(rc));
-    return rc;
+        return rc;
+    }
+    return share_recover(mgr, err, err_len);
 }
 
 /* ---- Manager ---- */
@@ -500,7 +527,8 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     mgr->store = store;
     mgr->sink = sink;
     mgr->trie = trie_new();
-    if (!mgr->trie || table_init(&mgr->sessions) != 0 ||
+    mgr->shares = share_index_new();
+    if (!mgr->trie || !mgr->shares || table_init(&mgr->sessions) != 0 ||
         retained_index_init(&mgr->retained_volatile) != 0) {
         snprintf(err, err_len, "out of memory");
         session_mgr_free(mgr);
@@ -514,8 +542,8 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     }
     log_notice("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages and "
                "%llu queued messages in %llu ms",
-               table_count(&mgr->sessions), trie_count(mgr->trie), (size_t)mgr->retained_stored,
-               (unsigned long long)mgr->queued_total,
+               table_count(&mgr->sessions), session_subscriptions_total(mgr),
+               (size_t)mgr->retained_stored, (unsigned long long)mgr->queued_total,
                (unsigned long long)((monotonic_us() - started_us) / 1000));
     *out = mgr;
     return 0;
@@ -546,6 +574,7 @@ void session_mgr_free(struct session_mgr *mgr)
     table_deinit(&mgr->sessions);
     retained_index_deinit(&mgr->retained_volatile, msg_unref);
     trie_free(mgr->trie);
+    share_index_free(mgr->shares);
     free(mgr->matched);
     free(mgr);
 }
@@ -610,7 +639,7 @@ void session_peek_stats(const struct session_mgr *mgr, struct session_stats *out
         .messages_dropped = mgr->dropped_qos0 + mgr->dropped_queue_full,
         .messages_queue_dropped = mgr->dropped_queue_full,
         .publishes_refused = mgr->refused_store_full,
-        .subscriptions = trie_count(mgr->trie),
+        .subscriptions = session_subscriptions_total(mgr),
         .retained = mgr->retained_stored + retained_count(&mgr->retained_volatile),
         .commits = mgr->commits,
         .commit_latency_us_last = mgr->commit_us_last,
@@ -729,6 +758,7 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
     c->sess = NULL;
     if (c->connected)
         mgr->clients_connected--;
+    share_session_offline(mgr, s);
     c->connected = false;
     s->client = NULL;
     deliver_forget(mgr, s);

@@ -19,6 +19,8 @@
 struct store;
 struct store_batch;
 struct trie;
+struct share_index;
+struct share_member;
 
 /* ---- Messages: one body per published message, shared by deliveries ---- */
 
@@ -166,7 +168,8 @@ struct session {
     /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
     uint64_t sub_refusal_logged_s; /* unix time of the last notice; 0 = none yet */
     uint64_t queue_drop_logged_s;
-    uint64_t match_gen; /* routing: last route that matched this session */
+    uint64_t match_gen;          /* routing: last route that matched this session */
+    struct share_member *shares; /* its shared subscriptions' groups (share.c) */
 
     /* Small fields last, together: an idle session's size is the broker's
      * RSS per idle connection (README, idle_conns). */
@@ -220,7 +223,8 @@ struct session_mgr {
     struct store *store;
     const struct session_sink *sink;
     struct trie *trie;
-    struct table sessions; /* client id -> struct session */
+    struct share_index *shares; /* shared subscription groups (share.c) */
+    struct table sessions;      /* client id -> struct session */
     /* Retained messages live in the store, read when a SUBSCRIBE asks
      * (retained_stream.c); memory holds only those never stored ($SYS). */
     struct retained_index retained_volatile;
@@ -312,6 +316,8 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
                              uint8_t qos);
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter);
+/* Subscriptions of every session, plain and shared. O(1). */
+size_t session_subscriptions_total(const struct session_mgr *mgr);
 /* O(1): is filter one of s's subscriptions? How many has s? */
 bool session_has_subscription(const struct session *s, struct mqtt_bytes filter);
 size_t session_subscription_count(const struct session *s);
@@ -407,6 +413,11 @@ void retained_stream_cancel(struct session *s, struct mqtt_bytes filter);
 void retained_stream_free_all(struct session *s);
 /* Sends what s has room for; called after the commit (deliver_run_refills). */
 void retained_stream_pump(struct session_mgr *mgr, struct session *s);
+/* How many QoS 1/2 messages s could send at once now: 0 when it is offline,
+ * its output is full, or older messages of its own wait (share.c). */
+uint32_t deliver_send_room(const struct session_mgr *mgr, const struct session *s);
+/* Puts m's body in this turn's batch once (sets m->store_id). 0 or an error. */
+int deliver_store_body(struct session_mgr *mgr, struct msg *m);
 
 /* subscribe.c */
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,

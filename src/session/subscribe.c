@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mqtt_topic.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 #include "trie.h"
 
@@ -48,26 +49,56 @@ static bool is_over_subscription_limit(struct session_mgr *mgr, struct session *
         log_limit_refusal(s, "max_subscriptions_per_client", per_client, filter);
         return true;
     }
-    if (total && trie_count(mgr->trie) >= total) {
+    if (total && session_subscriptions_total(mgr) >= total) {
         log_limit_refusal(s, "max_subscriptions", total, filter);
         return true;
     }
     return false;
 }
 
+/* A shared subscription "$share/GROUP/FILTER" [MQTT-4.8.2]: a valid GROUP
+ * and FILTER, and a name that fits the store's key for the group's queue.
+ * *inner is FILTER, what the subscriber will read (for the depth limit and
+ * the ACL); for a plain filter, the filter itself. */
+static bool shared_filter_ok(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                             struct mqtt_bytes *inner)
+{
+    struct mqtt_bytes group;
+    *inner = filter;
+    if (!share_is_shared(filter))
+        return true;
+    if (!share_parse(filter, &group, inner)) {
+        log_notice("client %s: invalid shared subscription %.*s refused (GROUP must be non-empty "
+                   "without '+', '#', '/'; FILTER non-empty and valid)",
+                   (char *)s->client_id, (int)(filter.len > 200 ? 200 : filter.len),
+                   (const char *)filter.data);
+        return false;
+    }
+    if (filter.len > store_max_client_id_len(mgr->store)) {
+        log_notice("client %s: shared subscription too long for a group queue key refused",
+                   (char *)s->client_id);
+        return false;
+    }
+    return true;
+}
+
 /* Grants one filter; returns the SUBACK code for it. */
 static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mqtt_topic_entry *e)
 {
+    struct mqtt_bytes inner;
     if (mqtt_topic_filter_check(e->filter) != MQTT_OK) {
         log_notice("client %s: invalid subscription filter refused", (char *)s->client_id);
         return MQTT_SUBACK_FAILURE;
     }
-    if (topic_is_too_deep(mgr, e->filter)) {
+    if (!shared_filter_ok(mgr, s, e->filter, &inner))
+        return MQTT_SUBACK_FAILURE;
+    if (topic_is_too_deep(mgr, inner)) {
         log_notice("client %s: subscription filter deeper than max_topic_levels (%u) refused",
                    (char *)s->client_id, (unsigned)mgr->config.max_topic_levels);
         return MQTT_SUBACK_FAILURE;
     }
-    if (!acl_allows(mgr, s->client, e->filter, AUTH_SUBSCRIBE)) {
+    /* A shared subscription is checked as its FILTER: the topics the member reads. */
+    if (!acl_allows(mgr, s->client, inner, AUTH_SUBSCRIBE)) {
         log_notice("client %s: subscription to %.*s denied by the ACL", (char *)s->client_id,
                    (int)e->filter.len, (const char *)e->filter.data);
         return MQTT_SUBACK_FAILURE;
@@ -123,7 +154,10 @@ int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
      * turn's commit at the subscriber's pace (retained_stream.c). */
     mqtt_topic_iter_init(&it, &probe);
     for (size_t i = 0; rc == 0 && i < n && mqtt_topic_iter_next(&it, &e); i++) {
-        if (codes[i] != MQTT_SUBACK_FAILURE && retained_stream_start(mgr, s, e.filter, codes[i]))
+        /* Not on a shared subscription [MQTT-4.8.2-6 / v5 4.8.2]. */
+        if (codes[i] == MQTT_SUBACK_FAILURE || share_is_shared(e.filter))
+            continue;
+        if (retained_stream_start(mgr, s, e.filter, codes[i]) != 0)
             rc = -ENOMEM;
     }
     free(codes);
