@@ -244,12 +244,18 @@ static bool entry_valid(const struct store_queue_entry *e)
     return e->state == STORE_QUEUED || e->packet_id != 0; /* [MQTT-2.3.1-1] */
 }
 
-static struct store_op *queue_op(struct store_batch *b, enum op_type type,
-                                 struct store_bytes client, uint64_t seq, size_t val_len)
+static struct store_op *seq_op(struct store_batch *b, enum op_type type, enum store_db db,
+                               struct store_bytes owner, uint64_t seq, size_t val_len)
 {
     uint8_t seq_be[8];
     store_put_u64(seq_be, seq);
-    return client_op(b, type, DB_QUEUES, client, seq_be, sizeof(seq_be), val_len);
+    return client_op(b, type, db, owner, seq_be, sizeof(seq_be), val_len);
+}
+
+static struct store_op *queue_op(struct store_batch *b, enum op_type type,
+                                 struct store_bytes client, uint64_t seq, size_t val_len)
+{
+    return seq_op(b, type, DB_QUEUES, client, seq, val_len);
 }
 
 int store_batch_queue_append(struct store_batch *batch, struct store_bytes client_id, uint64_t seq,
@@ -297,6 +303,53 @@ int store_batch_queue_delete(struct store_batch *batch, struct store_bytes clien
     if (rc != 0)
         return rc;
     if (queue_op(batch, OP_QUEUE_DELETE, client_id, seq, 0) == NULL)
+        return batch->err;
+    return 0;
+}
+
+/* ---- group queues: the same entries under the group's name (store.h) ---- */
+
+int store_batch_group_queue_append(struct store_batch *batch, struct store_bytes group,
+                                   uint64_t seq, uint64_t msg_id, uint8_t qos)
+{
+    if (batch->err != 0)
+        return batch->err;
+    struct store_queue_entry entry = {.msg_id = msg_id, .qos = qos, .state = STORE_QUEUED};
+    int rc = store_check_client_id(batch->store, group);
+    if (rc == 0 && !entry_valid(&entry))
+        rc = STORE_ERR_INVALID;
+    if (rc != 0)
+        return rc;
+    struct store_op *op = seq_op(batch, OP_QUEUE_APPEND, DB_GROUPQ, group, seq, QUEUE_VAL_LEN);
+    if (op == NULL)
+        return batch->err;
+    op->msg_id = msg_id;
+    store_queue_encode(op_val(op), &entry);
+    return 0;
+}
+
+int store_batch_group_queue_delete(struct store_batch *batch, struct store_bytes group,
+                                   uint64_t seq)
+{
+    if (batch->err != 0)
+        return batch->err;
+    int rc = store_check_client_id(batch->store, group);
+    if (rc != 0)
+        return rc;
+    if (seq_op(batch, OP_QUEUE_DELETE, DB_GROUPQ, group, seq, 0) == NULL)
+        return batch->err;
+    return 0;
+}
+
+int store_batch_delete_group_queue(struct store_batch *batch, struct store_bytes group)
+{
+    if (batch->err != 0)
+        return batch->err;
+    int rc = store_check_client_id(batch->store, group);
+    if (rc != 0)
+        return rc;
+    /* the key is "group 00": every entry of the group and nothing else */
+    if (client_op(batch, OP_DEL_PREFIX, DB_GROUPQ, group, (const uint8_t *)"", 0, 0) == NULL)
         return batch->err;
     return 0;
 }

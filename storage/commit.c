@@ -125,7 +125,8 @@ static int delete_prefix(struct store *s, MDB_txn *txn, enum store_db db, const 
         if (rc != 0 || k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
             break;
         struct store_queue_entry e = {0};
-        bool unref = db == DB_QUEUES && store_queue_decode(v.mv_data, v.mv_size, &e);
+        bool unref =
+            (db == DB_QUEUES || db == DB_GROUPQ) && store_queue_decode(v.mv_data, v.mv_size, &e);
         rc = mdb_cursor_del(cur, 0);
         if (rc == 0 && unref)
             rc = ref_drop(s, txn, e.msg_id);
@@ -164,10 +165,11 @@ static int apply_put_message(struct store *s, MDB_txn *txn, struct store_op *op)
     return rc;
 }
 
+/* Queue ops serve a client's queue (DB_QUEUES) and a group's (DB_GROUPQ). */
 static int apply_queue_append(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v = {op->val_len, op->data + op->key_len};
-    int rc = mdb_put(txn, s->dbi[DB_QUEUES], &k, &v, MDB_NOOVERWRITE);
+    int rc = mdb_put(txn, s->dbi[op->db], &k, &v, MDB_NOOVERWRITE);
     if (rc == 0)
         rc = ref_add(s, txn, op->msg_id);
     return rc;
@@ -178,7 +180,7 @@ static int apply_queue_append(struct store *s, MDB_txn *txn, struct store_op *op
 static int apply_queue_update(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v;
-    int rc = mdb_get(txn, s->dbi[DB_QUEUES], &k, &v);
+    int rc = mdb_get(txn, s->dbi[op->db], &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
@@ -193,7 +195,7 @@ static int apply_queue_update(struct store *s, MDB_txn *txn, struct store_op *op
     memcpy(nv, v.mv_data, v.mv_size);
     memcpy(nv + 9, op->data + op->key_len + 9, QUEUE_VAL_LEN - 9);
     MDB_val val = {v.mv_size, nv};
-    rc = mdb_put(txn, s->dbi[DB_QUEUES], &k, &val, 0);
+    rc = mdb_put(txn, s->dbi[op->db], &k, &val, 0);
     if (nv != small)
         free(nv);
     return rc;
@@ -202,13 +204,13 @@ static int apply_queue_update(struct store *s, MDB_txn *txn, struct store_op *op
 static int apply_queue_delete(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v;
-    int rc = mdb_get(txn, s->dbi[DB_QUEUES], &k, &v);
+    int rc = mdb_get(txn, s->dbi[op->db], &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     struct store_queue_entry e = {0};
     bool has_ref = rc == 0 && store_queue_decode(v.mv_data, v.mv_size, &e);
     if (rc == 0)
-        rc = mdb_del(txn, s->dbi[DB_QUEUES], &k, NULL);
+        rc = mdb_del(txn, s->dbi[op->db], &k, NULL);
     if (rc == 0 && has_ref)
         rc = ref_drop(s, txn, e.msg_id);
     return rc;
@@ -233,6 +235,8 @@ static int apply_op(struct store *s, MDB_txn *txn, struct store_op *op)
         return apply_queue_update(s, txn, op);
     case OP_QUEUE_DELETE:
         return apply_queue_delete(s, txn, op);
+    case OP_DEL_PREFIX:
+        return delete_prefix(s, txn, op->db, op->data, op->key_len);
     }
     return EINVAL;
 }

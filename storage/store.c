@@ -26,7 +26,7 @@
 #define PATH_BUF            4096
 
 const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta", "sessions", "subs", "retained", "messages", "refs", "queues", "qos2in",
+    "meta", "sessions", "subs", "retained", "messages", "refs", "queues", "qos2in", "groupq",
 };
 
 const char *store_strerror(int code)
@@ -469,6 +469,10 @@ static int load_existing(struct store *store, const char *dir, bool *blank, uint
         rc = check_schema(txn, store->dbi[DB_META], dir, version, err, err_len);
     for (int i = DB_META + 1; rc == 0 && !*blank && i < STORE_DB_COUNT; i++) {
         int drc = mdb_dbi_open(txn, store_db_names[i], 0, &store->dbi[i]);
+        if (i == DB_GROUPQ && drc == MDB_NOTFOUND)
+            continue; /* a store written before group queues: add_groupq() */
+        if (i == DB_GROUPQ && drc == 0)
+            store->has_groupq = true;
         /* A database added by a later schema: the upgrade creates it. */
         if (drc == MDB_NOTFOUND && *version < STORE_SCHEMA_VERSION && !store->read_only)
             continue;
@@ -521,6 +525,31 @@ static int init_meta(MDB_txn *txn, MDB_dbi meta)
     return rc;
 }
 
+/* A store written before shared-subscription group queues has no groupq
+ * database: a read-write open creates it (empty), in a transaction of its
+ * own, with no schema change (nothing else about the store differs). A
+ * read-only open (solctl) leaves it missing and sees no group queues. */
+static int add_groupq(struct store *store, const char *dir, char *err, size_t err_len)
+{
+    if (store->has_groupq || store->read_only)
+        return 0;
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, store_db_names[DB_GROUPQ], MDB_CREATE, &store->dbi[DB_GROUPQ]);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s: cannot add the groupq database: %s", dir, mdb_strerror(rc));
+        return store_err_from_mdb(rc);
+    }
+    store->has_groupq = true;
+    log_notice("store %s: added the groupq database (shared-subscription group queues)", dir);
+    return 0;
+}
+
 /* Creates every database and the meta records in one transaction: a crash
  * leaves either no store (blank, initialised again next time) or a whole one. */
 static int create_store(struct store *store, const char *dir, char *err, size_t err_len)
@@ -542,6 +571,7 @@ static int create_store(struct store *store, const char *dir, char *err, size_t 
     }
     store->next_msg_id = 1;
     store->hwm_persisted = 0;
+    store->has_groupq = true;
     return 0;
 }
 
@@ -600,6 +630,8 @@ static int open_env_and_schema(struct store *store, const struct store_options *
      * open (solctl) reads it as it is: the decoders know both. */
     if (rc == 0 && !blank && version < STORE_SCHEMA_VERSION && !opts->read_only)
         rc = store_upgrade(store, version, opts->dir, err, err_len);
+    if (rc == 0)
+        rc = add_groupq(store, opts->dir, err, err_len);
     if (rc == 0 && !opts->read_only)
         rc = sync_dir(opts->dir, err, err_len); /* data.mdb and lock.mdb may be new */
     if (rc == 0 && !opts->read_only && !blank)

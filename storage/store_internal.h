@@ -29,6 +29,7 @@ enum store_db {
     DB_REFS,
     DB_QUEUES,
     DB_QOS2IN,
+    DB_GROUPQ, /* new without a schema change: may be missing in a read-only open */
 };
 
 extern const char *const store_db_names[STORE_DB_COUNT];
@@ -45,6 +46,7 @@ extern const char *const store_db_names[STORE_DB_COUNT];
 struct store {
     MDB_env *env;
     MDB_dbi dbi[STORE_DB_COUNT];
+    bool has_groupq; /* false only in a read-only open of a store written before groupq */
     bool read_only;
     enum store_sync sync;
     uint64_t max_map_size;
@@ -73,6 +75,7 @@ enum op_type {
     OP_QUEUE_APPEND, /* queues (no overwrite) + refs += 1; msg_id set */
     OP_QUEUE_UPDATE, /* queues value rewrite keeping the message id */
     OP_QUEUE_DELETE, /* queues del + refs -= 1 */
+    OP_DEL_PREFIX,   /* delete every key of db starting with key (refs -= 1 per entry) */
 };
 
 struct store_op {

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "mqtt_topic.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 
 /* The 3.1.1 CONNACK return code [MQTT-3.2.2.3] that says what an MQTT 5
@@ -454,6 +455,7 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
     }
     if (s->persistent)
         resume_persistent(mgr, s);
+    share_session_online(mgr, s); /* its groups route to it again */
     log_connected(c, p);
     mgr->sink->set_keepalive(c->conn, t->keepalive_s);
     struct mqtt_packet ack = {.type = MQTT_CONNACK};

@@ -9,9 +9,9 @@
  *   UNSUBACK or CONNACK (and a QoS 2 PUBLISH) queued while the turn's batch
  *   holds changes is held and leaves only if that batch commits (output.c).
  * - Memory follows the store. State that mirrors a durable record (a
- *   persistent session's existence, subscriptions, incoming QoS 2 ids,
- *   retained messages) changes in memory together with the op that records
- *   it, and registers an effect on the batch: confirmed when the commit
+ *   persistent session's existence, subscriptions, incoming QoS 2 ids, a
+ *   pending retained message) changes in memory together with the op that
+ *   records it, and registers an effect on the batch: confirmed when the commit
  *   succeeds, undone when it fails, with an explicit pending state in between
  *   (a QoS 2 id is ADDING until its put commits: a resend is answered after
  *   the commit, never routed twice). See effects.c.
@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 #include "trie.h"
 
@@ -294,13 +295,37 @@ void session_offline_remove(struct session_mgr *mgr, struct session *s)
         log_error("client %s: out of memory scheduling the session's will", s->client_id);
 }
 
+/* The subscription index: plain filters in the trie, shared ones in their
+ * groups (share.c). 0 or -ENOMEM (nothing indexed). */
+static int index_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                              uint32_t grant)
+{
+    if (share_is_shared(filter))
+        return share_join(mgr, s, filter, grant) == 0 ? 0 : -ENOMEM;
+    return trie_subscribe(mgr->trie, filter, s, grant) < 0 ? -ENOMEM : 0;
+}
+
+static void unindex_subscription(struct session_mgr *mgr, struct session *s,
+                                 struct mqtt_bytes filter)
+{
+    if (share_is_shared(filter))
+        share_leave(mgr, s, filter);
+    else
+        trie_unsubscribe(mgr->trie, filter, s);
+}
+
+size_t session_subscriptions_total(const struct session_mgr *mgr)
+{
+    return trie_count(mgr->trie) + share_subscription_count(mgr->shares);
+}
+
 static void free_session(struct session_mgr *mgr, struct session *s)
 {
     struct hashtable_node *n = hashtable_take_all(&s->subs);
     while (n) {
         struct sub_entry *e = hashtable_entry(n, struct sub_entry, link);
         n = n->next;
-        trie_unsubscribe(mgr->trie, (struct mqtt_bytes){e->filter, e->filter_len}, s);
+        unindex_subscription(mgr, s, (struct mqtt_bytes){e->filter, e->filter_len});
         free(e);
     }
     deliver_forget(mgr, s);
@@ -308,6 +333,7 @@ static void free_session(struct session_mgr *mgr, struct session *s)
     if (s->refill_queued)
         unschedule_refill(mgr, s);
     free_qos2_ids(s);
+    retained_stream_free_all(s);
     if (s->is_offline)
         mgr->offline_count--;
     timers_remove(mgr, s);
@@ -367,7 +393,7 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
     uint32_t grant = sub_grant(sub.options, sub.sub_id);
     struct sub_entry *e = find_sub(s, filter);
     if (e) {
-        if (trie_subscribe(mgr->trie, filter, s, grant) < 0)
+        if (index_subscription(mgr, s, filter, grant) != 0)
             return -ENOMEM;
         e->options = sub.options;
         e->sub_id = sub.sub_id;
@@ -380,12 +406,12 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
     memcpy(e->filter, filter.data, filter.len);
     e->options = sub.options;
     e->sub_id = sub.sub_id;
-    if (trie_subscribe(mgr->trie, filter, s, grant) < 0) {
+    if (index_subscription(mgr, s, filter, grant) != 0) {
         free(e);
         return -ENOMEM;
     }
     if (hashtable_insert(&s->subs, &e->link, e->filter, e->filter_len) != 0) {
-        trie_unsubscribe(mgr->trie, filter, s);
+        unindex_subscription(mgr, s, filter);
         free(e);
         return -ENOMEM;
     }
@@ -408,7 +434,7 @@ int session_remove_subscription(struct session_mgr *mgr, struct session *s,
     if (!e)
         return -ENOENT;
     hashtable_remove(&s->subs, &e->link);
-    trie_unsubscribe(mgr->trie, filter, s);
+    unindex_subscription(mgr, s, filter);
     free(e);
     return 0;
 }
@@ -530,25 +556,6 @@ static int load_qos2(void *arg, struct store_bytes client_id, uint16_t packet_id
     return s ? session_qos2_add(s, packet_id, QOS2_STORED) : 0;
 }
 
-static int load_retained(void *arg, const struct store_retained *r)
-{
-    struct session_mgr *mgr = arg;
-    struct msg *m =
-        msg_new_v5((struct mqtt_bytes){r->topic.data, r->topic.len},
-                   (struct mqtt_bytes){r->payload.data, r->payload.len},
-                   (struct mqtt_bytes){r->props.data, r->props.len}, r->expiry_at_s, r->qos, true);
-    if (!m)
-        return -ENOMEM;
-    struct msg *old = NULL;
-    if (retained_put(&mgr->retained, (struct mqtt_bytes){r->topic.data, r->topic.len}, m, &old) !=
-        0) {
-        msg_unref(m);
-        return -ENOMEM;
-    }
-    msg_unref(old); /* none: the store has one record per topic */
-    return 0;
-}
-
 /* The queue limits' state: what waits in the store counts against them
  * after a restart as it did before. */
 static int load_queue_stats(void *arg, struct store_bytes client_id, uint64_t queued_count,
@@ -591,10 +598,12 @@ static int recover(struct session_mgr *mgr, char *err, size_t err_len)
     if (rc == 0)
         rc = store_qos2_foreach(mgr->store, NULL, load_qos2, mgr);
     if (rc == 0)
-        rc = store_retained_foreach(mgr->store, load_retained, mgr);
-    if (rc != 0)
+        rc = store_retained_count(mgr->store, &mgr->retained_stored); /* bodies stay on disk */
+    if (rc != 0) {
         snprintf(err, err_len, "loading the store: %s", store_strerror(rc));
-    return rc;
+        return rc;
+    }
+    return share_recover(mgr, err, err_len);
 }
 
 /* ---- Manager ---- */
@@ -614,7 +623,9 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     clock_init(mgr);
     mgr->sink = sink;
     mgr->trie = trie_new();
-    if (!mgr->trie || table_init(&mgr->sessions) != 0 || retained_index_init(&mgr->retained) != 0) {
+    mgr->shares = share_index_new();
+    if (!mgr->trie || !mgr->shares || table_init(&mgr->sessions) != 0 ||
+        retained_index_init(&mgr->retained_volatile) != 0) {
         snprintf(err, err_len, "out of memory");
         session_mgr_free(mgr);
         return -ENOMEM;
@@ -634,8 +645,8 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     record_clock(mgr, session_now_s(mgr));
     log_notice("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages and "
                "%llu queued messages in %llu ms",
-               table_count(&mgr->sessions), trie_count(mgr->trie), retained_count(&mgr->retained),
-               (unsigned long long)mgr->queued_total,
+               table_count(&mgr->sessions), session_subscriptions_total(mgr),
+               (size_t)mgr->retained_stored, (unsigned long long)mgr->queued_total,
                (unsigned long long)((monotonic_us() - started_us) / 1000));
     *out = mgr;
     return 0;
@@ -664,8 +675,9 @@ void session_mgr_free(struct session_mgr *mgr)
         free(all);
     }
     table_deinit(&mgr->sessions);
-    retained_index_deinit(&mgr->retained, msg_unref);
+    retained_index_deinit(&mgr->retained_volatile, msg_unref);
     trie_free(mgr->trie);
+    share_index_free(mgr->shares);
     free(mgr->matched);
     free(mgr->match_ids);
     free(mgr->delivery_ids);
@@ -733,8 +745,8 @@ void session_peek_stats(const struct session_mgr *mgr, struct session_stats *out
         .messages_dropped = mgr->dropped_qos0 + mgr->dropped_queue_full,
         .messages_queue_dropped = mgr->dropped_queue_full,
         .publishes_refused = mgr->refused_store_full,
-        .subscriptions = trie_count(mgr->trie),
-        .retained = retained_count(&mgr->retained),
+        .subscriptions = session_subscriptions_total(mgr),
+        .retained = mgr->retained_stored + retained_count(&mgr->retained_volatile),
         .commits = mgr->commits,
         .commit_latency_us_last = mgr->commit_us_last,
         .commit_latency_us_max = mgr->commit_us_max,
@@ -958,6 +970,7 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
     c->sess = NULL;
     if (c->connected)
         mgr->clients_connected--;
+    share_session_offline(mgr, s);
     c->connected = false;
     s->client = NULL;
     deliver_forget(mgr, s);
@@ -1068,6 +1081,15 @@ static void record_commit_time(struct session_mgr *mgr, uint64_t us)
         mgr->commit_us_max = us;
 }
 
+/* After a commit that changed retained messages (or failed to): the count
+ * comes from the store, which knows whether a topic was new or replaced. */
+static void count_stored_retained(struct session_mgr *mgr)
+{
+    int rc = store_retained_count(mgr->store, &mgr->retained_stored);
+    if (rc != 0)
+        log_error("counting retained messages: %s", store_strerror(rc));
+}
+
 static int commit_round(struct session_mgr *mgr)
 {
     int status = 0;
@@ -1089,6 +1111,10 @@ static int commit_round(struct session_mgr *mgr)
                       store_strerror(status));
     }
     output_release_held(mgr, status);
+    if (mgr->is_retained_changed) {
+        mgr->is_retained_changed = false;
+        count_stored_retained(mgr);
+    }
     if (status == 0)
         deliver_run_refills(mgr);
     return status;

@@ -1,7 +1,10 @@
 /*
  * subscribe.c - SUBSCRIBE / UNSUBSCRIBE: filters into the trie and the
  * store, SUBACK / UNSUBACK behind the commit, and retained messages to the
- * new subscriber. Not for: matching (trie.c) or delivery (deliver.c).
+ * new subscriber (streamed from the store, retained_stream.c). MQTT 5: the
+ * subscription options (No Local, Retain As Published, Retain Handling) and
+ * Subscription Identifier kept with the subscription, and SUBACK / UNSUBACK
+ * reason codes. Not for: matching (trie.c) or delivery (deliver.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include "log.h"
 #include "mqtt_topic.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 #include "trie.h"
 
@@ -35,7 +39,7 @@ static void log_limit_refusal(struct session *s, const char *limit, uint32_t max
 }
 
 /* Quotas before records: a new filter over max_subscriptions_per_client or
- * max_subscriptions is refused (SUBACK 0x80, logged); a filter the session
+ * max_subscriptions is refused (SUBACK 0x80, MQTT 5 0x97; logged); a filter the session
  * already has is an update and always fits. O(1). */
 static bool is_over_subscription_limit(struct session_mgr *mgr, struct session *s,
                                        struct mqtt_bytes filter)
@@ -48,27 +52,57 @@ static bool is_over_subscription_limit(struct session_mgr *mgr, struct session *
         log_limit_refusal(s, "max_subscriptions_per_client", per_client, filter);
         return true;
     }
-    if (total && trie_count(mgr->trie) >= total) {
+    if (total && session_subscriptions_total(mgr) >= total) {
         log_limit_refusal(s, "max_subscriptions", total, filter);
         return true;
     }
     return false;
 }
 
-/* Why a filter was refused, in MQTT 5 reason codes [3.9.3]; a 3.1.1 client
- * gets 0x80 for any (suback_code()). */
+/* A shared subscription "$share/GROUP/FILTER" [MQTT-4.8.2]: a valid GROUP
+ * and FILTER, and a name that fits the store's key for the group's queue.
+ * *inner is FILTER, what the subscriber will read (for the depth limit and
+ * the ACL); for a plain filter, the filter itself. */
+static bool shared_filter_ok(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                             struct mqtt_bytes *inner)
+{
+    struct mqtt_bytes group;
+    *inner = filter;
+    if (!share_is_shared(filter))
+        return true;
+    if (!share_parse(filter, &group, inner)) {
+        log_notice("client %s: invalid shared subscription %.*s refused (GROUP must be non-empty "
+                   "without '+', '#', '/'; FILTER non-empty and valid)",
+                   (char *)s->client_id, (int)(filter.len > 200 ? 200 : filter.len),
+                   (const char *)filter.data);
+        return false;
+    }
+    if (filter.len > store_max_client_id_len(mgr->store)) {
+        log_notice("client %s: shared subscription too long for a group queue key refused",
+                   (char *)s->client_id);
+        return false;
+    }
+    return true;
+}
+
+/* Why a filter is refused, in MQTT 5 reason codes [3.9.3] (a 3.1.1 client
+ * gets 0x80 for any, suback_code()), or MQTT_RC_SUCCESS. */
 static uint8_t refuse_filter(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter)
 {
+    struct mqtt_bytes inner;
     if (mqtt_topic_filter_check(filter) != MQTT_OK) {
         log_notice("client %s: invalid subscription filter refused", (char *)s->client_id);
         return MQTT_RC_TOPIC_FILTER_INVALID;
     }
-    if (topic_is_too_deep(mgr, filter)) {
+    if (!shared_filter_ok(mgr, s, filter, &inner))
+        return MQTT_RC_TOPIC_FILTER_INVALID;
+    if (topic_is_too_deep(mgr, inner)) {
         log_notice("client %s: subscription filter deeper than max_topic_levels (%u) refused",
                    (char *)s->client_id, (unsigned)mgr->config.max_topic_levels);
         return MQTT_RC_TOPIC_FILTER_INVALID;
     }
-    if (!acl_allows(mgr, s->client, filter, AUTH_SUBSCRIBE)) {
+    /* A shared subscription is checked as its FILTER: the topics the member reads. */
+    if (!acl_allows(mgr, s->client, inner, AUTH_SUBSCRIBE)) {
         log_notice("client %s: subscription to %.*s denied by the ACL", (char *)s->client_id,
                    (int)filter.len, (const char *)filter.data);
         return MQTT_RC_NOT_AUTHORIZED;
@@ -127,98 +161,57 @@ static uint8_t suback_code(const struct session_client *c, uint8_t reason)
     return reason >= 0x80 && !client_is_v5(c) ? MQTT_SUBACK_FAILURE : reason;
 }
 
-struct retained_ctx {
-    struct session_mgr *mgr;
-    struct session *s;
-    struct mqtt_bytes filter;
-    struct delivery d;    /* QoS granted (min with each message's), the subscription's id */
-    struct msg **expired; /* retained messages found past their Message Expiry */
-    size_t expired_count, expired_cap;
-};
-
-/* Notes an expired retained message (a reference) to remove after the walk,
- * which must not change the index. No memory: it stays until the next time. */
-static void note_expired(struct retained_ctx *ctx, struct msg *m)
-{
-    if (ctx->expired_count == ctx->expired_cap) {
-        size_t cap = ctx->expired_cap ? ctx->expired_cap * 2 : 8;
-        struct msg **grown = realloc(ctx->expired, cap * sizeof(*grown));
-        if (!grown)
-            return;
-        ctx->expired = grown;
-        ctx->expired_cap = cap;
-    }
-    ctx->expired[ctx->expired_count++] = msg_ref(m);
-}
-
-static void send_retained(struct msg *m, void *arg)
-{
-    struct retained_ctx *ctx = arg;
-    if (m->expiry_at_s && session_now_s(ctx->mgr) > m->expiry_at_s) {
-        note_expired(ctx, m); /* its Message Expiry passed [3.3.2.3.3] */
-        return;
-    }
-    struct delivery d = ctx->d;
-    if (m->qos < d.qos)
-        d.qos = m->qos;
-    /* Retained messages go out with RETAIN 1 [MQTT-3.3.1-8]. */
-    if (deliver(ctx->mgr, ctx->s, m, &d) != 0 && ctx->s->client)
-        ctx->mgr->sink->close(ctx->s->client->conn, "out of memory delivering retained");
-}
-
-/* Removes the expired retained messages a walk found (unless the topic got
- * a new one since), from memory and the store. */
-static void remove_expired(struct session_mgr *mgr, struct retained_ctx *ctx)
-{
-    for (size_t i = 0; i < ctx->expired_count; i++) {
-        struct msg *m = ctx->expired[i];
-        struct mqtt_bytes topic = {m->topic, m->topic_len};
-        struct msg *clear = msg_new(topic, (struct mqtt_bytes){NULL, 0}, 0, true);
-        if (clear && retained_get(&mgr->retained, topic) == m) {
-            log_debug("retained message on %s expired: removed", (char *)m->topic);
-            if (publish_set_retained(mgr, clear, true) != 0)
-                log_warning("retained message on %s expired but could not be removed",
-                            (char *)m->topic);
-        }
-        msg_unref(clear);
-        msg_unref(m);
-    }
-    free(ctx->expired);
-}
-
-/* Sends the retained messages filter matches to s: O(levels + matches)
- * through the retained index, never a walk over every retained message (a
- * fleet resubscribing to its own state topics stays cheap). */
-static void send_retained_for(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
-                              uint8_t qos, uint32_t sub_id)
-{
-    struct retained_ctx ctx = {mgr, s, filter, {.qos = qos}, NULL, 0, 0};
-    if (sub_id) {
-        ctx.d.sub_ids = &sub_id;
-        ctx.d.sub_id_count = 1;
-    }
-    if (retained_match(&mgr->retained, filter, send_retained, &ctx) != 0 && s->client)
-        mgr->sink->close(s->client->conn, "out of memory delivering retained");
-    remove_expired(mgr, &ctx);
-}
-
 /* Retain Handling [3.8.3.1]: 0 sends the retained messages, 1 only for a
- * new subscription, 2 never. */
-static bool wants_retained(uint8_t options, bool existed)
+ * new subscription, 2 never; never on a shared subscription [4.8.2]. */
+static bool wants_retained(struct mqtt_bytes filter, uint8_t options, bool existed)
 {
     uint8_t handling = SUB_RETAIN_HANDLING(options);
-    return handling == 0 || (handling == 1 && !existed);
+    return !share_is_shared(filter) && (handling == 0 || (handling == 1 && !existed));
 }
+
+static uint8_t options_byte(const struct mqtt_topic_entry *e,
+                            const struct mqtt_subscription_options *o)
+{
+    return (uint8_t)(e->qos | (o->no_local ? SUB_NO_LOCAL : 0) |
+                     (o->retain_as_published ? SUB_RETAIN_AS_PUBLISHED : 0) |
+                     (o->retain_handling << 4));
+}
+
+/* It is a Protocol Error to set No Local on a shared subscription
+ * [MQTT-3.8.3-4]: the whole SUBSCRIBE is refused (DISCONNECT 0x82). */
+static bool has_shared_no_local(const struct mqtt_packet *probe)
+{
+    struct mqtt_topic_iter it;
+    struct mqtt_topic_entry e;
+    struct mqtt_subscription_options o;
+    mqtt_topic_iter_init(&it, probe);
+    while (mqtt_topic_iter_next_options(&it, &e, &o))
+        if (o.no_local && share_is_shared(e.filter))
+            return true;
+    return false;
+}
+
+struct granted {
+    uint8_t code;
+    uint8_t options;
+    bool existed;
+};
 
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
                      const struct mqtt_subscribe *p)
 {
     struct session *s = c->sess;
+    struct mqtt_packet probe = {.type = MQTT_SUBSCRIBE, .u.subscribe = *p};
+    probe.protocol_level = client_is_v5(c) ? MQTT_PROTOCOL_V5 : 0;
+    if (client_is_v5(c) && has_shared_no_local(&probe)) {
+        log_notice("client %s: No Local on a shared subscription", (char *)s->client_id);
+        return SESSION_ERR_PROTOCOL;
+    }
     uint8_t *codes = malloc(p->count ? p->count : 1);
-    bool *existed = calloc(p->count ? p->count : 1, sizeof(*existed));
-    if (!codes || !existed) {
+    struct granted *g = calloc(p->count ? p->count : 1, sizeof(*g));
+    if (!codes || !g) {
         free(codes);
-        free(existed);
+        free(g);
         return SESSION_ERR_NOMEM;
     }
     /* One Subscription Identifier for every filter of the SUBSCRIBE [3.8.2.1.2]. */
@@ -229,21 +222,12 @@ int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
     struct mqtt_topic_entry e;
     struct mqtt_subscription_options o;
     size_t n = 0;
-    struct mqtt_packet probe = {.type = MQTT_SUBSCRIBE, .u.subscribe = *p};
-    probe.protocol_level = client_is_v5(c) ? MQTT_PROTOCOL_V5 : 0;
     mqtt_topic_iter_init(&it, &probe);
-    uint8_t *options = malloc(p->count ? p->count : 1);
-    if (!options) {
-        free(codes);
-        free(existed);
-        return SESSION_ERR_NOMEM;
-    }
     while (n < p->count && mqtt_topic_iter_next_options(&it, &e, &o)) {
-        options[n] = (uint8_t)(e.qos | (o.no_local ? SUB_NO_LOCAL : 0) |
-                               (o.retain_as_published ? SUB_RETAIN_AS_PUBLISHED : 0) |
-                               (o.retain_handling << 4));
-        codes[n] = suback_code(
-            c, grant(mgr, s, e.filter, (struct sub_state){options[n], sub_id}, &existed[n]));
+        g[n].options = options_byte(&e, &o);
+        g[n].code =
+            grant(mgr, s, e.filter, (struct sub_state){g[n].options, sub_id}, &g[n].existed);
+        codes[n] = suback_code(c, g[n].code);
         n++;
     }
 
@@ -252,15 +236,16 @@ int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
     ack.u.suback.return_codes = (struct mqtt_bytes){codes, n};
     int rc = output_send_packet(mgr, c, &ack);
 
-    /* Retained messages after the SUBACK [MQTT-3.8.4-4 ordering]. */
+    /* Retained messages follow the SUBACK, read from the store after the
+     * turn's commit at the subscriber's pace (retained_stream.c). */
     mqtt_topic_iter_init(&it, &probe);
     for (size_t i = 0; rc == 0 && i < n && mqtt_topic_iter_next(&it, &e); i++) {
-        if (codes[i] >= 0x80 || !wants_retained(options[i], existed[i]))
+        if (g[i].code >= 0x80 || !wants_retained(e.filter, g[i].options, g[i].existed))
             continue;
-        send_retained_for(mgr, s, e.filter, codes[i], sub_id);
+        if (retained_stream_start(mgr, s, e.filter, g[i].code, sub_id) != 0)
+            rc = -ENOMEM;
     }
-    free(options);
-    free(existed);
+    free(g);
     free(codes);
     return rc == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
 }
@@ -281,6 +266,7 @@ static int remove_filter(struct session_mgr *mgr, struct session *s, struct mqtt
             return -ENOMEM;
     }
     session_remove_subscription(mgr, s, filter);
+    retained_stream_cancel(s, filter);
     log_unsubscribe("%s %.*s", (char *)s->client_id, (int)filter.len, (const char *)filter.data);
     /* Put back if the commit fails (effects.c); the UNSUBACK waits for it. */
     if (s->persistent && effect_subscription_changed(mgr, s, filter, &old) != 0)

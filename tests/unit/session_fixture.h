@@ -19,6 +19,7 @@ struct fake_conn {
     uint16_t keepalive_s;
     struct session_client *client;
     size_t pending; /* what output_pending() reports: a stalled reader's backlog */
+    bool is_slow;   /* every byte sent stays pending until the test drains it */
     uint8_t level;  /* protocol level next_sent() decodes at; 0: 3.1.1 */
 };
 
@@ -29,6 +30,8 @@ static int fake_send(void *conn, const struct iovec *iov, int iovcnt)
         assert_true(fc->out_len + iov[i].iov_len <= sizeof(fc->out));
         memcpy(fc->out + fc->out_len, iov[i].iov_base, iov[i].iov_len);
         fc->out_len += iov[i].iov_len;
+        if (fc->is_slow)
+            fc->pending += iov[i].iov_len;
     }
     return 0;
 }
