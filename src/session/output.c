@@ -270,8 +270,10 @@ static int publish_properties_v5(struct session_mgr *mgr, struct session_client 
     if (m->expiry_at_s) {
         uint64_t now_s = session_now_s(mgr);
         pr->present |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+        /* Whole seconds, rounded up: never 0, which a client could take
+         * for "already expired" (a resend past the deadline says 1 too). */
         pr->message_expiry_interval_s =
-            m->expiry_at_s > now_s ? (uint32_t)(m->expiry_at_s - now_s) : 0;
+            m->expiry_at_s > now_s ? (uint32_t)(m->expiry_at_s - now_s) : 1;
     }
     struct mqtt_bytes topic = pub->topic;
     uint16_t alias = aliases_find(&c->v5->aliases, topic);

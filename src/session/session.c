@@ -450,7 +450,7 @@ static int load_will(struct session_mgr *mgr, struct session *s, const struct st
 {
     if (!rec->has_will)
         return 0;
-    uint64_t latest = session_now_s(mgr) + rec->will_delay_s;
+    uint64_t latest = timers_deadline(session_now_s(mgr), rec->will_delay_s);
     uint64_t at = rec->is_online || rec->will_at_s == 0 ? latest : rec->will_at_s;
     struct waiting_will *w = malloc(sizeof(*w));
     struct msg *m = msg_new_v5((struct mqtt_bytes){rec->will_topic.data, rec->will_topic.len},
@@ -940,7 +940,7 @@ static void keep_will_waiting(struct session_mgr *mgr, struct session *s, struct
         return;
     }
     *w = (struct waiting_will){
-        .msg = will, .at_s = session_now_s(mgr) + delay_s, .delay_s = delay_s};
+        .msg = will, .at_s = timers_deadline(session_now_s(mgr), delay_s), .delay_s = delay_s};
     s->will = w;
     log_info("client %s: will delayed by %u s", (char *)s->client_id, (unsigned)delay_s);
     if (timers_schedule(mgr, s) != 0)

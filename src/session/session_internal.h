@@ -514,6 +514,11 @@ void session_fire_pending_will(struct session_mgr *mgr, struct session *s);
 void session_drop_waiting_will(struct session *s);
 
 /* timers.c: the heap of sessions by when they next need attention. */
+/* The deadline of an interval of interval_s seconds starting at start_s
+ * (session_now_s()): the clock is truncated to whole seconds, so an interval
+ * n > 0 ends at start_s + n + 1 - never early, at most a second late; 0 ends
+ * at start_s. */
+uint64_t timers_deadline(uint64_t start_s, uint64_t interval_s);
 uint64_t timers_expires_at(const struct session_mgr *mgr, const struct session *s);
 /* (Re)computes s's due time from its will and expiry and places it; 0 or
  * -ENOMEM (s then keeps its old place, if any). */

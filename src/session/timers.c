@@ -2,9 +2,11 @@
  * timers.c - when each session next needs attention, without walking the
  * sessions: a binary min-heap of sessions keyed by due_s, the earliest of
  *   - its will's delay ending (a will waiting after the connection ended), and
- *   - its expiry: an offline persistent session ends last_seen_s + its
- *     Session Expiry Interval after it went offline (3.1.1 sessions, whose
+ *   - its expiry: an offline persistent session ends its Session Expiry
+ *     Interval after it went offline, last_seen_s (3.1.1 sessions, whose
  *     interval is "never", use persistent_client_expiration when set).
+ * Deadlines are whole seconds (timers_deadline(): never early, at most a
+ * second late).
  * Sessions with neither are not in the heap. Insert, update and remove are
  * O(log n) whatever intervals clients choose; session_expire() pops what is
  * due. Times are the manager's clock (session_now_s()).
@@ -23,6 +25,11 @@ static uint64_t add_clamped(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+uint64_t timers_deadline(uint64_t start_s, uint64_t interval_s)
+{
+    return interval_s == 0 ? start_s : add_clamped(start_s, add_clamped(interval_s, 1));
+}
+
 uint64_t timers_expires_at(const struct session_mgr *mgr, const struct session *s)
 {
     if (!s->is_offline)
@@ -32,7 +39,7 @@ uint64_t timers_expires_at(const struct session_mgr *mgr, const struct session *
         interval = mgr->config.persistent_client_expiration_s;
     if (interval == 0 && s->expiry_s == SESSION_EXPIRY_NEVER)
         return DUE_NEVER;
-    return add_clamped(s->last_seen_s, interval);
+    return timers_deadline(s->last_seen_s, interval);
 }
 
 static uint64_t due_of(const struct session_mgr *mgr, const struct session *s)

@@ -199,8 +199,9 @@ static void test_session_expiry_interval_ends_an_offline_session(void **state)
     disconnect5(f, fc, 0, NULL, SESSION_ERR_DISCONNECT);
     session_flush(f->mgr);
     now = session_now_s(f->mgr);
-    assert_int_equal(session_expire(f->mgr, now + 9), 0);
-    assert_int_equal(session_expire(f->mgr, now + 10), 1);
+    /* Whole seconds, never early: 10 s from a truncated clock ends at +11. */
+    assert_int_equal(session_expire(f->mgr, now + 10), 0);
+    assert_int_equal(session_expire(f->mgr, now + 11), 1);
     session_flush(f->mgr);
     assert_int_equal(db_entries(f, "sessions"), 0);
     assert_int_equal(db_entries(f, "subs"), 0);
@@ -214,6 +215,7 @@ static void test_session_expiry_is_stored_and_enforced_after_a_restart(void **st
     session_flush(f->mgr);
     reopen(f);
     uint64_t now = session_now_s(f->mgr);
+    assert_int_equal(session_expire(f->mgr, now + 10), 0);
     assert_int_equal(session_expire(f->mgr, now + 11), 1);
     assert_int_equal(session_expire(f->mgr, now + 100000000), 0); /* never */
     session_flush(f->mgr);
@@ -307,9 +309,9 @@ static void test_will_delay_waits_and_a_resumed_session_cancels_it_MQTT_3_1_3_9(
     gone(f, connect_will5(f, "late", 60, 5), SESSION_CLOSE_SOCKET);
     assert_int_equal(next_sent(w).type, 0); /* not yet */
     uint64_t now = session_now_s(f->mgr);
-    session_expire(f->mgr, now + 4);
+    session_expire(f->mgr, now + 5); /* whole seconds, never early: at +6 */
     assert_int_equal(next_sent(w).type, 0);
-    session_expire(f->mgr, now + 5);
+    session_expire(f->mgr, now + 6);
     assert_publish(next_sent(w), "will/t", "bye", 0);
     /* Resumed within the delay: never published. */
     gone(f, connect_will5(f, "back", 60, 5), SESSION_CLOSE_SOCKET);
@@ -331,7 +333,8 @@ static void test_will_goes_at_session_end_when_that_comes_first(void **state)
     gone(f, connect_will5(f, "soon", 2, 30), SESSION_CLOSE_SOCKET);
     session_flush(f->mgr);
     assert_int_equal(next_sent(w).type, 0);
-    assert_int_equal(session_expire(f->mgr, session_now_s(f->mgr) + 2), 1);
+    assert_int_equal(session_expire(f->mgr, session_now_s(f->mgr) + 2), 0);
+    assert_int_equal(session_expire(f->mgr, session_now_s(f->mgr) + 3), 1);
     assert_publish(next_sent(w), "will/t", "bye", 0);
     /* Clean Start from another connection ends the session: will now. */
     gone(f, connect_will5(f, "cs", 60, 30), SESSION_CLOSE_SOCKET);
@@ -1043,7 +1046,7 @@ static void test_will_properties_are_forwarded_and_its_expiry_starts_at_publicat
     struct fake_conn *w = connect5(f, "watch", true, 0, false);
     subscribe(f, w, "will/#", 1, 1);
     gone(f, connect_will5_props(f, "dying", true, 60, 10, 30), SESSION_CLOSE_SOCKET);
-    session_clock_advance(f->mgr, 10);
+    session_clock_advance(f->mgr, 11); /* a 10 s delay, in whole seconds */
     session_expire(f->mgr, session_now_s(f->mgr));
     struct mqtt_packet got = next_sent(w);
     assert_publish(got, "will/t", "bye", 1);
@@ -1078,7 +1081,7 @@ static void test_wills_of_clients_connected_at_a_crash_are_published_after_resta
      * went at the start too, at QoS 0, which offline sessions do not queue. */
     assert_publish(next_sent(watch), "will/t", "bye", 1);
     assert_int_equal(next_sent(watch).type, 0); /* "late" waits its 5 s */
-    session_expire(c.f.mgr, session_now_s(c.f.mgr) + 5);
+    session_expire(c.f.mgr, session_now_s(c.f.mgr) + 6);
     session_flush(c.f.mgr);
     assert_publish(next_sent(watch), "will/t", "bye", 1);
     gone(&c.f, watch, SESSION_CLOSE_DISCONNECT);
@@ -1112,7 +1115,7 @@ static void test_waiting_will_survives_a_restart_with_its_deadline(void **state)
     session_expire(f->mgr, now + 8);
     session_flush(f->mgr);
     assert_int_equal(db_entries(f, "sessions"), 3);
-    session_expire(f->mgr, now + 10); /* 10 s after w1's disconnect */
+    session_expire(f->mgr, now + 11); /* w1's 10 s (whole seconds) since its disconnect */
     session_flush(f->mgr);
     watch = connect_client(f, "watch", false, true);
     assert_publish(next_sent(watch), "will/t", "bye", 1);
