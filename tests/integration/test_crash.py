@@ -26,6 +26,26 @@ At the end the subscriber drains its queue, and the test asserts:
   once, and no QoS 2 message was delivered twice;
 - the subscription survived every restart;
 and reports the QoS 1 duplicate count. Bounded in time and count throughout.
+
+The MQTT 5 variant (SOL_CRASH_VERSIONS=3,5 selects the variants; both by
+default) runs the same loop with MQTT 5 clients - the subscriber's session
+lasts by its Session Expiry Interval (3600 s), every message carries
+properties and a Message Expiry Interval - and, across the same kill -9
+cycles, checks:
+- the same: no acknowledged QoS 1/2 message lost, QoS 2 exactly once; each
+  delivery carries its properties unchanged (User Property in order, Content
+  Type, Correlation Data), the subscription's identifier and the interval left;
+- message expiry: a persistent subscriber offline throughout gets, at the end,
+  every acknowledged message published with a 3600 s expiry and none of those
+  published with 2 s (their deadlines passed while queued, across restarts);
+- session expiry: a session with a 2 s expiry, disconnected at the start, and
+  one connected at the first kill, are gone at the end; one with 3600 s is
+  not; a session that expires while the broker is down is gone at the start;
+- will delay: a will with a 3 s delay whose client was connected at the first
+  kill is published exactly once (QoS 2), not before the delay and - while
+  kills continue - not much after it (its deadline survives the kills); a will
+  whose session (2 s) ends before its delay is published once at the session's
+  end; a will whose session resumes is never published.
 """
 
 import json
@@ -37,8 +57,12 @@ import threading
 import time
 
 import harness
-from harness import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, ack_packet, check,
-                     parse_publish, publish_packet, subscribe_packet)
+from harness import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, ack5_packet,
+                     ack_packet, check, disconnect5_packet, parse_ack5, parse_publish,
+                     parse_publish5, prop, props_block, props_get, publish5_packet,
+                     publish_packet, subscribe5_packet, subscribe_packet)
+from harness import (P_CONTENT_TYPE, P_CORRELATION_DATA, P_MESSAGE_EXPIRY, P_SESSION_EXPIRY,
+                     P_SUBSCRIPTION_ID, P_USER_PROPERTY, P_WILL_DELAY)
 
 CYCLES = int(os.environ.get("SOL_CRASH_CYCLES", "8"))
 SEEDS = [int(x) for x in os.environ.get("SOL_CRASH_SEEDS", "1234").split(",") if x.strip()]
@@ -46,6 +70,7 @@ MODES = [x for x in os.environ.get("SOL_CRASH_MODES", "fsync,nosync").split(",")
 # each cycle runs this long (uniform) before kill -9
 RUN_S = tuple(float(x) for x in os.environ.get("SOL_CRASH_RUN_S", "0.4,1.2").split(","))
 SUMMARY = os.environ.get("SOL_CRASH_SUMMARY", "")
+VERSIONS = [int(x) for x in os.environ.get("SOL_CRASH_VERSIONS", "3,5").split(",") if x.strip()]
 DRAIN_QUIET_S = 1.5
 TOTAL_LIMIT_S = 60 + CYCLES * (RUN_S[1] + 4)
 
@@ -202,8 +227,359 @@ def test_kill9_under_load_loses_no_acknowledged_message(broker, seed=1234, mode=
     check(not twice2, "QoS 2 messages delivered twice: %s" % twice2[:20])
 
 
-def make_test(mode, seed):
+# ---- MQTT 5 ----
+
+SUB5_ID, WILL_SUB_ID = 7, 8  # the main subscriber's Subscription Identifiers
+SHORT_S = 2                  # message / session expiry that passes during a run
+LONG_S = 3600                # one that does not
+WILL_DELAY_S = 3
+DOWN_S = 3.5                 # the last kill -9 leaves the broker down this long
+
+
+class Shared5(Shared):
+    def __init__(self):
+        super().__init__()
+        self.acked_exp_long, self.acked_exp_short = set(), set()
+        self.wills = {}  # topic -> [monotonic arrival time, ...] at the main subscriber
+
+    def error(self, message):
+        with self.lock:
+            if len(self.errors) < 50:
+                self.errors.append(message)
+
+
+def connect5(port, client_id, clean, expiry_s, will=None):
+    """A raw MQTT 5 connection after CONNACK 0x00 (short timeouts):
+    returns (raw, session present flag)."""
+    raw = harness.Raw.tcp(port, timeout_s=2)
+    props = props_block(prop(P_SESSION_EXPIRY, expiry_s)) if expiry_s else b"\x00"
+    raw.send(harness.connect5_packet(client_id, clean=clean, keepalive_s=30, props=props,
+                                     will=will))
+    _, _, body = raw.expect(CONNACK, timeout_s=3)
+    check(body[1] == 0, "CONNACK %r" % body)
+    return raw, body[0] & 1
+
+
+def message5_props(seq, expiry_s):
+    return props_block(prop(P_MESSAGE_EXPIRY, expiry_s), prop(P_CONTENT_TYPE, "text/seq"),
+                       prop(P_USER_PROPERTY, ("seq", str(seq))), prop(P_USER_PROPERTY, ("k", "v")),
+                       prop(P_CORRELATION_DATA, b"c%d" % seq))
+
+
+def props5_problem(d, seq, sub_id, max_expiry_s):
+    """Why the delivery d of message seq lacks what it was published with, or None."""
+    props = d["props"]
+    users = [v for k, v in props if k == P_USER_PROPERTY]
+    if users != [(b"seq", b"%d" % seq), (b"k", b"v")]:
+        return "user properties %r" % users
+    if props_get(props, P_CONTENT_TYPE) != b"text/seq":
+        return "content type %r" % props_get(props, P_CONTENT_TYPE)
+    if props_get(props, P_CORRELATION_DATA) != b"c%d" % seq:
+        return "correlation data %r" % props_get(props, P_CORRELATION_DATA)
+    ids = [v for k, v in props if k == P_SUBSCRIPTION_ID]
+    if ids != [sub_id]:
+        return "subscription identifiers %r" % ids
+    expiry = props_get(props, P_MESSAGE_EXPIRY)
+    if expiry is None or not 0 < expiry <= max_expiry_s:
+        return "message expiry %r" % expiry
+    return None
+
+
+def publisher5(broker, sh):
+    """QoS 1 and 2 to c5/main with a 3600 s expiry; every tenth message (QoS 1)
+    to c5/exp with 3600 s, every tenth but two with 2 s."""
+    seq = 0
+    for _ in range(100000):
+        if sh.stop_pub.is_set():
+            return
+        try:
+            raw, _ = connect5(broker.port, "crash-pub5", True, 0)
+            for _ in range(1000000):
+                if sh.stop_pub.is_set():
+                    return
+                seq += 1
+                qos = 1 if seq % 2 else 2
+                pid = seq % 65535 + 1
+                topic, expiry, acked = "c5/main", LONG_S, sh.acked1 if qos == 1 else sh.acked2
+                if seq % 10 == 1:
+                    topic, acked = "c5/exp", sh.acked_exp_long
+                elif seq % 10 == 3:
+                    topic, expiry, acked = "c5/exp", SHORT_S, sh.acked_exp_short
+                raw.send(publish5_packet(topic, b"%d" % seq, qos=qos, packet_id=pid,
+                                         props=message5_props(seq, expiry)))
+                _, _, body = raw.expect(PUBACK if qos == 1 else PUBREC, timeout_s=3)
+                _, reason, _ = parse_ack5(body)
+                if reason != 0:  # 0x10: a subscription was lost
+                    sh.error("%s %d acknowledged with reason 0x%02x" % (topic, seq, reason))
+                    continue
+                with sh.lock:
+                    acked.add(seq)
+                if qos == 2:
+                    raw.send(ack5_packet(PUBREL, pid))
+                    raw.expect(PUBCOMP, timeout_s=3)
+        except (OSError, harness.TestFailure):
+            time.sleep(0.05)  # broker down: retry until it is back
+
+
+def subscriber5(broker, sh, subscribed_once):
+    awaiting_pubrel = set()  # the client's QoS 2 state, kept across reconnects
+    for _ in range(100000):
+        if sh.stop.is_set():
+            return
+        try:
+            raw, present = connect5(broker.port, "crash-sub5", False, LONG_S)
+            if subscribed_once.is_set() and not present:
+                sh.error("session present 0 after a restart: session lost")
+            if not subscribed_once.is_set():
+                for pid, (f, sub_id) in enumerate([("c5/main", SUB5_ID),
+                                                   ("c5/will/#", WILL_SUB_ID)], 1):
+                    raw.send(subscribe5_packet(pid, [(f, 2)],
+                                               props_block(prop(P_SUBSCRIPTION_ID, sub_id))))
+                    _, _, body = raw.expect(SUBACK, timeout_s=3)
+                    check(body[-1] == 2, "SUBACK %r" % body)
+                subscribed_once.set()
+            receive_loop5(raw, sh, awaiting_pubrel)
+        except (OSError, harness.TestFailure):
+            time.sleep(0.05)
+
+
+def receive_loop5(raw, sh, awaiting_pubrel):
+    for _ in range(10000000):
+        if sh.stop.is_set():
+            return
+        try:
+            pkt = raw.read_packet(timeout_s=0.5)
+        except harness.TestFailure:
+            continue  # quiet: poll the stop flag
+        if pkt is None:
+            raise OSError("broker closed")
+        type_, flags, body = pkt
+        with sh.lock:
+            sh.last_rx = time.monotonic()
+        if type_ == PUBLISH:
+            handle_publish5(raw, sh, awaiting_pubrel, parse_publish5(flags, body))
+        elif type_ == PUBREL:
+            pid = parse_ack5(body)[0]
+            awaiting_pubrel.discard(pid)
+            raw.send(ack5_packet(PUBCOMP, pid))
+
+
+def handle_publish5(raw, sh, awaiting_pubrel, d):
+    pid, qos = d["packet_id"], d["qos"]
+    is_new = qos == 1 or pid not in awaiting_pubrel  # method B for QoS 2
+    if qos == 2:
+        awaiting_pubrel.add(pid)
+    if is_new and d["topic"].startswith("c5/will/"):
+        with sh.lock:
+            sh.wills.setdefault(d["topic"], []).append(time.monotonic())
+    elif is_new:
+        seq = int(d["payload"])
+        problem = props5_problem(d, seq, SUB5_ID, LONG_S)
+        if d["topic"] != "c5/main" or problem:
+            sh.error("delivery of %d on %s: %s" % (seq, d["topic"], problem))
+        with sh.lock:
+            got = sh.got1 if qos == 1 else sh.got2
+            got[seq] = got.get(seq, 0) + 1
+    raw.send(ack5_packet(PUBACK if qos == 1 else PUBREC, pid))
+
+
+def will5(topic, delay_s):
+    return (topic, b"will", 2, False, props_block(prop(P_WILL_DELAY, delay_s)))
+
+
+def setup_side_sessions5(broker):
+    """The sessions and wills checked at the end; returns the connections
+    left open (their clients are connected at the first kill -9)."""
+    exp, _ = connect5(broker.port, "crash-exp5", True, LONG_S)
+    exp.send(subscribe5_packet(1, [("c5/exp", 1), ("c5/will/#", 2)]))
+    exp.expect(SUBACK, timeout_s=3)
+    exp.send(disconnect5_packet())
+    short, _ = connect5(broker.port, "crash-short5", True, SHORT_S)
+    short.send(subscribe5_packet(1, [("c5/main", 1)]))
+    short.expect(SUBACK, timeout_s=3)
+    short.send(disconnect5_packet())
+    online, _ = connect5(broker.port, "crash-online5", True, SHORT_S)
+    online.send(subscribe5_packet(1, [("c5/main", 1)]))
+    online.expect(SUBACK, timeout_s=3)
+    return [online,
+            connect5(broker.port, "crash-will5", True, LONG_S,
+                     will5("c5/will/delay", WILL_DELAY_S))[0],
+            connect5(broker.port, "crash-willexp5", True, SHORT_S,
+                     will5("c5/will/expiry", LONG_S))[0],
+            connect5(broker.port, "crash-willresume5", True, LONG_S,
+                     will5("c5/will/resume", LONG_S))[0]]
+
+
+def drain_exp_subscriber5(broker):
+    """Connects crash-exp5 and reads its queue until quiet: (present,
+    {seq: [delivery, ...]} of c5/exp, {will topic: count})."""
+    raw, present = connect5(broker.port, "crash-exp5", False, LONG_S)
+    got, wills = {}, {}
+    awaiting_pubrel = set()
+    quiet_until = time.monotonic() + 3
+    for _ in range(10000000):
+        if time.monotonic() > quiet_until:
+            break
+        try:
+            pkt = raw.read_packet(timeout_s=0.5)
+        except harness.TestFailure:
+            continue
+        check(pkt is not None, "crash-exp5: the broker closed the connection")
+        quiet_until = time.monotonic() + DRAIN_QUIET_S
+        type_, flags, body = pkt
+        if type_ == PUBREL:
+            raw.send(ack5_packet(PUBCOMP, parse_ack5(body)[0]))
+            continue
+        if type_ != PUBLISH:
+            continue
+        d = parse_publish5(flags, body)
+        if d["qos"] == 2 and d["packet_id"] in awaiting_pubrel:
+            pass  # a resend of one already counted
+        elif d["topic"].startswith("c5/will/"):
+            wills[d["topic"]] = wills.get(d["topic"], 0) + 1
+        else:
+            got.setdefault(int(d["payload"]), []).append(d)
+        if d["qos"] == 2:
+            awaiting_pubrel.add(d["packet_id"])
+        raw.send(ack5_packet(PUBACK if d["qos"] == 1 else PUBREC, d["packet_id"]))
+    raw.send(disconnect5_packet())
+    raw.close()
+    return present, got, wills
+
+
+def present5(broker, client_id, expiry_s=0):
+    raw, present = connect5(broker.port, client_id, False, expiry_s)
+    raw.send(disconnect5_packet())
+    raw.close()
+    return present
+
+
+def test_kill9_v5_sessions_expiry_and_wills(broker, seed=1234, mode="fsync"):
+    sh = Shared5()
+    subscribed = threading.Event()
+    rng = random.Random(seed)
+    restart_ms = []
+    t0 = time.monotonic()
+    sub = threading.Thread(target=subscriber5, args=(broker, sh, subscribed), daemon=True)
+    sub.start()
+    harness.wait_until(subscribed.is_set, 10, "the subscription")
+    side = setup_side_sessions5(broker)
+    pub = threading.Thread(target=publisher5, args=(broker, sh), daemon=True)
+    pub.start()
+    t_first_kill = None
+    for cycle in range(CYCLES):
+        time.sleep(rng.uniform(*RUN_S))
+        if t_first_kill is None:
+            t_first_kill = time.monotonic()
+        broker.kill9()
+        t_start = time.monotonic()
+        broker.start()
+        restart_ms.append((time.monotonic() - t_start) * 1000)
+        check(time.monotonic() - t0 < TOTAL_LIMIT_S, "crash loop over its time bound")
+    t_last_restart = time.monotonic()
+    for raw in side:
+        raw.close()
+    sh.stop_pub.set()
+    t_stop_pub = time.monotonic()
+    pub.join(10)
+    deadline = time.monotonic() + 30
+    for _ in range(3000):
+        with sh.lock:
+            quiet = time.monotonic() - sh.last_rx
+        if quiet > DRAIN_QUIET_S or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    sh.stop.set()
+    sub.join(10)
+
+    # A session that expires while the broker is down is gone at the start,
+    # and the short-lived messages' deadlines pass meanwhile.
+    down, _ = connect5(broker.port, "crash-down5", True, SHORT_S)
+    down.send(subscribe5_packet(1, [("c5/main", 1)]))
+    down.expect(SUBACK, timeout_s=3)
+    down.send(disconnect5_packet())
+    check(down.wait_closed(), "crash-down5: no close after DISCONNECT")
+    down.close()
+    time.sleep(0.2)  # the turn that closed it commits the disconnect time
+    broker.kill9()
+    time.sleep(max(DOWN_S, SHORT_S + 2 - (time.monotonic() - t_stop_pub)))
+    broker.start()
+    gone = {cid: present5(broker, cid) for cid in
+            ("crash-down5", "crash-short5", "crash-online5", "crash-willexp5")}
+    resumed = present5(broker, "crash-willresume5", LONG_S)  # its will never goes
+    exp_present, exp_got, exp_wills = drain_exp_subscriber5(broker)
+
+    with sh.lock:
+        lost1 = sorted(s for s in sh.acked1 if s not in sh.got1)
+        lost2 = sorted(s for s in sh.acked2 if s not in sh.got2)
+        twice2 = sorted(s for s, n in sh.got2.items() if n > 1)
+        dups1 = sum(n - 1 for n in sh.got1.values())
+        lost_exp = sorted(s for s in sh.acked_exp_long if s not in exp_got)
+        expired_sent = sorted(s for s in exp_got if s % 10 == 3)
+        wills = {k: list(v) for k, v in sh.wills.items()}
+        summary = {"mqtt": 5, "sync": mode, "seed": seed, "cycles": CYCLES,
+                   "acked_qos1": len(sh.acked1), "acked_qos2": len(sh.acked2),
+                   "lost_qos1": len(lost1), "lost_qos2": len(lost2),
+                   "qos2_duplicated": len(twice2), "qos1_duplicates": dups1,
+                   "acked_expiring": len(sh.acked_exp_short),
+                   "expired_delivered": len(expired_sent),
+                   "acked_lasting": len(sh.acked_exp_long), "lost_lasting": len(lost_exp),
+                   "will_delay_s": [round(t - t_first_kill, 2) for t in
+                                    wills.get("c5/will/delay", [])],
+                   "restart_ms_mean": round(sum(restart_ms) / len(restart_ms), 1),
+                   "restart_ms_max": round(max(restart_ms), 1),
+                   "errors": len(sh.errors), "elapsed_s": round(time.monotonic() - t0, 1)}
+        print("crash: " + json.dumps(summary), flush=True)
+        if SUMMARY:
+            with open(SUMMARY, "a") as f:
+                f.write(json.dumps(summary) + "\n")
+    check(not sh.errors, "; ".join(sh.errors[:3]))
+    check(len(sh.acked1) > 0 and len(sh.acked2) > 0, "no message was acknowledged at all")
+    check(not lost1, "acknowledged QoS 1 messages lost: %s" % lost1[:20])
+    check(not lost2, "acknowledged QoS 2 messages lost: %s" % lost2[:20])
+    check(not twice2, "QoS 2 messages delivered twice: %s" % twice2[:20])
+    # Message expiry across kills and downtime.
+    check(exp_present, "crash-exp5 (expiry %d s) lost its session" % LONG_S)
+    check(len(sh.acked_exp_short) > 0, "no expiring message was acknowledged")
+    check(not expired_sent, "messages past their expiry delivered: %s" % expired_sent[:20])
+    check(not lost_exp, "acknowledged messages (3600 s expiry) lost: %s" % lost_exp[:20])
+    elapsed = time.monotonic() - t0
+    for seq, ds in exp_got.items():
+        problem = props5_problem(ds[0], seq, None, LONG_S)
+        problem = problem if problem and not problem.startswith("subscription") else None
+        expiry = props_get(ds[0]["props"], P_MESSAGE_EXPIRY)
+        check(not problem and expiry >= LONG_S - elapsed - 2,
+              "queued message %d: %s (expiry %r after %.1f s)" % (seq, problem, expiry, elapsed))
+    # Session expiry.
+    check(not any(gone.values()), "sessions that should have expired: %s"
+          % [cid for cid, p in gone.items() if p])
+    check(resumed, "crash-willresume5 (expiry %d s) lost its session" % LONG_S)
+    # Wills: once each, after their delay, none for the resumed session.
+    check(exp_wills == {"c5/will/delay": 1, "c5/will/expiry": 1},
+          "wills queued for the offline subscriber: %r" % exp_wills)
+    delay_at = wills.get("c5/will/delay", [])
+    if delay_at:
+        check(len(delay_at) == 1, "the delayed will arrived %d times" % len(delay_at))
+        after = delay_at[0] - t_first_kill
+        check(after >= WILL_DELAY_S, "the delayed will came %.2f s after the first kill: early"
+              % after)
+        # Only while kills went on past its deadline: had each restart reset it,
+        # it would have come only after the last one.
+        if t_last_restart > t_first_kill + WILL_DELAY_S + 3:
+            check(after <= WILL_DELAY_S + 3, "the delayed will came %.2f s after the first kill "
+                  "(its deadline did not survive the kills)" % after)
+    check(len(wills.get("c5/will/expiry", [])) <= 1, "the session-end will arrived twice")
+    check("c5/will/resume" not in wills, "the will of a resumed session was published")
+
+
+def make_test(mode, seed, version):
     """nosync leaves the last meta page in the page cache: still enough for kill -9."""
+    if version == 5:
+        def test(broker):
+            test_kill9_v5_sessions_expiry_and_wills(broker, seed, mode)
+        test.__name__ = "test_kill9_v5_%s_seed_%d_sessions_expiry_and_wills" % (mode, seed)
+        return test
+
     def test(broker):
         test_kill9_under_load_loses_no_acknowledged_message(broker, seed, mode)
     test.__name__ = "test_kill9_%s_seed_%d_loses_no_acknowledged_message" % (mode, seed)
@@ -212,13 +588,14 @@ def make_test(mode, seed):
 
 def main():
     r = harness.Runner()
-    for mode in MODES:
-        for seed in SEEDS:
-            # Queue limits off: a drop by a configured limit is allowed (and
-            # logged), and would count as "lost" here, where durability is tested.
-            r.run(make_test(mode, seed), extra_config=["storage_sync %s" % mode,
-                                                       "max_queued_messages 0",
-                                                       "max_queued_bytes 0"])
+    for version in VERSIONS:
+        for mode in MODES:
+            for seed in SEEDS:
+                # Queue limits off: a drop by a configured limit is allowed (and
+                # logged), and would count as "lost" here, where durability is tested.
+                r.run(make_test(mode, seed, version),
+                      extra_config=["storage_sync %s" % mode, "max_queued_messages 0",
+                                    "max_queued_bytes 0"])
     r.finish()
 
 
