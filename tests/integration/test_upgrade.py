@@ -4,6 +4,8 @@ make_schema1_store.py) is upgraded in place on the first start (issue 12):
 every session, subscription, queued and inflight message, QoS 2 id and
 retained message is still there and served, to 3.1.1 and MQTT 5 clients;
 solctl reads the old store read-only before, and checks the new one after.
+A schema 1 store written by main at 42925b3, with shared-subscription group
+queues (tests/integration/data/schema1-groupq-store), is upgraded too.
 Every wait is bounded.
 """
 
@@ -17,8 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check  # noqa: E402
 
-FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "schema1-store",
-                       "data.mdb")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+FIXTURE = os.path.join(DATA, "schema1-store", "data.mdb")
+# main at 42925b3: schema 1 with the group queue database (make_schema1_groupq_store.py)
+GROUPQ_FIXTURE = os.path.join(DATA, "schema1-groupq-store", "data.mdb")
 SOLCTL = os.path.join(h.BUILD_DIR, "solctl")
 
 
@@ -27,9 +31,9 @@ def solctl(*args):
     return r.returncode, r.stdout, r.stderr
 
 
-def install_fixture(b):
+def install_fixture(b, fixture=FIXTURE):
     os.makedirs(b.data_dir, exist_ok=True)
-    shutil.copyfile(FIXTURE, os.path.join(b.data_dir, "data.mdb"))
+    shutil.copyfile(fixture, os.path.join(b.data_dir, "data.mdb"))
 
 
 def receive(c, n):
@@ -117,10 +121,40 @@ def test_schema_1_store_is_upgraded_and_serves_everything(b):
     check(rc == 0, "check after the restart: %s" % out)
 
 
+def test_schema_1_store_with_group_queues_is_upgraded(b):
+    """The group queue database came in schema 1 without a version change: its
+    entries are valid schema 2 entries, and a group's queue is served after
+    the upgrade."""
+    install_fixture(b, GROUPQ_FIXTURE)
+    b.start()
+    b.wait_for_log("upgraded from schema 1 to 2 (3 session records rewritten)")
+    rc, out, _ = solctl("check", "--data-dir", b.data_dir)
+    check(rc == 0, "solctl check after the upgrade: %s" % out)
+    rc, out, _ = solctl("dump", "--data-dir", b.data_dir, "--json", "groups")
+    check(rc == 0 and len(out.splitlines()) == 6, "groups %r" % out)
+    # A member comes back with MQTT 5 and takes the group's queue.
+    m1, present, _ = h.mqtt5_connect(b.port, "m1", clean=False,
+                                     props=h.props_block(h.prop(h.P_SESSION_EXPIRY, 60)))
+    check(present == 1, "m1's session is gone")
+    got = []
+    for _ in range(6):
+        m = h.next_publish5(m1)
+        check(m is not None, "m1 got only %r" % got)
+        m1.send(h.ack5_packet(h.PUBACK, m["packet_id"]))
+        got.append((m["topic"], m["payload"]))
+    want = [("q/%d" % i, b"m%d" % i) for i in range(5)] + [("q/ret", b"kept")]
+    check(got == want, "m1 got %r" % got)
+    plain, present = h.connect_session(b.port, "plain", clean=False)
+    check(present == 1, "plain's session is gone")
+    got = receive(plain, 6)
+    check([g[0] for g in got] == [b"m0", b"m1", b"m2", b"m3", b"m4", b"kept"], "plain %r" % got)
+
+
 def main():
     r = h.Runner()
     r.run(test_solctl_reads_a_schema_1_store_as_it_is, start=False)
     r.run(test_schema_1_store_is_upgraded_and_serves_everything, start=False)
+    r.run(test_schema_1_store_with_group_queues_is_upgraded, start=False)
     r.finish()
 
 
