@@ -164,43 +164,47 @@ static int apply_put_message(struct store *s, MDB_txn *txn, struct store_op *op)
     return rc;
 }
 
+/* Queue ops apply to op->db: a client's queue (DB_QUEUES) or a bridge's
+ * (DB_BRIDGE_QUEUES); both hold message references. */
 static int apply_queue_append(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v = {op->val_len, op->data + op->key_len};
-    int rc = mdb_put(txn, s->dbi[DB_QUEUES], &k, &v, MDB_NOOVERWRITE);
+    int rc = mdb_put(txn, s->dbi[op->db], &k, &v, MDB_NOOVERWRITE);
     if (rc == 0)
         rc = ref_add(s, txn, op->msg_id);
     return rc;
 }
 
-/* Rewrites state and packet id, keeping the stored message id and QoS. */
+/* Rewrites state and packet id, keeping the stored message id, QoS and (in
+ * a bridge's queue) flags. */
 static int apply_queue_update(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v;
-    int rc = mdb_get(txn, s->dbi[DB_QUEUES], &k, &v);
+    int rc = mdb_get(txn, s->dbi[op->db], &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
         return rc;
-    if (v.mv_size != QUEUE_VAL_LEN)
+    size_t len = store_entry_len(op->db);
+    if (v.mv_size != len)
         return MDB_CORRUPTED;
-    uint8_t nv[QUEUE_VAL_LEN];
-    memcpy(nv, v.mv_data, 9);
+    uint8_t nv[BRIDGE_VAL_LEN];
+    memcpy(nv, v.mv_data, len);
     memcpy(nv + 9, op->data + op->key_len + 9, QUEUE_VAL_LEN - 9);
-    MDB_val val = {QUEUE_VAL_LEN, nv};
-    return mdb_put(txn, s->dbi[DB_QUEUES], &k, &val, 0);
+    MDB_val val = {len, nv};
+    return mdb_put(txn, s->dbi[op->db], &k, &val, 0);
 }
 
 static int apply_queue_delete(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v;
-    int rc = mdb_get(txn, s->dbi[DB_QUEUES], &k, &v);
+    int rc = mdb_get(txn, s->dbi[op->db], &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     struct store_queue_entry e = {0};
-    bool has_ref = rc == 0 && store_queue_decode(v.mv_data, v.mv_size, &e);
+    bool has_ref = rc == 0 && store_entry_decode(op->db, v.mv_data, v.mv_size, &e);
     if (rc == 0)
-        rc = mdb_del(txn, s->dbi[DB_QUEUES], &k, NULL);
+        rc = mdb_del(txn, s->dbi[op->db], &k, NULL);
     if (rc == 0 && has_ref)
         rc = ref_drop(s, txn, e.msg_id);
     return rc;

@@ -42,6 +42,8 @@ typedef int (*visit_fn)(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val
 static int walk(struct store *s, enum store_db db, const MDB_val *start, size_t prefix_len,
                 visit_fn visit, void *ctx)
 {
+    if (s->absent_dbs & STORE_DB_BIT(db))
+        return 0; /* a store from before this database: nothing in it */
     MDB_txn *txn;
     int rc = store_read_begin(s, &txn);
     if (rc != 0)
@@ -275,6 +277,15 @@ int store_qos2_foreach(struct store *store, const struct store_bytes *client_id,
     return rc;
 }
 
+int store_bridge_qos2_foreach(struct store *store, const struct store_bytes *bridge,
+                              store_qos2_fn fn, void *arg)
+{
+    struct sub_walk w = {.qos2_fn = fn, .arg = arg};
+    int rc = prefixed_walk(store, DB_BRIDGE_QOS2IN, bridge, visit_qos2, &w);
+    free(w.sc.buf);
+    return rc;
+}
+
 /* ---- retained -------------------------------------------------------------- */
 
 struct retained_walk {
@@ -461,6 +472,7 @@ int store_messages_foreach(struct store *store, bool with_payload, store_message
 
 struct queue_walk {
     struct store *store;
+    enum store_db db; /* DB_QUEUES or DB_BRIDGE_QUEUES */
     store_queue_fn fn;
     void *arg;
     bool with_body;
@@ -502,7 +514,7 @@ static int visit_queue(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val 
     struct store_message m;
     struct store_bytes client, rest;
     if (!store_key_split(k, &client, &rest) || rest.len != 8 ||
-        !store_queue_decode(v->mv_data, v->mv_size, &it.entry))
+        !store_entry_decode(w->db, v->mv_data, v->mv_size, &it.entry))
         return STORE_ERR_CORRUPT;
     it.seq = store_get_u64(rest.data);
     int rc = queue_item_body(w, txn, &it, &m, client.len);
@@ -522,23 +534,28 @@ static int visit_queue(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val 
     return rc;
 }
 
-int store_queue_read(struct store *store, struct store_bytes client_id, uint64_t from_seq,
-                     size_t max_entries, store_queue_fn fn, void *arg)
+/* Up to max_entries entries of owner's queue in db from from_seq on. */
+static int queue_read(struct store *store, enum store_db db, struct store_bytes owner,
+                      uint64_t from_seq, size_t max_entries, store_queue_fn fn, void *arg)
 {
-    if (client_id.len == 0 || client_id.data == NULL)
+    if (owner.len == 0 || owner.data == NULL)
         return STORE_ERR_INVALID;
     if (max_entries == 0)
         return 0;
     struct prefix_key pk;
-    int rc = prefix_init(&pk, &client_id, 8);
+    int rc = prefix_init(&pk, &owner, 8);
     if (rc != 0)
         return rc;
     size_t prefix_len = pk.val.mv_size;
     store_put_u64(pk.buf + prefix_len, from_seq);
     pk.val.mv_size = prefix_len + 8;
-    struct queue_walk w = {
-        .store = store, .fn = fn, .arg = arg, .with_body = true, .max_entries = max_entries};
-    rc = walk(store, DB_QUEUES, &pk.val, prefix_len, visit_queue, &w);
+    struct queue_walk w = {.store = store,
+                           .db = db,
+                           .fn = fn,
+                           .arg = arg,
+                           .with_body = true,
+                           .max_entries = max_entries};
+    rc = walk(store, db, &pk.val, prefix_len, visit_queue, &w);
     if (w.limit_hit)
         rc = 0;
     free(pk.buf);
@@ -546,11 +563,32 @@ int store_queue_read(struct store *store, struct store_bytes client_id, uint64_t
     return rc != 0 ? rc : (int)(w.count < (size_t)INT32_MAX ? w.count : INT32_MAX);
 }
 
+int store_queue_read(struct store *store, struct store_bytes client_id, uint64_t from_seq,
+                     size_t max_entries, store_queue_fn fn, void *arg)
+{
+    return queue_read(store, DB_QUEUES, client_id, from_seq, max_entries, fn, arg);
+}
+
+int store_bridge_queue_read(struct store *store, struct store_bytes bridge, uint64_t from_seq,
+                            size_t max_entries, store_queue_fn fn, void *arg)
+{
+    return queue_read(store, DB_BRIDGE_QUEUES, bridge, from_seq, max_entries, fn, arg);
+}
+
 int store_queues_foreach(struct store *store, const struct store_bytes *client_id,
                          store_queue_fn fn, void *arg)
 {
-    struct queue_walk w = {.store = store, .fn = fn, .arg = arg};
+    struct queue_walk w = {.store = store, .db = DB_QUEUES, .fn = fn, .arg = arg};
     int rc = prefixed_walk(store, DB_QUEUES, client_id, visit_queue, &w);
+    free(w.sc.buf);
+    return rc;
+}
+
+int store_bridge_queues_foreach(struct store *store, const struct store_bytes *bridge,
+                                store_queue_fn fn, void *arg)
+{
+    struct queue_walk w = {.store = store, .db = DB_BRIDGE_QUEUES, .fn = fn, .arg = arg};
+    int rc = prefixed_walk(store, DB_BRIDGE_QUEUES, bridge, visit_queue, &w);
     free(w.sc.buf);
     return rc;
 }

@@ -121,7 +121,35 @@ bool store_queue_decode(const uint8_t *p, size_t len, struct store_queue_entry *
     e->qos = p[8];
     e->state = (enum store_queue_state)p[9];
     e->packet_id = store_get_u16(p + 10);
+    e->retain = false;
     return e->msg_id != 0;
+}
+
+/* bridge queue entry: a queue entry, then flags u8 (bit 0: retain) */
+#define BF_RETAIN 0x01u
+
+size_t store_entry_len(enum store_db db)
+{
+    return db == DB_BRIDGE_QUEUES ? BRIDGE_VAL_LEN : QUEUE_VAL_LEN;
+}
+
+void store_entry_encode(enum store_db db, uint8_t *out, const struct store_queue_entry *e)
+{
+    store_queue_encode(out, e);
+    if (db == DB_BRIDGE_QUEUES)
+        out[QUEUE_VAL_LEN] = e->retain ? BF_RETAIN : 0;
+}
+
+bool store_entry_decode(enum store_db db, const uint8_t *p, size_t len,
+                        struct store_queue_entry *e)
+{
+    if (db != DB_BRIDGE_QUEUES)
+        return store_queue_decode(p, len, e);
+    if (len != BRIDGE_VAL_LEN || (p[QUEUE_VAL_LEN] & ~BF_RETAIN) != 0 ||
+        !store_queue_decode(p, QUEUE_VAL_LEN, e))
+        return false;
+    e->retain = (p[QUEUE_VAL_LEN] & BF_RETAIN) != 0;
+    return true;
 }
 
 /* retained: qos u8, stored at u64, payload */

@@ -26,7 +26,8 @@
 #define PATH_BUF            4096
 
 const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta", "sessions", "subs", "retained", "messages", "refs", "queues", "qos2in",
+    "meta",   "sessions", "subs",          "retained",      "messages",
+    "refs",   "queues",   "qos2in",        "bridge_queues", "bridge_qos2in",
 };
 
 const char *store_strerror(int code)
@@ -466,7 +467,9 @@ static int load_existing(struct store *store, const char *dir, bool *blank, char
         rc = check_schema(txn, store->dbi[DB_META], dir, err, err_len);
     for (int i = DB_META + 1; rc == 0 && !*blank && i < STORE_DB_COUNT; i++) {
         int drc = mdb_dbi_open(txn, store_db_names[i], 0, &store->dbi[i]);
-        if (drc != 0)
+        if (drc == MDB_NOTFOUND && STORE_DB_IS_OPTIONAL(i))
+            store->absent_dbs |= STORE_DB_BIT(i); /* created below, or read as empty */
+        else if (drc != 0)
             rc = store_damaged(err, err_len, dir, "database %s: %s", store_db_names[i],
                                mdb_strerror(drc));
     }
@@ -483,6 +486,29 @@ static int load_existing(struct store *store, const char *dir, bool *blank, char
     if (rc != 0 && err[0] == 0)
         snprintf(err, err_len, "%s: %s", dir, store_strerror(rc));
     return rc;
+}
+
+/* A store written before the optional databases existed gets them now, in
+ * one transaction (the schema version stays: nothing else changes). */
+static int create_optional(struct store *store, const char *dir, char *err, size_t err_len)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    for (int i = 0; rc == 0 && i < STORE_DB_COUNT; i++) {
+        if (store->absent_dbs & STORE_DB_BIT(i))
+            rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE, &store->dbi[i]);
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s: cannot add the bridge databases: %s", dir, mdb_strerror(rc));
+        return store_err_from_mdb(rc);
+    }
+    log_notice("store %s: added the bridge databases (a store written before them)", dir);
+    store->absent_dbs = 0;
+    return 0;
 }
 
 static int put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *data, size_t len)
@@ -583,6 +609,8 @@ static int open_env_and_schema(struct store *store, const struct store_options *
     }
     if (rc == 0 && blank)
         rc = create_store(store, opts->dir, err, err_len);
+    if (rc == 0 && !opts->read_only && store->absent_dbs != 0)
+        rc = create_optional(store, opts->dir, err, err_len);
     if (rc == 0 && !opts->read_only)
         rc = sync_dir(opts->dir, err, err_len); /* data.mdb and lock.mdb may be new */
     if (rc == 0 && !opts->read_only && !blank)
