@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "bridge.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -511,6 +512,7 @@ struct broker {
     struct session_mgr *mgr;
     struct server *srv;
     struct metrics *metrics; /* NULL: no metrics_listener */
+    struct bridge_set *bridges; /* NULL: no connection blocks */
     bool has_pid_file;
     time_t started_at;
 };
@@ -813,6 +815,7 @@ static void fill_metrics(void *arg, struct metrics_stats *out)
     struct session_stats ss;
     session_peek_stats(b->mgr, &ss);
     fill_session_metrics(&ss, out);
+    bridge_set_metrics(b->bridges, out);
     struct store_stats st;
     if (store_stats(b->store, &st) == 0) {
         out->has_store = true;
@@ -847,6 +850,20 @@ static int start_metrics(struct broker *b, char *err, size_t err_len)
     return 0;
 }
 
+/* The configured bridges (src/bridge/), on the server's loop. */
+static int start_bridges(const struct flags *f, struct broker *b, char *err, size_t err_len)
+{
+    struct bridge_options opts = {.bridges = b->cfg.bridges,
+                                  .bridge_count = b->cfg.bridge_count,
+                                  .max_inflight = b->cfg.max_inflight_messages,
+                                  .max_packet_size = max_packet_size(f, &b->cfg),
+                                  .max_output_bytes = (size_t)b->cfg.max_output_buffer_bytes};
+    if (b->cfg.bridge_count == 0)
+        return 0;
+    return bridge_set_new(server_loop(b->srv), &opts, b->mgr, b->store, &b->bridges, err,
+                          err_len);
+}
+
 /* ---- start and stop -------------------------------------------------------------- */
 
 /* Everything before the store: config, TLS files, password and ACL files. */
@@ -874,7 +891,7 @@ static int start(const struct flags *f, struct broker *b, char *err, size_t err_
     server_set_tick(b->srv, on_tick, b);
     server_set_reload(b->srv, on_reload, b);
     server_set_sys_timer(b->srv, b->cfg.sys_interval, on_sys_timer, b);
-    if (start_metrics(b, err, err_len) < 0)
+    if (start_metrics(b, err, err_len) < 0 || start_bridges(f, b, err, err_len) < 0)
         return -1;
     if (f->is_daemon && b->cfg.pid_file != NULL) {
         if (write_pid_file(b->cfg.pid_file, err, err_len) < 0)
@@ -890,6 +907,7 @@ static void stop(struct broker *b)
 {
     bool has_failed = b->store != NULL && store_has_failed(b->store);
     metrics_free(b->metrics); /* its watchers are on the server's loop */
+    bridge_set_free(b->bridges); /* so are these; acks still waiting are dropped */
     server_free(b->srv);
     if (!has_failed && b->mgr != NULL && session_flush(b->mgr) != 0)
         log_error("shutdown: the final commit failed");

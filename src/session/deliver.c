@@ -105,8 +105,7 @@ static int outgoing_add(struct session_mgr *mgr, struct session *s, uint64_t seq
     return 0;
 }
 
-/* Puts m's body in this turn's batch once, however many queues reference it. */
-static int store_body(struct session_mgr *mgr, struct msg *m)
+int deliver_store_body(struct session_mgr *mgr, struct msg *m)
 {
     if (m->store_id && m->store_batch_gen == mgr->batch_gen)
         return 0;
@@ -255,7 +254,7 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
     bool send_now = session_is_online(s) && !s->backlog && can_send(mgr, s);
     if (!send_now && queue_full(mgr, s, m))
         return 0;
-    int rc = store_body(mgr, m);
+    int rc = deliver_store_body(mgr, m);
     if (rc != 0)
         return rc;
     uint64_t seq = ++s->last_seq;

@@ -139,13 +139,14 @@ static uint8_t matched_qos(const struct session_mgr *mgr, size_t i, const struct
 }
 
 /* Quotas before records: reserves room for what delivering m to the matched
- * sessions may write (its body once, a queue entry per persistent session
- * at QoS > 0), plus extra_records small records and, with retained, a
- * retained copy. 0, or STORE_ERR_FULL / -ENOMEM with nothing recorded. */
+ * sessions and bridges may write (its body once, a queue entry per
+ * persistent session at QoS > 0 and per bridge entry), plus extra_records
+ * small records and, with retained, a retained copy. 0, or STORE_ERR_FULL /
+ * -ENOMEM with nothing recorded. */
 static int reserve_route(struct session_mgr *mgr, const struct msg *m, int matched,
-                         size_t extra_records, bool retained)
+                         size_t bridge_entries, size_t extra_records, bool retained)
 {
-    size_t entries = 0;
+    size_t entries = bridge_entries;
     for (int i = 0; i < matched; i++)
         if (mgr->matched[i]->persistent && matched_qos(mgr, (size_t)i, m) > 0)
             entries++;
@@ -168,13 +169,36 @@ static int route_deliver(struct session_mgr *mgr, struct msg *m, int matched)
     return rc;
 }
 
-int publish_route(struct session_mgr *mgr, struct msg *m)
+/*
+ * The one route of a message: match the subscribers and the bridges,
+ * reserve room for everything it writes (extra_records more for the
+ * caller's own records, a retained copy if retained), then deliver. A full
+ * store or bridge queue refuses it before anything is recorded. Returns 0,
+ * STORE_ERR_FULL, -ENOMEM or another negative code.
+ */
+static int route(struct session_mgr *mgr, struct msg *m, const struct bridge_route *r,
+                 size_t extra_records, bool retained)
 {
     int matched = route_match(mgr, m);
     if (matched < 0)
         return matched;
-    int rc = reserve_route(mgr, m, matched, 0, false);
-    return rc != 0 ? rc : route_deliver(mgr, m, matched);
+    int bridge_entries = bridges_match(mgr, m, r);
+    if (bridge_entries < 0)
+        return bridge_entries;
+    int rc = reserve_route(mgr, m, matched, (size_t)bridge_entries, extra_records, retained);
+    if (rc == 0)
+        rc = route_deliver(mgr, m, matched);
+    if (rc != 0) {
+        bridges_unmark(mgr);
+        return rc;
+    }
+    return bridges_deliver(mgr, m, r);
+}
+
+int publish_route(struct session_mgr *mgr, struct msg *m, bool retain)
+{
+    struct bridge_route r = {.retain = retain};
+    return route(mgr, m, &r, 0, false);
 }
 
 /* ---- Incoming PUBLISH ---- */
@@ -241,24 +265,21 @@ int publish_write_gate(const struct session_mgr *mgr, const struct session_clien
     return rc == AUTH_OK ? WRITE_ALLOWED : WRITE_DENIED;
 }
 
-/* Routes a client's PUBLISH and sets its retained copy, after reserving
- * room for everything it writes (the QoS 2 id included): a full store
- * refuses the whole publish before any of it is recorded. */
-static int route_publish(struct session_mgr *mgr, const struct session *s,
-                         const struct mqtt_publish *p)
+/* Routes a publish (a client's, or one a bridge brought in: origin) and
+ * sets its retained copy, after reserving room for everything it writes
+ * (extra_records: the caller's, e.g. its QoS 2 id): a full store refuses the
+ * whole publish before any of it is recorded. */
+static int route_publish(struct session_mgr *mgr, const struct mqtt_publish *p,
+                         const struct session_bridge *origin, size_t extra_records)
 {
-    /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
+    /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]; bridges get the flag as
+     * published (Mosquitto's bridges do the same). */
     struct msg *m = msg_new(p->topic, p->payload, p->qos, false);
     if (!m)
         return -ENOMEM;
-    int rc = route_match(mgr, m);
-    int matched = rc;
-    size_t qos2_records = p->qos == 2 && s->persistent ? 1 : 0;
     bool retained = p->retain && p->payload.len > 0;
-    if (matched >= 0)
-        rc = reserve_route(mgr, m, matched, qos2_records, retained);
-    if (rc == 0)
-        rc = route_deliver(mgr, m, matched);
+    struct bridge_route r = {.origin = origin, .retain = p->retain, .refuse_when_full = true};
+    int rc = route(mgr, m, &r, extra_records, retained);
     msg_unref(m);
     if (rc != 0 || !p->retain)
         return rc;
@@ -316,7 +337,7 @@ int publish_handle(struct session_mgr *mgr, struct session_client *c, const stru
             rc = mgr_batch(mgr) ? store_batch_reserve(mgr_batch(mgr), 0, 1) : -ENOMEM;
         break;
     default:
-        rc = route_publish(mgr, s, p);
+        rc = route_publish(mgr, p, NULL, p->qos == 2 && s->persistent ? 1 : 0);
         break;
     }
     if (rc == 0 && p->qos == 2)
@@ -370,7 +391,34 @@ int session_publish_internal(struct session_mgr *mgr, const char *topic, const v
     struct msg *m = msg_new(t, body, 0, false);
     if (!m)
         return -ENOMEM;
-    int rc = publish_route(mgr, m);
+    int rc = publish_route(mgr, m, retain);
     msg_unref(m);
+    return rc;
+}
+
+/* ---- Messages a bridge brings in ---- */
+
+/* A bridge's remote is configured, not a client: no ACL and no $SYS rule.
+ * A topic too deep for this broker is dropped and acknowledged, so the
+ * remote does not send it again forever. */
+int session_bridge_publish(struct session_bridge *b, const struct mqtt_publish *p,
+                           session_done_fn done, void *arg)
+{
+    struct session_mgr *mgr = session_bridge_mgr(b);
+    int rc = 0;
+    mgr->messages_received++;
+    mgr->received_qos[p->qos > 2 ? 2 : p->qos]++;
+    mgr->received_bytes_qos[p->qos > 2 ? 2 : p->qos] += p->payload.len;
+    struct mqtt_publish copy = *p;
+    copy.retain = p->retain && mgr->config.retain_available;
+    if (topic_is_too_deep(mgr, p->topic))
+        log_notice("bridge %s: dropping a message on a topic deeper than max_topic_levels (%u)",
+                   session_bridge_name(b), (unsigned)mgr->config.max_topic_levels);
+    else
+        rc = route_publish(mgr, &copy, b, p->qos == 2 ? 1 : 0);
+    if (rc == 0 && p->qos == 2)
+        rc = bridge_remember_qos2(b, p->packet_id);
+    if (rc == 0 && done)
+        rc = session_after_commit(mgr, done, arg);
     return rc;
 }

@@ -254,6 +254,9 @@ struct session_mgr {
      * kept by session_set_inflight() / session_set_queued() so reading them
      * never walks the sessions. */
     uint64_t inflight_total, queued_total, queued_bytes_total;
+    struct session_bridge *bridges; /* bridges.c: every bridge, in the order added */
+    uint64_t next_bridge_serial;
+    bool has_waiters; /* session_after_commit() was called: commit this turn */
 };
 
 /* The only ways a session's window and queue counts change: they keep the
@@ -336,8 +339,10 @@ int connect_store_session(struct session_mgr *mgr, struct session *s);
 /* publish.c: incoming PUBLISH / PUBREL, routing, retained. */
 int publish_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_publish *p);
 int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id);
-/* Routes m to every matching session; returns 0 or -ENOMEM. */
-int publish_route(struct session_mgr *mgr, struct msg *m);
+/* Routes m to every matching session and bridge (whose copies carry the
+ * RETAIN flag retain; a full bridge queue drops its copy); returns 0 or a
+ * negative code. */
+int publish_route(struct session_mgr *mgr, struct msg *m, bool retain);
 /* Sets (or with an empty payload clears) topic's retained message; durable
  * records it in the turn's batch. */
 int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
@@ -392,6 +397,35 @@ void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
 void deliver_output_drained(struct session_mgr *mgr, struct session *s);
 /* Runs the scheduled top-ups (after a successful commit). */
 void deliver_run_refills(struct session_mgr *mgr);
+
+/* deliver.c: puts m's body in the turn's batch once (m->store_id), however
+ * many queues (clients' and bridges') reference it. 0 or a negative code. */
+int deliver_store_body(struct session_mgr *mgr, struct msg *m);
+
+/* bridges.c: routing to bridges. A route first matches (bridges_match),
+ * then, once the whole publish has its room reserved, delivers
+ * (bridges_deliver) to the bridges matched. */
+struct bridge_route {
+    const struct session_bridge *origin; /* the bridge the message came from: skipped */
+    bool retain;                         /* the RETAIN flag the bridges' copies carry */
+    bool refuse_when_full;               /* a client's publish: refused; a will: dropped */
+};
+/* Marks the bridges m goes to. Returns how many queue entries delivering
+ * will append (>= 0), or STORE_ERR_FULL when a bridge's queue is over its
+ * limits and r->refuse_when_full (nothing marked). */
+int bridges_match(struct session_mgr *mgr, const struct msg *m, const struct bridge_route *r);
+/* Appends m to the marked bridges' queues (QoS 1/2) or hands them a QoS 0
+ * copy. Returns 0 or a negative code. */
+int bridges_deliver(struct session_mgr *mgr, struct msg *m, const struct bridge_route *r);
+/* Forgets the marks of bridges_match() without delivering. */
+void bridges_unmark(struct session_mgr *mgr);
+/* Frees every bridge (session_mgr_free). */
+void bridges_free(struct session_mgr *mgr);
+struct session_mgr *session_bridge_mgr(const struct session_bridge *b);
+/* Records an incoming QoS 2 id of b's remote in the turn's batch (failing
+ * the batch when it cannot). 0 or a negative code. */
+int bridge_remember_qos2(struct session_bridge *b, uint16_t packet_id);
+const char *session_bridge_name(const struct session_bridge *b);
 
 /* subscribe.c */
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
