@@ -870,6 +870,7 @@ static int start_bridges(const struct flags *f, struct broker *b, char *err, siz
 static int prepare(const struct flags *f, struct broker *b, char *err, size_t err_len)
 {
     if (load_config(f, &b->cfg, err, err_len) < 0 || check_tls(&b->cfg, err, err_len) < 0 ||
+        bridge_check_config(b->cfg.bridges, b->cfg.bridge_count, err, err_len) < 0 ||
         broker_auth_load(&b->cfg, &b->auth, err, err_len) < 0)
         return -1;
     return 0;

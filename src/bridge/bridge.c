@@ -327,6 +327,18 @@ static void start(struct bridge *b)
     schedule_attempt(b, 0.);
 }
 
+int bridge_check_config(const struct config_bridge *bridges, size_t count, char *err,
+                        size_t err_len)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct bridge probe = {.cfg = &bridges[i]};
+        if (net_tls_ctx_new(&probe, err, err_len) != 0)
+            return -1;
+        net_tls_ctx_free(&probe);
+    }
+    return 0;
+}
+
 int bridge_set_new(struct ev_loop *loop, const struct bridge_options *opts,
                    struct session_mgr *mgr, struct store *store, struct bridge_set **out,
                    char *err, size_t err_len)

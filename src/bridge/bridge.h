@@ -42,6 +42,12 @@ struct bridge_options {
                                  queue waits; 0: 16 MiB */
 };
 
+/* Loads each bridge's TLS files as bridge_set_new() will, and frees them:
+ * for start-up and `sol --test-config`, before anything listens. Returns 0,
+ * or -1 with the same one-line reasons. */
+int bridge_check_config(const struct config_bridge *bridges, size_t count, char *err,
+                        size_t err_len);
+
 /*
  * Creates every bridge (loading its TLS files) and starts connecting; loop,
  * mgr and store are borrowed and must outlive the set. Returns 0 and *out

@@ -54,21 +54,39 @@ static int no_passphrase(char *buf, int size, int rwflag, void *arg)
     return 0; /* never prompt: an encrypted key fails to load */
 }
 
-static int load_tls_files(SSL_CTX *ctx, const struct config_bridge *c, const char **what)
+/* A file the TLS context needs: readable (the error names the directive
+ * and says why), then loaded. */
+static int readable(const char *what, const char *path, char *why, size_t why_len)
 {
-    *what = "bridge_cafile/bridge_capath";
-    if (SSL_CTX_load_verify_locations(ctx, c->cafile, c->capath) != 1)
-        return -1;
-    if (c->certfile == NULL)
+    if (path == NULL || access(path, R_OK) == 0)
         return 0;
-    *what = "bridge_certfile";
-    if (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1)
+    snprintf(why, why_len, "%s %s: %s", what, path, strerror(errno));
+    return -1;
+}
+
+static int load_tls_files(SSL_CTX *ctx, const struct config_bridge *c, char *why, size_t why_len)
+{
+    if (readable("bridge_cafile", c->cafile, why, why_len) != 0 ||
+        readable("bridge_capath", c->capath, why, why_len) != 0 ||
+        readable("bridge_certfile", c->certfile, why, why_len) != 0 ||
+        readable("bridge_keyfile", c->keyfile, why, why_len) != 0)
         return -1;
-    *what = "bridge_keyfile";
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->keyfile, SSL_FILETYPE_PEM) != 1)
-        return -1;
-    *what = "bridge_keyfile does not match bridge_certfile:";
-    return SSL_CTX_check_private_key(ctx) == 1 ? 0 : -1;
+    const char *what = "bridge_cafile/bridge_capath";
+    if (SSL_CTX_load_verify_locations(ctx, c->cafile, c->capath) == 1) {
+        what = "bridge_certfile";
+        if (c->certfile == NULL)
+            return 0;
+        if (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) == 1) {
+            what = "bridge_keyfile";
+            if (SSL_CTX_use_PrivateKey_file(ctx, c->keyfile, SSL_FILETYPE_PEM) == 1) {
+                what = "bridge_keyfile does not match bridge_certfile";
+                if (SSL_CTX_check_private_key(ctx) == 1)
+                    return 0;
+            }
+        }
+    }
+    snprintf(why, why_len, "%s: %s", what, ssl_reason());
+    return -1;
 }
 
 int net_tls_ctx_new(struct bridge *b, char *err, size_t err_len)
@@ -78,15 +96,13 @@ int net_tls_ctx_new(struct bridge *b, char *err, size_t err_len)
         return 0;
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    const char *what = "TLS";
-    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        snprintf(err, err_len, "%s: connection %s: TLS: %s", c->where, c->name, ssl_reason());
-        SSL_CTX_free(ctx);
-        return -1;
-    }
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
-    if (load_tls_files(ctx, c, &what) != 0) {
-        snprintf(err, err_len, "%s: connection %s: %s %s", c->where, c->name, what, ssl_reason());
+    char why[256] = "";
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        snprintf(why, sizeof(why), "TLS: %s", ssl_reason());
+    else
+        SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    if (why[0] != '\0' || load_tls_files(ctx, c, why, sizeof(why)) != 0) {
+        snprintf(err, err_len, "%s: connection %s: %s", c->where, c->name, why);
         SSL_CTX_free(ctx);
         return -1;
     }
