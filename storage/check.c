@@ -298,8 +298,9 @@ static int check_refs(struct checker *c, const MDB_val *k, const MDB_val *v)
         return -ENOMEM;
     slot->has_refs_record = true;
     if (count != slot->count)
-        problem(c, "refs: message %llu has reference count %u but %u queue entries (clients' and "
-                   "bridges')",
+        problem(c,
+                "refs: message %llu has reference count %u but %u queue entries (clients' and "
+                "bridges')",
                 (unsigned long long)id, count, slot->count);
     if (count == 0)
         problem(c, "refs: message %llu is unreferenced garbage", (unsigned long long)id);

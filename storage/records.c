@@ -140,8 +140,7 @@ void store_entry_encode(enum store_db db, uint8_t *out, const struct store_queue
         out[QUEUE_VAL_LEN] = e->retain ? BF_RETAIN : 0;
 }
 
-bool store_entry_decode(enum store_db db, const uint8_t *p, size_t len,
-                        struct store_queue_entry *e)
+bool store_entry_decode(enum store_db db, const uint8_t *p, size_t len, struct store_queue_entry *e)
 {
     if (db != DB_BRIDGE_QUEUES)
         return store_queue_decode(p, len, e);

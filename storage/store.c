@@ -26,8 +26,8 @@
 #define PATH_BUF            4096
 
 const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta",   "sessions", "subs",          "retained",      "messages",
-    "refs",   "queues",   "qos2in",        "bridge_queues", "bridge_qos2in",
+    "meta", "sessions", "subs",   "retained",      "messages",
+    "refs", "queues",   "qos2in", "bridge_queues", "bridge_qos2in",
 };
 
 const char *store_strerror(int code)

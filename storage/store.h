@@ -506,13 +506,12 @@ typedef void (*store_problem_fn)(void *arg, const char *problem);
 
 /*
  * Verifies the store's invariants in one read transaction: LMDB's free-page
- * list names only pages inside the file; schema version and meta records; every key and value decodes; every queue entry's message
- * exists; every reference count equals the number of queue entries pointing
- * at the message; no message without references; no subscription, queue entry
- * or QoS 2 record without its session; no message id above the high-water
- * mark. Calls fn (if not NULL) once per problem. Returns the number of
- * problems (0 = consistent) or a negative code if the check could not run.
- * Memory: one hash of message ids seen in queues (bounded by the messages).
+ * list names only pages inside the file; schema version and meta records; every key and value
+ * decodes; every queue entry's message exists; every reference count equals the number of queue
+ * entries pointing at the message; no message without references; no subscription, queue entry or
+ * QoS 2 record without its session; no message id above the high-water mark. Calls fn (if not NULL)
+ * once per problem. Returns the number of problems (0 = consistent) or a negative code if the check
+ * could not run. Memory: one hash of message ids seen in queues (bounded by the messages).
  */
 int store_check(struct store *store, store_problem_fn fn, void *arg);
 
@@ -584,10 +583,10 @@ int store_bridge_queues_foreach(struct store *store, const struct store_bytes *b
 
 /* What a bridge's queue holds, read once at start-up. */
 struct store_bridge_queue_info {
-    uint64_t count;      /* entries, whatever their state */
-    uint64_t bytes;      /* their messages' payload bytes */
-    uint64_t first_seq;  /* the lowest seq (0 when empty) */
-    uint64_t last_seq;   /* the highest seq (0 when empty): append above it */
+    uint64_t count;     /* entries, whatever their state */
+    uint64_t bytes;     /* their messages' payload bytes */
+    uint64_t first_seq; /* the lowest seq (0 when empty) */
+    uint64_t last_seq;  /* the highest seq (0 when empty): append above it */
 };
 
 /* Fills *info for bridge. Cost: one walk over that queue and a message

@@ -126,8 +126,7 @@ void bridge_online(struct bridge *b)
     b->connects++;
     b->last_delay_s = 0;
     log_notice("bridge %s: connected to %s as %s (session present %d%s)", b->cfg->name, b->peer,
-               b->client_id, b->session_present ? 1 : 0,
-               b->use_private ? ", bridge flag" : "");
+               b->client_id, b->session_present ? 1 : 0, b->use_private ? ", bridge flag" : "");
     start_keepalive(b);
     bridge_notify_local(b, true);
 }
@@ -209,8 +208,8 @@ static int make_names(struct bridge *b)
     if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "sol");
     host[sizeof(host) - 1] = '\0';
-    size_t id_len = c->remote_clientid ? strlen(c->remote_clientid)
-                                       : strlen(host) + 1 + strlen(c->name);
+    size_t id_len =
+        c->remote_clientid ? strlen(c->remote_clientid) : strlen(host) + 1 + strlen(c->name);
     b->client_id = malloc(id_len + 1);
     if (!b->client_id)
         return -ENOMEM;
@@ -247,8 +246,8 @@ static int register_routes(struct bridge *b, char *err, size_t err_len)
     size_t n = 0;
     for (size_t i = 0; i < b->topic_count; i++) {
         if (b->topics[i].direction & CONFIG_BRIDGE_OUT)
-            filters[n++] = (struct session_bridge_filter){b->topics[i].local_filter,
-                                                          b->topics[i].qos};
+            filters[n++] =
+                (struct session_bridge_filter){b->topics[i].local_filter, b->topics[i].qos};
     }
     struct session_bridge_config sc = {
         .name = b->cfg->name,
@@ -267,8 +266,8 @@ static int register_routes(struct bridge *b, char *err, size_t err_len)
     return rc;
 }
 
-static int bridge_new(struct bridge_set *set, const struct config_bridge *cfg,
-                      struct bridge **out, char *err, size_t err_len)
+static int bridge_new(struct bridge_set *set, const struct config_bridge *cfg, struct bridge **out,
+                      char *err, size_t err_len)
 {
     struct bridge *b = calloc(1, sizeof(*b));
     if (!b) {
@@ -339,9 +338,8 @@ int bridge_check_config(const struct config_bridge *bridges, size_t count, char 
     return 0;
 }
 
-int bridge_set_new(struct ev_loop *loop, const struct bridge_options *opts,
-                   struct session_mgr *mgr, struct store *store, struct bridge_set **out,
-                   char *err, size_t err_len)
+int bridge_set_new(struct ev_loop *loop, const struct bridge_options *opts, struct session_mgr *mgr,
+                   struct store *store, struct bridge_set **out, char *err, size_t err_len)
 {
     *out = NULL;
     struct bridge_set *set = calloc(1, sizeof(*set));

@@ -36,10 +36,10 @@ struct bridge_set;
 struct bridge_options {
     const struct config_bridge *bridges; /* borrowed; must outlive the set */
     size_t bridge_count;
-    uint32_t max_inflight;    /* QoS 1/2 messages sent and not yet acknowledged; 0: 65000 */
-    size_t max_packet_size;   /* larger packets from a remote close its connection; 0: protocol max */
-    size_t max_output_bytes;  /* unsent bytes per bridge before QoS 0 copies are dropped and the
-                                 queue waits; 0: 16 MiB */
+    uint32_t max_inflight;  /* QoS 1/2 messages sent and not yet acknowledged; 0: 65000 */
+    size_t max_packet_size; /* larger packets from a remote close its connection; 0: protocol max */
+    size_t max_output_bytes; /* unsent bytes per bridge before QoS 0 copies are dropped and the
+                                queue waits; 0: 16 MiB */
 };
 
 /* Loads each bridge's TLS files as bridge_set_new() will, and frees them:
@@ -55,9 +55,8 @@ int bridge_check_config(const struct config_bridge *bridges, size_t count, char 
  * connection line (e.g. "sol.conf:12: connection cloud: bridge_cafile /x:
  * No such file or directory").
  */
-int bridge_set_new(struct ev_loop *loop, const struct bridge_options *opts,
-                   struct session_mgr *mgr, struct store *store, struct bridge_set **out,
-                   char *err, size_t err_len);
+int bridge_set_new(struct ev_loop *loop, const struct bridge_options *opts, struct session_mgr *mgr,
+                   struct store *store, struct bridge_set **out, char *err, size_t err_len);
 
 /* Closes every connection (without DISCONNECT, so each remote publishes the
  * bridge's will) and frees the set. What waits in the queues stays in the

@@ -112,7 +112,7 @@ struct bridge {
     struct gaicb gai;
     bool is_resolving;
     struct addrinfo *addrs, *addr_next;
-    char peer[80]; /* "host:port" of the attempt, for log lines */
+    char peer[80];        /* "host:port" of the attempt, for log lines */
     bool use_private;     /* CONNECT level | 0x80 on this attempt */
     bool private_refused; /* the remote refused it: later attempts go without */
     double last_delay_s;  /* backoff */
@@ -129,10 +129,10 @@ struct bridge {
     struct hashtable out_ids; /* struct out_entry by packet id */
     struct out_entry *out_head, *out_tail;
     uint32_t out_count;
-    uint64_t read_seq;   /* the next queue seq to read */
-    uint64_t sent_high;  /* highest seq sent by this process: a resend carries DUP */
-    bool is_caught_up;   /* read_seq is past the queue's end: wait for ops->queued */
-    bool is_pump_due;    /* a pump waits for the next commit (after a reconnect) */
+    uint64_t read_seq;       /* the next queue seq to read */
+    uint64_t sent_high;      /* highest seq sent by this process: a resend carries DUP */
+    bool is_caught_up;       /* read_seq is past the queue's end: wait for ops->queued */
+    bool is_pump_due;        /* a pump waits for the next commit (after a reconnect) */
     struct hashtable in_ids; /* struct in_id by packet id */
     uint64_t connects;
     uint64_t qos0_dropped;
@@ -142,8 +142,8 @@ struct bridge_set {
     struct ev_loop *loop;
     struct session_mgr *mgr;
     struct store *store;
-    uint32_t window;         /* max_inflight */
-    size_t max_packet_size;  /* 0: protocol max */
+    uint32_t window;        /* max_inflight */
+    size_t max_packet_size; /* 0: protocol max */
     size_t max_output_bytes;
     struct bridge **bridges;
     size_t count;
@@ -203,8 +203,7 @@ int proto_load_in_ids(struct bridge *b);
 void proto_free_in_ids(struct bridge *b);
 /* The session manager's ops (session.h). */
 void proto_on_queued(void *arg);
-void proto_forward_qos0(void *arg, struct mqtt_bytes topic, struct mqtt_bytes payload,
-                        bool retain);
+void proto_forward_qos0(void *arg, struct mqtt_bytes topic, struct mqtt_bytes payload, bool retain);
 
 /* ---- topics.c ---- */
 /* Builds b->topics from the configuration. 0 or -ENOMEM. */

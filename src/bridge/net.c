@@ -208,8 +208,8 @@ static void resolve(struct bridge *b, const struct config_bridge_address *a)
     }
     static struct addrinfo name_hints; /* getaddrinfo_a reads it while it runs */
     name_hints = hints_for(AI_NUMERICSERV | AI_ADDRCONFIG);
-    b->gai = (struct gaicb){.ar_name = strdup(a->host), .ar_service = strdup(port),
-                            .ar_request = &name_hints};
+    b->gai = (struct gaicb){
+        .ar_name = strdup(a->host), .ar_service = strdup(port), .ar_request = &name_hints};
     struct gaicb *reqs[1] = {&b->gai};
     struct sigevent none = {.sigev_notify = SIGEV_NONE};
     if (!b->gai.ar_name || !b->gai.ar_service || getaddrinfo_a(GAI_NOWAIT, reqs, 1, &none) != 0) {
@@ -311,9 +311,8 @@ static void start_tls(struct bridge *b)
     bool is_ip = inet_pton(AF_INET, a->host, ip) == 1 || inet_pton(AF_INET6, a->host, ip) == 1;
     if (!is_ip)
         SSL_set_tlsext_host_name(b->ssl, a->host); /* SNI */
-    if (!b->cfg->insecure &&
-        (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(b->ssl), a->host)
-               : SSL_set1_host(b->ssl, a->host)) != 1) {
+    if (!b->cfg->insecure && (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(b->ssl), a->host)
+                                    : SSL_set1_host(b->ssl, a->host)) != 1) {
         bridge_fail(b, "TLS: cannot set the host name to verify: %s", ssl_reason());
         return;
     }

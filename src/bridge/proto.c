@@ -128,22 +128,21 @@ int proto_send_connect(struct bridge *b)
 
 static int send_subscribe(struct bridge *b)
 {
-    struct mqtt_topic_entry *entries = calloc(b->topic_count ? b->topic_count : 1,
-                                              sizeof(*entries));
+    struct mqtt_topic_entry *entries =
+        calloc(b->topic_count ? b->topic_count : 1, sizeof(*entries));
     if (!entries)
         return -ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < b->topic_count; i++) {
         if (b->topics[i].direction & CONFIG_BRIDGE_IN)
-            entries[n++] = (struct mqtt_topic_entry){cstr(b->topics[i].remote_filter),
-                                                     b->topics[i].qos};
+            entries[n++] =
+                (struct mqtt_topic_entry){cstr(b->topics[i].remote_filter), b->topics[i].qos};
     }
     int rc = 0;
     if (n > 0) {
         struct mqtt_packet pkt = {.type = MQTT_SUBSCRIBE};
-        pkt.u.subscribe = (struct mqtt_subscribe){.packet_id = BRIDGE_PKID_SUBSCRIBE,
-                                                  .count = n,
-                                                  .entries = entries};
+        pkt.u.subscribe = (struct mqtt_subscribe){
+            .packet_id = BRIDGE_PKID_SUBSCRIBE, .count = n, .entries = entries};
         rc = send_packet(b, &pkt);
     }
     free(entries);
@@ -181,8 +180,11 @@ static int out_add(struct bridge *b, uint64_t seq, uint16_t packet_id, uint8_t q
     struct out_entry *o = malloc(sizeof(*o));
     if (!o)
         return -ENOMEM;
-    *o = (struct out_entry){.seq = seq, .payload_len = payload_len, .packet_id = packet_id,
-                            .qos = qos, .state = (uint8_t)state};
+    *o = (struct out_entry){.seq = seq,
+                            .payload_len = payload_len,
+                            .packet_id = packet_id,
+                            .qos = qos,
+                            .state = (uint8_t)state};
     if (hashtable_insert(&b->out_ids, &o->by_id, &o->packet_id, sizeof(o->packet_id)) != 0) {
         free(o);
         return -ENOMEM;
@@ -255,11 +257,11 @@ static int send_entry(struct bridge *b, const struct store_queue_item *it)
                     b->cfg->name, (int)m->topic.len, (const char *)m->topic.data);
         return b->sb ? session_bridge_acked(b->sb, it->seq, m->payload.len) : 0;
     }
-    bool is_rel = it->entry.qos == 2 && it->entry.state == STORE_PUBREC_RECEIVED &&
-                  b->session_present;
+    bool is_rel =
+        it->entry.qos == 2 && it->entry.state == STORE_PUBREC_RECEIVED && b->session_present;
     uint16_t id = packet_id_of(it->seq);
-    int rc = out_add(b, it->seq, id, it->entry.qos, is_rel ? OUT_PUBREL_SENT : OUT_SENT,
-                     m->payload.len);
+    int rc =
+        out_add(b, it->seq, id, it->entry.qos, is_rel ? OUT_PUBREL_SENT : OUT_SENT, m->payload.len);
     if (rc != 0)
         return rc;
     if (is_rel) /* the remote has the message: finish, never send it again [MQTT-4.3.3-1] */
@@ -311,10 +313,10 @@ void proto_pump(struct bridge *b)
            !b->is_caught_up && !output_full(b) && b->out_count < b->set->window) {
         struct pump p = {.b = b, .room = b->set->window - b->out_count};
         uint32_t want = p.room;
-        int n = store_bridge_queue_read(b->set->store, (struct store_bytes){(const uint8_t *)
-                                                                                b->cfg->name,
-                                                                            strlen(b->cfg->name)},
-                                        b->read_seq, want, pump_entry, &p);
+        int n = store_bridge_queue_read(
+            b->set->store,
+            (struct store_bytes){(const uint8_t *)b->cfg->name, strlen(b->cfg->name)}, b->read_seq,
+            want, pump_entry, &p);
         if (p.err != 0 || (n < 0 && !p.is_stopped)) {
             bridge_fail(b, "sending the queue: %s",
                         p.err != 0 ? store_strerror(p.err) : store_strerror(n));
@@ -334,8 +336,7 @@ void proto_on_queued(void *arg)
     proto_pump(b);
 }
 
-void proto_forward_qos0(void *arg, struct mqtt_bytes topic, struct mqtt_bytes payload,
-                        bool retain)
+void proto_forward_qos0(void *arg, struct mqtt_bytes topic, struct mqtt_bytes payload, bool retain)
 {
     struct bridge *b = arg;
     if (b->state != BRIDGE_ONLINE || output_full(b)) {
@@ -460,8 +461,9 @@ static int resent_qos2(struct bridge *b, struct in_id *q, uint16_t packet_id)
  * remote sends it again after the reconnect (cleansession false). */
 static int refuse_incoming(struct bridge *b, int rc)
 {
-    bridge_fail(b, "a message from the remote was not accepted (%s); reconnecting later so it is "
-                   "sent again",
+    bridge_fail(b,
+                "a message from the remote was not accepted (%s); reconnecting later so it is "
+                "sent again",
                 rc == STORE_ERR_FULL ? "store or bridge queue full" : store_strerror(rc));
     return -1;
 }
@@ -474,8 +476,8 @@ static int handle_publish(struct bridge *b, const struct mqtt_publish *in)
         log_warning("bridge %s: message on %.*s dropped: its local topic would be longer than "
                     "65535 bytes",
                     b->cfg->name, (int)in->topic.len, (const char *)in->topic.data);
-        return in->qos == 0 ? 0 : send_ack(b, in->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
-                                           in->packet_id);
+        return in->qos == 0 ? 0
+                            : send_ack(b, in->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, in->packet_id);
     }
     if (!b->sb)
         return 0;
@@ -496,8 +498,9 @@ static int handle_publish(struct bridge *b, const struct mqtt_publish *in)
             in_remove(b, q);
         return refuse_incoming(b, -ENOMEM);
     }
-    *w = (struct waiter){b, b->conn_gen, 0, p.packet_id,
-                         (uint8_t)(p.qos == 1 ? WAIT_PUBACK : WAIT_PUBREC), p.qos == 2};
+    *w = (struct waiter){
+        b,         b->conn_gen, 0, p.packet_id, (uint8_t)(p.qos == 1 ? WAIT_PUBACK : WAIT_PUBREC),
+        p.qos == 2};
     int rc = session_bridge_publish(b->sb, &p, on_commit, w);
     if (rc != 0) {
         free(w);
@@ -592,8 +595,9 @@ static void on_commit(void *arg, int status)
     if (is_current && status == 0)
         act_after_commit(b, w);
     else if (is_current)
-        bridge_fail(b, "a commit failed (%s): reconnecting so the remote sends again what it "
-                       "was not acknowledged",
+        bridge_fail(b,
+                    "a commit failed (%s): reconnecting so the remote sends again what it "
+                    "was not acknowledged",
                     store_strerror(status));
     free(w);
     bridge_unref(b);

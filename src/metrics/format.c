@@ -181,8 +181,7 @@ static void per_bridge(struct text *t, const char *name, const char *type, const
 {
     family(t, name, type, help);
     for (size_t i = 0; i < st->bridge_count; i++)
-        put(t, "%s{name=\"%s\"} %" PRIu64 "\n", name, st->bridges[i].name,
-            value(&st->bridges[i]));
+        put(t, "%s{name=\"%s\"} %" PRIu64 "\n", name, st->bridges[i].name, value(&st->bridges[i]));
 }
 
 static uint64_t bridge_connected(const struct metrics_bridge *b)
@@ -230,8 +229,7 @@ static void format_bridges(struct text *t, const struct metrics_stats *st)
     per_bridge(t, "sol_bridge_inflight_messages", "gauge",
                "Messages sent to the remote and not yet acknowledged.", st, bridge_inflight);
     per_bridge(t, "sol_bridge_publishes_refused_total", "counter",
-               "Local publishes refused because the bridge's queue was full.", st,
-               bridge_refused);
+               "Local publishes refused because the bridge's queue was full.", st, bridge_refused);
     per_bridge(t, "sol_bridge_connects_total", "counter",
                "Connections the remote accepted (CONNACK 0).", st, bridge_connects);
 }

@@ -9,7 +9,7 @@
  * with "sol_".
  *
  * Not for: computing the figures (the session manager, server and store keep
- * them as running counters), configuration files (main.c).
+ * them as running counters), configuration files (src/broker/).
  */
 #ifndef SOL_METRICS_H
 #define SOL_METRICS_H

@@ -9,7 +9,7 @@
  * that got output, and frees the connections closed during the turn.
  *
  * Not for: MQTT semantics (the session manager decides), configuration files
- * (main.c), storage.
+ * (src/broker/), storage.
  */
 #ifndef SOL_SERVER_H
 #define SOL_SERVER_H

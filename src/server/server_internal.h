@@ -112,15 +112,17 @@ struct conn {
      * until in can grow to input_want bytes. */
     struct conn *input_prev, *input_next;
     size_t input_want;
-    bool is_input_waiting;
     struct out_chunk *out_head, *out_tail;
     size_t out_pending; /* bytes queued and not yet written */
     ev_tstamp last_packet;
-    double timeout_s; /* 0: no timer */
-    int fd;
+    double timeout_s;        /* 0: no timer */
     struct ssl_st *ssl;      /* TLS only, owned */
     unsigned long tls_error; /* ERR_get_error() of the last failed TLS call, 0 if none */
+    /* Small fields last, together (no padding holes): a conn is most of the
+     * broker's RSS per idle connection. */
+    int fd;
     enum session_close_reason close_reason;
+    bool is_input_waiting;
     bool is_closing;
     bool is_write_listed;
     bool is_connect_phase; /* the timer is the CONNECT deadline */
@@ -168,7 +170,7 @@ struct server {
     struct conn *closing; /* connections to free at the end of the turn */
     size_t conn_count;
     bool is_stopping;
-    bool has_failed; /* server_fail(): stop without committing */
+    bool has_failed;                        /* server_fail(): stop without committing */
     uint8_t scratch[SERVER_READ_CHUNK];     /* every read lands here first */
     uint8_t tls_out[SERVER_TLS_RECORD_MAX]; /* small chunks gathered for one SSL_write */
 };

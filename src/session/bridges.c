@@ -293,10 +293,8 @@ static int append(struct session_mgr *mgr, struct session_bridge *b, struct msg 
     struct delta *d = rc == 0 ? delta_of(b) : NULL;
     if (rc != 0 || !d)
         return rc != 0 ? rc : -ENOMEM;
-    struct store_queue_entry e = {.msg_id = m->store_id,
-                                  .qos = qos,
-                                  .state = STORE_QUEUED,
-                                  .retain = r->retain};
+    struct store_queue_entry e = {
+        .msg_id = m->store_id, .qos = qos, .state = STORE_QUEUED, .retain = r->retain};
     rc = store_batch_bridge_append(mgr_batch(mgr), key_of(b), b->last_seq + 1, &e);
     if (rc != 0)
         return rc;
@@ -368,8 +366,7 @@ int bridge_remember_qos2(struct session_bridge *b, uint16_t packet_id)
     struct store_batch *batch = mgr_batch(b->mgr);
     if (!batch)
         return -ENOMEM;
-    int rc =
-        store_batch_put_bridge_qos2_in(batch, key_of(b), packet_id, (uint64_t)time(NULL));
+    int rc = store_batch_put_bridge_qos2_in(batch, key_of(b), packet_id, (uint64_t)time(NULL));
     if (rc != 0)
         store_batch_fail(batch, rc);
     return rc;

@@ -158,18 +158,17 @@ struct store_bytes session_store_id(const struct session *s)
 struct session *session_new(struct session_mgr *mgr, const uint8_t *id, size_t id_len,
                             bool persistent)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = calloc(1, sizeof(*s) + id_len + 1);
     if (!s)
         return NULL;
-    s->client_id = malloc(id_len + 1);
-    if (!s->client_id || table_put(&mgr->sessions, id, id_len, s) != 0) {
-        free(s->client_id);
+    if (id_len)
+        memcpy(s->client_id, id, id_len);
+    s->client_id[id_len] = '\0';
+    s->id_len = id_len;
+    if (table_put(&mgr->sessions, s) != 0) {
         free(s);
         return NULL;
     }
-    memcpy(s->client_id, id, id_len);
-    s->client_id[id_len] = '\0';
-    s->id_len = id_len;
     s->persistent = persistent;
     s->next_packet_id = 1;
     s->serial = ++mgr->next_serial;
@@ -246,7 +245,6 @@ static void free_session(struct session_mgr *mgr, struct session *s)
         unschedule_refill(mgr, s);
     free_qos2_ids(s);
     session_offline_remove(mgr, s);
-    free(s->client_id);
     free(s);
 }
 
@@ -579,14 +577,13 @@ void session_mgr_free(struct session_mgr *mgr)
 
 struct session_client *session_client_new(struct session_mgr *mgr, void *conn, const char *peer)
 {
-    struct session_client *c = calloc(1, sizeof(*c));
+    if (!peer)
+        peer = "unknown";
+    size_t peer_len = strlen(peer);
+    struct session_client *c = calloc(1, sizeof(*c) + peer_len + 1);
     if (!c)
         return NULL;
-    c->peer = strdup(peer ? peer : "unknown");
-    if (!c->peer) {
-        free(c);
-        return NULL;
-    }
+    memcpy(c->peer, peer, peer_len + 1);
     c->mgr = mgr;
     c->conn = conn;
     return c;
@@ -826,7 +823,6 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
     bool fire_will = reason != SESSION_CLOSE_DISCONNECT && reason != SESSION_CLOSE_SHUTDOWN;
     session_client_detach(mgr, client, fire_will);
     free(client->username);
-    free(client->peer);
     free(client);
 }
 

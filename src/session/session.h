@@ -243,8 +243,8 @@ struct session_bridge_config {
     const char *name; /* the queue's key in the store; copied */
     const struct session_bridge_filter *filters;
     size_t filter_count;
-    uint64_t max_queued_messages; /* 0: no limit */
-    uint64_t max_queued_bytes;    /* payload bytes; 0: no limit */
+    uint64_t max_queued_messages;         /* 0: no limit */
+    uint64_t max_queued_bytes;            /* payload bytes; 0: no limit */
     const struct session_bridge_ops *ops; /* borrowed; must outlive the manager */
     void *arg;
 };

@@ -55,14 +55,10 @@ void msg_release(void *ref);
  */
 int msg_qos0_packet(struct msg *m, struct mqtt_bytes *out);
 
-/* ---- A string-keyed map (client ids, retained topics): table.c, on the
- * broker's one keyed hash table ---- */
+/* ---- Sessions by client id: table.c, intrusive (struct session's by_id),
+ * on the broker's one keyed hash table ---- */
 
-struct table_entry {
-    struct hashtable_node node;
-    void *value;
-    uint8_t key[]; /* copy of the key (node.key points here) */
-};
+struct session;
 
 struct table {
     struct hashtable h;
@@ -74,8 +70,9 @@ int table_init(struct table *t);
 void table_deinit(struct table *t);
 size_t table_count(const struct table *t);
 void *table_get(const struct table *t, const uint8_t *key, size_t key_len);
-/* Sets key -> value (replacing). Returns 0 or -ENOMEM (table unchanged). */
-int table_put(struct table *t, const uint8_t *key, size_t key_len, void *value);
+/* Indexes s under its client_id (replacing another session with that id).
+ * Returns 0 or -ENOMEM (table unchanged). */
+int table_put(struct table *t, struct session *s);
 /* Removes key; returns its value or NULL. */
 void *table_remove(struct table *t, const uint8_t *key, size_t key_len);
 /* Calls fn for every entry; fn must not change the table. */
@@ -141,26 +138,19 @@ enum session_record {
 };
 
 struct session {
-    uint8_t *client_id; /* NUL-terminated copy, also usable in log lines */
     size_t id_len;
-    bool persistent;               /* clean session 0: state kept in the store */
+    struct hashtable_node by_id;   /* in mgr->sessions, keyed by client_id */
     struct session_client *client; /* the attached connection, or NULL */
     struct hashtable subs;         /* struct sub_entry by filter: O(1) per filter */
 
     struct outgoing *inflight, *inflight_tail; /* in send order */
     struct hashtable inflight_ids;             /* struct outgoing by packet id */
-    uint32_t inflight_count;
-    uint16_t next_packet_id;
 
     struct pending *queue_head, *queue_tail; /* clean sessions */
     size_t queued_bytes;                     /* payload bytes of the queued_count messages */
-    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries in
-                              the store (counted at start, then kept up to date) */
 
-    uint64_t last_seq;  /* persistent: highest store queue seq used */
-    uint64_t read_seq;  /* persistent: next queue seq to read from the store */
-    bool backlog;       /* persistent: the store may hold entries at or after read_seq */
-    bool refill_queued; /* on mgr->refill list */
+    uint64_t last_seq; /* persistent: highest store queue seq used */
+    uint64_t read_seq; /* persistent: next queue seq to read from the store */
     struct session *refill_next;
 
     struct hashtable qos2_ids; /* incoming QoS 2 ids awaiting PUBREL: struct qos2_in */
@@ -169,35 +159,46 @@ struct session {
     /* Persistent sessions without a client, oldest last_seen_s first: expiry
      * and the offline count never walk every session. */
     struct session *offline_prev, *offline_next;
-    bool is_offline_listed;
-    uint8_t record; /* persistent: enum session_record */
 
     uint64_t last_seen_s; /* unix time of the last connect or disconnect */
 
     /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
-    uint64_t sub_refusals;         /* subscriptions refused since the last notice */
-    uint64_t sub_refusal_logged_s; /* unix time of that notice; 0 = none yet */
-    uint64_t queue_drops;          /* messages dropped by the queue limits since the last notice */
+    uint64_t sub_refusal_logged_s; /* unix time of the last notice; 0 = none yet */
     uint64_t queue_drop_logged_s;
     uint64_t match_gen; /* routing: last route that matched this session */
-    uint8_t match_qos;  /* routing: highest granted QoS among matching filters */
+
+    /* Small fields last, together: an idle session's size is the broker's
+     * RSS per idle connection (README, idle_conns). */
+    uint32_t inflight_count;
+    uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries in
+                              the store (counted at start, then kept up to date) */
+    uint32_t sub_refusals; /* subscriptions refused since the last notice */
+    uint32_t queue_drops;  /* messages dropped by the queue limits since the last notice */
+    uint16_t next_packet_id;
+    bool persistent;    /* clean session 0: state kept in the store */
+    bool backlog;       /* persistent: the store may hold entries at or after read_seq */
+    bool refill_queued; /* on mgr->refill list */
+    bool is_offline_listed;
+    uint8_t record;      /* persistent: enum session_record */
+    uint8_t match_qos;   /* routing: highest granted QoS among matching filters */
+    uint8_t client_id[]; /* id_len bytes and a NUL, also usable in log lines */
 };
 
 /* ---- Connections, as the session manager sees them ---- */
 
 struct session_client {
     struct session_mgr *mgr;
-    void *conn; /* the server's handle */
-    char *peer;
-    struct session *sess; /* after an accepted CONNECT */
-    bool connected;
+    void *conn;                      /* the server's handle */
+    struct session *sess;            /* after an accepted CONNECT */
     struct msg *will;                /* will message (retain flag = will retain), or NULL */
-    uint32_t held_sends;             /* sends of this client waiting for the commit */
     char *username;                  /* from CONNECT or the TLS identity; NULL = anonymous */
     const struct session_auth *auth; /* the listener's, or NULL: the broker's */
-    bool has_identity;               /* username came from the transport */
-    bool is_connack_held;            /* CONNACK 0 waits for the commit: not accepted yet */
+    uint32_t held_sends;             /* sends of this client waiting for the commit */
+    bool connected;
+    bool has_identity;    /* username came from the transport */
+    bool is_connack_held; /* CONNACK 0 waits for the commit: not accepted yet */
     uint8_t protocol_level;
+    char peer[]; /* "ADDRESS:PORT" (or "unknown"), NUL-terminated */
 };
 
 /* A send that waits for the turn's commit (it acknowledges durable state). */
@@ -218,7 +219,7 @@ struct session_mgr {
     struct store *store;
     const struct session_sink *sink;
     struct trie *trie;
-    struct table sessions; /* client id -> struct session */
+    struct table sessions;          /* client id -> struct session */
     struct retained_index retained; /* topic -> struct msg (retain = true), by level */
 
     struct store_batch *batch; /* the turn's batch, created on first use */

@@ -1,8 +1,9 @@
 /*
- * table.c - the session manager's byte-string-keyed maps (client ids,
- * retained topics) on top of the broker's one hash table (util/hashtable.h,
- * keyed SipHash): each entry holds its own copy of the key.
- * Not for: topic matching (trie.c does that).
+ * table.c - the session manager's sessions by client id, on the broker's one
+ * keyed hash table (util/hashtable.h, SipHash). Intrusive: a session carries
+ * its own node (by_id) keyed by its own client_id copy, so the index costs
+ * no allocation and no second copy of the id per session.
+ * Not for: topic matching (trie.c) or retained topics (retained.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,55 +19,37 @@ int table_init(struct table *t)
 
 void table_deinit(struct table *t)
 {
-    struct hashtable_node *n = hashtable_take_all(&t->h);
-    while (n) {
-        struct hashtable_node *next = n->next;
-        free(hashtable_entry(n, struct table_entry, node));
-        n = next;
-    }
+    hashtable_deinit(&t->h); /* the nodes are the sessions' own */
 }
 
-static struct table_entry *find(const struct table *t, const uint8_t *key, size_t key_len)
+static struct session *session_of(struct hashtable_node *n)
 {
-    struct hashtable_node *n = hashtable_find(&t->h, key, key_len);
-    return n ? hashtable_entry(n, struct table_entry, node) : NULL;
+    return n ? hashtable_entry(n, struct session, by_id) : NULL;
 }
 
 void *table_get(const struct table *t, const uint8_t *key, size_t key_len)
 {
-    struct table_entry *e = find(t, key, key_len);
-    return e ? e->value : NULL;
+    return session_of(hashtable_find(&t->h, key, key_len));
 }
 
-int table_put(struct table *t, const uint8_t *key, size_t key_len, void *value)
+int table_put(struct table *t, struct session *s)
 {
-    struct table_entry *e = find(t, key, key_len);
-    if (e) {
-        e->value = value;
+    struct session *old = table_get(t, s->client_id, s->id_len);
+    if (old == s)
         return 0;
-    }
-    e = malloc(sizeof(*e) + key_len);
-    if (!e)
+    if (hashtable_insert(&t->h, &s->by_id, s->client_id, s->id_len) != 0)
         return -ENOMEM;
-    e->value = value;
-    if (key_len)
-        memcpy(e->key, key, key_len);
-    if (hashtable_insert(&t->h, &e->node, e->key, key_len) != 0) {
-        free(e);
-        return -ENOMEM;
-    }
+    if (old) /* inserted first: a failed insert leaves the table unchanged */
+        hashtable_remove(&t->h, &old->by_id);
     return 0;
 }
 
 void *table_remove(struct table *t, const uint8_t *key, size_t key_len)
 {
-    struct table_entry *e = find(t, key, key_len);
-    if (!e)
-        return NULL;
-    void *value = e->value;
-    hashtable_remove(&t->h, &e->node);
-    free(e);
-    return value;
+    struct session *s = table_get(t, key, key_len);
+    if (s)
+        hashtable_remove(&t->h, &s->by_id);
+    return s;
 }
 
 size_t table_count(const struct table *t)
@@ -82,7 +65,7 @@ struct foreach_ctx {
 static void visit(struct hashtable_node *n, void *arg)
 {
     struct foreach_ctx *ctx = arg;
-    ctx->fn(hashtable_entry(n, struct table_entry, node)->value, ctx->arg);
+    ctx->fn(session_of(n), ctx->arg);
 }
 
 void table_foreach(const struct table *t, void (*fn)(void *value, void *arg), void *arg)

@@ -811,8 +811,8 @@ static int do_connection(struct parser *p, char *args)
     if (name == NULL)
         return -1;
     if (!is_bridge_name(name))
-        return fail(p, "connection: '%s' is not a bridge name (1 to %d of A-Z a-z 0-9 _ . -)",
-                    name, CONFIG_BRIDGE_NAME_MAX);
+        return fail(p, "connection: '%s' is not a bridge name (1 to %d of A-Z a-z 0-9 _ . -)", name,
+                    CONFIG_BRIDGE_NAME_MAX);
     for (size_t i = 0; i < p->cfg->bridge_count; i++) {
         if (strcmp(p->cfg->bridges[i].name, name) == 0)
             return fail(p, "connection: duplicate bridge name '%s' (first at %s)", name,

@@ -3,9 +3,10 @@
  * config files (one "name value..." directive per line, '#' comments).
  *
  * Directive names and meanings follow Mosquitto 2 where Sol has the feature.
- * Not for: acting on the settings (main.c, the server and the session manager
- * do that), command-line flags (main.c), or logging anything: errors come back
- * as text in the caller's buffer, in the style of redis anet's char *err.
+ * Not for: acting on the settings (src/broker/, the server and the session
+ * manager do that), command-line flags (src/broker/flags.c), or logging
+ * anything: errors come back as text in the caller's buffer, in the style of
+ * redis anet's char *err.
  */
 #ifndef SOL_CONFIG_H
 #define SOL_CONFIG_H
@@ -45,8 +46,8 @@
  * password_file, acl_file and allow_anonymous are global, as in Mosquitto's
  * default "per_listener_settings false"; with "per_listener_settings true"
  * (before the first listener) they belong to the listener line above them.
- * TLS is on when certfile is set; main checks that certfile and keyfile come
- * together.
+ * TLS is on when certfile is set; config_check_tls() checks that certfile
+ * and keyfile come together.
  */
 struct config_listener {
     uint16_t port;
@@ -91,20 +92,20 @@ struct config_bridge_topic {
 };
 
 struct config_bridge_address {
-    char *host; /* owned: a name or a numeric address ([v6] brackets removed) */
+    char *host;    /* owned: a name or a numeric address ([v6] brackets removed) */
     uint16_t port; /* default 1883 */
 };
 
 #define CONFIG_DEFAULT_BRIDGE_KEEPALIVE_S      60
-#define CONFIG_DEFAULT_BRIDGE_RESTART_BASE_S   5  /* Mosquitto 2's backoff */
+#define CONFIG_DEFAULT_BRIDGE_RESTART_BASE_S   5 /* Mosquitto 2's backoff */
 #define CONFIG_DEFAULT_BRIDGE_RESTART_CAP_S    30
 #define CONFIG_DEFAULT_BRIDGE_MAX_QUEUED       1000000
 #define CONFIG_DEFAULT_BRIDGE_MAX_QUEUED_BYTES ((uint64_t)1 << 30)
 #define CONFIG_BRIDGE_NAME_MAX                 64
 
 struct config_bridge {
-    char *name;  /* owned; [A-Za-z0-9_.-]{1,64}, unique */
-    char *where; /* owned; "PATH:LINE" of the connection line */
+    char *name;                              /* owned; [A-Za-z0-9_.-]{1,64}, unique */
+    char *where;                             /* owned; "PATH:LINE" of the connection line */
     struct config_bridge_address *addresses; /* owned array: address/addresses */
     size_t address_count;
     struct config_bridge_topic *topics; /* owned array */
@@ -306,5 +307,13 @@ int config_add_listener(struct sol_config *cfg, uint16_t port, const char *bind_
  * Returns 0 or -ENOMEM (cfg unchanged).
  */
 int config_apply_defaults(struct sol_config *cfg);
+
+/*
+ * The TLS settings of every listener make sense together (certfile with
+ * keyfile, require_certificate with cafile, ...) and their files are
+ * readable (config_check.c). Returns 0, or -1 with
+ * "FILE:LINE: listener PORT: problem" in err.
+ */
+int config_check_tls(const struct sol_config *cfg, char *err, size_t err_len);
 
 #endif /* SOL_CONFIG_H */

@@ -3,7 +3,8 @@
  * count exceeds the bucket count, shrink to half when it falls below a
  * quarter; the array is freed when the table empties. A resize allocates the
  * new array and then moves MIGRATE_STEP buckets of the old one per insert or
- * remove; lookups check the not-yet-moved part of the old array too.
+ * remove; lookups check the not-yet-moved part of the old array too. Each
+ * array is one allocation with its header (struct hashtable_array).
  * Not for: anything but the table (siphash.c hashes).
  */
 #include "hashtable.h"
@@ -59,14 +60,23 @@ uint64_t hashtable_hash(const void *key, size_t key_len)
 
 void hashtable_init(struct hashtable *t)
 {
-    *t = (struct hashtable){0};
+    t->a = NULL;
 }
 
 void hashtable_deinit(struct hashtable *t)
 {
-    free(t->buckets);
-    free(t->old);
-    hashtable_init(t);
+    if (t->a != NULL)
+        free(t->a->old);
+    free(t->a);
+    t->a = NULL;
+}
+
+/* A zeroed array of size chains, or NULL. */
+static struct hashtable_array *array_new(size_t size)
+{
+    if (size > (SIZE_MAX - sizeof(struct hashtable_array)) / sizeof(struct hashtable_node *))
+        return NULL;
+    return calloc(1, sizeof(struct hashtable_array) + size * sizeof(struct hashtable_node *));
 }
 
 static bool node_is(const struct hashtable_node *n, uint64_t hash, const void *key, size_t len)
@@ -74,51 +84,54 @@ static bool node_is(const struct hashtable_node *n, uint64_t hash, const void *k
     return n->hash == hash && n->key_len == len && (len == 0 || memcmp(n->key, key, len) == 0);
 }
 
-/* The old-array chain that may still hold hash, or NULL when already moved. */
-static struct hashtable_node **old_chain(const struct hashtable *t, uint64_t hash)
+static struct hashtable_node **chain_of(struct hashtable_array *a, uint64_t hash)
 {
-    if (t->old == NULL)
+    return &a->chains[hash & (a->size - 1)];
+}
+
+/* The old-array chain that may still hold hash, or NULL when already moved. */
+static struct hashtable_node **old_chain(const struct hashtable_array *a, uint64_t hash)
+{
+    if (a->old == NULL)
         return NULL;
-    size_t i = hash & (t->old_size - 1);
-    return i >= t->old_pos ? &t->old[i] : NULL;
+    size_t i = hash & (a->old->size - 1);
+    return i >= a->old_pos ? &a->old->chains[i] : NULL;
 }
 
 struct hashtable_node *hashtable_find(const struct hashtable *t, const void *key, size_t key_len)
 {
-    if (t->count == 0)
+    struct hashtable_array *a = t->a;
+    if (a == NULL || a->count == 0)
         return NULL;
     uint64_t hash = hashtable_hash(key, key_len);
-    struct hashtable_node **old = old_chain(t, hash);
+    struct hashtable_node **old = old_chain(a, hash);
     for (struct hashtable_node *n = old != NULL ? *old : NULL; n != NULL; n = n->next)
         if (node_is(n, hash, key, key_len))
             return n;
-    if (t->buckets == NULL)
-        return NULL;
-    for (struct hashtable_node *n = t->buckets[hash & (t->size - 1)]; n != NULL; n = n->next)
+    for (struct hashtable_node *n = *chain_of(a, hash); n != NULL; n = n->next)
         if (node_is(n, hash, key, key_len))
             return n;
     return NULL;
 }
 
-/* Moves up to steps buckets of the old array into the new one; frees the old
- * array once it is empty. */
-static void migrate(struct hashtable *t, size_t steps)
+/* Moves up to steps buckets of the old array into the current one; frees
+ * the old array once it is empty. */
+static void migrate(struct hashtable_array *a, size_t steps)
 {
-    while (t->old != NULL && steps-- > 0) {
-        struct hashtable_node *n = t->old[t->old_pos];
+    while (a->old != NULL && steps-- > 0) {
+        struct hashtable_node *n = a->old->chains[a->old_pos];
         while (n != NULL) {
             struct hashtable_node *next = n->next;
-            struct hashtable_node **b = &t->buckets[n->hash & (t->size - 1)];
+            struct hashtable_node **b = chain_of(a, n->hash);
             n->next = *b;
             *b = n;
             n = next;
         }
-        t->old[t->old_pos] = NULL;
-        if (++t->old_pos == t->old_size) {
-            free(t->old);
-            t->old = NULL;
-            t->old_size = 0;
-            t->old_pos = 0;
+        a->old->chains[a->old_pos] = NULL;
+        if (++a->old_pos == a->old->size) {
+            free(a->old);
+            a->old = NULL;
+            a->old_pos = 0;
         }
     }
 }
@@ -128,38 +141,38 @@ static void migrate(struct hashtable *t, size_t steps)
  * failure nothing changes. */
 static void start_resize(struct hashtable *t, size_t new_size)
 {
-    if (t->old != NULL)
-        migrate(t, t->old_size);
-    struct hashtable_node **fresh = calloc(new_size, sizeof(*fresh));
+    struct hashtable_array *cur = t->a;
+    if (cur->old != NULL)
+        migrate(cur, cur->old->size);
+    struct hashtable_array *fresh = array_new(new_size);
     if (fresh == NULL)
         return;
-    t->old = t->buckets;
-    t->old_size = t->size;
-    t->old_pos = 0;
-    t->buckets = fresh;
-    t->size = new_size;
-    if (t->old == NULL)
-        t->old_size = 0;
+    fresh->size = new_size;
+    fresh->count = cur->count;
+    fresh->old = cur;
+    cur->count = 0;
+    t->a = fresh;
 }
 
 int hashtable_insert(struct hashtable *t, struct hashtable_node *n, const void *key, size_t key_len)
 {
-    if (t->buckets == NULL) {
-        t->buckets = calloc(MIN_BUCKETS, sizeof(*t->buckets));
-        if (t->buckets == NULL)
+    if (t->a == NULL) {
+        t->a = array_new(MIN_BUCKETS);
+        if (t->a == NULL)
             return -ENOMEM;
-        t->size = MIN_BUCKETS;
+        t->a->size = MIN_BUCKETS;
     }
-    migrate(t, MIGRATE_STEP);
+    struct hashtable_array *a = t->a;
+    migrate(a, MIGRATE_STEP);
     n->key = key;
     n->key_len = key_len;
     n->hash = hashtable_hash(key, key_len);
-    struct hashtable_node **b = &t->buckets[n->hash & (t->size - 1)];
+    struct hashtable_node **b = chain_of(a, n->hash);
     n->next = *b;
     *b = n;
-    t->count++;
-    if (t->count > t->size && t->old == NULL && t->size <= SIZE_MAX / 2 / sizeof(*b))
-        start_resize(t, t->size * 2);
+    a->count++;
+    if (a->count > a->size && a->old == NULL && a->size <= SIZE_MAX / 4 / sizeof(*b))
+        start_resize(t, a->size * 2);
     return 0;
 }
 
@@ -177,16 +190,17 @@ static bool unlink_from(struct hashtable_node **chain, struct hashtable_node *n)
 
 void hashtable_remove(struct hashtable *t, struct hashtable_node *n)
 {
-    if (!unlink_from(old_chain(t, n->hash), n))
-        unlink_from(&t->buckets[n->hash & (t->size - 1)], n);
-    t->count--;
-    if (t->count == 0) {
+    struct hashtable_array *a = t->a;
+    if (!unlink_from(old_chain(a, n->hash), n))
+        unlink_from(chain_of(a, n->hash), n);
+    a->count--;
+    if (a->count == 0) {
         hashtable_deinit(t);
         return;
     }
-    migrate(t, MIGRATE_STEP);
-    if (t->old == NULL && t->size > MIN_BUCKETS && t->count < t->size / 4)
-        start_resize(t, t->size / 2);
+    migrate(a, MIGRATE_STEP);
+    if (a->old == NULL && a->size > MIN_BUCKETS && a->count < a->size / 4)
+        start_resize(t, a->size / 2);
 }
 
 static void foreach_chain(struct hashtable_node *n, void (*fn)(struct hashtable_node *, void *),
@@ -202,19 +216,20 @@ static void foreach_chain(struct hashtable_node *n, void (*fn)(struct hashtable_
 void hashtable_foreach(const struct hashtable *t, void (*fn)(struct hashtable_node *n, void *arg),
                        void *arg)
 {
-    if (t->count == 0)
+    const struct hashtable_array *a = t->a;
+    if (a == NULL || a->count == 0)
         return;
-    for (size_t i = t->old_pos; t->old != NULL && i < t->old_size; i++)
-        foreach_chain(t->old[i], fn, arg);
-    for (size_t i = 0; i < t->size; i++)
-        foreach_chain(t->buckets[i], fn, arg);
+    for (size_t i = a->old_pos; a->old != NULL && i < a->old->size; i++)
+        foreach_chain(a->old->chains[i], fn, arg);
+    for (size_t i = 0; i < a->size; i++)
+        foreach_chain(a->chains[i], fn, arg);
 }
 
-static struct hashtable_node *take_chains(struct hashtable_node **chains, size_t from, size_t to,
+static struct hashtable_node *take_chains(struct hashtable_array *from_array, size_t from,
                                           struct hashtable_node *list)
 {
-    for (size_t i = from; chains != NULL && i < to; i++) {
-        struct hashtable_node *n = chains[i];
+    for (size_t i = from; from_array != NULL && i < from_array->size; i++) {
+        struct hashtable_node *n = from_array->chains[i];
         while (n != NULL) {
             struct hashtable_node *next = n->next;
             n->next = list;
@@ -227,8 +242,11 @@ static struct hashtable_node *take_chains(struct hashtable_node **chains, size_t
 
 struct hashtable_node *hashtable_take_all(struct hashtable *t)
 {
-    struct hashtable_node *list = take_chains(t->old, t->old_pos, t->old_size, NULL);
-    list = take_chains(t->buckets, 0, t->size, list);
+    struct hashtable_node *list = NULL;
+    if (t->a != NULL) {
+        list = take_chains(t->a->old, t->a->old_pos, NULL);
+        list = take_chains(t->a, 0, list);
+    }
     hashtable_deinit(t);
     return list;
 }

@@ -13,7 +13,8 @@
  * call apart from hashing the key: the bucket array is resized
  * incrementally (each insert and remove moves a few buckets of the old array
  * into the new one, as redis's rehashing does), so no single call pays for a
- * whole resize. An empty table holds no array at all.
+ * whole resize. An empty table holds no array at all, and the table itself
+ * is one pointer, so objects can embed several cheaply.
  *
  * Not for: ordered walks (none is offered), or keys that change while the
  * node is in a table (remove, change, insert again). Single-threaded.
@@ -36,13 +37,19 @@ struct hashtable_node {
     uint64_t hash;
 };
 
+/* One allocation: the header and its chains. */
+struct hashtable_array {
+    size_t size;                 /* chains: a power of two */
+    size_t count;                /* nodes in the table (kept in the current array only) */
+    struct hashtable_array *old; /* while resizing: the previous array, drained bucket by bucket */
+    size_t old_pos;              /* old->chains[0..old_pos) are already moved */
+    struct hashtable_node *chains[];
+};
+
+/* One pointer: an empty table (most of a session's tables, most of the time)
+ * costs 8 bytes and no allocation. */
 struct hashtable {
-    struct hashtable_node **buckets; /* NULL or `size` chains */
-    size_t size;                     /* 0 or a power of two */
-    struct hashtable_node **old; /* while resizing: the previous array, drained bucket by bucket */
-    size_t old_size;
-    size_t old_pos; /* old[0..old_pos) are already moved */
-    size_t count;
+    struct hashtable_array *a; /* NULL when empty */
 };
 
 /* An empty table; allocates nothing. */
@@ -83,7 +90,7 @@ struct hashtable_node *hashtable_take_all(struct hashtable *t);
 
 static inline size_t hashtable_count(const struct hashtable *t)
 {
-    return t->count;
+    return t->a != NULL ? t->a->count : 0;
 }
 
 #endif /* SOL_HASHTABLE_H */

@@ -1,7 +1,7 @@
 /*
  * log.c - timestamped log lines. The one process-wide state in the broker
  * outside main: the log sinks, set at start-up and reopened on SIGHUP.
- * Not for: choosing destinations from the config (main.c does).
+ * Not for: choosing destinations from the config (log_config.c does).
  */
 #include "log.h"
 

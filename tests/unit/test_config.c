@@ -1126,7 +1126,8 @@ static void test_error_bridge_topic_lines(void **state)
     } cases[] = {
         {"topic a sideways", "topic: 'sideways' is not in, out or both"},
         {"topic a out 3", "topic: '3' is out of range 0..2"},
-        {"topic a out 1 loc/", "topic: a local prefix needs a remote prefix after it (\"\" for none)"},
+        {"topic a out 1 loc/",
+         "topic: a local prefix needs a remote prefix after it (\"\" for none)"},
         {"topic \"\" out 1 loc \"\"",
          "topic: an empty pattern (\"\") needs both a local and a remote prefix"},
         {"topic a/#/b", "topic: 'a/#/b' is not a topic filter"},
@@ -1155,8 +1156,10 @@ static void test_error_bridge_settings(void **state)
          "support); use mqttv311"},
         {"bridge_protocol_version mqttv4", "bridge_protocol_version: 'mqttv4' is not mqttv311 or "
                                            "mqttv31"},
-        {"start_type lazy", "start_type: 'lazy' is not supported: Sol's bridges are always automatic"},
-        {"start_type once", "start_type: 'once' is not supported: Sol's bridges are always automatic"},
+        {"start_type lazy",
+         "start_type: 'lazy' is not supported: Sol's bridges are always automatic"},
+        {"start_type once",
+         "start_type: 'once' is not supported: Sol's bridges are always automatic"},
         {"start_type manual",
          "start_type: 'manual' is not supported: Sol's bridges are always automatic"},
         {"restart_timeout 0", "restart_timeout: '0' is out of range 1..3600"},

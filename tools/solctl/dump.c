@@ -413,8 +413,8 @@ static int dump_section(struct store *store, struct dump_ctx *d, const char *wha
 
 int solctl_dump(struct store *store, const struct solctl_opts *opts)
 {
-    static const char *const all[] = {"sessions", "subscriptions", "retained", "queues",
-                                      "bridges",  "messages"};
+    static const char *const all[] = {"sessions", "subscriptions", "retained",
+                                      "queues",   "bridges",       "messages"};
     if (opts->what != NULL && strcmp(opts->what, "stats") == 0)
         return solctl_stats(store, opts);
     struct dump_ctx d = {.opts = opts, .out = stdout};
