@@ -565,15 +565,16 @@ static void send_pubrel_after(struct bridge *b, const struct waiter *w)
 
 static void act_after_commit(struct bridge *b, const struct waiter *w)
 {
+    int rc = 0;
     switch (w->kind) {
     case WAIT_PUBACK:
-        (void)send_ack(b, MQTT_PUBACK, w->packet_id);
+        rc = send_ack(b, MQTT_PUBACK, w->packet_id);
         break;
     case WAIT_PUBREC:
-        (void)send_ack(b, MQTT_PUBREC, w->packet_id);
+        rc = send_ack(b, MQTT_PUBREC, w->packet_id);
         break;
     case WAIT_PUBCOMP:
-        (void)send_ack(b, MQTT_PUBCOMP, w->packet_id);
+        rc = send_ack(b, MQTT_PUBCOMP, w->packet_id);
         break;
     case WAIT_PUBREL:
         send_pubrel_after(b, w);
@@ -583,6 +584,8 @@ static void act_after_commit(struct bridge *b, const struct waiter *w)
         proto_pump(b);
         break;
     }
+    if (rc != 0) /* the remote sends it again after the reconnect */
+        bridge_fail(b, "out of memory acknowledging a message");
 }
 
 static void on_commit(void *arg, int status)
