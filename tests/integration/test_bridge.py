@@ -13,13 +13,15 @@ serving its clients.
 Each test starts its own mosquitto (generated config, free port, stopped by
 PID) and its own sol. Every wait is bounded.
 Environment (for longer runs): SOL_BRIDGE_CRASH_MESSAGES (messages per kill
--9 test, default 600), SOL_BRIDGE_SUMMARY=FILE appends one JSON line of
-counts per kill -9 test.
+-9 test, default 600), SOL_BRIDGE_ONLY=TEXT runs the tests whose name holds
+TEXT, SOL_BRIDGE_ROUNDS=N runs them N times, SOL_BRIDGE_SUMMARY=FILE appends
+one JSON line of counts per kill -9 test.
 """
 
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -38,6 +40,8 @@ from harness import (CONNACK, PUBACK, PUBLISH, Raw, check, mqtt_connect,  # noqa
 import paho.mqtt.client as mqtt  # noqa: E402
 
 CRASH_MESSAGES = int(os.environ.get("SOL_BRIDGE_CRASH_MESSAGES", "600"))
+SEED = int(os.environ.get("SOL_BRIDGE_SEED", str(int(time.time()))))
+RNG = random.Random(SEED)
 SUMMARY = os.environ.get("SOL_BRIDGE_SUMMARY")
 SOLCTL = os.path.join(harness.BUILD_DIR, "solctl")
 
@@ -353,12 +357,19 @@ def count_outcome(expected, got):
 
 
 def report(name, acked, delivered, lost, duplicated, extra=""):
-    print("%s: acknowledged %d, delivered %d, lost %d, duplicated %d%s"
-          % (name, acked, delivered, len(lost), duplicated, extra), flush=True)
+    print("%s (seed %d): acknowledged %d, delivered %d, lost %d, duplicated %d%s"
+          % (name, SEED, acked, delivered, len(lost), duplicated, extra), flush=True)
     if SUMMARY:
         with open(SUMMARY, "a") as f:
-            f.write(json.dumps({"test": name, "acknowledged": acked, "delivered": delivered,
+            f.write(json.dumps({"test": name, "seed": SEED, "acknowledged": acked,
+                                "delivered": delivered,
                                 "lost": len(lost), "duplicated": duplicated}) + "\n")
+
+
+def kill_point(n):
+    """When to kill -9: after a random 20-80 % of the n messages were acked
+    (SOL_BRIDGE_SEED makes a run repeatable; the seed is printed)."""
+    return max(1, int(n * RNG.uniform(0.2, 0.8)))
 
 
 def kill_after(broker, acks_needed):
@@ -381,8 +392,8 @@ def test_kill9_with_messages_queued_for_a_down_remote_loses_nothing_acknowledged
     n = CRASH_MESSAGES
     msgs = [("edge/k/%d" % (i % 3), p, 1) if i % 4 else ("k2/q2", p, 2)
             for i, p in enumerate(payloads(n))]
-    acked = publish_many(broker.port, "pub", msgs, on_ack=kill_after(broker, n // 2))
-    check(len(acked) >= n // 2, "acks before the kill: %d" % len(acked))
+    acked = publish_many(broker.port, "pub", msgs, on_ack=kill_after(broker, kill_point(n)))
+    check(not broker.is_running(), "the broker was not killed (%d acks)" % len(acked))
     broker.start()  # restart on the same store, the remote still down
     queued = [q["msg_id"] for q in bridge_queue_dump(broker) if q["type"] == "bridge_queue"]
     check(len(queued) >= len(acked), "solctl dump bridges: %d entries for %d acknowledged"
@@ -416,7 +427,8 @@ def test_kill9_while_forwarding_loses_nothing_acknowledged(broker, remote):
     n = CRASH_MESSAGES
     msgs = [("f/%d" % (i % 3), p, 1) if i % 3 else ("f2/x", p, 2)
             for i, p in enumerate(payloads(n))]
-    acked = publish_many(broker.port, "pub", msgs, on_ack=kill_after(broker, n // 2))
+    acked = publish_many(broker.port, "pub", msgs, on_ack=kill_after(broker, kill_point(n)))
+    check(not broker.is_running(), "the broker was not killed (%d acks)" % len(acked))
     broker.start()
     wait_connected(broker)
     expected = [msgs[i][1] for i in acked]
@@ -687,22 +699,31 @@ def test_a_remote_that_refuses_the_bridge_flag_gets_a_plain_connect(broker):
         remote.close()
 
 
+TESTS = [
+    test_forwarding_out_in_and_both_with_prefixes,
+    test_retained_flag_and_state_notifications,
+    test_remote_down_then_back_everything_queued_arrives_in_order,
+    test_kill9_with_messages_queued_for_a_down_remote_loses_nothing_acknowledged,
+    test_kill9_while_forwarding_loses_nothing_acknowledged,
+    test_full_bridge_queue_refuses_the_publisher_and_metrics_show_it,
+    test_metrics_show_a_connected_bridge,
+    test_tls_bridge_checks_the_chain_and_the_host_name,
+    test_a_remote_sending_garbage_closes_the_bridge_and_sol_keeps_serving,
+    test_a_remote_that_refuses_the_bridge_flag_gets_a_plain_connect,
+]
+
+
 def main():
     if shutil.which("mosquitto") is None:
         print("SKIP test_bridge: no mosquitto (tools/install-deps.sh installs it)")
         return
+    only = os.environ.get("SOL_BRIDGE_ONLY")  # run the tests whose name contains it
+    rounds = int(os.environ.get("SOL_BRIDGE_ROUNDS", "1"))
     r = harness.Runner()
-    r.run(test_forwarding_out_in_and_both_with_prefixes, start=False)
-    r.run(test_retained_flag_and_state_notifications, start=False)
-    r.run(test_remote_down_then_back_everything_queued_arrives_in_order, start=False)
-    r.run(test_kill9_with_messages_queued_for_a_down_remote_loses_nothing_acknowledged,
-          start=False)
-    r.run(test_kill9_while_forwarding_loses_nothing_acknowledged, start=False)
-    r.run(test_full_bridge_queue_refuses_the_publisher_and_metrics_show_it, start=False)
-    r.run(test_metrics_show_a_connected_bridge, start=False)
-    r.run(test_tls_bridge_checks_the_chain_and_the_host_name, start=False)
-    r.run(test_a_remote_sending_garbage_closes_the_bridge_and_sol_keeps_serving, start=False)
-    r.run(test_a_remote_that_refuses_the_bridge_flag_gets_a_plain_connect, start=False)
+    for _ in range(rounds):
+        for fn in TESTS:
+            if only is None or only in fn.__name__:
+                r.run(fn, start=False)
     r.finish()
 
 
