@@ -207,7 +207,7 @@ static void resolve(struct bridge *b, const struct config_bridge_address *a)
         return;
     }
     static struct addrinfo name_hints; /* getaddrinfo_a reads it while it runs */
-    name_hints = hints_for(AI_NUMERICSERV | AI_ADDRCONFIG);
+    name_hints = hints_for(AI_NUMERICSERV);
     b->gai = (struct gaicb){
         .ar_name = strdup(a->host), .ar_service = strdup(port), .ar_request = &name_hints};
     struct gaicb *reqs[1] = {&b->gai};

@@ -492,11 +492,14 @@ def test_full_bridge_queue_refuses_the_publisher_and_metrics_show_it(broker):
 
 
 @with_remote
-def test_metrics_show_a_connected_bridge(broker, remote):
+def test_metrics_show_a_connected_bridge_found_by_name(broker, remote):
     remote.start()
     metrics_port = harness.free_port()
-    add_config(broker, ["metrics_listener %d 127.0.0.1" % metrics_port,
-                        *bridge_lines(remote.port, "m/# out 1")])
+    lines = bridge_lines(remote.port, "m/# out 1")
+    # A name, so the asynchronous resolver runs (localhost may also give ::1,
+    # where nothing listens: the next address is tried).
+    lines[1] = "address localhost:%d" % remote.port
+    add_config(broker, ["metrics_listener %d 127.0.0.1" % metrics_port, *lines])
     broker.start()
     wait_connected(broker)
     text = scrape(metrics_port)
@@ -706,7 +709,7 @@ TESTS = [
     test_kill9_with_messages_queued_for_a_down_remote_loses_nothing_acknowledged,
     test_kill9_while_forwarding_loses_nothing_acknowledged,
     test_full_bridge_queue_refuses_the_publisher_and_metrics_show_it,
-    test_metrics_show_a_connected_bridge,
+    test_metrics_show_a_connected_bridge_found_by_name,
     test_tls_bridge_checks_the_chain_and_the_host_name,
     test_a_remote_sending_garbage_closes_the_bridge_and_sol_keeps_serving,
     test_a_remote_that_refuses_the_bridge_flag_gets_a_plain_connect,
