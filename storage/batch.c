@@ -336,6 +336,34 @@ int store_batch_bridge_delete(struct store_batch *batch, struct store_bytes brid
     return entry_delete(batch, DB_BRIDGE_QUEUES, bridge, seq);
 }
 
+/* ---- group queues: the same entries under the group's name (store.h) ---- */
+
+int store_batch_group_queue_append(struct store_batch *batch, struct store_bytes group,
+                                   uint64_t seq, uint64_t msg_id, uint8_t qos)
+{
+    struct store_queue_entry entry = {.msg_id = msg_id, .qos = qos, .state = STORE_QUEUED};
+    return entry_append(batch, DB_GROUPQ, group, seq, &entry);
+}
+
+int store_batch_group_queue_delete(struct store_batch *batch, struct store_bytes group,
+                                   uint64_t seq)
+{
+    return entry_delete(batch, DB_GROUPQ, group, seq);
+}
+
+int store_batch_delete_group_queue(struct store_batch *batch, struct store_bytes group)
+{
+    if (batch->err != 0)
+        return batch->err;
+    int rc = store_check_client_id(batch->store, group);
+    if (rc != 0)
+        return rc;
+    /* the key is "group 00": every entry of the group and nothing else */
+    if (client_op(batch, OP_DEL_PREFIX, DB_GROUPQ, group, (const uint8_t *)"", 0, 0) == NULL)
+        return batch->err;
+    return 0;
+}
+
 static struct store_op *qos2_op(struct store_batch *b, enum op_type type, enum store_db db,
                                 struct store_bytes client, uint16_t packet_id, size_t val_len)
 {

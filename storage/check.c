@@ -246,6 +246,39 @@ static int check_queue(struct checker *c, const MDB_val *k, const MDB_val *v)
     return 0;
 }
 
+/* A group queue entry: a valid shared filter as its group, always QUEUED,
+ * and a reference on a message like a client's entry. A group queue whose
+ * group has no member left is not a problem: the broker deletes it when it
+ * starts (a crash can leave one whose last member was a clean session). */
+static int check_group_entry(struct checker *c, const MDB_val *k, const MDB_val *v)
+{
+    struct store_bytes group, rest;
+    struct store_queue_entry e;
+    if (!store_key_split(k, &group, &rest) || rest.len != 8) {
+        problem(c, "groupq: key of %zu bytes does not decode", k->mv_size);
+        return 0;
+    }
+    uint64_t seq = store_get_u64(rest.data);
+    if (group.len < 8 || memcmp(group.data, "$share/", 7) != 0)
+        problem(c, "groupq: group '%s' is not a $share/ filter", printable(c, group));
+    if (!store_queue_decode(v->mv_data, v->mv_size, &e)) {
+        problem(c, "groupq: entry '%s' #%llu does not decode", printable(c, group),
+                (unsigned long long)seq);
+        return 0;
+    }
+    if (e.state != STORE_QUEUED || e.packet_id != 0 || e.qos == 0)
+        problem(c, "groupq: entry '%s' #%llu is not a queued QoS 1/2 entry", printable(c, group),
+                (unsigned long long)seq);
+    if (!has_message(c, e.msg_id))
+        problem(c, "groupq: entry '%s' #%llu points at missing message %llu", printable(c, group),
+                (unsigned long long)seq, (unsigned long long)e.msg_id);
+    struct ref_slot *slot = map_get(&c->refs, e.msg_id);
+    if (slot == NULL)
+        return -ENOMEM;
+    slot->count++;
+    return 0;
+}
+
 /* A bridge's queue entry: decodes, and points at a message it counts a
  * reference of. Bridges have no session record. */
 static int check_bridge_entry(struct checker *c, const MDB_val *k, const MDB_val *v)
@@ -376,6 +409,8 @@ int store_check(struct store *store, store_problem_fn fn, void *arg)
         rc = each(&c, DB_QOS2IN, check_qos2);
     if (rc == 0)
         rc = each(&c, DB_QUEUES, check_queue);
+    if (rc == 0)
+        rc = each(&c, DB_GROUPQ, check_group_entry);
     if (rc == 0)
         rc = each(&c, DB_BRIDGE_QUEUES, check_bridge_entry);
     if (rc == 0)

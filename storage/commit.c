@@ -125,7 +125,8 @@ static int delete_prefix(struct store *s, MDB_txn *txn, enum store_db db, const 
         if (rc != 0 || k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
             break;
         struct store_queue_entry e = {0};
-        bool unref = db == DB_QUEUES && store_queue_decode(v.mv_data, v.mv_size, &e);
+        bool is_queue = db == DB_QUEUES || db == DB_GROUPQ || db == DB_BRIDGE_QUEUES;
+        bool unref = is_queue && store_entry_decode(db, v.mv_data, v.mv_size, &e);
         rc = mdb_cursor_del(cur, 0);
         if (rc == 0 && unref)
             rc = ref_drop(s, txn, e.msg_id);
@@ -164,8 +165,8 @@ static int apply_put_message(struct store *s, MDB_txn *txn, struct store_op *op)
     return rc;
 }
 
-/* Queue ops apply to op->db: a client's queue (DB_QUEUES) or a bridge's
- * (DB_BRIDGE_QUEUES); both hold message references. */
+/* Queue ops apply to op->db: a client's queue (DB_QUEUES), a group's
+ * (DB_GROUPQ) or a bridge's (DB_BRIDGE_QUEUES); all hold message references. */
 static int apply_queue_append(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v = {op->val_len, op->data + op->key_len};
@@ -229,6 +230,8 @@ static int apply_op(struct store *s, MDB_txn *txn, struct store_op *op)
         return apply_queue_update(s, txn, op);
     case OP_QUEUE_DELETE:
         return apply_queue_delete(s, txn, op);
+    case OP_DEL_PREFIX:
+        return delete_prefix(s, txn, op->db, op->data, op->key_len);
     }
     return EINVAL;
 }

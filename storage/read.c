@@ -36,11 +36,11 @@ typedef int (*visit_fn)(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val
 
 /*
  * Walks db in key order from `start` (NULL: the first key) while keys begin
- * with the first prefix_len bytes of start, in one read transaction.
+ * with prefix (empty: no bound), in one read transaction.
  * Returns 0 at the end, the visitor's non-zero value, or a store code.
  */
-static int walk(struct store *s, enum store_db db, const MDB_val *start, size_t prefix_len,
-                visit_fn visit, void *ctx)
+static int walk_prefix(struct store *s, enum store_db db, const MDB_val *start,
+                       struct store_bytes prefix, visit_fn visit, void *ctx)
 {
     if (s->absent_dbs & STORE_DB_BIT(db))
         return 0; /* a store from before this database: nothing in it */
@@ -58,8 +58,8 @@ static int walk(struct store *s, enum store_db db, const MDB_val *start, size_t 
     MDB_cursor_op op = start != NULL ? MDB_SET_RANGE : MDB_FIRST;
     while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
-        if (prefix_len > 0 &&
-            (k.mv_size < prefix_len || memcmp(k.mv_data, start->mv_data, prefix_len) != 0))
+        if (prefix.len > 0 &&
+            (k.mv_size < prefix.len || memcmp(k.mv_data, prefix.data, prefix.len) != 0))
             break;
         rc = visit(ctx, txn, &k, &v);
         if (rc != 0)
@@ -70,6 +70,15 @@ static int walk(struct store *s, enum store_db db, const MDB_val *start, size_t 
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return rc;
+}
+
+/* walk_prefix() bounded by the first prefix_len bytes of start. */
+static int walk(struct store *s, enum store_db db, const MDB_val *start, size_t prefix_len,
+                visit_fn visit, void *ctx)
+{
+    struct store_bytes prefix = {start != NULL ? start->mv_data : NULL,
+                                 start != NULL ? prefix_len : 0};
+    return walk_prefix(s, db, start, prefix, visit, ctx);
 }
 
 /* A "client 00" start key for prefix walks; NULL client: no prefix. */
@@ -292,6 +301,7 @@ struct retained_walk {
     store_retained_fn fn;
     void *arg;
     bool with_payload;
+    struct store_bytes after; /* store_retained_scan: resume after this key */
     struct scratch sc;
 };
 
@@ -327,6 +337,54 @@ int store_retained_index_foreach(struct store *store, store_retained_fn fn, void
     struct retained_walk w = {.fn = fn, .arg = arg, .with_payload = false};
     int rc = walk(store, DB_RETAINED, NULL, 0, visit_retained, &w);
     free(w.sc.buf);
+    return rc;
+}
+
+/* visit_retained, skipping keys up to and including w->after. */
+static int visit_retained_after(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
+{
+    struct retained_walk *w = ctx;
+    if (w->after.len > 0) {
+        size_t n = k->mv_size < w->after.len ? k->mv_size : w->after.len;
+        int cmp = memcmp(k->mv_data, w->after.data, n);
+        if (cmp < 0 || (cmp == 0 && k->mv_size <= w->after.len))
+            return 0;
+    }
+    return visit_retained(ctx, txn, k, v);
+}
+
+int store_retained_scan(struct store *store, struct store_bytes prefix, struct store_bytes after,
+                        store_retained_fn fn, void *arg)
+{
+    if (prefix.len > store->max_key_len)
+        return 0; /* no topic is stored under a longer key */
+    struct retained_walk w = {.fn = fn, .arg = arg, .with_payload = true, .after = after};
+    /* Start at the later of prefix and after: both are lower bounds. */
+    bool from_after =
+        after.len > 0 &&
+        (prefix.len == 0 ||
+         memcmp(after.data, prefix.data, after.len < prefix.len ? after.len : prefix.len) >= 0);
+    MDB_val start = from_after ? (MDB_val){after.len, (void *)after.data}
+                               : (MDB_val){prefix.len, (void *)prefix.data};
+    bool has_start = from_after || prefix.len > 0;
+    int rc = walk_prefix(store, DB_RETAINED, has_start ? &start : NULL, prefix,
+                         visit_retained_after, &w);
+    free(w.sc.buf);
+    return rc > 0 ? 0 : rc;
+}
+
+int store_retained_count(struct store *store, uint64_t *out)
+{
+    *out = 0;
+    MDB_txn *txn;
+    int rc = store_read_begin(store, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_stat st;
+    rc = store_err_from_mdb(mdb_stat(txn, store->dbi[DB_RETAINED], &st));
+    if (rc == 0)
+        *out = st.ms_entries;
+    mdb_txn_abort(txn);
     return rc;
 }
 
@@ -369,6 +427,25 @@ static int take_retained(void *ctx, MDB_txn *txn, const MDB_val *v)
     }
     g->out = r;
     return 0;
+}
+
+static int take_nothing(void *ctx, MDB_txn *txn, const MDB_val *v)
+{
+    (void)ctx;
+    (void)txn;
+    (void)v;
+    return 0;
+}
+
+int store_has_retained(struct store *store, struct store_bytes topic)
+{
+    if (topic.len == 0 || topic.len > store->max_key_len)
+        return 0;
+    MDB_val k = {topic.len, (void *)topic.data};
+    int rc = get_one(store, DB_RETAINED, &k, take_nothing, NULL);
+    if (rc == STORE_ERR_NOT_FOUND)
+        return 0;
+    return rc == 0 ? 1 : rc;
 }
 
 int store_get_retained(struct store *store, struct store_bytes topic, struct store_retained **out)
@@ -534,7 +611,8 @@ static int visit_queue(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val 
     return rc;
 }
 
-/* Up to max_entries entries of owner's queue in db from from_seq on. */
+/* A bounded read of one owner's queue (a client's in DB_QUEUES, a group's in
+ * DB_GROUPQ, a bridge's in DB_BRIDGE_QUEUES) from from_seq on. */
 static int queue_read(struct store *store, enum store_db db, struct store_bytes owner,
                       uint64_t from_seq, size_t max_entries, store_queue_fn fn, void *arg)
 {
@@ -589,6 +667,21 @@ int store_bridge_queues_foreach(struct store *store, const struct store_bytes *b
 {
     struct queue_walk w = {.store = store, .db = DB_BRIDGE_QUEUES, .fn = fn, .arg = arg};
     int rc = prefixed_walk(store, DB_BRIDGE_QUEUES, bridge, visit_queue, &w);
+    free(w.sc.buf);
+    return rc;
+}
+
+int store_group_queue_read(struct store *store, struct store_bytes group, uint64_t from_seq,
+                           size_t max_entries, store_queue_fn fn, void *arg)
+{
+    return queue_read(store, DB_GROUPQ, group, from_seq, max_entries, fn, arg);
+}
+
+int store_group_queues_foreach(struct store *store, const struct store_bytes *group,
+                               store_queue_fn fn, void *arg)
+{
+    struct queue_walk w = {.store = store, .db = DB_GROUPQ, .fn = fn, .arg = arg};
+    int rc = prefixed_walk(store, DB_GROUPQ, group, visit_queue, &w);
     free(w.sc.buf);
     return rc;
 }

@@ -26,8 +26,8 @@
 #define PATH_BUF            4096
 
 const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta", "sessions", "subs",   "retained",      "messages",
-    "refs", "queues",   "qos2in", "bridge_queues", "bridge_qos2in",
+    "meta",   "sessions", "subs",   "retained", "messages",      "refs",
+    "queues", "qos2in",   "groupq", "bridge_queues", "bridge_qos2in",
 };
 
 const char *store_strerror(int code)
@@ -488,25 +488,31 @@ static int load_existing(struct store *store, const char *dir, bool *blank, char
     return rc;
 }
 
-/* A store written before the optional databases existed gets them now, in
- * one transaction (the schema version stays: nothing else changes). */
+/* A store written before the optional databases existed (group queues,
+ * bridges) gets them now, empty, in one transaction; the schema version
+ * stays (nothing else about the store differs). */
 static int create_optional(struct store *store, const char *dir, char *err, size_t err_len)
 {
+    char names[128] = "";
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
     for (int i = 0; rc == 0 && i < STORE_DB_COUNT; i++) {
-        if (store->absent_dbs & STORE_DB_BIT(i))
-            rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE, &store->dbi[i]);
+        if (!(store->absent_dbs & STORE_DB_BIT(i)))
+            continue;
+        rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE, &store->dbi[i]);
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", store_db_names[i]);
     }
     if (rc == 0)
         rc = mdb_txn_commit(txn);
     else if (txn != NULL)
         mdb_txn_abort(txn);
     if (rc != 0) {
-        snprintf(err, err_len, "%s: cannot add the bridge databases: %s", dir, mdb_strerror(rc));
+        snprintf(err, err_len, "%s: cannot add the databases %s: %s", dir, names,
+                 mdb_strerror(rc));
         return store_err_from_mdb(rc);
     }
-    log_notice("store %s: added the bridge databases (a store written before them)", dir);
+    log_notice("store %s: added the databases %s (a store written before them)", dir, names);
     store->absent_dbs = 0;
     return 0;
 }

@@ -29,11 +29,14 @@
  *   refs      msg id (u64)        -> reference count (u32)
  *   queues    client 00 seq (u64) -> msg id, QoS, delivery state, packet id
  *   qos2in    client 00 pkt id (u16) -> time received
+ *   groupq    group 00 seq (u64)  -> msg id, QoS, state QUEUED, packet id 0: a
+ *             shared-subscription group's queue ("$share/GROUP/FILTER" is the
+ *             group), holding references like a client's queue (groupq.c)
  *   bridge_queues  bridge 00 seq (u64) -> msg id, QoS, delivery state, packet id, flags
  *   bridge_qos2in  bridge 00 pkt id (u16) -> time received
- * The two bridge databases came after schema version 1 without changing it:
- * a read-write open creates them when they are missing (a store written
- * before bridges), a read-only open (solctl) reads them as empty.
+ * groupq and the two bridge databases came after schema version 1 without
+ * changing it: a read-write open creates them when they are missing (a store
+ * written before them), a read-only open (solctl) reads them as empty.
  * Bridge queues reference message bodies like client queues do, and count in
  * the same reference counts.
  * Reference counts live in their own small database: an ack changes one
@@ -419,6 +422,22 @@ int store_retained_foreach(struct store *store, store_retained_fn fn, void *arg)
  * broker can rebuild its retained index without reading bodies. */
 int store_retained_index_foreach(struct store *store, store_retained_fn fn, void *arg);
 
+/* Calls fn for every retained message whose topic starts with prefix (every
+ * one when prefix is empty) and sorts after `after` (empty: from the
+ * start), in topic order, payload included: a wildcard SUBSCRIBE reads only
+ * the part of the store its literal levels allow, a page at a time. One read
+ * transaction; committed state only. fn returns 0 to go on, > 0 to stop
+ * (the scan then returns 0) or < 0 (returned). */
+int store_retained_scan(struct store *store, struct store_bytes prefix, struct store_bytes after,
+                        store_retained_fn fn, void *arg);
+
+/* The number of retained messages committed. */
+int store_retained_count(struct store *store, uint64_t *out);
+
+/* 1 if topic has a committed retained message, 0 if not, or a negative
+ * STORE_ERR_* code. Reads no payload. */
+int store_has_retained(struct store *store, struct store_bytes topic);
+
 /* Copies topic's retained message into one allocation: *out (views point
  * inside it) is owned by the caller and released with free(). Returns 0 or
  * STORE_ERR_NOT_FOUND, -ENOMEM, ... */
@@ -483,7 +502,7 @@ struct store_db_stats {
     uint32_t depth;
 };
 
-enum { STORE_DB_COUNT = 10 };
+enum { STORE_DB_COUNT = 11 };
 
 struct store_stats {
     uint32_t schema_version;
@@ -605,5 +624,53 @@ int store_bridge_names_foreach(struct store *store, store_bridge_name_fn fn, voi
  * the client_id argument is the bridge's name. */
 int store_bridge_qos2_foreach(struct store *store, const struct store_bytes *bridge,
                               store_qos2_fn fn, void *arg);
+
+/* ---- Shared-subscription group queues (groupq.c) ----------------------- */
+
+/*
+ * A group ("$share/GROUP/FILTER", the whole shared filter as the client sent
+ * it) whose members are all offline persistent sessions keeps the messages
+ * routed to it in its own queue until a member connects and takes them. An
+ * entry references its message body like a client's queue entry (the
+ * reference counts and store_check() count both), and is always in state
+ * STORE_QUEUED: a message leaves the group queue when it is handed to a
+ * member (deleted here, appended to that member's queue in the same batch).
+ * Group names obey the client id rules (1..store_max_client_id_len() bytes,
+ * no 0x00). The groupq database is new in this build but needs no schema
+ * change: a read-write open of an older store creates it empty; a read-only
+ * open of a store that lacks it sees no group queues.
+ */
+
+/* Appends (group, seq) -> (msg_id, qos) with one reference on msg_id; seq
+ * above the group's last (store_group_queue_stats_foreach). Errors as
+ * store_batch_queue_append(). */
+int store_batch_group_queue_append(struct store_batch *batch, struct store_bytes group,
+                                   uint64_t seq, uint64_t msg_id, uint8_t qos);
+
+/* Deletes (group, seq) and drops its reference; a missing entry is ignored. */
+int store_batch_group_queue_delete(struct store_batch *batch, struct store_bytes group,
+                                   uint64_t seq);
+
+/* Deletes the whole queue of group (the group ended), dropping references. */
+int store_batch_delete_group_queue(struct store_batch *batch, struct store_bytes group);
+
+/* As store_queue_read(), for group's queue (item->client_id is the group). */
+int store_group_queue_read(struct store *store, struct store_bytes group, uint64_t from_seq,
+                           size_t max_entries, store_queue_fn fn, void *arg);
+
+/* Index-only walk of group's queue (every group if NULL), as
+ * store_queues_foreach(); for solctl. */
+int store_group_queues_foreach(struct store *store, const struct store_bytes *group,
+                               store_queue_fn fn, void *arg);
+
+typedef int (*store_group_stats_fn)(void *arg, struct store_bytes group, uint64_t last_seq,
+                                    uint64_t count, uint64_t bytes);
+
+/* Calls fn once per group with a non-empty queue (in group order, or only
+ * for `group` if not NULL) with its highest seq, its entry count and their
+ * payload bytes. One read transaction, one walk over the entries (no
+ * payload is read). Returns 0, fn's non-zero value, or a negative code. */
+int store_group_queue_stats_foreach(struct store *store, const struct store_bytes *group,
+                                    store_group_stats_fn fn, void *arg);
 
 #endif /* SOL_STORE_H */

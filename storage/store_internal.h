@@ -27,13 +27,15 @@ enum store_db {
     DB_REFS,
     DB_QUEUES,
     DB_QOS2IN,
-    DB_BRIDGE_QUEUES, /* added after schema 1: created on open when missing */
+    DB_GROUPQ,        /* added after schema 1: created on open when missing */
+    DB_BRIDGE_QUEUES, /* likewise */
     DB_BRIDGE_QOS2IN, /* likewise */
 };
 
 /* Databases a store written before them may lack: a read-write open creates
  * them, a read-only one reads them as empty (store->absent_dbs). */
-#define STORE_DB_IS_OPTIONAL(db) ((db) == DB_BRIDGE_QUEUES || (db) == DB_BRIDGE_QOS2IN)
+#define STORE_DB_IS_OPTIONAL(db)                                                                   \
+    ((db) == DB_GROUPQ || (db) == DB_BRIDGE_QUEUES || (db) == DB_BRIDGE_QOS2IN)
 #define STORE_DB_BIT(db)         (1u << (db))
 
 extern const char *const store_db_names[STORE_DB_COUNT];
@@ -76,9 +78,11 @@ enum op_type {
     OP_PUT,          /* plain put of key/value in db (subs, retained, qos2in, meta) */
     OP_DEL,          /* plain delete of key in db; missing is fine */
     OP_PUT_MESSAGE,  /* messages + refs = 0; msg_id set */
-    OP_QUEUE_APPEND, /* db (queues, bridge_queues): no overwrite + refs += 1; msg_id set */
+    OP_QUEUE_APPEND, /* db (queues, groupq, bridge_queues): no overwrite + refs += 1; msg_id
+                        set */
     OP_QUEUE_UPDATE, /* db: value rewrite keeping the message id, QoS and flags */
     OP_QUEUE_DELETE, /* db: del + refs -= 1 */
+    OP_DEL_PREFIX,   /* delete every key of db starting with key (refs -= 1 per entry) */
 };
 
 struct store_op {

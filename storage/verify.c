@@ -174,6 +174,20 @@ static bool queue_record(struct sampler *s, const MDB_val *k, const MDB_val *v)
     return true;
 }
 
+/* A group queue entry: "group 00 seq" and a queue entry whose message exists. */
+static bool group_record(struct sampler *s, const MDB_val *k, const MDB_val *v)
+{
+    struct store_bytes group, rest;
+    struct store_queue_entry e;
+    if (!store_key_split(k, &group, &rest) || rest.len != 8 ||
+        !store_queue_decode(v->mv_data, v->mv_size, &e))
+        return bad(s, "groupq: an entry does not decode");
+    if (!has_msg(s, DB_MESSAGES, e.msg_id) || !has_msg(s, DB_REFS, e.msg_id))
+        return bad(s, "groupq: an entry points at missing message %llu",
+                   (unsigned long long)e.msg_id);
+    return true;
+}
+
 static bool message_record(struct sampler *s, const MDB_val *k, const MDB_val *v)
 {
     struct store_message msg;
@@ -235,6 +249,8 @@ static bool sample_record(struct sampler *s, enum store_db db, const MDB_val *k,
                (v->mv_size == 8 || bad(s, "qos2in: a bad record"));
     case DB_QUEUES:
         return queue_record(s, k, v);
+    case DB_GROUPQ:
+        return group_record(s, k, v);
     case DB_BRIDGE_QUEUES:
         return bridge_record(s, k, v);
     case DB_BRIDGE_QOS2IN:

@@ -1,184 +1,188 @@
 #!/usr/bin/env python3
-"""bench-retained.py - the cost of a SUBSCRIBE against many retained messages,
-Sol and Debian's mosquitto side by side in the same run (issue 11).
+"""bench-retained.py - many retained messages in Sol and in Debian's mosquitto,
+side by side in the same run (issue 11).
 
 For each broker: start it on a free 127.0.0.1 port with a fresh data
-directory, publish N retained messages "dev/<i>/state" (QoS 0, pipelined,
-then a round trip to know they have landed), then time, ROUNDS times each,
-from sending a SUBSCRIBE to receiving the retained message it matches:
-  exact   "dev/<k>/state"     (one match)
-  plus    "dev/<k>/+"         (one match)
-and print the medians and the Sol / mosquitto ratio. Only PIDs it started are
-signalled; every wait is bounded.
+directory (Sol: its LMDB store, storage_sync nosync; mosquitto: persistence
+true), read RssAnon, store N retained messages "dev/<i>/state" of SIZE bytes
+(QoS 1, 4 connections each with a window of 1000, every PUBACK awaited: both ack
+once the message is stored), then measure:
+  RssAnon per message   (RssAnon after - before) / N, from /proc/PID/status
+  exact                 SUBSCRIBE "dev/<k>/state" until its retained message
+                        arrives, ROUNDS different k, median (UNSUBSCRIBE between)
+  plus                  the same for "dev/<k>/+" (one match)
+  hash                  one SUBSCRIBE "#" (QoS 0) until all N retained messages
+                        have arrived (counted by bytes, then parsed), at most
+                        --hash-timeout seconds; the count delivered is a row
+  start-up              SIGTERM (mosquitto saves its db), then start again on
+                        the same store: seconds from exec to the first CONNACK,
+                        median of --starts restarts; after the first, an exact
+                        SUBSCRIBE must still find its message
+and print one table (the columns of tools/bench-vs-mosquitto.sh) with the
+Sol / mosquitto ratio. Only PIDs it started are signalled; every wait is
+bounded.
 
-Usage: tools/bench-retained.py [N=100000] [ROUNDS=50]
+For the "#" row mosquitto gets max_queued_messages 0 (no limit), so that it
+cannot drop any of the N QoS 0 messages it queues at once; Sol keeps its
+defaults (it streams them at the subscriber's pace under
+max_output_buffer_bytes). --default-limits keeps mosquitto's default too
+(then the delivered count shows whether it drops). mosquitto gets set_tcp_nodelay true (Sol always
+sets TCP_NODELAY): without it every mosquitto figure here is about 40 ms, the
+client's delayed ACK holding back the retained PUBLISH behind the SUBACK.
+
+Usage: tools/bench-retained.py [N=1000000] [ROUNDS=50] [--size 100] [--starts 3]
+       (or --messages N --rounds ROUNDS)
+                               [--hash-timeout 300] [--default-limits] [--keep]
 Environment: SOL [build/sol], MOSQUITTO [/usr/sbin/mosquitto].
+Full size (N = 1,000,000): about 3-6 minutes on 2 cores, 200 MB of RAM per
+broker plus the client's copy of the "#" delivery, a few hundred MB of disk.
+Not for: correctness (tests/integration/test_broker.py covers retained).
 """
 
+import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
-import struct
-import subprocess
 import sys
+import socket
 import tempfile
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOL = os.environ.get("SOL", os.path.join(REPO, "build", "sol"))
-MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
-TIMEOUT_S = 30
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def topic(i):
+    return b"dev/%d/state" % i
 
 
-def mqtt_string(s):
-    b = s.encode()
-    return struct.pack("!H", len(b)) + b
+def directives(kind, default_limits):
+    if kind == "sol":
+        # Sol streams a '#' at the subscriber's pace within its output limit: its defaults.
+        return ["storage_sync nosync", "storage_max_size 64G"]
+    # Sol always sets TCP_NODELAY; without it mosquitto's SUBACK and the retained PUBLISH
+    # behind it wait for the client's delayed ACK (about 40 ms on Linux).
+    return ["set_tcp_nodelay true"] + ([] if default_limits else ["max_queued_messages 0"])
 
 
-def remaining(n):
-    out = bytearray()
-    while True:
-        b, n = n % 128, n // 128
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def packet(first, body):
-    return bytes([first]) + remaining(len(body)) + body
-
-
-def connect(port, cid):
-    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(packet(0x10, mqtt_string("MQTT") + bytes([4, 2]) + struct.pack("!H", 60)
-                     + mqtt_string(cid)))
-    read_packet(s)
-    return s
-
-
-def read_exact(s, n, buf):
-    while len(buf[0]) < n:
-        data = s.recv(65536)
-        if not data:
-            raise RuntimeError("closed")
-        buf[0] += data
-
-
-def read_packet(s, buf=None):
-    buf = buf if buf is not None else [b""]
-    read_exact(s, 2, buf)
-    mult, length, i = 1, 0, 1
-    while True:
-        read_exact(s, i + 1, buf)
-        b = buf[0][i]
-        length += (b & 0x7F) * mult
-        mult *= 128
-        i += 1
-        if not b & 0x80:
-            break
-    read_exact(s, i + length, buf)
-    pkt = buf[0][:i + length]
-    buf[0] = buf[0][i + length:]
-    return pkt
-
-
-def start(kind, tmp):
-    port = free_port()
-    data = os.path.join(tmp, kind)
-    os.makedirs(data)
-    conf = os.path.join(tmp, kind + ".conf")
-    with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
-        if kind == "sol":
-            f.write("persistence_location %s\nstorage_sync nosync\n" % data)
-        else:
-            f.write("user %s\n" % os.environ.get("USER", "root"))
-    cmd = [SOL, "-c", conf] if kind == "sol" else [MOSQUITTO, "-c", conf]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("%s did not start" % kind)
-
-
-def fill(port, n):
-    s = connect(port, "filler")
-    batch = []
-    for i in range(n):
-        batch.append(packet(0x31, mqtt_string("dev/%d/state" % i) + b"on"))
-        if len(batch) == 1000:
-            s.sendall(b"".join(batch))
-            batch = []
-    s.sendall(b"".join(batch))
-    s.sendall(packet(0xC0, b""))  # PINGREQ: answered after every PUBLISH before it
-    buf = [b""]
-    while read_packet(s, buf)[0] >> 4 != 13:
-        pass
-    s.close()
-
-
-def time_subscribe(port, filt, rounds):
-    s = connect(port, "timer")
+def time_filters(port, filters, want_publish=True):
+    """Median seconds from SUBSCRIBE to SUBACK + its retained message, one filter per round."""
+    s, r, _sp = bl.connect(port, "timer")
     times = []
-    for r in range(rounds):
-        pid = r + 1
-        t0 = time.perf_counter()
-        s.sendall(packet(0x82, struct.pack("!H", pid) + mqtt_string(filt) + b"\x00"))
-        buf = [b""]
-        got_suback = got_publish = False
-        while not (got_suback and got_publish):
-            p = read_packet(s, buf)
-            got_suback |= p[0] >> 4 == 9
-            got_publish |= p[0] >> 4 == 3
-        times.append(time.perf_counter() - t0)
-        s.sendall(packet(0xA2, struct.pack("!H", pid) + mqtt_string(filt)))
-        while read_packet(s, buf)[0] >> 4 != 11:
-            pass
-    s.close()
-    return statistics.median(times) * 1000
+    for i, f in enumerate(filters):
+        pid = i % 60000 + 1
+        t, codes = bl.time_subscribe(s, r, f, 0, pid, want_publish)
+        if codes[:1] == b"\x80":
+            raise bl.BenchError("SUBSCRIBE %s refused" % f)
+        times.append(t)
+        bl.unsubscribe(s, r, f, pid)
+    bl.close_client(s)
+    return statistics.median(times)
+
+
+def time_hash(port, n, size, timeout_s):
+    """Seconds until a '#' SUBSCRIBE has delivered all n retained messages, and how many came."""
+    s, r, _sp = bl.connect(port, "hash")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    suback = 5  # 90 03 00 01 00
+    total = suback + sum(bl.publish_size(len(topic(i)), size, 0) for i in range(n))
+    s.sendall(bl.subscribe_packet(1, ["#"], 0))
+    data, seconds = bl.receive_bytes(s, total, timeout_s)
+    bl.close_client(s)
+    publishes, _others = bl.count_publishes(data)
+    return seconds, publishes
+
+
+def measure(kind, tmp, args):
+    rounds, n = args.rounds, args.n
+    payload = bytes((0x61 + i % 26) for i in range(args.size))
+    b = bl.Broker(kind, tmp, directives(kind, args.default_limits))
+    out = {}
+    try:
+        b.start()
+        rss0 = b.rss_anon_kb()
+        out["fill"] = n / bl.publish_many(b.port, n, topic, payload, retain=True)
+        rss1 = b.rss_anon_kb()
+        out["rss_per_msg"] = (rss1 - rss0) * 1024.0 / n
+        out["rss_mb"] = rss1 / 1024.0
+        ks = [(n // 2 + r * 7919) % n for r in range(rounds)]
+        out["exact"] = time_filters(b.port, ["dev/%d/state" % k for k in ks]) * 1e3
+        out["plus"] = time_filters(b.port, ["dev/%d/+" % k for k in ks]) * 1e3
+        if args.hash_timeout > 0:
+            out["hash_s"], out["hash_n"] = time_hash(b.port, n, args.size, args.hash_timeout)
+        out["stop_s"] = b.stop()
+        out["store_mb"] = b.store_bytes() / 1e6
+        starts = []
+        for i in range(args.starts):
+            starts.append(b.start())
+            if i == 0:
+                out["rss_restart_mb"] = b.rss_anon_kb() / 1024.0
+                out["exact_after_restart"] = time_filters(b.port, ["dev/%d/state" % ks[0]]) * 1e3
+            b.stop()
+        out["startup_s"] = statistics.median(starts) if starts else None
+    finally:
+        b.kill()
+    return out
+
+
+ROWS = [
+    ("fill msg/s (QoS 1, 4 conns)", "fill"),
+    ("RssAnon B / retained msg", "rss_per_msg"),
+    ("RssAnon MB after fill", "rss_mb"),
+    ("exact SUBSCRIBE ms (p50)", "exact"),
+    ("'+' SUBSCRIBE ms (p50)", "plus"),
+    ("'#' SUBSCRIBE: all in s", "hash_s"),
+    ("'#' messages delivered", "hash_n"),
+    ("shutdown s (SIGTERM)", "stop_s"),
+    ("store on disk MB", "store_mb"),
+    ("start-up to CONNACK s", "startup_s"),
+    ("RssAnon MB after start", "rss_restart_mb"),
+    ("exact after restart ms (1)", "exact_after_restart"),
+]
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("n", nargs="?", type=int, default=None, help="retained messages (1000000)")
+    ap.add_argument("rounds", nargs="?", type=int, default=None,
+                    help="SUBSCRIBEs timed per filter kind (50)")
+    ap.add_argument("--messages", type=int, default=None, help="the same as N")
+    ap.add_argument("--rounds", dest="rounds_opt", type=int, default=None,
+                    help="the same as ROUNDS")
+    ap.add_argument("--size", type=int, default=100, help="payload bytes (default 100)")
+    ap.add_argument("--starts", type=int, default=3, help="restarts timed (default 3)")
+    ap.add_argument("--hash-timeout", type=float, default=300.0,
+                    help="seconds the '#' SUBSCRIBE may take; 0 skips it (default 300)")
+    ap.add_argument("--default-limits", action="store_true",
+                    help="keep each broker's default output/queue limits for the '#' row")
+    ap.add_argument("--brokers", default="mosquitto sol", help="which, in order")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    args = ap.parse_args()
+    args.n = args.messages or args.n or 1000000
+    args.rounds = args.rounds_opt or args.rounds or 50
+    if args.n < 1 or args.rounds < 1 or args.starts < 0 or args.size < 0:
+        ap.error("N and ROUNDS must be >= 1, --starts and --size >= 0")
     tmp = tempfile.mkdtemp(prefix="bench-retained-")
     results = {}
     try:
-        for kind in ("mosquitto", "sol"):
-            proc, port = start(kind, tmp)
-            try:
-                fill(port, n)
-                k = n // 2
-                results[kind] = (time_subscribe(port, "dev/%d/state" % k, rounds),
-                                 time_subscribe(port, "dev/%d/+" % k, rounds))
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        for kind in args.brokers.split():
+            print("bench-retained: %s: %d retained messages of %d B" % (kind, args.n, args.size),
+                  file=sys.stderr)
+            results[kind] = measure(kind, tmp, args)
+            print("bench-retained: %s: %s" % (kind, results[kind]), file=sys.stderr)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d retained messages, SUBSCRIBE until its retained message arrives, median of %d"
-          % (n, rounds))
-    print("%-28s %12s %12s %8s" % ("filter", "mosquitto ms", "sol ms", "ratio"))
-    for i, name in enumerate(("exact dev/K/state", "plus dev/K/+")):
-        m, s = results["mosquitto"][i], results["sol"][i]
-        print("%-28s %12.3f %12.3f %8.3f" % (name, m, s, s / m if m else float("nan")))
+        if args.keep:
+            print("kept %s" % tmp, file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    avg_topic = sum(len(topic(i)) for i in range(0, args.n, max(1, args.n // 1000)))
+    avg_topic /= len(range(0, args.n, max(1, args.n // 1000)))
+    print("%d retained messages dev/<i>/state (topic %.1f B on average), %d B payloads; SUBSCRIBE "
+          "medians of %d; start-up median of %d restarts after a clean shutdown; Sol storage_sync "
+          "nosync, mosquitto persistence true and set_tcp_nodelay true%s."
+          % (args.n, avg_topic, args.size, args.rounds, args.starts,
+             "" if args.default_limits else ", max_queued_messages 0 (for '#')"))
+    m, s = results.get("mosquitto", {}), results.get("sol", {})
+    bl.print_table([("retained_%d" % args.n, name, m.get(key), s.get(key)) for name, key in ROWS])
 
 
 if __name__ == "__main__":

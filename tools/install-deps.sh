@@ -5,7 +5,19 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config liblmdb-dev libev-dev libcmocka-dev libssl-dev \
 clang libclang-rt-14-dev lmdb-utils mosquitto mosquitto-clients python3 python3-paho-mqtt \
-openssl jq lcov libmicrohttpd-dev scdoc groff-base man-db curl"
+openssl jq lcov libmicrohttpd-dev scdoc groff-base man-db curl \
+libwslay-dev libhttp-parser-dev chromium"
+
+# node and npm run MQTT.js in test_websockets.py (which npm-installs it into
+# the build tree). A machine may already have them (e.g. nodesource's nodejs,
+# which bundles npm and conflicts with Debian's npm package): only what is
+# missing is installed from Debian.
+if ! command -v node >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES nodejs"
+fi
+if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES npm"
+fi
 
 missing=""
 for p in $PACKAGES; do

@@ -23,6 +23,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "auth_internal.h"
@@ -104,7 +105,7 @@ static int hash_entry(const struct passwd_entry *e, const uint8_t *password, siz
  * the alphabet and padding are checked here first. Returns the byte count, or
  * -1 if text is not base64 or decodes to more than max bytes.
  */
-static int b64_decode(const char *text, uint8_t *out, size_t max)
+int auth_b64_decode(const char *text, uint8_t *out, size_t max)
 {
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                    "0123456789+/";
@@ -125,7 +126,7 @@ static int b64_decode(const char *text, uint8_t *out, size_t max)
 
 /* Writes base64 of in[0..len) to out; returns the text length, or -1 if
  * out_len is too small. */
-static int b64_encode(const uint8_t *in, size_t len, char *out, size_t out_len)
+int auth_b64_encode(const uint8_t *in, size_t len, char *out, size_t out_len)
 {
     if (len > SALT_MAX || out_len < (len + 2) / 3 * 4 + 1)
         return -1;
@@ -180,11 +181,11 @@ static int parse_hash(struct auth_file *f, const char *user, char *hash, struct 
     char *digest = next_field(&rest);
     if (salt == NULL || digest == NULL || rest != NULL)
         return auth_file_fail(f, AUTH_ERR_INVALID, "user '%s': malformed password hash", user);
-    int n = b64_decode(salt, e->salt, SALT_MAX);
+    int n = auth_b64_decode(salt, e->salt, SALT_MAX);
     if (n <= 0)
         return auth_file_fail(f, AUTH_ERR_INVALID, "user '%s': salt is not valid base64", user);
     e->salt_len = (size_t)n;
-    if (b64_decode(digest, e->digest, DIGEST_LEN) != DIGEST_LEN)
+    if (auth_b64_decode(digest, e->digest, DIGEST_LEN) != DIGEST_LEN)
         return auth_file_fail(f, AUTH_ERR_INVALID,
                               "user '%s': hash is not a base64 SHA-512 digest (64 bytes)", user);
     return AUTH_OK;
@@ -384,8 +385,8 @@ int auth_passwd_hash_new(const uint8_t *password, size_t password_len, int itera
                          sizeof(salt), iterations, digest);
     if (rc != AUTH_OK)
         return rc;
-    bool is_encoded = b64_encode(salt, sizeof(salt), salt_b64, sizeof(salt_b64)) >= 0 &&
-                      b64_encode(digest, sizeof(digest), digest_b64, sizeof(digest_b64)) >= 0;
+    bool is_encoded = auth_b64_encode(salt, sizeof(salt), salt_b64, sizeof(salt_b64)) >= 0 &&
+                      auth_b64_encode(digest, sizeof(digest), digest_b64, sizeof(digest_b64)) >= 0;
     OPENSSL_cleanse(digest, sizeof(digest));
     if (!is_encoded)
         return AUTH_ERR_INVALID;
@@ -395,5 +396,52 @@ int auth_passwd_hash_new(const uint8_t *password, size_t password_len, int itera
             out[0] = '\0';
         return AUTH_ERR_INVALID;
     }
+    return AUTH_OK;
+}
+
+/* ---- SCRAM (scram.c) ------------------------------------------------------ */
+
+/* The dummy credentials of a name that has none usable: salt and
+ * SaltedPassword are HMACs of the name under the file's random dummy digest,
+ * so the same name always gets the same salt (a client probing names sees
+ * nothing change between tries) and no password produces them. */
+static int scram_dummy(const struct auth_passwd *pw, const char *username, size_t username_len,
+                       struct auth_scram_credentials *out)
+{
+    uint8_t mac[DIGEST_LEN];
+    unsigned mac_len = 0;
+    const struct passwd_entry *d = &pw->dummy;
+    out->iterations =
+        d->type == HASH_PBKDF2_SHA512 ? d->iterations : AUTH_PASSWD_DEFAULT_ITERATIONS;
+    out->salt_len = d->salt_len > 0 ? d->salt_len : AUTH_PASSWD_SALT_LEN;
+    if (!HMAC(EVP_sha512(), d->digest, DIGEST_LEN, (const uint8_t *)username, username_len, mac,
+              &mac_len))
+        return AUTH_ERR_CRYPTO;
+    memcpy(out->salt, mac, out->salt_len);
+    if (!HMAC(EVP_sha512(), mac, mac_len, (const uint8_t *)"salted", 6, out->salted_password,
+              &mac_len))
+        return AUTH_ERR_CRYPTO;
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return AUTH_OK;
+}
+
+int auth_passwd_scram_credentials(const struct auth_passwd *pw, const char *username,
+                                  size_t username_len, struct auth_scram_credentials *out)
+{
+    memset(out, 0, sizeof(*out));
+    const struct passwd_entry *e =
+        memchr(username, 0, username_len) == NULL ? find_user(pw, username) : NULL;
+    if (e == NULL || e->type != HASH_PBKDF2_SHA512) {
+        int rc = scram_dummy(pw, username, username_len, out);
+        if (rc != AUTH_OK)
+            return rc;
+        return e == NULL ? AUTH_ERR_DENIED : AUTH_ERR_INVALID;
+    }
+    /* A $7$ digest is PBKDF2-HMAC-SHA512(password, salt, i, 64): SCRAM-SHA-512's
+     * SaltedPassword = Hi(password, salt, i) (RFC 5802 2.2), byte for byte. */
+    out->iterations = e->iterations;
+    out->salt_len = e->salt_len;
+    memcpy(out->salt, e->salt, e->salt_len);
+    memcpy(out->salted_password, e->digest, DIGEST_LEN);
     return AUTH_OK;
 }

@@ -141,7 +141,8 @@ static struct server_listen listen_of(const struct config_listener *l)
                                   .keyfile = l->keyfile,
                                   .tls_version = l->tls_version,
                                   .require_certificate = l->require_certificate,
-                                  .use_identity_as_username = l->use_identity_as_username};
+                                  .use_identity_as_username = l->use_identity_as_username,
+                                  .is_websockets = l->is_websockets};
 }
 
 /* The server's view of the configured listeners (release with free()), or

@@ -26,6 +26,7 @@
 #include "server_internal.h"
 #include "log.h"
 #include "mqtt.h"
+#include "websocket.h"
 
 /* A new output chunk holds at least this much (malloc size ~4 KB). */
 #define OUT_CHUNK_MIN (4096 - sizeof(struct out_chunk))
@@ -94,8 +95,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (c->is_handshaking) {
-        c->srv->stats.tls_handshake_failures++;
-        log_info("client %s: closing: TLS handshake not finished within %.1f s", conn_name(c),
+        const char *stage = c->tp->stage(c);
+        if (strcmp(stage, "TLS") == 0)
+            c->srv->stats.tls_handshake_failures++;
+        log_info("client %s: closing: %s handshake not finished within %.1f s", conn_name(c), stage,
                  c->timeout_s);
     } else if (c->is_connect_phase) {
         log_info("client %s: closing: no CONNECT within %.1f s", conn_name(c), c->timeout_s);
@@ -267,6 +270,13 @@ static void write_failed(struct conn *c, int err)
     conn_close(c, SESSION_CLOSE_SOCKET);
 }
 
+/* Bytes wait to be written: the queue's, or the transport's own (WebSocket
+ * control frames). */
+static bool has_output(const struct conn *c)
+{
+    return c->out_head != NULL || (c->tp->has_output != NULL && c->tp->has_output(c));
+}
+
 /* Arms EV_WRITE while the last write found the socket full, or while a TLS
  * read or handshake waits for a writable socket; never while a TLS write
  * waits for input (EV_WRITE would then fire in a loop). Output merely queued
@@ -274,7 +284,7 @@ static void write_failed(struct conn *c, int err)
 static void update_write_watcher(struct conn *c)
 {
     struct ev_loop *loop = c->srv->loop;
-    bool is_queue_blocked = c->out_head != NULL && c->is_write_blocked;
+    bool is_queue_blocked = has_output(c) && c->is_write_blocked;
     bool wants = !c->is_closing && (is_queue_blocked || c->read_wants_write ||
                                     (c->is_handshaking && c->handshake_wants_write));
     if (wants && !ev_is_active(&c->wio)) {
@@ -292,7 +302,7 @@ bool conn_flush(struct conn *c)
         return c->out_head == NULL; /* nothing can be written before the handshake */
     c->write_wants_read = false;
     c->is_write_blocked = false;
-    for (int attempt = 0; c->out_head != NULL && attempt < WRITE_ATTEMPTS_MAX; attempt++) {
+    for (int attempt = 0; has_output(c) && attempt < WRITE_ATTEMPTS_MAX; attempt++) {
         struct iovec iov[WRITE_IOV_MAX];
         ssize_t n = c->tp->writev(c, iov, fill_iov(c, iov));
         if (n >= 0) {
@@ -308,6 +318,12 @@ bool conn_flush(struct conn *c)
             c->is_write_blocked = !c->write_wants_read;
         break;
     }
+    /* Stopped by the attempt cap while the socket still takes bytes: no
+     * EV_WRITE will come, so write on in the next round (found by a '#'
+     * SUBSCRIBE over 40 MB of retained messages, which waited for this
+     * output to drain and stalled). */
+    if (has_output(c) && !c->is_write_blocked && !c->write_wants_read && !c->is_closing)
+        list_write(c);
     update_write_watcher(c);
     return c->out_head == NULL;
 }
@@ -713,6 +729,8 @@ static void read_input(struct conn *c)
         read_failed(c, n, errno);
         return;
     }
+    if (!c->is_closing && c->tp->has_output != NULL && c->tp->has_output(c))
+        list_write(c); /* the transport answers (a WebSocket pong) */
     update_write_watcher(c);
 }
 
@@ -723,14 +741,16 @@ static void handshake(struct conn *c)
     char why[160];
     int rc = c->tp->handshake(c, why, sizeof(why));
     if (rc < 0) {
-        c->srv->stats.tls_handshake_failures++;
-        log_notice("client %s: closing: TLS handshake failed: %s", conn_name(c), why);
+        const char *stage = c->tp->stage(c);
+        if (strcmp(stage, "TLS") == 0)
+            c->srv->stats.tls_handshake_failures++;
+        log_notice("client %s: closing: %s handshake failed: %s", conn_name(c), stage, why);
         conn_close(c, SESSION_CLOSE_SOCKET);
         return;
     }
     update_write_watcher(c);
     if (rc == 1) {
-        log_debug("client %s: TLS handshake done", conn_name(c));
+        log_debug("client %s: %s handshake done", conn_name(c), c->tp->name);
         read_input(c); /* the CONNECT may already be decrypted */
     }
 }
@@ -807,6 +827,12 @@ static void plain_close(struct conn *c)
         log_debug("close fd %d: %s", c->fd, strerror(errno));
 }
 
+static const char *plain_stage(const struct conn *c)
+{
+    (void)c;
+    return "TCP";
+}
+
 const struct conn_transport conn_transport_plain = {
     .name = "tcp",
     .handshake = plain_handshake,
@@ -815,6 +841,7 @@ const struct conn_transport conn_transport_plain = {
     .has_pending = plain_has_pending,
     .describe_error = plain_describe_error,
     .close = plain_close,
+    .stage = plain_stage,
 };
 
 /* ---- life cycle ---- */
@@ -833,6 +860,8 @@ static struct conn *conn_new(struct server *srv, const struct listener *l, int f
     c->tp = &conn_transport_plain;
     c->use_identity_as_username = l->use_identity_as_username;
     if (l->tls_ctx != NULL && tls_conn_start(c, l->tls_ctx) < 0)
+        goto fail;
+    if (l->is_websockets && ws_conn_start(c) < 0)
         goto fail;
     c->client = session_client_new(srv->mgr, c, peer);
     if (c->client == NULL)

@@ -143,6 +143,7 @@ static int add_listener(struct server *srv, int fd, const char *name, const stru
     l->tls_ctx = tls_ctx;
     l->listen_index = listen_index;
     l->use_identity_as_username = tls_ctx != NULL && a->use_identity_as_username;
+    l->is_websockets = a->is_websockets;
     l->auth = a->auth;
     srv->listener_count++;
     return 0;
@@ -249,7 +250,10 @@ static void start_listeners(struct server *srv)
         ev_io_init(&l->io, on_accept, l->fd, EV_READ);
         ev_timer_init(&l->retry, on_accept_retry, ACCEPT_RETRY_S, 0.);
         ev_io_start(srv->loop, &l->io);
-        log_notice("listening on %s%s", l->name, l->tls_ctx != NULL ? " (TLS)" : "");
+        const char *kind = l->tls_ctx != NULL ? " (TLS)" : "";
+        if (l->is_websockets)
+            kind = l->tls_ctx != NULL ? " (WebSockets over TLS)" : " (WebSockets)";
+        log_notice("listening on %s%s", l->name, kind);
     }
 }
 

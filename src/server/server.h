@@ -38,6 +38,9 @@ struct server_listen {
     const char *tls_version;       /* minimum: "tlsv1.2" or "tlsv1.3"; NULL: tlsv1.2 */
     bool require_certificate;      /* handshake fails without a client cert valid for cafile */
     bool use_identity_as_username; /* the client cert's subject CN becomes the username */
+    /* MQTT over WebSockets (Mosquitto's "protocol websockets"): ws://, or
+     * wss:// when certfile is set. */
+    bool is_websockets;
     /* per_listener_settings: this listener's password file, ACL and
      * allow_anonymous (borrowed; must outlive the server); NULL: the broker's. */
     const struct session_auth *auth;

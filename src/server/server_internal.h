@@ -56,10 +56,20 @@ struct conn_transport {
     /* Ends the transport and closes the socket (TLS: close_notify if the
      * session is healthy, never blocking). */
     void (*close)(struct conn *c);
+    /* The handshake in progress, for log lines: "TLS", "WebSocket". */
+    const char *(*stage)(const struct conn *c);
+    /* True when the transport has bytes of its own to write (WebSocket
+     * pong and close frames): writev is then called even with an empty
+     * queue (iovcnt 0). NULL: never. */
+    bool (*has_output)(const struct conn *c);
 };
 
 extern const struct conn_transport conn_transport_plain; /* conn.c */
 extern const struct conn_transport conn_transport_tls;   /* tls.c */
+extern const struct conn_transport conn_transport_ws;    /* websocket.c: over plain */
+extern const struct conn_transport conn_transport_wss;   /* websocket.c: over TLS */
+
+struct ws_conn; /* websocket.c */
 
 /* A listening socket. */
 struct listener {
@@ -70,6 +80,7 @@ struct listener {
     struct ssl_ctx_st *tls_ctx; /* one reference; NULL: plain */
     size_t listen_index;        /* which server_listen it came from (TLS reload) */
     bool use_identity_as_username;
+    bool is_websockets;              /* MQTT over WebSockets (protocol websockets) */
     const struct session_auth *auth; /* borrowed; NULL: the broker-wide settings */
     char *unix_path;                 /* owned; unlinked at close */
     char name[80];                   /* "127.0.0.1:1883", "[::1]:1883", "unix:/path" */
@@ -117,9 +128,12 @@ struct conn {
     ev_tstamp last_packet;
     double timeout_s;        /* 0: no timer */
     struct ssl_st *ssl;      /* TLS only, owned */
-    unsigned long tls_error; /* ERR_get_error() of the last failed TLS call, 0 if none */
+    struct ws_conn *ws;      /* WebSockets only, owned (freed by its transport's close) */
     /* Small fields last, together (no padding holes): a conn is most of the
      * broker's RSS per idle connection. */
+    /* ERR_get_error() of the last failed TLS call, 0 if none: OpenSSL 3's
+     * codes fit in 32 bits (library << 23 | reason, or ERR_SYSTEM_FLAG). */
+    uint32_t tls_error;
     int fd;
     enum session_close_reason close_reason;
     bool is_input_waiting;
@@ -173,6 +187,7 @@ struct server {
     bool has_failed;                        /* server_fail(): stop without committing */
     uint8_t scratch[SERVER_READ_CHUNK];     /* every read lands here first */
     uint8_t tls_out[SERVER_TLS_RECORD_MAX]; /* small chunks gathered for one SSL_write */
+    uint8_t ws_out[SERVER_TLS_RECORD_MAX];  /* small chunks gathered for one WebSocket frame */
 };
 
 /* ---- listener.c ---- */

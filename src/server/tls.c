@@ -193,7 +193,7 @@ static int map_error(struct conn *c, int rc, bool *wants_read, bool *wants_write
 {
     int saved_errno = errno;
     int e = SSL_get_error(c->ssl, rc);
-    c->tls_error = take_error();
+    c->tls_error = (uint32_t)take_error();
     switch (e) {
     case SSL_ERROR_WANT_READ:
         *wants_read = true;
@@ -363,6 +363,12 @@ static void tls_close(struct conn *c)
         log_debug("close fd %d: %s", c->fd, strerror(errno));
 }
 
+static const char *tls_stage(const struct conn *c)
+{
+    (void)c;
+    return "TLS";
+}
+
 const struct conn_transport conn_transport_tls = {
     .name = "tls",
     .handshake = tls_handshake,
@@ -371,4 +377,5 @@ const struct conn_transport conn_transport_tls = {
     .has_pending = tls_has_pending,
     .describe_error = tls_describe_error,
     .close = tls_close,
+    .stage = tls_stage,
 };

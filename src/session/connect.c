@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "log.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 
 static int refuse(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p,
@@ -227,6 +228,7 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
         }
         resume_persistent(mgr, s);
     }
+    share_session_online(mgr, s); /* its groups route to it again */
     log_connected(c, p);
     mgr->sink->set_keepalive(c->conn, p->keepalive_s);
     struct mqtt_packet ack = {.type = MQTT_CONNACK};

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 
 static uint32_t window_size(const struct session_mgr *mgr)
@@ -105,6 +106,7 @@ static int outgoing_add(struct session_mgr *mgr, struct session *s, uint64_t seq
     return 0;
 }
 
+/* Puts m's body in this turn's batch once, however many queues reference it. */
 int deliver_store_body(struct session_mgr *mgr, struct msg *m)
 {
     if (m->store_id && m->store_batch_gen == mgr->batch_gen)
@@ -225,6 +227,15 @@ static int send_new(struct session_mgr *mgr, struct session *s, struct msg *m, u
     return 0;
 }
 
+uint32_t deliver_send_room(const struct session_mgr *mgr, const struct session *s)
+{
+    if (!session_is_online(s) || output_is_full(mgr, s))
+        return 0;
+    if (s->persistent ? s->backlog : s->queue_head != NULL)
+        return 0;
+    return window_room(mgr, s);
+}
+
 static int deliver_transient(struct session_mgr *mgr, struct session *s, struct msg *m, uint8_t qos)
 {
     if (!session_is_online(s))
@@ -312,12 +323,25 @@ static void top_up_transient(struct session_mgr *mgr, struct session *s)
     }
 }
 
+/* Window space: the session's own queue first, then its groups' queues
+ * (share.c), read after the commit. */
 static void top_up(struct session_mgr *mgr, struct session *s)
 {
     if (!s->persistent)
         top_up_transient(mgr, s);
-    else if (s->backlog)
+    if (s->persistent && s->backlog)
         deliver_schedule_refill(mgr, s);
+    else if (s->shares && share_has_backlog(mgr, s) && deliver_send_room(mgr, s) > 0)
+        deliver_schedule_refill(mgr, s);
+    if (s->retained_streams) /* they pump after the queue, when it leaves room */
+        deliver_schedule_refill(mgr, s);
+}
+
+bool deliver_has_room(const struct session_mgr *mgr, const struct session *s, uint8_t qos)
+{
+    if (!session_is_online(s) || output_is_full(mgr, s))
+        return false;
+    return qos == 0 || (window_room(mgr, s) > 0 && !s->queue_head && !s->backlog);
 }
 
 static int remove_outgoing(struct session_mgr *mgr, struct session *s, struct outgoing *o)
@@ -478,7 +502,7 @@ static int refill_item(void *arg, const struct store_queue_item *item)
     return rc;
 }
 
-static void refill(struct session_mgr *mgr, struct session *s)
+static void refill_own(struct session_mgr *mgr, struct session *s)
 {
     uint32_t room = window_room(mgr, s);
     if (!session_is_online(s) || !s->backlog || room == 0 || output_is_full(mgr, s))
@@ -500,6 +524,15 @@ static void refill(struct session_mgr *mgr, struct session *s)
         deliver_schedule_refill(mgr, s);
 }
 
+/* The session's own queue first; once it is empty, its groups' queues. */
+static void refill(struct session_mgr *mgr, struct session *s)
+{
+    if (s->backlog)
+        refill_own(mgr, s);
+    if (!s->backlog && s->shares && session_is_online(s))
+        share_pull(mgr, s);
+}
+
 void deliver_output_drained(struct session_mgr *mgr, struct session *s)
 {
     if (session_is_online(s))
@@ -516,5 +549,6 @@ void deliver_run_refills(struct session_mgr *mgr)
         s->refill_queued = false;
         s->refill_next = NULL;
         refill(mgr, s);
+        retained_stream_pump(mgr, s);
     }
 }

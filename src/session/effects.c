@@ -2,9 +2,10 @@
  * effects.c - memory follows the store.
  *
  * The rule: in-memory state that mirrors a durable record (a persistent
- * session's existence, its subscriptions and incoming QoS 2 ids, retained
- * messages) may run ahead of the store only while the batch holding the
- * record is open. Every such change registers an effect on that batch
+ * session's existence, its subscriptions and incoming QoS 2 ids) may run
+ * ahead of the store only while the batch holding the record is open
+ * (retained messages are not held in memory at all: see publish.c). Every
+ * such change registers an effect on that batch
  * (store_batch_on_commit()). When the commit succeeds the effect confirms the
  * change (a *pending* QoS 2 id or session record becomes *stored*); when it
  * fails the effect undoes it, so that memory says again what the store says
@@ -31,7 +32,6 @@ enum effect_kind {
     EFFECT_QOS2_ADD,
     EFFECT_QOS2_RELEASE,
     EFFECT_SUBSCRIPTION,
-    EFFECT_RETAINED,
     EFFECT_SESSION_STORED,
     EFFECT_SESSION_DISCARDED,
 };
@@ -39,13 +39,11 @@ enum effect_kind {
 struct effect {
     struct session_mgr *mgr;
     enum effect_kind kind;
-    uint64_t serial;     /* the session's (session kinds) */
-    uint16_t packet_id;  /* QoS 2 kinds */
-    int old_qos;         /* subscriptions: the QoS before, or -1 for none */
-    struct msg *old_msg; /* retained: the message before (a reference), or NULL */
-    struct msg *new_msg; /* retained: the message set (a reference), or NULL */
-    size_t key_len;      /* client id, or retained topic */
-    size_t filter_len;   /* subscriptions: the filter follows the client id */
+    uint64_t serial;    /* the session's (session kinds) */
+    uint16_t packet_id; /* QoS 2 kinds */
+    int old_qos;        /* subscriptions: the QoS before, or -1 for none */
+    size_t key_len;     /* client id */
+    size_t filter_len;  /* subscriptions: the filter follows the client id */
     uint8_t key[];
 };
 
@@ -77,8 +75,6 @@ static struct effect *session_effect_new(struct session_mgr *mgr, enum effect_ki
 
 static void effect_free(struct effect *e)
 {
-    msg_unref(e->old_msg);
-    msg_unref(e->new_msg);
     free(e);
 }
 
@@ -122,7 +118,6 @@ static void confirm(struct effect *e)
             s->record = SESSION_RECORD_STORED;
         break;
     case EFFECT_SUBSCRIPTION:
-    case EFFECT_RETAINED:
     case EFFECT_SESSION_DISCARDED:
         break; /* memory already says what the store now says */
     }
@@ -139,11 +134,6 @@ static void undo_subscription(struct effect *e, struct session *s)
         session_remove_subscription(e->mgr, s, filter);
     else if (session_add_subscription(e->mgr, s, filter, (uint8_t)e->old_qos) != 0)
         log_error("client %s: out of memory restoring a subscription", (char *)s->client_id);
-}
-
-static void undo_retained(struct effect *e)
-{
-    retained_restore(e->mgr, (struct mqtt_bytes){e->key, e->key_len}, e->old_msg, e->new_msg);
 }
 
 /* The session's record was never written: a session without a client goes;
@@ -193,9 +183,6 @@ static void undo(struct effect *e)
         break;
     case EFFECT_SUBSCRIPTION:
         undo_subscription(e, s);
-        break;
-    case EFFECT_RETAINED:
-        undo_retained(e);
         break;
     case EFFECT_SESSION_STORED:
         undo_session_stored(e, s);
@@ -278,19 +265,6 @@ int effect_subscription_changed(struct session_mgr *mgr, struct session *s,
         return no_effect(mgr);
     }
     e->old_qos = old_qos;
-    return attach(mgr, e);
-}
-
-int effect_retained_changed(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old_msg,
-                            struct msg *new_msg)
-{
-    struct effect *e = effect_new(mgr, EFFECT_RETAINED, topic, (struct mqtt_bytes){0});
-    if (!e) {
-        retained_restore(mgr, topic, old_msg, new_msg);
-        return no_effect(mgr);
-    }
-    e->old_msg = msg_ref(old_msg);
-    e->new_msg = msg_ref(new_msg);
     return attach(mgr, e);
 }
 

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mqtt_topic.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 #include "trie.h"
 
@@ -32,31 +33,14 @@ static int record_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
                                     (uint64_t)time(NULL));
 }
 
-void retained_restore(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old,
-                      struct msg *current)
-{
-    struct retained_index *idx = &mgr->retained;
-    if (retained_get(idx, topic) != current)
-        return; /* set again since: whoever set it restores it */
-    struct msg *replaced = NULL;
-    if (old && retained_put(idx, topic, msg_ref(old), &replaced) != 0) {
-        msg_unref(old);
-        log_error("out of memory restoring the retained message on %.*s", (int)topic.len,
-                  (const char *)topic.data);
-        return;
-    }
-    if (!old)
-        replaced = retained_take(idx, topic);
-    msg_unref(replaced); /* current, as checked above */
-}
-
-/* Makes m (NULL: none) topic's retained message in memory. 0 or -ENOMEM. */
-static int replace_retained(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *m)
+/* Makes m (NULL: none) topic's message in idx, taking m's reference.
+ * 0 or -ENOMEM (m released). */
+static int replace_retained(struct retained_index *idx, struct mqtt_bytes topic, struct msg *m)
 {
     struct msg *old = NULL;
     if (!m) {
-        old = retained_take(&mgr->retained, topic);
-    } else if (retained_put(&mgr->retained, topic, m, &old) != 0) {
+        old = retained_take(idx, topic);
+    } else if (retained_put(idx, topic, m, &old) != 0) {
         msg_unref(m);
         return -ENOMEM;
     }
@@ -67,23 +51,19 @@ static int replace_retained(struct session_mgr *mgr, struct mqtt_bytes topic, st
 int publish_set_retained(struct session_mgr *mgr, struct mqtt_bytes topic,
                          struct mqtt_bytes payload, uint8_t qos, bool durable)
 {
-    struct msg *m = NULL;
-    /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
-    if (payload.len > 0 && !(m = msg_new(topic, payload, qos, true)))
-        return -ENOMEM;
+    /* Stored ones are not held in memory: a SUBSCRIBE reads them after
+     * the commit (retained_stream.c), so a failed commit has nothing to undo. */
     if (durable) {
         int rc = record_retained(mgr, topic, payload, qos);
-        if (rc != 0) {
-            msg_unref(m);
-            return rc; /* e.g. a topic longer than the store's key limit: not retained */
-        }
+        if (rc == 0)
+            mgr->is_retained_changed = true;
+        return rc; /* e.g. a topic longer than the store's key limit: not retained */
     }
-    struct msg *old = msg_ref(retained_get(&mgr->retained, topic));
-    int rc = replace_retained(mgr, topic, m);
-    if (rc == 0 && durable)
-        rc = effect_retained_changed(mgr, topic, old, m);
-    msg_unref(old);
-    return rc;
+    /* An empty retained payload clears the topic [MQTT-3.3.1-10]. */
+    struct msg *m = NULL;
+    if (payload.len > 0 && !(m = msg_new(topic, payload, qos, true)))
+        return -ENOMEM;
+    return replace_retained(&mgr->retained_volatile, topic, m);
 }
 
 /* ---- Routing ---- */
@@ -122,13 +102,16 @@ static void collect_match(void *subscriber, uint8_t qos, void *arg)
     mgr->matched[ctx->count++] = s;
 }
 
-/* Collects the sessions m goes to into mgr->matched; returns how many, or
- * -ENOMEM. */
+/* Collects the sessions m goes to into mgr->matched, and each matching
+ * shared subscription group's choice (share.c); returns how many sessions,
+ * or -ENOMEM. */
 static int route_match(struct session_mgr *mgr, const struct msg *m)
 {
     struct route_ctx ctx = {.mgr = mgr};
     mgr->route_gen++;
     trie_match(mgr->trie, (struct mqtt_bytes){m->topic, m->topic_len}, collect_match, &ctx);
+    if (ctx.err == 0)
+        ctx.err = share_route_match(mgr, m);
     return ctx.err != 0 ? ctx.err : (int)ctx.count;
 }
 
@@ -146,7 +129,7 @@ static uint8_t matched_qos(const struct session_mgr *mgr, size_t i, const struct
 static int reserve_route(struct session_mgr *mgr, const struct msg *m, int matched,
                          size_t bridge_entries, size_t extra_records, bool retained)
 {
-    size_t entries = bridge_entries;
+    size_t entries = bridge_entries + share_route_records(mgr, m);
     for (int i = 0; i < matched; i++)
         if (mgr->matched[i]->persistent && matched_qos(mgr, (size_t)i, m) > 0)
             entries++;
@@ -166,7 +149,8 @@ static int route_deliver(struct session_mgr *mgr, struct msg *m, int matched)
         if (r != 0 && rc == 0)
             rc = r;
     }
-    return rc;
+    int r = share_route_deliver(mgr, m);
+    return rc != 0 ? rc : r;
 }
 
 /*

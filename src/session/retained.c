@@ -10,8 +10,10 @@
  * stack, never recursion: topics may have as many levels as
  * max_topic_levels allows.
  *
- * Not for: the subscription index (trie.c), or storing payloads (the store
- * has them; this index holds the in-memory copies the broker sends).
+ * The broker keeps here only retained messages that are never stored ($SYS
+ * topics); stored ones live in the store and are read per SUBSCRIBE
+ * (retained_stream.c).
+ * Not for: the subscription index (trie.c).
  */
 #include "retained.h"
 

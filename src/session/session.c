@@ -9,9 +9,9 @@
  *   UNSUBACK or CONNACK (and a QoS 2 PUBLISH) queued while the turn's batch
  *   holds changes is held and leaves only if that batch commits (output.c).
  * - Memory follows the store. State that mirrors a durable record (a
- *   persistent session's existence, subscriptions, incoming QoS 2 ids,
- *   retained messages) changes in memory together with the op that records
- *   it, and registers an effect on the batch: confirmed when the commit
+ *   persistent session's existence, subscriptions, incoming QoS 2 ids, a
+ *   pending retained message) changes in memory together with the op that
+ *   records it, and registers an effect on the batch: confirmed when the commit
  *   succeeds, undone when it fails, with an explicit pending state in between
  *   (a QoS 2 id is ADDING until its put commits: a resend is answered after
  *   the commit, never routed twice). See effects.c.
@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 #include "trie.h"
 
@@ -230,13 +231,37 @@ void session_offline_remove(struct session_mgr *mgr, struct session *s)
     mgr->offline_count--;
 }
 
+/* The subscription index: plain filters in the trie, shared ones in their
+ * groups (share.c). 0 or -ENOMEM (nothing indexed). */
+static int index_subscription(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                              uint8_t qos)
+{
+    if (share_is_shared(filter))
+        return share_join(mgr, s, filter, qos) == 0 ? 0 : -ENOMEM;
+    return trie_subscribe(mgr->trie, filter, s, qos) < 0 ? -ENOMEM : 0;
+}
+
+static void unindex_subscription(struct session_mgr *mgr, struct session *s,
+                                 struct mqtt_bytes filter)
+{
+    if (share_is_shared(filter))
+        share_leave(mgr, s, filter);
+    else
+        trie_unsubscribe(mgr->trie, filter, s);
+}
+
+size_t session_subscriptions_total(const struct session_mgr *mgr)
+{
+    return trie_count(mgr->trie) + share_subscription_count(mgr->shares);
+}
+
 static void free_session(struct session_mgr *mgr, struct session *s)
 {
     struct hashtable_node *n = hashtable_take_all(&s->subs);
     while (n) {
         struct sub_entry *e = hashtable_entry(n, struct sub_entry, link);
         n = n->next;
-        trie_unsubscribe(mgr->trie, (struct mqtt_bytes){e->filter, e->filter_len}, s);
+        unindex_subscription(mgr, s, (struct mqtt_bytes){e->filter, e->filter_len});
         free(e);
     }
     deliver_forget(mgr, s);
@@ -244,6 +269,7 @@ static void free_session(struct session_mgr *mgr, struct session *s)
     if (s->refill_queued)
         unschedule_refill(mgr, s);
     free_qos2_ids(s);
+    retained_stream_free_all(s);
     session_offline_remove(mgr, s);
     free(s);
 }
@@ -294,7 +320,7 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
 {
     struct sub_entry *e = find_sub(s, filter);
     if (e) {
-        if (trie_subscribe(mgr->trie, filter, s, qos) < 0)
+        if (index_subscription(mgr, s, filter, qos) != 0)
             return -ENOMEM;
         e->qos = qos;
         return 0;
@@ -305,12 +331,12 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
     e->filter_len = (uint16_t)filter.len;
     memcpy(e->filter, filter.data, filter.len);
     e->qos = qos;
-    if (trie_subscribe(mgr->trie, filter, s, qos) < 0) {
+    if (index_subscription(mgr, s, filter, qos) != 0) {
         free(e);
         return -ENOMEM;
     }
     if (hashtable_insert(&s->subs, &e->link, e->filter, e->filter_len) != 0) {
-        trie_unsubscribe(mgr->trie, filter, s);
+        unindex_subscription(mgr, s, filter);
         free(e);
         return -ENOMEM;
     }
@@ -330,7 +356,7 @@ int session_remove_subscription(struct session_mgr *mgr, struct session *s,
     if (!e)
         return -ENOENT;
     hashtable_remove(&s->subs, &e->link);
-    trie_unsubscribe(mgr->trie, filter, s);
+    unindex_subscription(mgr, s, filter);
     free(e);
     return 0;
 }
@@ -411,23 +437,6 @@ static int load_qos2(void *arg, struct store_bytes client_id, uint16_t packet_id
     return s ? session_qos2_add(s, packet_id, QOS2_STORED) : 0;
 }
 
-static int load_retained(void *arg, const struct store_retained *r)
-{
-    struct session_mgr *mgr = arg;
-    struct msg *m = msg_new((struct mqtt_bytes){r->topic.data, r->topic.len},
-                            (struct mqtt_bytes){r->payload.data, r->payload.len}, r->qos, true);
-    if (!m)
-        return -ENOMEM;
-    struct msg *old = NULL;
-    if (retained_put(&mgr->retained, (struct mqtt_bytes){r->topic.data, r->topic.len}, m, &old) !=
-        0) {
-        msg_unref(m);
-        return -ENOMEM;
-    }
-    msg_unref(old); /* none: the store has one record per topic */
-    return 0;
-}
-
 /* The queue limits' state: what waits in the store counts against them
  * after a restart as it did before. */
 static int load_queue_stats(void *arg, struct store_bytes client_id, uint64_t queued_count,
@@ -501,10 +510,12 @@ static int recover(struct session_mgr *mgr, char *err, size_t err_len)
     if (rc == 0)
         rc = store_qos2_foreach(mgr->store, NULL, load_qos2, mgr);
     if (rc == 0)
-        rc = store_retained_foreach(mgr->store, load_retained, mgr);
-    if (rc != 0)
+        rc = store_retained_count(mgr->store, &mgr->retained_stored); /* bodies stay on disk */
+    if (rc != 0) {
         snprintf(err, err_len, "loading the store: %s", store_strerror(rc));
-    return rc;
+        return rc;
+    }
+    return share_recover(mgr, err, err_len);
 }
 
 /* ---- Manager ---- */
@@ -523,7 +534,9 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     mgr->store = store;
     mgr->sink = sink;
     mgr->trie = trie_new();
-    if (!mgr->trie || table_init(&mgr->sessions) != 0 || retained_index_init(&mgr->retained) != 0) {
+    mgr->shares = share_index_new();
+    if (!mgr->trie || !mgr->shares || table_init(&mgr->sessions) != 0 ||
+        retained_index_init(&mgr->retained_volatile) != 0) {
         snprintf(err, err_len, "out of memory");
         session_mgr_free(mgr);
         return -ENOMEM;
@@ -536,8 +549,8 @@ int session_mgr_new(const struct session_config *config, struct store *store,
     }
     log_notice("recovered %zu persistent sessions, %zu subscriptions, %zu retained messages and "
                "%llu queued messages in %llu ms",
-               table_count(&mgr->sessions), trie_count(mgr->trie), retained_count(&mgr->retained),
-               (unsigned long long)mgr->queued_total,
+               table_count(&mgr->sessions), session_subscriptions_total(mgr),
+               (size_t)mgr->retained_stored, (unsigned long long)mgr->queued_total,
                (unsigned long long)((monotonic_us() - started_us) / 1000));
     *out = mgr;
     return 0;
@@ -567,8 +580,9 @@ void session_mgr_free(struct session_mgr *mgr)
     }
     table_deinit(&mgr->sessions);
     bridges_free(mgr);
-    retained_index_deinit(&mgr->retained, msg_unref);
+    retained_index_deinit(&mgr->retained_volatile, msg_unref);
     trie_free(mgr->trie);
+    share_index_free(mgr->shares);
     free(mgr->matched);
     free(mgr);
 }
@@ -633,8 +647,8 @@ void session_peek_stats(const struct session_mgr *mgr, struct session_stats *out
         .messages_dropped = mgr->dropped_qos0 + mgr->dropped_queue_full,
         .messages_queue_dropped = mgr->dropped_queue_full,
         .publishes_refused = mgr->refused_store_full,
-        .subscriptions = trie_count(mgr->trie),
-        .retained = retained_count(&mgr->retained),
+        .subscriptions = session_subscriptions_total(mgr),
+        .retained = mgr->retained_stored + retained_count(&mgr->retained_volatile),
         .commits = mgr->commits,
         .commit_latency_us_last = mgr->commit_us_last,
         .commit_latency_us_max = mgr->commit_us_max,
@@ -753,6 +767,7 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
     c->sess = NULL;
     if (c->connected)
         mgr->clients_connected--;
+    share_session_offline(mgr, s);
     c->connected = false;
     s->client = NULL;
     deliver_forget(mgr, s);
@@ -850,6 +865,15 @@ static void record_commit_time(struct session_mgr *mgr, uint64_t us)
         mgr->commit_us_max = us;
 }
 
+/* After a commit that changed retained messages (or failed to): the count
+ * comes from the store, which knows whether a topic was new or replaced. */
+static void count_stored_retained(struct session_mgr *mgr)
+{
+    int rc = store_retained_count(mgr->store, &mgr->retained_stored);
+    if (rc != 0)
+        log_error("counting retained messages: %s", store_strerror(rc));
+}
+
 static int commit_round(struct session_mgr *mgr)
 {
     int status = 0;
@@ -872,6 +896,10 @@ static int commit_round(struct session_mgr *mgr)
                       store_strerror(status));
     }
     output_release_held(mgr, status);
+    if (mgr->is_retained_changed) {
+        mgr->is_retained_changed = false;
+        count_stored_retained(mgr);
+    }
     if (status == 0)
         deliver_run_refills(mgr);
     return status;

@@ -19,6 +19,8 @@
 struct store;
 struct store_batch;
 struct trie;
+struct share_index;
+struct share_member;
 
 /* ---- Messages: one body per published message, shared by deliveries ---- */
 
@@ -154,6 +156,7 @@ struct session {
     struct session *refill_next;
 
     struct hashtable qos2_ids; /* incoming QoS 2 ids awaiting PUBREL: struct qos2_in */
+    struct retained_stream *retained_streams; /* SUBSCRIBEs still sending retained messages */
 
     uint64_t serial; /* unique per session object: tells it from a later one with its id */
     /* Persistent sessions without a client, oldest last_seen_s first: expiry
@@ -165,7 +168,8 @@ struct session {
     /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
     uint64_t sub_refusal_logged_s; /* unix time of the last notice; 0 = none yet */
     uint64_t queue_drop_logged_s;
-    uint64_t match_gen; /* routing: last route that matched this session */
+    uint64_t match_gen;          /* routing: last route that matched this session */
+    struct share_member *shares; /* its shared subscriptions' groups (share.c) */
 
     /* Small fields last, together: an idle session's size is the broker's
      * RSS per idle connection (README, idle_conns). */
@@ -219,8 +223,13 @@ struct session_mgr {
     struct store *store;
     const struct session_sink *sink;
     struct trie *trie;
-    struct table sessions;          /* client id -> struct session */
-    struct retained_index retained; /* topic -> struct msg (retain = true), by level */
+    struct share_index *shares; /* shared subscription groups (share.c) */
+    struct table sessions;      /* client id -> struct session */
+    /* Retained messages live in the store, read when a SUBSCRIBE asks
+     * (retained_stream.c); memory holds only those never stored ($SYS). */
+    struct retained_index retained_volatile;
+    uint64_t retained_stored; /* committed retained messages in the store */
+    bool is_retained_changed; /* the open batch changes retained messages */
 
     struct store_batch *batch; /* the turn's batch, created on first use */
     uint64_t batch_gen;        /* incremented at each commit */
@@ -310,6 +319,8 @@ int session_add_subscription(struct session_mgr *mgr, struct session *s, struct 
                              uint8_t qos);
 int session_remove_subscription(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter);
+/* Subscriptions of every session, plain and shared. O(1). */
+size_t session_subscriptions_total(const struct session_mgr *mgr);
 /* O(1): is filter one of s's subscriptions? How many has s? */
 bool session_has_subscription(const struct session *s, struct mqtt_bytes filter);
 size_t session_subscription_count(const struct session *s);
@@ -363,11 +374,6 @@ int publish_write_gate(const struct session_mgr *mgr, const struct session_clien
 bool acl_allows(const struct session_mgr *mgr, const struct session_client *c,
                 struct mqtt_bytes topic, unsigned access);
 
-/* Puts old back as topic's retained message if topic still holds current
- * (NULL: none); takes no references of its own. */
-void retained_restore(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old,
-                      struct msg *current);
-
 /* effects.c: memory follows the store. Each registers, on the turn's batch,
  * the confirmation or undo of a memory change just made for a store op just
  * recorded. Returns 0, or -ENOMEM: then the change is already undone and the
@@ -377,9 +383,6 @@ int effect_qos2_released(struct session_mgr *mgr, struct session *s, uint16_t pa
 /* old_qos: the subscription's QoS before the change, -1 for none. */
 int effect_subscription_changed(struct session_mgr *mgr, struct session *s,
                                 struct mqtt_bytes filter, int old_qos);
-/* old_msg / new_msg: topic's retained message before and after (NULL: none). */
-int effect_retained_changed(struct session_mgr *mgr, struct mqtt_bytes topic, struct msg *old_msg,
-                            struct msg *new_msg);
 /* s's record was put for the first time (s->record is PENDING). */
 int effect_session_stored(struct session_mgr *mgr, struct session *s);
 /* client_id's session was deleted from the store and freed in memory. */
@@ -398,9 +401,28 @@ void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
 void deliver_output_drained(struct session_mgr *mgr, struct session *s);
 /* Runs the scheduled top-ups (after a successful commit). */
 void deliver_run_refills(struct session_mgr *mgr);
+/* Room to send s one more message at qos now: its output is under
+ * max_output_buffer_bytes, and for QoS 1/2 its window has room and nothing
+ * waits in its queue. */
+bool deliver_has_room(const struct session_mgr *mgr, const struct session *s, uint8_t qos);
 
-/* deliver.c: puts m's body in the turn's batch once (m->store_id), however
- * many queues (clients' and bridges') reference it. 0 or a negative code. */
+/* retained_stream.c: retained messages for a SUBSCRIBE, read from the store
+ * at the subscriber's pace. */
+struct retained_stream;
+/* Starts sending filter's retained messages to s at most at qos (after the
+ * turn's commit). 0 or -ENOMEM. */
+int retained_stream_start(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                          uint8_t qos);
+/* Stops the stream of filter (UNSUBSCRIBE), if any. */
+void retained_stream_cancel(struct session *s, struct mqtt_bytes filter);
+void retained_stream_free_all(struct session *s);
+/* Sends what s has room for; called after the commit (deliver_run_refills). */
+void retained_stream_pump(struct session_mgr *mgr, struct session *s);
+/* How many QoS 1/2 messages s could send at once now: 0 when it is offline,
+ * its output is full, or older messages of its own wait (share.c). */
+uint32_t deliver_send_room(const struct session_mgr *mgr, const struct session *s);
+/* Puts m's body in this turn's batch once (sets m->store_id), however many
+ * queues (clients', groups' and bridges') reference it. 0 or an error. */
 int deliver_store_body(struct session_mgr *mgr, struct msg *m);
 
 /* bridges.c: routing to bridges. A route first matches (bridges_match),

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mqtt_topic.h"
 #include "session_internal.h"
+#include "share.h"
 #include "store.h"
 #include "trie.h"
 
@@ -48,26 +49,56 @@ static bool is_over_subscription_limit(struct session_mgr *mgr, struct session *
         log_limit_refusal(s, "max_subscriptions_per_client", per_client, filter);
         return true;
     }
-    if (total && trie_count(mgr->trie) >= total) {
+    if (total && session_subscriptions_total(mgr) >= total) {
         log_limit_refusal(s, "max_subscriptions", total, filter);
         return true;
     }
     return false;
 }
 
+/* A shared subscription "$share/GROUP/FILTER" [MQTT-4.8.2]: a valid GROUP
+ * and FILTER, and a name that fits the store's key for the group's queue.
+ * *inner is FILTER, what the subscriber will read (for the depth limit and
+ * the ACL); for a plain filter, the filter itself. */
+static bool shared_filter_ok(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
+                             struct mqtt_bytes *inner)
+{
+    struct mqtt_bytes group;
+    *inner = filter;
+    if (!share_is_shared(filter))
+        return true;
+    if (!share_parse(filter, &group, inner)) {
+        log_notice("client %s: invalid shared subscription %.*s refused (GROUP must be non-empty "
+                   "without '+', '#', '/'; FILTER non-empty and valid)",
+                   (char *)s->client_id, (int)(filter.len > 200 ? 200 : filter.len),
+                   (const char *)filter.data);
+        return false;
+    }
+    if (filter.len > store_max_client_id_len(mgr->store)) {
+        log_notice("client %s: shared subscription too long for a group queue key refused",
+                   (char *)s->client_id);
+        return false;
+    }
+    return true;
+}
+
 /* Grants one filter; returns the SUBACK code for it. */
 static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mqtt_topic_entry *e)
 {
+    struct mqtt_bytes inner;
     if (mqtt_topic_filter_check(e->filter) != MQTT_OK) {
         log_notice("client %s: invalid subscription filter refused", (char *)s->client_id);
         return MQTT_SUBACK_FAILURE;
     }
-    if (topic_is_too_deep(mgr, e->filter)) {
+    if (!shared_filter_ok(mgr, s, e->filter, &inner))
+        return MQTT_SUBACK_FAILURE;
+    if (topic_is_too_deep(mgr, inner)) {
         log_notice("client %s: subscription filter deeper than max_topic_levels (%u) refused",
                    (char *)s->client_id, (unsigned)mgr->config.max_topic_levels);
         return MQTT_SUBACK_FAILURE;
     }
-    if (!acl_allows(mgr, s->client, e->filter, AUTH_SUBSCRIBE)) {
+    /* A shared subscription is checked as its FILTER: the topics the member reads. */
+    if (!acl_allows(mgr, s->client, inner, AUTH_SUBSCRIBE)) {
         log_notice("client %s: subscription to %.*s denied by the ACL", (char *)s->client_id,
                    (int)e->filter.len, (const char *)e->filter.data);
         return MQTT_SUBACK_FAILURE;
@@ -99,33 +130,6 @@ static uint8_t grant(struct session_mgr *mgr, struct session *s, const struct mq
     return e->qos;
 }
 
-struct retained_ctx {
-    struct session_mgr *mgr;
-    struct session *s;
-    struct mqtt_bytes filter;
-    uint8_t qos;
-};
-
-static void send_retained(struct msg *m, void *arg)
-{
-    struct retained_ctx *ctx = arg;
-    uint8_t qos = m->qos < ctx->qos ? m->qos : ctx->qos;
-    /* Retained messages go out with RETAIN 1 [MQTT-3.3.1-8]. */
-    if (deliver(ctx->mgr, ctx->s, m, qos) != 0 && ctx->s->client)
-        ctx->mgr->sink->close(ctx->s->client->conn, "out of memory delivering retained");
-}
-
-/* Sends the retained messages filter matches to s: O(levels + matches)
- * through the retained index, never a walk over every retained message (a
- * fleet resubscribing to its own state topics stays cheap). */
-static void send_retained_for(struct session_mgr *mgr, struct session *s, struct mqtt_bytes filter,
-                              uint8_t qos)
-{
-    struct retained_ctx ctx = {mgr, s, filter, qos};
-    if (retained_match(&mgr->retained, filter, send_retained, &ctx) != 0 && s->client)
-        mgr->sink->close(s->client->conn, "out of memory delivering retained");
-}
-
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
                      const struct mqtt_subscribe *p)
 {
@@ -146,12 +150,15 @@ int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
     ack.u.suback.return_codes = (struct mqtt_bytes){codes, n};
     int rc = output_send_packet(mgr, c, &ack);
 
-    /* Retained messages after the SUBACK [MQTT-3.8.4-4 ordering]. */
+    /* Retained messages follow the SUBACK, read from the store after the
+     * turn's commit at the subscriber's pace (retained_stream.c). */
     mqtt_topic_iter_init(&it, &probe);
     for (size_t i = 0; rc == 0 && i < n && mqtt_topic_iter_next(&it, &e); i++) {
-        if (codes[i] == MQTT_SUBACK_FAILURE)
+        /* Not on a shared subscription [MQTT-4.8.2-6 / v5 4.8.2]. */
+        if (codes[i] == MQTT_SUBACK_FAILURE || share_is_shared(e.filter))
             continue;
-        send_retained_for(mgr, s, e.filter, codes[i]);
+        if (retained_stream_start(mgr, s, e.filter, codes[i]) != 0)
+            rc = -ENOMEM;
     }
     free(codes);
     return rc == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
@@ -177,6 +184,7 @@ int unsubscribe_handle(struct session_mgr *mgr, struct session_client *c,
                 return SESSION_ERR_NOMEM;
         }
         session_remove_subscription(mgr, s, e.filter);
+        retained_stream_cancel(s, e.filter);
         log_unsubscribe("%s %.*s", (char *)s->client_id, (int)e.filter.len,
                         (const char *)e.filter.data);
         /* Put back if the commit fails (effects.c); the UNSUBACK waits for it. */

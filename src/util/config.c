@@ -536,6 +536,19 @@ static int do_use_identity_as_username(struct parser *p, char *args)
     return l != NULL ? one_bool(p, args, &l->use_identity_as_username) : -1;
 }
 
+/* protocol mqtt|websockets: what the listener line above speaks. */
+static int do_protocol(struct parser *p, char *args)
+{
+    struct config_listener *l = current_listener(p);
+    char *word = l != NULL ? one_arg(p, args) : NULL;
+    if (word == NULL)
+        return -1;
+    if (strcmp(word, "mqtt") != 0 && strcmp(word, "websockets") != 0)
+        return fail_value(p, word, "mqtt or websockets");
+    l->is_websockets = strcmp(word, "websockets") == 0;
+    return 0;
+}
+
 static struct config_listener *auth_listener(struct parser *p, bool *failed)
 {
     if (!p->cfg->per_listener_settings)
@@ -1269,6 +1282,7 @@ static const struct {
     {"tls_version", do_tls_version},
     {"require_certificate", do_require_certificate},
     {"use_identity_as_username", do_use_identity_as_username},
+    {"protocol", do_protocol},
     {"persistence_location", do_persistence_location},
     {"allow_anonymous", do_allow_anonymous},
     {"per_listener_settings", do_per_listener_settings},

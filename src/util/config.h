@@ -59,6 +59,9 @@ struct config_listener {
     char *tls_version;             /* owned; NULL: TLS 1.2. "tlsv1.2" or "tlsv1.3" (no tlsv1.1) */
     bool require_certificate;      /* clients must present a certificate signed by cafile */
     bool use_identity_as_username; /* the certificate's CN becomes the username */
+    /* Directive: protocol mqtt|websockets (Mosquitto's), after the listener
+     * line: MQTT over WebSockets, wss:// with the listener's TLS files. */
+    bool is_websockets;
     char *where; /* owned; "PATH:LINE" of the listener line, NULL if not from a file */
     /* per_listener_settings true: this listener's own auth settings, given
      * after its listener line (allow_anonymous -1 = unset). */

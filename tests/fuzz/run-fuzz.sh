@@ -1,7 +1,8 @@
 #!/bin/sh
 # run-fuzz.sh SECONDS - builds the libFuzzer targets with clang in build-fuzz
-# and fuzzes each for SECONDS (default 60): fuzz_stream (the stream decoder)
-# and fuzz_session (the session manager on a real store).
+# and fuzzes each for SECONDS (default 60): fuzz_stream (the stream decoder),
+# fuzz_session (the session manager on a real store) and fuzz_websocket (the
+# WebSocket upgrade and frames).
 #
 # Fuzzing works on a scratch copy of each seed corpus, so the committed
 # corpora never grow. A crash leaves its input in build-fuzz/fuzz-artifacts/
@@ -15,7 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DSOL_FUZZ=ON -DSOL_SANITIZE=ON >/dev/null
-cmake --build "$build" --target fuzz_stream fuzz_session -j "$jobs"
+cmake --build "$build" --target fuzz_stream fuzz_session fuzz_websocket -j "$jobs"
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/sol-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT INT TERM
@@ -48,3 +49,4 @@ shm=${FUZZ_TMPDIR:-/dev/shm}
 [ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
 TMPDIR=$shm fuzz fuzz_session "$root/tests/fuzz/session-corpus" \
     "$root/tests/fuzz/session-regressions" 2048
+fuzz fuzz_websocket "$root/tests/fuzz/websocket-corpus" "$root/tests/fuzz/websocket-regressions" 16384

@@ -367,6 +367,32 @@ static void test_metrics_listener_port_address_and_later_line_wins(void **state)
     assert_int_equal(f->cfg.listener_count, 0); /* not an MQTT listener */
 }
 
+static void test_protocol_websockets_applies_to_the_listener_above(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "listener 1883\n"
+               "listener 8080 127.0.0.1\n"
+               "protocol websockets\n"
+               "listener 8081\n"
+               "protocol websockets\n"
+               "protocol mqtt\n");
+    assert_int_equal(f->cfg.listener_count, 3);
+    assert_false(f->cfg.listeners[0].is_websockets);
+    assert_true(f->cfg.listeners[1].is_websockets);
+    assert_false(f->cfg.listeners[2].is_websockets); /* the later line wins */
+}
+
+static void test_error_protocol_value_and_place(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "protocol websockets\n", 1, "protocol: must follow a listener line");
+    load_fails(f, "listener 8080\nprotocol http\n", 2,
+               "protocol: 'http' is not mqtt or websockets");
+    load_fails(f, "listener 8080\nprotocol\n", 2, "protocol: missing value");
+    load_fails(f, "listener 8080\nprotocol websockets mqtt\n", 2,
+               "protocol: unexpected extra value 'mqtt'");
+}
+
 static void test_error_metrics_listener_port_out_of_range(void **state)
 {
     struct fixture *f = *state;
@@ -1231,6 +1257,8 @@ int main(void)
         TEST(test_error_extra_value),
         TEST(test_error_listener_port),
         TEST(test_metrics_listener_is_off_by_default),
+        TEST(test_protocol_websockets_applies_to_the_listener_above),
+        TEST(test_error_protocol_value_and_place),
         TEST(test_metrics_listener_port_address_and_later_line_wins),
         TEST(test_error_metrics_listener_port_out_of_range),
         TEST(test_error_metrics_listener_address_not_numeric),

@@ -205,6 +205,27 @@ static void test_ref_partial_writes_across_header_and_payload_keep_every_byte(vo
     assert_false(ev_is_active(&f->c->wio));
 }
 
+/* A socket that keeps taking a little at a time: after the attempt cap the
+ * connection is listed to write on next round, not left waiting for an
+ * EV_WRITE that never comes. */
+static void test_write_cap_reached_writes_on_next_round(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t bytes[100];
+    fill_pattern(bytes, sizeof(bytes), 5);
+    send_bytes(f, bytes, sizeof(bytes));
+    for (int i = 0; i < 16; i++)
+        will_return(__wrap_writev, 1);
+    conn_write_listed(f->srv);
+    assert_int_equal(written_len, 16);
+    assert_true(f->srv->writes == f->c); /* listed again */
+    will_return(__wrap_writev, 1 << 20);
+    conn_write_listed(f->srv);
+    assert_int_equal(written_len, sizeof(bytes));
+    assert_memory_equal(written, bytes, sizeof(bytes));
+    assert_null(f->srv->writes);
+}
+
 static void test_ref_eagain_keeps_queue_and_reference(void **state)
 {
     struct fixture *f = *state;
@@ -311,6 +332,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_ref_partial_writes_across_header_and_payload_keep_every_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_cap_reached_writes_on_next_round, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ref_eagain_keeps_queue_and_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ref_released_once_when_connection_freed_unwritten,
                                         setup, teardown),

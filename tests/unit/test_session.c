@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "disk_full.h"
 #include "mqtt.h"
+#include "mqtt_topic.h"
 #include "session.h"
 #include "store.h"
 
@@ -36,6 +37,7 @@ struct fake_conn {
     uint16_t keepalive_s;
     struct session_client *client;
     size_t pending; /* what output_pending() reports: a stalled reader's backlog */
+    bool is_slow;   /* every byte sent stays pending until the test drains it */
 };
 
 static int fake_send(void *conn, const struct iovec *iov, int iovcnt)
@@ -45,6 +47,8 @@ static int fake_send(void *conn, const struct iovec *iov, int iovcnt)
         assert_true(fc->out_len + iov[i].iov_len <= sizeof(fc->out));
         memcpy(fc->out + fc->out_len, iov[i].iov_base, iov[i].iov_len);
         fc->out_len += iov[i].iov_len;
+        if (fc->is_slow)
+            fc->pending += iov[i].iov_len;
     }
     return 0;
 }
@@ -610,6 +614,245 @@ static void test_retained_survives_restart(void **state)
     subscribe(f, sub, "ret/r", 0, 0);
     session_flush(f->mgr);
     assert_publish(next_sent(sub), "ret/r", "durable", 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void fail_the_commit(struct fixture *f, struct fake_conn *fc);
+static void feed_subscribe(struct fixture *f, struct fake_conn *fc, uint8_t type,
+                           const char *filter, uint8_t qos);
+
+static uint64_t retained_stat(struct fixture *f)
+{
+    struct session_stats st;
+    session_get_stats(f->mgr, &st);
+    return st.retained;
+}
+
+/* Retained messages live in the store; a change not yet committed is seen by
+ * a SUBSCRIBE in the same turn (the pending change answers, not the store). */
+static void test_retained_change_seen_before_its_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "p/t", "first", 0, true, 0);
+    session_flush(f->mgr);
+    publish(f, pub, "p/t", "second", 0, true, 0); /* not committed yet */
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "p/#", 0, 0);
+    assert_publish(next_sent(sub), "p/t", "second", 0);
+    assert_int_equal(next_sent(sub).type, 0); /* not the stored "first" too */
+    publish(f, pub, "p/t", "", 0, true, 0);   /* a pending clear */
+    struct fake_conn *late = connect_client(f, "late", true, false);
+    subscribe(f, late, "p/t", 0, 0);
+    assert_int_equal(next_sent(late).type, 0);
+    gone(f, late, SESSION_CLOSE_DISCONNECT);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* The retained count follows committed changes only, and is read from the
+ * store at start (no payload is loaded). */
+static void test_retained_count_follows_commits_and_restarts(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "c/1", "a", 0, true, 0);
+    publish(f, pub, "c/2", "b", 0, true, 0);
+    publish(f, pub, "c/3", "c", 0, true, 0);
+    session_flush(f->mgr);
+    assert_int_equal(retained_stat(f), 3);
+    publish(f, pub, "c/1", "replaced", 0, true, 0);
+    publish(f, pub, "c/2", "", 0, true, 0);
+    publish(f, pub, "c/2", "", 0, true, 0); /* clearing nothing */
+    session_flush(f->mgr);
+    assert_int_equal(retained_stat(f), 2);
+    publish(f, pub, "c/4", "lost", 1, true, 1);
+    fail_the_commit(f, pub);
+    assert_int_equal(retained_stat(f), 2);
+    close_all(f);
+    open_all(f);
+    assert_int_equal(retained_stat(f), 2);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "c/+", 0, 0);
+    struct mqtt_packet p1 = next_sent(sub), p2 = next_sent(sub);
+    assert_int_equal(next_sent(sub).type, 0);
+    /* The store returns them in topic order. */
+    assert_publish(p1, "c/1", "replaced", 0);
+    assert_publish(p2, "c/3", "c", 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Stored retained messages match wildcard filters exactly as the spec says,
+ * whatever part of the store a filter's literal levels select. */
+static void test_retained_filters_match_stored_topics_like_the_spec(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const topics[] = {"a",   "a/b", "a/b/c", "ab",  "ab/c", "a//c",
+                                         "/a",  "$x/a", "a/bc", "b/b", "a/",  "/"};
+    static const char *const filters[] = {"a/#", "a/+",  "+/b", "#",    "+",   "a/+/c", "+/+",
+                                          "/#",  "a//+", "$x/#", "+/a", "ab",  "a/b",   "a/",
+                                          "+/",  "$x/+", "a/b/#", "ab/#", "/+", "+/+/+"};
+    enum { T = sizeof(topics) / sizeof(topics[0]) };
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    for (size_t i = 0; i < T; i++)
+        publish(f, pub, topics[i], topics[i], 0, true, 0);
+    session_flush(f->mgr);
+    for (size_t k = 0; k < sizeof(filters) / sizeof(filters[0]); k++) {
+        struct fake_conn *sub = connect_client(f, "sub", true, false);
+        subscribe(f, sub, filters[k], 0, 0);
+        bool got[T] = {false};
+        struct mqtt_packet p;
+        while ((p = next_sent(sub)).type == MQTT_PUBLISH) {
+            size_t i = 0;
+            while (i < T && (strlen(topics[i]) != p.u.publish.topic.len ||
+                             memcmp(topics[i], p.u.publish.topic.data, p.u.publish.topic.len)))
+                i++;
+            assert_true(i < T);
+            assert_false(got[i]); /* once */
+            got[i] = true;
+        }
+        for (size_t i = 0; i < T; i++) {
+            struct mqtt_bytes fb = {(const uint8_t *)filters[k], strlen(filters[k])};
+            struct mqtt_bytes tb = {(const uint8_t *)topics[i], strlen(topics[i])};
+            if (got[i] != mqtt_topic_matches(fb, tb))
+                fail_msg("filter %s, topic %s: sent %d", filters[k], topics[i], got[i]);
+        }
+        gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    }
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Reads every PUBLISH sent on fc so far, checking they are "s/000",
+ * "s/001", ... in order from *next; returns how many. */
+static int read_stream(struct fake_conn *fc, int *next, uint8_t qos, uint16_t *ids)
+{
+    int n = 0;
+    struct mqtt_packet p;
+    while ((p = next_sent(fc)).type == MQTT_PUBLISH) {
+        char topic[16];
+        snprintf(topic, sizeof(topic), "s/%03d", *next);
+        assert_publish(p, topic, "0123456789012345678901234567890123456789", qos);
+        assert_true(p.u.publish.retain);
+        if (ids)
+            ids[n] = p.u.publish.packet_id;
+        (*next)++;
+        n++;
+    }
+    assert_int_equal(p.type, 0);
+    return n;
+}
+
+static void publish_stream_topics(struct fixture *f, int count)
+{
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    for (int i = 0; i < count; i++) {
+        char topic[16];
+        snprintf(topic, sizeof(topic), "s/%03d", i);
+        publish(f, pub, topic, "0123456789012345678901234567890123456789", 1, true, 1);
+        session_flush(f->mgr);
+        assert_int_equal(next_sent(pub).type, MQTT_PUBACK);
+    }
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A '#' SUBSCRIBE over more retained messages than the output holds: QoS 0
+ * ones wait for the reader instead of being dropped, and come in topic
+ * order, each once. */
+static void test_retained_stream_waits_for_a_slow_reader_at_qos0(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_qos0_output_bytes = 1000;
+    open_all(f);
+    enum { N = 300 };
+    publish_stream_topics(f, N);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    sub->is_slow = true;
+    subscribe(f, sub, "s/#", 0, 0);
+    int next = 0;
+    int first = read_stream(sub, &next, 0, NULL);
+    assert_true(first > 0 && first < N / 4); /* paused at the output limit */
+    for (int round = 0; round < 4 * N && next < N; round++) {
+        sub->pending = 0; /* the reader took it all */
+        session_client_writable(f->mgr, sub->client);
+        session_flush(f->mgr);
+        read_stream(sub, &next, 0, NULL);
+    }
+    assert_int_equal(next, N);
+    struct session_stats st;
+    session_get_stats(f->mgr, &st);
+    assert_int_equal(st.messages_dropped, 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* At QoS 1 the stream follows the window: never more in flight than
+ * max_inflight_messages, nothing parked in the queue, the rest read from the
+ * store as PUBACKs come back; a persistent session offline in between
+ * resumes where it stopped. */
+static void test_retained_stream_follows_the_window_at_qos1(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_inflight_messages = 10;
+    open_all(f);
+    enum { N = 45 };
+    publish_stream_topics(f, N);
+    struct fake_conn *sub = connect_client(f, "sub", false, false);
+    subscribe(f, sub, "s/+", 1, 1);
+    int next = 0;
+    uint16_t ids[16];
+    int got = read_stream(sub, &next, 1, ids);
+    assert_int_equal(got, 10);
+    struct session_stats st;
+    session_get_stats(f->mgr, &st);
+    assert_int_equal(st.queued_messages, 0);
+    for (int i = 0; i < got; i++)
+        send_ack(f, sub, MQTT_PUBACK, ids[i]);
+    session_flush(f->mgr);
+    assert_int_equal(read_stream(sub, &next, 1, ids), 10);
+    gone(f, sub, SESSION_CLOSE_KEEPALIVE); /* 10 unacknowledged in flight */
+    session_flush(f->mgr);
+    sub = connect_client(f, "sub", false, true);
+    /* The window is resent first (DUP), then the stream goes on. */
+    struct mqtt_packet p;
+    int resent = 0;
+    while ((p = next_sent(sub)).type == MQTT_PUBLISH) {
+        assert_true(p.u.publish.dup);
+        send_ack(f, sub, MQTT_PUBACK, p.u.publish.packet_id);
+        resent++;
+    }
+    assert_int_equal(resent, 10);
+    for (int round = 0; round < 4 * N && next < N; round++) {
+        session_flush(f->mgr);
+        got = read_stream(sub, &next, 1, ids);
+        assert_true(got <= 10);
+        for (int i = 0; i < got; i++)
+            send_ack(f, sub, MQTT_PUBACK, ids[i]);
+    }
+    assert_int_equal(next, N);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* UNSUBSCRIBE ends the stream of that filter. */
+static void test_unsubscribe_stops_the_retained_stream(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_qos0_output_bytes = 1000;
+    open_all(f);
+    publish_stream_topics(f, 100);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    sub->is_slow = true;
+    subscribe(f, sub, "s/#", 0, 0);
+    int next = 0;
+    assert_true(read_stream(sub, &next, 0, NULL) < 100);
+    feed_subscribe(f, sub, MQTT_UNSUBSCRIBE, "s/#", 0);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(sub).type, MQTT_UNSUBACK);
+    sub->pending = 0;
+    session_client_writable(f->mgr, sub->client);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(sub).type, 0);
     gone(f, sub, SESSION_CLOSE_DISCONNECT);
 }
 
@@ -1894,6 +2137,12 @@ int main(void)
         T(test_clean_session_discards_stored_state),
         T(test_retained_delivered_on_subscribe_with_retain_flag_and_cleared),
         T(test_retained_survives_restart),
+        T(test_retained_change_seen_before_its_commit),
+        T(test_retained_count_follows_commits_and_restarts),
+        T(test_retained_filters_match_stored_topics_like_the_spec),
+        T(test_retained_stream_waits_for_a_slow_reader_at_qos0),
+        T(test_retained_stream_follows_the_window_at_qos1),
+        T(test_unsubscribe_stops_the_retained_stream),
         T(test_will_published_on_unclean_close_not_after_disconnect),
         T(test_will_qos_and_retain_are_honoured),
         T(test_takeover_closes_old_connection_and_fires_its_will),

@@ -11,6 +11,7 @@
 #include "solbench.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #define OUT_SOFT_CAP      (1u << 20) /* QoS>0: stop generating above this many unsent bytes */
 #define PUMP_BATCH        64u        /* messages generated per fill */
 #define PUMP_ROUNDS       4u         /* fill+write rounds per wakeup */
+#define PUMP_ROUNDS_PACED 64u        /* --rate: catch up with the schedule within one tick */
 #define ERRORS_LOGGED_MAX 10u
 
 static size_t buf_pending(const struct buf *bf)
@@ -138,6 +140,27 @@ static void send_connect(struct bench *b, struct conn *c)
         c->state = CONN_WAIT_CONNACK;
 }
 
+/*
+ * Binds c's socket to its source address (round-robin over --sources by
+ * connection number). IP_BIND_ADDRESS_NO_PORT leaves the port to connect(),
+ * which only needs the whole (source, port, broker) 4-tuple to be unique, so
+ * each source address adds a full ephemeral port range. Returns 0 or -errno.
+ */
+static int bind_source(const struct bench *b, const struct conn *c)
+{
+    uint32_t n = (uint32_t)(c - b->conns);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(b->source_base + n % b->o.sources);
+    int one = 1;
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    /* Without it bind() picks the port; still correct, but ports are then per address only. */
+    (void)setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#else
+    (void)one;
+#endif
+    return bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -errno;
+}
+
 int conn_start(struct bench *b, struct conn *c)
 {
     c->fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -154,6 +177,8 @@ int conn_start(struct bench *b, struct conn *c)
     if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
         fail = "setsockopt(TCP_NODELAY)";
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (fail == NULL && b->o.source != NULL && bind_source(b, c) != 0)
+        fail = "bind(--source)";
     if (fail == NULL && epoll_ctl(b->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
         fail = "epoll_ctl(ADD)";
     c->events = ev.events;
@@ -479,7 +504,8 @@ static int pub_emit(struct bench *b, struct conn *c)
 /* Generates and writes a bounded amount; returns -1 if c was closed. */
 static int pub_fill(struct bench *b, struct conn *c)
 {
-    for (uint32_t round = 0; round < PUMP_ROUNDS; round++) {
+    uint32_t rounds = b->o.rate > 0 ? PUMP_ROUNDS_PACED : PUMP_ROUNDS;
+    for (uint32_t round = 0; round < rounds; round++) {
         uint32_t n = 0;
         while (n < PUMP_BATCH && pub_may_send(b, c, bench_now_ns())) {
             if (pub_emit(b, c) != 0)

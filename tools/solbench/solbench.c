@@ -9,6 +9,7 @@
 #include "solbench.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -47,6 +48,10 @@ static const char usage_text[] =
     "  --clean 0|1         subscribers' clean-session flag (default 1)\n"
     "  --client-prefix P   client id prefix (default sb<pid>-, or solbench- with --clean 0)\n"
     "  --broker-pid PID    sample the broker's VmRSS before and at the end of the run\n"
+    "  --source A          bind each connection to local IPv4 address A before connecting\n"
+    "  --sources N         spread connections round-robin over A, A+1, ... A+N-1 (default 1):\n"
+    "                      each source address has its own ~28k ephemeral ports, so\n"
+    "                      100,000 connections need --source 127.0.0.2 --sources 4 or more\n"
     "  --json              print one JSON line of results\n";
 
 enum long_only {
@@ -61,6 +66,8 @@ enum long_only {
     OPT_CLEAN,
     OPT_PREFIX,
     OPT_BROKER_PID,
+    OPT_SOURCE,
+    OPT_SOURCES,
     OPT_JSON,
     OPT_HELP,
 };
@@ -84,6 +91,8 @@ static const struct option long_options[] = {
     {"clean", required_argument, NULL, OPT_CLEAN},
     {"client-prefix", required_argument, NULL, OPT_PREFIX},
     {"broker-pid", required_argument, NULL, OPT_BROKER_PID},
+    {"source", required_argument, NULL, OPT_SOURCE},
+    {"sources", required_argument, NULL, OPT_SOURCES},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -136,6 +145,7 @@ static void set_defaults(struct bench_opts *o)
     o->connect_timeout_s = 30;
     o->connect_burst = 256;
     o->is_clean = true;
+    o->sources = 1;
 }
 
 /* Options that take a number; returns 0, -EINVAL, or 1 if opt is not one of them. */
@@ -180,6 +190,8 @@ static int parse_numeric(int opt, const char *arg, struct bench_opts *o)
         rc = parse_u64(arg, 1, INT32_MAX, &v);
         o->broker_pid = (long)v;
         return rc;
+    case OPT_SOURCES:
+        return parse_u32(arg, 1, 65536, &o->sources);
     default:
         return 1;
     }
@@ -200,12 +212,33 @@ static int parse_other(int opt, const char *arg, struct bench_opts *o)
     case OPT_PREFIX:
         o->prefix = arg;
         return 0;
+    case OPT_SOURCE:
+        o->source = arg;
+        return 0;
     case OPT_JSON:
         o->json = true;
         return 0;
     default:
         return -EINVAL;
     }
+}
+
+/* --source must be an IPv4 literal and the range A .. A+N-1 must not wrap. */
+static int check_sources(const struct bench_opts *o)
+{
+    struct in_addr a;
+    if (o->source == NULL)
+        return 0;
+    if (inet_pton(AF_INET, o->source, &a) != 1) {
+        fprintf(stderr, "solbench: --source '%s' is not an IPv4 address\n", o->source);
+        return -EINVAL;
+    }
+    if ((uint64_t)ntohl(a.s_addr) + o->sources - 1 > UINT32_MAX) {
+        fprintf(stderr, "solbench: --source %s + --sources %u runs past 255.255.255.255\n",
+                o->source, o->sources);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 /* Fills defaults that depend on other options and checks combinations. */
@@ -232,7 +265,7 @@ static int finish_options(struct bench_opts *o, char *prefix_buf, size_t prefix_
         fprintf(stderr, "solbench: --client-prefix is longer than 64 bytes\n");
         return -EINVAL;
     }
-    return 0;
+    return check_sources(o);
 }
 
 static int parse_options(int argc, char **argv, struct bench_opts *o, char *prefix_buf,
@@ -297,6 +330,15 @@ static int resolve(struct bench *b)
     memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
     b->addr_len = res->ai_addrlen;
     freeaddrinfo(res);
+    if (b->o.source == NULL)
+        return 0;
+    if (b->addr.ss_family != AF_INET) {
+        fprintf(stderr, "solbench: --source needs an IPv4 broker address (--host)\n");
+        return -1;
+    }
+    struct in_addr a;
+    (void)inet_pton(AF_INET, b->o.source, &a); /* checked in check_sources */
+    b->source_base = ntohl(a.s_addr);
     return 0;
 }
 

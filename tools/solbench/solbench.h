@@ -45,7 +45,9 @@ struct bench_opts {
     bool is_clean;
     const char *prefix;
     bool json;
-    long broker_pid; /* 0: do not sample the broker's RSS */
+    long broker_pid;    /* 0: do not sample the broker's RSS */
+    const char *source; /* first local IPv4 address to bind before connect; NULL: the kernel's */
+    uint32_t sources;   /* connections spread round-robin over source .. source + sources - 1 */
 };
 
 /* Latency histogram in nanoseconds; fixed size, whatever the message count. */
@@ -151,6 +153,7 @@ struct bench {
     struct bench_opts o;
     struct sockaddr_storage addr;
     socklen_t addr_len;
+    uint32_t source_base; /* o.source in host byte order, if o.source */
     int epfd;
     enum bench_phase phase;
     struct conn *conns; /* idle, then subscribers, then publishers */

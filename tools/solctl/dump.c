@@ -305,6 +305,71 @@ static int dump_queues(struct store *store, struct dump_ctx *d, bool inflight_on
     return rc;
 }
 
+/* ---- shared-subscription group queues ---------------------------------------- */
+
+/* One message waiting for a group whose members are all offline; read in
+ * bounded chunks per group, as the queues section reads a client's queue
+ * (group names are collected first: one read transaction at a time). */
+static int print_group_item(void *arg, const struct store_queue_item *it)
+{
+    struct queue_ctx *q = arg;
+    struct dump_ctx *d = q->d;
+    q->last_seq = it->seq;
+    if (it->message != NULL && !topic_wanted(d, it->message->topic))
+        return 0;
+    begin(d, "group_queue", "group", it->client_id);
+    field_u64(d, "seq", it->seq);
+    field_u64(d, "msg_id", it->entry.msg_id);
+    field_u64(d, "qos", it->entry.qos);
+    if (it->message != NULL) {
+        field_str(d, "topic", it->message->topic);
+        solctl_payload(d->out, d->opts, "payload", it->message->payload, it->message->payload.len);
+    } else {
+        field_bool(d, "message_missing", true);
+    }
+    end(d);
+    return printed(d);
+}
+
+static int collect_group(void *arg, struct store_bytes group, uint64_t last_seq, uint64_t count,
+                         uint64_t bytes)
+{
+    (void)last_seq;
+    (void)count;
+    (void)bytes;
+    struct store_session_info info = {.client_id = group};
+    return collect_id(arg, &info);
+}
+
+static int dump_group_queue(struct queue_ctx *q, struct store *store, struct store_bytes group)
+{
+    uint64_t from = 0;
+    for (;;) {
+        int n = store_group_queue_read(store, group, from, QUEUE_CHUNK, print_group_item, q);
+        if (n < 0)
+            return n;
+        if (q->d->opts->limit > 0 && q->d->count >= q->d->opts->limit)
+            return 1;
+        if (n < QUEUE_CHUNK)
+            return 0;
+        from = q->last_seq + 1;
+    }
+}
+
+static int dump_groups(struct store *store, struct dump_ctx *d)
+{
+    struct id_list groups = {0};
+    int rc = store_group_queue_stats_foreach(store, NULL, collect_group, &groups);
+    struct queue_ctx q = {.d = d};
+    for (size_t i = 0; rc == 0 && i < groups.count; i++) {
+        struct store_bytes g = {(const uint8_t *)groups.ids[i], groups.lens[i]};
+        if (client_wanted(d, g))
+            rc = dump_group_queue(&q, store, g);
+    }
+    id_list_free(&groups);
+    return rc;
+}
+
 static int print_qos2(void *arg, struct store_bytes client, uint16_t pkid, uint64_t at)
 {
     struct dump_ctx *d = arg;
@@ -402,6 +467,8 @@ static int dump_section(struct store *store, struct dump_ctx *d, const char *wha
         return dump_queues(store, d, false);
     if (strcmp(what, "bridges") == 0)
         return dump_bridges(store, d, cp);
+    if (strcmp(what, "groups") == 0)
+        return dump_groups(store, d);
     if (strcmp(what, "inflight") == 0) {
         int rc = dump_queues(store, d, true);
         if (rc == 0 && d->opts->topic == NULL)
@@ -414,7 +481,8 @@ static int dump_section(struct store *store, struct dump_ctx *d, const char *wha
 int solctl_dump(struct store *store, const struct solctl_opts *opts)
 {
     static const char *const all[] = {"sessions", "subscriptions", "retained",
-                                      "queues",   "bridges",       "messages"};
+                                      "queues",   "groups",        "bridges",
+                                      "messages"};
     if (opts->what != NULL && strcmp(opts->what, "stats") == 0)
         return solctl_stats(store, opts);
     struct dump_ctx d = {.opts = opts, .out = stdout};

@@ -1,0 +1,770 @@
+/*
+ * test_shared.c - shared subscriptions ($share/GROUP/FILTER, share.c) in the
+ * session manager against a real LMDB store: round robin among connected
+ * members, the group queue while every member is offline (durable across a
+ * restart), members leaving, QoS 2 exactly once across a reconnect, the ACL's
+ * READ gate per member, the name rules and no retained messages. The
+ * recording sink and helpers are test_session.c's.
+ */
+#define _GNU_SOURCE /* RTLD_NEXT, for disk_full.h */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include "auth.h"
+#include "disk_full.h"
+#include "mqtt.h"
+#include "session.h"
+#include "store.h"
+
+/* ---- Recording sink ---- */
+
+struct fake_conn {
+    uint8_t out[1 << 16];
+    size_t out_len;
+    size_t read_pos;
+    bool closed;
+    uint16_t keepalive_s;
+    struct session_client *client;
+    size_t pending; /* what output_pending() reports: a stalled reader's backlog */
+};
+
+static int fake_send(void *conn, const struct iovec *iov, int iovcnt)
+{
+    struct fake_conn *fc = conn;
+    for (int i = 0; i < iovcnt; i++) {
+        assert_true(fc->out_len + iov[i].iov_len <= sizeof(fc->out));
+        memcpy(fc->out + fc->out_len, iov[i].iov_base, iov[i].iov_len);
+        fc->out_len += iov[i].iov_len;
+    }
+    return 0;
+}
+
+static void fake_close(void *conn, const char *reason)
+{
+    (void)reason;
+    ((struct fake_conn *)conn)->closed = true;
+}
+
+static void fake_set_keepalive(void *conn, uint16_t keepalive_s)
+{
+    ((struct fake_conn *)conn)->keepalive_s = keepalive_s;
+}
+
+static size_t fake_output_pending(void *conn)
+{
+    return ((struct fake_conn *)conn)->pending;
+}
+
+/* Copies like fake_send() and releases at once (the connection "wrote" it). */
+static int fake_send_ref(void *conn, const struct iovec *iov, int iovcnt, const void *data,
+                         size_t len, void (*release)(void *ref), void *ref)
+{
+    int rc = fake_send(conn, iov, iovcnt);
+    struct iovec tail = {.iov_base = (void *)data, .iov_len = len};
+    if (rc == 0)
+        rc = fake_send(conn, &tail, 1);
+    release(ref);
+    return rc;
+}
+
+static const struct session_sink fake_sink = {fake_send, fake_close, fake_set_keepalive,
+                                              fake_output_pending, fake_send_ref};
+
+/* ---- Fixture: a store in a fresh temp dir and a manager on it ---- */
+
+struct fixture {
+    char dir[64];
+    struct store *store;
+    struct session_mgr *mgr;
+    struct session_config config;
+};
+
+static void open_all(struct fixture *f)
+{
+    struct store_options opts;
+    store_options_init(&opts);
+    opts.dir = f->dir;
+    opts.sync = STORE_SYNC_NOSYNC; /* durability itself is tested in test_store */
+    char err[256];
+    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(session_mgr_new(&f->config, f->store, &fake_sink, &f->mgr, err, sizeof(err)),
+                     0);
+}
+
+static void close_all(struct fixture *f)
+{
+    session_mgr_free(f->mgr);
+    store_close(f->store);
+    f->mgr = NULL;
+    f->store = NULL;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/sol-test-session-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    session_config_defaults(&f->config);
+    open_all(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* ---- Helpers ---- */
+
+static void feed(struct fixture *f, struct fake_conn *fc, const struct mqtt_packet *pkt,
+                 int expected)
+{
+    assert_int_equal(session_handle_packet(f->mgr, fc->client, pkt), expected);
+}
+
+static struct fake_conn *new_conn(struct fixture *f)
+{
+    struct fake_conn *fc = calloc(1, sizeof(*fc));
+    fc->client = session_client_new(f->mgr, fc, "127.0.0.1:1");
+    assert_non_null(fc->client);
+    return fc;
+}
+
+static struct mqtt_packet connect_packet(const char *id, bool clean)
+{
+    struct mqtt_packet p = {.type = MQTT_CONNECT};
+    p.u.connect.protocol_name = (struct mqtt_bytes){(const uint8_t *)"MQTT", 4};
+    p.u.connect.protocol_level = 4;
+    p.u.connect.clean_session = clean;
+    p.u.connect.keepalive_s = 60;
+    p.u.connect.client_id = (struct mqtt_bytes){(const uint8_t *)id, strlen(id)};
+    return p;
+}
+
+/* Returns the next packet the manager sent on fc, or type 0 when none. */
+static struct mqtt_packet next_sent(struct fake_conn *fc)
+{
+    struct mqtt_packet p = {0};
+    size_t used = 0;
+    if (fc->read_pos >= fc->out_len)
+        return p;
+    int rc = mqtt_decode_stream(fc->out + fc->read_pos, fc->out_len - fc->read_pos, 0, &p, &used);
+    assert_int_equal(rc, MQTT_OK);
+    fc->read_pos += used;
+    return p;
+}
+
+static struct fake_conn *connect_client(struct fixture *f, const char *id, bool clean,
+                                        bool expect_present)
+{
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = connect_packet(id, clean);
+    feed(f, fc, &p, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_CONNACK);
+    assert_int_equal(ack.u.connack.return_code, 0);
+    assert_int_equal(ack.u.connack.session_present, expect_present);
+    return fc;
+}
+
+static void subscribe(struct fixture *f, struct fake_conn *fc, const char *filter, uint8_t qos,
+                      uint8_t expected_code)
+{
+    struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, qos};
+    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
+    p.u.subscribe.packet_id = 7;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.entries = &e;
+    /* Round-trip through the codec so the manager sees a decoded packet. */
+    uint8_t buf[512];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
+    feed(f, fc, &decoded, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_SUBACK);
+    assert_int_equal(ack.u.suback.packet_id, 7);
+    assert_int_equal(ack.u.suback.return_codes.len, 1);
+    assert_int_equal(ack.u.suback.return_codes.data[0], expected_code);
+}
+
+static void publish(struct fixture *f, struct fake_conn *fc, const char *topic, const char *payload,
+                    uint8_t qos, bool retain, uint16_t packet_id)
+{
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish.qos = qos;
+    p.u.publish.retain = retain;
+    p.u.publish.packet_id = packet_id;
+    p.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)topic, strlen(topic)};
+    p.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)payload, strlen(payload)};
+    feed(f, fc, &p, SESSION_OK);
+}
+
+static void send_ack(struct fixture *f, struct fake_conn *fc, uint8_t type, uint16_t id)
+{
+    struct mqtt_packet p = {.type = type};
+    p.u.ack.packet_id = id;
+    feed(f, fc, &p, SESSION_OK);
+}
+
+static void gone(struct fixture *f, struct fake_conn *fc, enum session_close_reason reason)
+{
+    session_client_gone(f->mgr, fc->client, reason);
+    free(fc);
+}
+
+static void assert_publish(struct mqtt_packet p, const char *topic, const char *payload,
+                           uint8_t qos)
+{
+    assert_int_equal(p.type, MQTT_PUBLISH);
+    assert_int_equal(p.u.publish.qos, qos);
+    assert_int_equal(p.u.publish.topic.len, strlen(topic));
+    assert_memory_equal(p.u.publish.topic.data, topic, strlen(topic));
+    assert_int_equal(p.u.publish.payload.len, strlen(payload));
+    assert_memory_equal(p.u.publish.payload.data, payload, strlen(payload));
+}
+
+static void write_file(const char *dir, const char *name, const char *text, char *path,
+                       size_t path_len)
+{
+    snprintf(path, path_len, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static uint64_t db_entries(struct fixture *f, const char *name)
+{
+    struct store_stats st;
+    assert_int_equal(store_stats(f->store, &st), 0);
+    for (int i = 0; i < STORE_DB_COUNT; i++)
+        if (strcmp(st.dbs[i].name, name) == 0)
+            return st.dbs[i].entries;
+    fail_msg("no database %s", name);
+    return 0;
+}
+
+static void assert_store_consistent(struct fixture *f)
+{
+    assert_int_equal(store_check(f->store, NULL, NULL), 0);
+}
+
+static struct fake_conn *connect_as(struct fixture *f, const char *id, bool clean, const char *user)
+{
+    struct fake_conn *fc = new_conn(f);
+    struct mqtt_packet p = connect_packet(id, clean);
+    p.u.connect.has_username = true;
+    p.u.connect.username = (struct mqtt_bytes){(const uint8_t *)user, strlen(user)};
+    feed(f, fc, &p, SESSION_OK);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(fc).type, MQTT_CONNACK);
+    return fc;
+}
+
+/* Reads every PUBLISH waiting on fc, acknowledging each (PUBACK, or PUBREC
+ * then PUBCOMP after the PUBREL); returns how many. Payloads are "N": seen[N]
+ * counts them. */
+static int drain(struct fixture *f, struct fake_conn *fc, int *seen, int seen_len)
+{
+    int n = 0;
+    for (int rounds = 0; rounds < 100; rounds++) {
+        struct mqtt_packet p = next_sent(fc);
+        if (p.type == 0) {
+            session_flush(f->mgr);
+            p = next_sent(fc);
+            if (p.type == 0)
+                return n;
+        }
+        if (p.type == MQTT_PUBREL) {
+            send_ack(f, fc, MQTT_PUBCOMP, p.u.ack.packet_id);
+            continue;
+        }
+        assert_int_equal(p.type, MQTT_PUBLISH);
+        char num[16] = {0};
+        memcpy(num, p.u.publish.payload.data,
+               p.u.publish.payload.len < 15 ? p.u.publish.payload.len : 15);
+        int i = atoi(num);
+        if (seen && i >= 0 && i < seen_len)
+            seen[i]++;
+        n++;
+        if (p.u.publish.qos == 1)
+            send_ack(f, fc, MQTT_PUBACK, p.u.publish.packet_id);
+        else if (p.u.publish.qos == 2)
+            send_ack(f, fc, MQTT_PUBREC, p.u.publish.packet_id);
+    }
+    fail_msg("drain did not settle");
+    return n;
+}
+
+static void publish_numbered(struct fixture *f, struct fake_conn *pub, const char *topic, int from,
+                             int count, uint8_t qos)
+{
+    for (int i = from; i < from + count; i++) {
+        char payload[16];
+        snprintf(payload, sizeof(payload), "%d", i);
+        publish(f, pub, topic, payload, qos, false, (uint16_t)(100 + i));
+        session_flush(f->mgr);
+        struct mqtt_packet ack = next_sent(pub);
+        if (qos == 1)
+            assert_int_equal(ack.type, MQTT_PUBACK);
+        if (qos == 2) {
+            assert_int_equal(ack.type, MQTT_PUBREC);
+            send_ack(f, pub, MQTT_PUBREL, ack.u.ack.packet_id);
+            session_flush(f->mgr);
+            assert_int_equal(next_sent(pub).type, MQTT_PUBCOMP);
+        }
+    }
+}
+
+/* ---- Tests ---- */
+
+static void test_shared_group_names_follow_MQTT_4_8_2(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *c = connect_client(f, "names", true, false);
+    subscribe(f, c, "$share/g/a/+/c", 1, 1);
+    subscribe(f, c, "$share/g/#", 2, 2);
+    subscribe(f, c, "$share/+/a", 1, MQTT_SUBACK_FAILURE);  /* wildcard GROUP */
+    subscribe(f, c, "$share/g#/a", 1, MQTT_SUBACK_FAILURE); /* wildcard in GROUP */
+    subscribe(f, c, "$share//a", 1, MQTT_SUBACK_FAILURE);   /* empty GROUP */
+    subscribe(f, c, "$share/g", 1, MQTT_SUBACK_FAILURE);    /* no FILTER */
+    subscribe(f, c, "$share/g/", 1, MQTT_SUBACK_FAILURE);   /* empty FILTER */
+    subscribe(f, c, "$share/g/a#", 1, MQTT_SUBACK_FAILURE); /* bad FILTER */
+    gone(f, c, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_shared_round_robin_gives_each_message_to_one_member(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *m[3];
+    const char *ids[3] = {"m0", "m1", "m2"};
+    for (int i = 0; i < 3; i++) {
+        m[i] = connect_client(f, ids[i], true, false);
+        subscribe(f, m[i], "$share/work/jobs/+", 1, 1);
+    }
+    struct fake_conn *plain = connect_client(f, "plain", true, false);
+    subscribe(f, plain, "jobs/#", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "jobs/a", 0, 30, 1);
+    int seen[30] = {0}, all[30] = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(drain(f, m[i], seen, 30), 10); /* exact thirds: round robin */
+    assert_int_equal(drain(f, plain, all, 30), 30);     /* a plain subscriber gets all */
+    for (int i = 0; i < 30; i++) {
+        assert_int_equal(seen[i], 1); /* to exactly one member */
+        assert_int_equal(all[i], 1);
+    }
+    for (int i = 0; i < 3; i++)
+        gone(f, m[i], SESSION_CLOSE_DISCONNECT);
+    gone(f, plain, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_shared_two_groups_each_get_a_copy(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_client(f, "ga", true, false);
+    struct fake_conn *b = connect_client(f, "gb", true, false);
+    subscribe(f, a, "$share/one/t", 1, 1);
+    subscribe(f, b, "$share/two/t", 1, 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "t", 0, 4, 1);
+    assert_int_equal(drain(f, a, NULL, 0), 4);
+    assert_int_equal(drain(f, b, NULL, 0), 4);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_shared_subscription_gets_no_retained_messages(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "r/t", "kept", 1, true, 5);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBACK);
+    struct fake_conn *c = connect_client(f, "sharer", true, false);
+    subscribe(f, c, "$share/g/r/#", 1, 1);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(c).type, 0); /* spec 4.8.2: not on a shared subscription */
+    subscribe(f, c, "r/#", 1, 1);
+    assert_publish(next_sent(c), "r/t", "kept", 1); /* a plain one still gets it */
+    gone(f, c, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Every member offline: the group's messages wait in its store queue (the
+ * PUBACK after the commit that holds them), and the first member to connect
+ * takes all of them; the other gets none. */
+static void test_shared_offline_group_queue_goes_to_first_member_to_connect(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_client(f, "pa", false, false);
+    struct fake_conn *b = connect_client(f, "pb", false, false);
+    subscribe(f, a, "$share/g/q", 1, 1);
+    subscribe(f, b, "$share/g/q", 1, 1);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "q", "0", 1, false, 1);
+    assert_int_equal(next_sent(pub).type, 0); /* held behind the group queue's commit */
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBACK);
+    publish_numbered(f, pub, "q", 1, 49, 1);
+    assert_int_equal(db_entries(f, "groupq"), 50);
+    assert_int_equal(db_entries(f, "queues"), 0);
+    assert_store_consistent(f);
+
+    b = connect_client(f, "pb", false, true);
+    int seen[50] = {0};
+    assert_int_equal(drain(f, b, seen, 50), 50); /* window 20: taken as b acknowledges */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(seen[i], 1);
+    a = connect_client(f, "pa", false, true);
+    assert_int_equal(drain(f, a, NULL, 0), 0);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_int_equal(db_entries(f, "messages"), 0);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_shared_group_queue_survives_a_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_client(f, "ra", false, false);
+    subscribe(f, a, "$share/g/q", 2, 2);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "q", 0, 5, 2);
+    publish_numbered(f, pub, "q", 5, 5, 0); /* QoS 0 is not queued for offline members */
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    close_all(f);
+    open_all(f);
+    assert_int_equal(db_entries(f, "groupq"), 5);
+    a = connect_client(f, "ra", false, true);
+    int seen[10] = {0};
+    assert_int_equal(drain(f, a, seen, 10), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+}
+
+static void test_shared_member_that_unsubscribes_leaves_the_group(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_client(f, "la", true, false);
+    struct fake_conn *b = connect_client(f, "lb", true, false);
+    subscribe(f, a, "$share/g/t", 1, 1);
+    subscribe(f, b, "$share/g/t", 1, 1);
+    struct mqtt_topic_entry e = {{(const uint8_t *)"$share/g/t", 10}, 0};
+    struct mqtt_packet un = {.type = MQTT_UNSUBSCRIBE};
+    un.u.subscribe.packet_id = 9;
+    un.u.subscribe.count = 1;
+    un.u.subscribe.entries = &e;
+    uint8_t buf[64];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&un, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
+    feed(f, a, &decoded, SESSION_OK);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(a).type, MQTT_UNSUBACK);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "t", 0, 6, 1);
+    assert_int_equal(drain(f, a, NULL, 0), 0);
+    assert_int_equal(drain(f, b, NULL, 0), 6);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* The last member's end (here: expiry) ends the group and deletes its
+ * queued messages with it, in the store too. */
+static void test_shared_group_ends_with_its_last_member_and_its_queue_goes(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.persistent_client_expiration_s = 60;
+    open_all(f);
+    struct fake_conn *a = connect_client(f, "xa", false, false);
+    subscribe(f, a, "$share/g/t", 1, 1);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "t", 0, 3, 1);
+    assert_int_equal(db_entries(f, "groupq"), 3);
+    assert_int_equal(session_expire(f->mgr, (uint64_t)time(NULL) + 120), 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_int_equal(db_entries(f, "messages"), 0);
+    assert_store_consistent(f);
+    /* A new member of the same name starts an empty group. */
+    a = connect_client(f, "xa", false, false);
+    subscribe(f, a, "$share/g/t", 1, 1);
+    assert_int_equal(drain(f, a, NULL, 0), 0);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A QoS 2 message sent to a member stays that member's: after the member
+ * reconnects it is resent to it (DUP), never to another member. */
+static void test_shared_qos2_stays_with_its_member_across_a_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_client(f, "qa", false, false);
+    struct fake_conn *b = connect_client(f, "qb", false, false);
+    subscribe(f, a, "$share/g/t", 2, 2);
+    subscribe(f, b, "$share/g/t", 2, 2);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "t", 0, 2, 2);
+    /* One each; find who got message 0. */
+    struct mqtt_packet pa = next_sent(a), pb = next_sent(b);
+    assert_int_equal(pa.type, MQTT_PUBLISH);
+    assert_int_equal(pb.type, MQTT_PUBLISH);
+    struct fake_conn *holder = pa.u.publish.payload.data[0] == '0' ? a : b;
+    struct fake_conn *other = holder == a ? b : a;
+    const char *holder_id = holder == a ? "qa" : "qb";
+    uint16_t other_id = (holder == a ? pb : pa).u.publish.packet_id;
+    send_ack(f, other, MQTT_PUBREC, other_id);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(other).type, MQTT_PUBREL);
+    send_ack(f, other, MQTT_PUBCOMP, other_id);
+    gone(f, holder, SESSION_CLOSE_SOCKET); /* no PUBREC for message 0 */
+    session_flush(f->mgr);
+    publish_numbered(f, pub, "t", 2, 3, 2); /* all to the connected member */
+    int seen_other[8] = {0};
+    assert_int_equal(drain(f, other, seen_other, 8), 3);
+    assert_int_equal(seen_other[0], 0);
+    holder = connect_client(f, holder_id, false, true);
+    struct mqtt_packet again = next_sent(holder);
+    if (again.type == 0) {
+        session_flush(f->mgr);
+        again = next_sent(holder);
+    }
+    assert_publish(again, "t", "0", 2);
+    assert_true(again.u.publish.dup);
+    send_ack(f, holder, MQTT_PUBREC, again.u.publish.packet_id);
+    session_flush(f->mgr);
+    assert_int_equal(drain(f, holder, NULL, 0), 0); /* the PUBREL, nothing else */
+    assert_int_equal(drain(f, other, seen_other, 8), 0);
+    assert_store_consistent(f);
+    gone(f, holder, SESSION_CLOSE_DISCONNECT);
+    gone(f, other, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* The READ gate per member: a member whose user may not read the topic (the
+ * ACL changed after it subscribed, as on SIGHUP) is skipped; its turn goes
+ * to the next member. */
+static void test_shared_read_gate_skips_members_that_may_not_read(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], err[256];
+    write_file(f->dir, "acl",
+               "user alice\ntopic readwrite t/#\n"
+               "user bob\ntopic readwrite other/#\n"
+               "user pub\ntopic write t/#\n",
+               path, sizeof(path));
+    struct auth_acl *acl = NULL;
+    assert_int_equal(auth_acl_load(path, &acl, err, sizeof(err)), 0);
+    struct fake_conn *a = connect_as(f, "alice-1", true, "alice");
+    struct fake_conn *b = connect_as(f, "bob-1", true, "bob");
+    subscribe(f, a, "$share/g/t/x", 1, 1);
+    subscribe(f, b, "$share/g/t/x", 1, 1);
+    session_set_auth(f->mgr, NULL, acl); /* now bob may not read t/x */
+    struct fake_conn *pub = connect_as(f, "pub-1", true, "pub");
+    publish_numbered(f, pub, "t/x", 0, 6, 1);
+    assert_int_equal(drain(f, a, NULL, 0), 6);
+    assert_int_equal(drain(f, b, NULL, 0), 0);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_acl_free(acl);
+}
+
+/* A member that connects takes queued messages, and new messages keep going
+ * round robin to everyone connected meanwhile: none is lost or doubled. */
+static void test_shared_backlog_and_live_messages_mix_without_loss(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_client(f, "ma", false, false);
+    struct fake_conn *b = connect_client(f, "mb", true, false);
+    subscribe(f, a, "$share/g/t", 1, 1);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "t", 0, 30, 1); /* queued: the only member is offline */
+    subscribe(f, b, "$share/g/t", 1, 1);     /* b joins: takes the backlog */
+    a = connect_client(f, "ma", false, true);
+    publish_numbered(f, pub, "t", 30, 10, 1);
+    int seen[40] = {0};
+    int got = 0;
+    for (int round = 0; round < 10; round++)
+        got += drain(f, a, seen, 40) + drain(f, b, seen, 40);
+    assert_int_equal(got, 40);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(seen[i], 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Memory follows the store: a commit that fails while a member takes from
+ * the group queue writes nothing, so the group reads its queue again; the
+ * member (closed: its QoS 2 PUBLISH was held behind that commit) gets every
+ * queued message exactly once after it reconnects. */
+static void test_shared_failed_commit_while_taking_from_the_queue_loses_nothing(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    f->config.max_inflight_messages = 1; /* one message taken per commit */
+    open_all(f);
+    struct fake_conn *a = connect_client(f, "fa", false, false);
+    subscribe(f, a, "$share/g/t", 2, 2);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "t", 0, 5, 2);
+    a = connect_client(f, "fa", false, true);
+    session_flush(f->mgr);
+    struct mqtt_packet p = next_sent(a);
+    assert_publish(p, "t", "0", 2);
+    send_ack(f, a, MQTT_PUBREC, p.u.publish.packet_id);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(a).type, MQTT_PUBREL);
+    send_ack(f, a, MQTT_PUBCOMP, p.u.publish.packet_id); /* room: message 1 is taken next */
+    disk_is_full = true;
+    session_flush(f->mgr);
+    disk_is_full = false;
+    assert_true(a->closed);
+    assert_int_equal(next_sent(a).type, 0); /* message 1's PUBLISH never left */
+    gone(f, a, SESSION_CLOSE_PROTOCOL);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 4);
+    a = connect_client(f, "fa", false, true);
+    int seen[5] = {0};
+    assert_int_equal(drain(f, a, seen, 5), 4);
+    assert_int_equal(seen[0], 0);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A store written before group queues (no groupq database: the 8 databases
+ * of schema 1 as today's main writes them, copied record by record with
+ * mdb_dump / mdb_load) opens read-only with no group queues, and read-write
+ * with groupq added, its sessions and queues intact, without a schema
+ * change. */
+static void test_shared_store_without_groupq_opens_and_gains_it(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_load", X_OK) != 0 || access("/usr/bin/mdb_dump", X_OK) != 0)
+        skip();
+    struct fake_conn *sub = connect_client(f, "old-sub", false, false);
+    subscribe(f, sub, "old/t", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "old/t", 0, 3, 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    close_all(f);
+
+    char old[128], cmd[512];
+    snprintf(old, sizeof(old), "%s/old", f->dir);
+    assert_int_equal(mkdir(old, 0700), 0);
+    const char *dbs[] = {"meta",     "sessions", "subs",   "retained",
+                         "messages", "refs",     "queues", "qos2in"};
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "/usr/bin/mdb_dump -s %s '%s' | /usr/bin/mdb_load -s %s '%s'",
+                 dbs[i], f->dir, dbs[i], old);
+        assert_int_equal(system(cmd), 0);
+    }
+    snprintf(cmd, sizeof(cmd), "/usr/bin/mdb_dump -s groupq '%s' >/dev/null 2>&1", old);
+    assert_int_not_equal(system(cmd), 0); /* really an older store */
+
+    struct store_options opts;
+    store_options_init(&opts);
+    opts.dir = old;
+    opts.read_only = true; /* solctl on an older store, before any broker opened it */
+    char err[256];
+    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_int_equal(db_entries(f, "queues"), 3);
+    assert_store_consistent(f);
+    struct store_bytes any = {(const uint8_t *)"$share/g/t", 10};
+    assert_int_equal(store_group_queue_read(f->store, any, 0, 10, NULL, NULL), 0);
+    store_close(f->store);
+
+    strcpy(f->dir + strlen(f->dir), "/old"); /* the broker on the older store */
+    open_all(f);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    sub = connect_client(f, "old-sub", false, true);
+    assert_int_equal(drain(f, sub, NULL, 0), 3);
+    subscribe(f, sub, "$share/g/old/t", 1, 1);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+    pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "old/t", 3, 2, 1);
+    assert_int_equal(db_entries(f, "groupq"), 2);
+    assert_store_consistent(f);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    close_all(f);
+    f->dir[strlen(f->dir) - 4] = '\0'; /* teardown removes the whole temp dir */
+    open_all(f);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_shared_group_names_follow_MQTT_4_8_2),
+        T(test_shared_round_robin_gives_each_message_to_one_member),
+        T(test_shared_two_groups_each_get_a_copy),
+        T(test_shared_subscription_gets_no_retained_messages),
+        T(test_shared_offline_group_queue_goes_to_first_member_to_connect),
+        T(test_shared_group_queue_survives_a_restart),
+        T(test_shared_member_that_unsubscribes_leaves_the_group),
+        T(test_shared_group_ends_with_its_last_member_and_its_queue_goes),
+        T(test_shared_qos2_stays_with_its_member_across_a_reconnect),
+        T(test_shared_read_gate_skips_members_that_may_not_read),
+        T(test_shared_backlog_and_live_messages_mix_without_loss),
+        T(test_shared_failed_commit_while_taking_from_the_queue_loses_nothing),
+        T(test_shared_store_without_groupq_opens_and_gains_it),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
