@@ -551,9 +551,10 @@ def test_metrics_show_a_connected_bridge_found_by_name(broker, remote):
     remote.start()
     metrics_port = harness.free_port()
     lines = bridge_lines(remote.port, "m/# out 1")
-    # A name, so the asynchronous resolver runs (localhost may also give ::1,
-    # where nothing listens: the next address is tried).
-    lines[1] = "address localhost:%d" % remote.port
+    # Two addresses: nothing listens at the first, so the next attempt takes
+    # the second; a name, so the asynchronous resolver runs (localhost may
+    # also give ::1, where nothing listens: its next address is tried).
+    lines[1] = "address 127.0.0.1:%d localhost:%d" % (harness.free_port(), remote.port)
     add_config(broker, ["metrics_listener %d 127.0.0.1" % metrics_port, *lines])
     broker.start()
     wait_connected(broker)
