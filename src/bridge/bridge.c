@@ -82,8 +82,12 @@ void bridge_fail(struct bridge *b, const char *fmt, ...)
     va_end(ap);
     bool was_online = b->state == BRIDGE_ONLINE;
     /* A remote that closes on the bridge flag (MQTT level | 0x80) instead of
-     * answering CONNACK does not know it: try again without it. */
-    bool drop_private = b->state == BRIDGE_CONNACK && b->use_private && !b->private_refused;
+     * answering CONNACK does not know it: try again without it. A timeout or
+     * bad data is no such answer: the flag stays (without it, a Mosquitto
+     * remote echoes "both" topics back). */
+    bool drop_private = b->state == BRIDGE_CONNACK && b->use_private && !b->private_refused &&
+                        b->is_closed_by_peer;
+    b->is_closed_by_peer = false;
     log_warning("bridge %s: %s", b->cfg->name, why);
     proto_reset_window(b);
     net_close(b);

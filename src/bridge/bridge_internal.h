@@ -114,6 +114,7 @@ struct bridge {
     struct addrinfo *addrs, *addr_next;
     char peer[80];        /* "host:port" of the attempt, for log lines */
     bool use_private;     /* CONNECT level | 0x80 on this attempt */
+    bool is_closed_by_peer; /* the remote closed the connection (not a timeout or bad data) */
     bool private_refused; /* the remote refused it: later attempts go without */
     double last_delay_s;  /* backoff */
 

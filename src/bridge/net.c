@@ -555,6 +555,7 @@ static void read_input(struct bridge *b)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0) {
+            b->is_closed_by_peer = n == 0 || errno == ECONNRESET;
             bridge_fail(b, "%s closed the connection%s%s", b->peer, n < 0 ? ": " : "",
                         n < 0 ? strerror(errno) : "");
             return;

@@ -721,6 +721,9 @@ def test_a_remote_sending_garbage_closes_the_bridge_and_sol_keeps_serving(broker
         wait_until(lambda: len(remote.closed_by_sol) == len(garbage), 40,
                    "sol to close each garbage connection (%d so far)" % len(remote.closed_by_sol))
         check(all(remote.closed_by_sol), "closed by sol: %r" % remote.closed_by_sol)
+        # Garbage is no refusal of the bridge flag: every CONNECT kept it.
+        check(all(c[6] == 0x84 for c in remote.connects),
+              "protocol levels %r" % [c[6] for c in remote.connects])
         # Sol itself never stopped serving its own clients.
         sub = harness.MosquittoSub(broker.port, "local/t", count=1, qos=1)
         harness.publish_until_received(broker.port, sub, "local/t", "alive", qos=1)
