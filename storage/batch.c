@@ -244,67 +244,98 @@ static bool entry_valid(const struct store_queue_entry *e)
     return e->state == STORE_QUEUED || e->packet_id != 0; /* [MQTT-2.3.1-1] */
 }
 
-static struct store_op *seq_op(struct store_batch *b, enum op_type type, enum store_db db,
-                               struct store_bytes owner, uint64_t seq, size_t val_len)
+static struct store_op *queue_op(struct store_batch *b, enum op_type type, enum store_db db,
+                                 struct store_bytes client, uint64_t seq, size_t val_len)
 {
     uint8_t seq_be[8];
     store_put_u64(seq_be, seq);
-    return client_op(b, type, db, owner, seq_be, sizeof(seq_be), val_len);
+    return client_op(b, type, db, client, seq_be, sizeof(seq_be), val_len);
 }
 
-static struct store_op *queue_op(struct store_batch *b, enum op_type type,
-                                 struct store_bytes client, uint64_t seq, size_t val_len)
-{
-    return seq_op(b, type, DB_QUEUES, client, seq, val_len);
-}
-
-int store_batch_queue_append(struct store_batch *batch, struct store_bytes client_id, uint64_t seq,
-                             const struct store_queue_entry *entry)
+/* Appends to a client's (DB_QUEUES) or a bridge's (DB_BRIDGE_QUEUES) queue. */
+static int entry_append(struct store_batch *batch, enum store_db db, struct store_bytes owner,
+                        uint64_t seq, const struct store_queue_entry *entry)
 {
     if (batch->err != 0)
         return batch->err;
-    int rc = store_check_client_id(batch->store, client_id);
+    int rc = store_check_client_id(batch->store, owner);
     if (rc == 0 && !entry_valid(entry))
         rc = STORE_ERR_INVALID;
     if (rc != 0)
         return rc;
-    struct store_op *op = queue_op(batch, OP_QUEUE_APPEND, client_id, seq, store_queue_len(entry));
+    struct store_op *op =
+        queue_op(batch, OP_QUEUE_APPEND, db, owner, seq, store_entry_len(db, entry));
     if (op == NULL)
         return batch->err;
     op->msg_id = entry->msg_id;
-    store_queue_encode(op_val(op), entry);
+    store_entry_encode(db, op_val(op), entry);
     return 0;
 }
 
-int store_batch_queue_update(struct store_batch *batch, struct store_bytes client_id, uint64_t seq,
-                             enum store_queue_state state, uint16_t packet_id)
+static int entry_update(struct store_batch *batch, enum store_db db, struct store_bytes owner,
+                        uint64_t seq, enum store_queue_state state, uint16_t packet_id)
 {
     if (batch->err != 0)
         return batch->err;
     /* msg id and qos are placeholders: commit keeps the stored ones */
     struct store_queue_entry e = {.msg_id = 1, .qos = 1, .state = state, .packet_id = packet_id};
-    int rc = store_check_client_id(batch->store, client_id);
+    int rc = store_check_client_id(batch->store, owner);
     if (rc == 0 && !entry_valid(&e))
         rc = STORE_ERR_INVALID;
     if (rc != 0)
         return rc;
-    struct store_op *op = queue_op(batch, OP_QUEUE_UPDATE, client_id, seq, QUEUE_VAL_LEN);
+    struct store_op *op = queue_op(batch, OP_QUEUE_UPDATE, db, owner, seq, QUEUE_VAL_LEN);
     if (op == NULL)
         return batch->err;
     store_queue_encode(op_val(op), &e);
     return 0;
 }
 
-int store_batch_queue_delete(struct store_batch *batch, struct store_bytes client_id, uint64_t seq)
+static int entry_delete(struct store_batch *batch, enum store_db db, struct store_bytes owner,
+                        uint64_t seq)
 {
     if (batch->err != 0)
         return batch->err;
-    int rc = store_check_client_id(batch->store, client_id);
+    int rc = store_check_client_id(batch->store, owner);
     if (rc != 0)
         return rc;
-    if (queue_op(batch, OP_QUEUE_DELETE, client_id, seq, 0) == NULL)
+    if (queue_op(batch, OP_QUEUE_DELETE, db, owner, seq, 0) == NULL)
         return batch->err;
     return 0;
+}
+
+int store_batch_queue_append(struct store_batch *batch, struct store_bytes client_id, uint64_t seq,
+                             const struct store_queue_entry *entry)
+{
+    return entry_append(batch, DB_QUEUES, client_id, seq, entry);
+}
+
+int store_batch_queue_update(struct store_batch *batch, struct store_bytes client_id, uint64_t seq,
+                             enum store_queue_state state, uint16_t packet_id)
+{
+    return entry_update(batch, DB_QUEUES, client_id, seq, state, packet_id);
+}
+
+int store_batch_queue_delete(struct store_batch *batch, struct store_bytes client_id, uint64_t seq)
+{
+    return entry_delete(batch, DB_QUEUES, client_id, seq);
+}
+
+int store_batch_bridge_append(struct store_batch *batch, struct store_bytes bridge, uint64_t seq,
+                              const struct store_queue_entry *entry)
+{
+    return entry_append(batch, DB_BRIDGE_QUEUES, bridge, seq, entry);
+}
+
+int store_batch_bridge_update(struct store_batch *batch, struct store_bytes bridge, uint64_t seq,
+                              enum store_queue_state state, uint16_t packet_id)
+{
+    return entry_update(batch, DB_BRIDGE_QUEUES, bridge, seq, state, packet_id);
+}
+
+int store_batch_bridge_delete(struct store_batch *batch, struct store_bytes bridge, uint64_t seq)
+{
+    return entry_delete(batch, DB_BRIDGE_QUEUES, bridge, seq);
 }
 
 /* ---- group queues: the same entries under the group's name (store.h) ---- */
@@ -312,33 +343,14 @@ int store_batch_queue_delete(struct store_batch *batch, struct store_bytes clien
 int store_batch_group_queue_append(struct store_batch *batch, struct store_bytes group,
                                    uint64_t seq, uint64_t msg_id, uint8_t qos)
 {
-    if (batch->err != 0)
-        return batch->err;
     struct store_queue_entry entry = {.msg_id = msg_id, .qos = qos, .state = STORE_QUEUED};
-    int rc = store_check_client_id(batch->store, group);
-    if (rc == 0 && !entry_valid(&entry))
-        rc = STORE_ERR_INVALID;
-    if (rc != 0)
-        return rc;
-    struct store_op *op = seq_op(batch, OP_QUEUE_APPEND, DB_GROUPQ, group, seq, QUEUE_VAL_LEN);
-    if (op == NULL)
-        return batch->err;
-    op->msg_id = msg_id;
-    store_queue_encode(op_val(op), &entry);
-    return 0;
+    return entry_append(batch, DB_GROUPQ, group, seq, &entry);
 }
 
 int store_batch_group_queue_delete(struct store_batch *batch, struct store_bytes group,
                                    uint64_t seq)
 {
-    if (batch->err != 0)
-        return batch->err;
-    int rc = store_check_client_id(batch->store, group);
-    if (rc != 0)
-        return rc;
-    if (seq_op(batch, OP_QUEUE_DELETE, DB_GROUPQ, group, seq, 0) == NULL)
-        return batch->err;
-    return 0;
+    return entry_delete(batch, DB_GROUPQ, group, seq);
 }
 
 int store_batch_delete_group_queue(struct store_batch *batch, struct store_bytes group)
@@ -354,12 +366,12 @@ int store_batch_delete_group_queue(struct store_batch *batch, struct store_bytes
     return 0;
 }
 
-static struct store_op *qos2_op(struct store_batch *b, enum op_type type, struct store_bytes client,
-                                uint16_t packet_id, size_t val_len)
+static struct store_op *qos2_op(struct store_batch *b, enum op_type type, enum store_db db,
+                                struct store_bytes client, uint16_t packet_id, size_t val_len)
 {
     uint8_t pkid_be[2];
     store_put_u16(pkid_be, packet_id);
-    return client_op(b, type, DB_QOS2IN, client, pkid_be, sizeof(pkid_be), val_len);
+    return client_op(b, type, db, client, pkid_be, sizeof(pkid_be), val_len);
 }
 
 /* The sticky error, a bad client id, or packet id 0 [MQTT-2.3.1-1]. */
@@ -374,28 +386,52 @@ static int check_qos2_args(const struct store_batch *batch, struct store_bytes c
     return rc;
 }
 
-int store_batch_put_qos2_in(struct store_batch *batch, struct store_bytes client_id,
-                            uint16_t packet_id, uint64_t received_at_s)
+static int qos2_put(struct store_batch *batch, enum store_db db, struct store_bytes owner,
+                    uint16_t packet_id, uint64_t received_at_s)
 {
-    int rc = check_qos2_args(batch, client_id, packet_id);
+    int rc = check_qos2_args(batch, owner, packet_id);
     if (rc != 0)
         return rc;
-    struct store_op *op = qos2_op(batch, OP_PUT, client_id, packet_id, 8);
+    struct store_op *op = qos2_op(batch, OP_PUT, db, owner, packet_id, 8);
     if (op == NULL)
         return batch->err;
     store_put_u64(op_val(op), received_at_s);
     return 0;
 }
 
+static int qos2_delete(struct store_batch *batch, enum store_db db, struct store_bytes owner,
+                       uint16_t packet_id)
+{
+    int rc = check_qos2_args(batch, owner, packet_id);
+    if (rc != 0)
+        return rc;
+    if (qos2_op(batch, OP_DEL, db, owner, packet_id, 0) == NULL)
+        return batch->err;
+    return 0;
+}
+
+int store_batch_put_qos2_in(struct store_batch *batch, struct store_bytes client_id,
+                            uint16_t packet_id, uint64_t received_at_s)
+{
+    return qos2_put(batch, DB_QOS2IN, client_id, packet_id, received_at_s);
+}
+
 int store_batch_delete_qos2_in(struct store_batch *batch, struct store_bytes client_id,
                                uint16_t packet_id)
 {
-    int rc = check_qos2_args(batch, client_id, packet_id);
-    if (rc != 0)
-        return rc;
-    if (qos2_op(batch, OP_DEL, client_id, packet_id, 0) == NULL)
-        return batch->err;
-    return 0;
+    return qos2_delete(batch, DB_QOS2IN, client_id, packet_id);
+}
+
+int store_batch_put_bridge_qos2_in(struct store_batch *batch, struct store_bytes bridge,
+                                   uint16_t packet_id, uint64_t received_at_s)
+{
+    return qos2_put(batch, DB_BRIDGE_QOS2IN, bridge, packet_id, received_at_s);
+}
+
+int store_batch_delete_bridge_qos2_in(struct store_batch *batch, struct store_bytes bridge,
+                                      uint16_t packet_id)
+{
+    return qos2_delete(batch, DB_BRIDGE_QOS2IN, bridge, packet_id);
 }
 
 /* Counter names are [a-z0-9_.]{1,64}: printable in solctl and never

@@ -122,6 +122,8 @@ static bool has_message(struct checker *c, uint64_t id)
 static int each(struct checker *c, enum store_db db,
                 int (*fn)(struct checker *c, const MDB_val *k, const MDB_val *v))
 {
+    if (c->store->absent_dbs & STORE_DB_BIT(db))
+        return 0; /* a store from before this database: nothing to check */
     MDB_cursor *cur;
     int rc = mdb_cursor_open(c->txn, c->store->dbi[db], &cur);
     if (rc != 0)
@@ -281,6 +283,45 @@ static int check_group_entry(struct checker *c, const MDB_val *k, const MDB_val 
     return 0;
 }
 
+/* A bridge's queue entry: decodes, and points at a message it counts a
+ * reference of. Bridges have no session record. */
+static int check_bridge_entry(struct checker *c, const MDB_val *k, const MDB_val *v)
+{
+    struct store_bytes bridge, rest;
+    struct store_queue_entry e;
+    if (!store_key_split(k, &bridge, &rest) || rest.len != 8 ||
+        store_check_client_id(c->store, bridge) != 0) {
+        problem(c, "bridge_queues: key of %zu bytes does not decode", k->mv_size);
+        return 0;
+    }
+    uint64_t seq = store_get_u64(rest.data);
+    if (!store_entry_decode(DB_BRIDGE_QUEUES, v->mv_data, v->mv_size, &e)) {
+        problem(c, "bridge_queues: entry '%s' #%llu does not decode", printable(c, bridge),
+                (unsigned long long)seq);
+        return 0;
+    }
+    if (!has_message(c, e.msg_id))
+        problem(c, "bridge_queues: entry '%s' #%llu points at missing message %llu",
+                printable(c, bridge), (unsigned long long)seq, (unsigned long long)e.msg_id);
+    struct ref_slot *slot = map_get(&c->refs, e.msg_id);
+    if (slot == NULL)
+        return -ENOMEM;
+    slot->count++;
+    return 0;
+}
+
+static int check_bridge_qos2(struct checker *c, const MDB_val *k, const MDB_val *v)
+{
+    struct store_bytes bridge, rest;
+    if (!store_key_split(k, &bridge, &rest) || rest.len != 2 || store_get_u16(rest.data) == 0) {
+        problem(c, "bridge_qos2in: key of %zu bytes does not decode", k->mv_size);
+        return 0;
+    }
+    if (v->mv_size != 8)
+        problem(c, "bridge_qos2in: bad record for '%s'", printable(c, bridge));
+    return 0;
+}
+
 static int check_refs(struct checker *c, const MDB_val *k, const MDB_val *v)
 {
     if (k->mv_size != 8 || v->mv_size != REFS_VAL_LEN) {
@@ -294,7 +335,9 @@ static int check_refs(struct checker *c, const MDB_val *k, const MDB_val *v)
         return -ENOMEM;
     slot->has_refs_record = true;
     if (count != slot->count)
-        problem(c, "refs: message %llu has reference count %u but %u queue entries",
+        problem(c,
+                "refs: message %llu has reference count %u but %u queue entries (clients' and "
+                "bridges')",
                 (unsigned long long)id, count, slot->count);
     if (count == 0)
         problem(c, "refs: message %llu is unreferenced garbage", (unsigned long long)id);
@@ -370,8 +413,12 @@ int store_check(struct store *store, store_problem_fn fn, void *arg)
         rc = each(&c, DB_QOS2IN, check_qos2);
     if (rc == 0)
         rc = each(&c, DB_QUEUES, check_queue);
-    if (rc == 0 && store->has_groupq)
+    if (rc == 0)
         rc = each(&c, DB_GROUPQ, check_group_entry);
+    if (rc == 0)
+        rc = each(&c, DB_BRIDGE_QUEUES, check_bridge_entry);
+    if (rc == 0)
+        rc = each(&c, DB_BRIDGE_QOS2IN, check_bridge_qos2);
     if (rc == 0)
         rc = each(&c, DB_REFS, check_refs);
     if (rc == 0)
@@ -423,12 +470,9 @@ int store_stats(struct store *store, struct store_stats *out)
     if (mrc == 0)
         mrc = mdb_env_stat(store->env, &st);
     for (int i = 0; mrc == 0 && i < STORE_DB_COUNT; i++) {
-        MDB_stat ds;
-        if (i == DB_GROUPQ && !store->has_groupq) {
-            out->dbs[i] = (struct store_db_stats){.name = store_db_names[i]};
-            continue; /* not created yet (an older store, read-only) */
-        }
-        mrc = mdb_stat(txn, store->dbi[i], &ds);
+        MDB_stat ds = {0};
+        if (!(store->absent_dbs & STORE_DB_BIT(i)))
+            mrc = mdb_stat(txn, store->dbi[i], &ds);
         if (mrc == 0)
             out->dbs[i] =
                 (struct store_db_stats){store_db_names[i], ds.ms_entries,        ds.ms_branch_pages,

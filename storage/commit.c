@@ -125,8 +125,8 @@ static int delete_prefix(struct store *s, MDB_txn *txn, enum store_db db, const 
         if (rc != 0 || k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
             break;
         struct store_queue_entry e = {0};
-        bool unref =
-            (db == DB_QUEUES || db == DB_GROUPQ) && store_queue_decode(v.mv_data, v.mv_size, &e);
+        bool is_queue = db == DB_QUEUES || db == DB_GROUPQ || db == DB_BRIDGE_QUEUES;
+        bool unref = is_queue && store_entry_decode(db, v.mv_data, v.mv_size, &e);
         rc = mdb_cursor_del(cur, 0);
         if (rc == 0 && unref)
             rc = ref_drop(s, txn, e.msg_id);
@@ -165,7 +165,8 @@ static int apply_put_message(struct store *s, MDB_txn *txn, struct store_op *op)
     return rc;
 }
 
-/* Queue ops serve a client's queue (DB_QUEUES) and a group's (DB_GROUPQ). */
+/* Queue ops apply to op->db: a client's queue (DB_QUEUES), a group's
+ * (DB_GROUPQ) or a bridge's (DB_BRIDGE_QUEUES); all hold message references. */
 static int apply_queue_append(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v = {op->val_len, op->data + op->key_len};
@@ -176,7 +177,7 @@ static int apply_queue_append(struct store *s, MDB_txn *txn, struct store_op *op
 }
 
 /* Rewrites state and packet id, keeping everything else the entry holds
- * (message id, QoS, its MQTT 5 part). */
+ * (message id, QoS, its MQTT 5 part; in a bridge's queue, its flags). */
 static int apply_queue_update(struct store *s, MDB_txn *txn, struct store_op *op)
 {
     MDB_val k = {op->key_len, op->data}, v;
@@ -186,7 +187,7 @@ static int apply_queue_update(struct store *s, MDB_txn *txn, struct store_op *op
     if (rc != 0)
         return rc;
     struct store_queue_entry e;
-    if (!store_queue_decode(v.mv_data, v.mv_size, &e))
+    if (!store_entry_decode(op->db, v.mv_data, v.mv_size, &e))
         return MDB_CORRUPTED;
     uint8_t small[QUEUE_VAL_LEN + 1 + 4 * 16];
     uint8_t *nv = v.mv_size <= sizeof(small) ? small : malloc(v.mv_size);
@@ -208,7 +209,7 @@ static int apply_queue_delete(struct store *s, MDB_txn *txn, struct store_op *op
     if (rc == MDB_NOTFOUND)
         return 0;
     struct store_queue_entry e = {0};
-    bool has_ref = rc == 0 && store_queue_decode(v.mv_data, v.mv_size, &e);
+    bool has_ref = rc == 0 && store_entry_decode(op->db, v.mv_data, v.mv_size, &e);
     if (rc == 0)
         rc = mdb_del(txn, s->dbi[op->db], &k, NULL);
     if (rc == 0 && has_ref)

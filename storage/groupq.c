@@ -94,8 +94,8 @@ static int walk_groups(struct group_walk *w, const MDB_val *start, size_t prefix
 int store_group_queue_stats_foreach(struct store *store, const struct store_bytes *group,
                                     store_group_stats_fn fn, void *arg)
 {
-    if (!store->has_groupq)
-        return 0;
+    if (store->absent_dbs & STORE_DB_BIT(DB_GROUPQ))
+        return 0; /* an older store opened read-only: no group queues */
     if (group != NULL && store_check_client_id(store, *group) != 0)
         return STORE_ERR_INVALID;
     struct group_walk w = {.store = store, .fn = fn, .arg = arg};

@@ -42,6 +42,8 @@ typedef int (*visit_fn)(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val
 static int walk_prefix(struct store *s, enum store_db db, const MDB_val *start,
                        struct store_bytes prefix, visit_fn visit, void *ctx)
 {
+    if (s->absent_dbs & STORE_DB_BIT(db))
+        return 0; /* a store from before this database: nothing in it */
     MDB_txn *txn;
     int rc = store_read_begin(s, &txn);
     if (rc != 0)
@@ -282,6 +284,15 @@ int store_qos2_foreach(struct store *store, const struct store_bytes *client_id,
 {
     struct sub_walk w = {.qos2_fn = fn, .arg = arg};
     int rc = prefixed_walk(store, DB_QOS2IN, client_id, visit_qos2, &w);
+    free(w.sc.buf);
+    return rc;
+}
+
+int store_bridge_qos2_foreach(struct store *store, const struct store_bytes *bridge,
+                              store_qos2_fn fn, void *arg)
+{
+    struct sub_walk w = {.qos2_fn = fn, .arg = arg};
+    int rc = prefixed_walk(store, DB_BRIDGE_QOS2IN, bridge, visit_qos2, &w);
     free(w.sc.buf);
     return rc;
 }
@@ -540,6 +551,7 @@ int store_messages_foreach(struct store *store, bool with_payload, store_message
 
 struct queue_walk {
     struct store *store;
+    enum store_db db; /* DB_QUEUES or DB_BRIDGE_QUEUES */
     store_queue_fn fn;
     void *arg;
     bool with_body;
@@ -583,7 +595,7 @@ static int visit_queue(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val 
     struct store_message m;
     struct store_bytes client, rest;
     if (!store_key_split(k, &client, &rest) || rest.len != 8 ||
-        !store_queue_decode(v->mv_data, v->mv_size, &it.entry))
+        !store_entry_decode(w->db, v->mv_data, v->mv_size, &it.entry))
         return STORE_ERR_CORRUPT;
     it.seq = store_get_u64(rest.data);
     int rc = queue_item_body(w, txn, &it, &m, client.len + v->mv_size);
@@ -607,7 +619,7 @@ static int visit_queue(void *ctx, MDB_txn *txn, const MDB_val *k, const MDB_val 
 }
 
 /* A bounded read of one owner's queue (a client's in DB_QUEUES, a group's in
- * DB_GROUPQ) from from_seq on. */
+ * DB_GROUPQ, a bridge's in DB_BRIDGE_QUEUES) from from_seq on. */
 static int queue_read(struct store *store, enum store_db db, struct store_bytes owner,
                       uint64_t from_seq, size_t max_entries, store_queue_fn fn, void *arg)
 {
@@ -622,8 +634,12 @@ static int queue_read(struct store *store, enum store_db db, struct store_bytes 
     size_t prefix_len = pk.val.mv_size;
     store_put_u64(pk.buf + prefix_len, from_seq);
     pk.val.mv_size = prefix_len + 8;
-    struct queue_walk w = {
-        .store = store, .fn = fn, .arg = arg, .with_body = true, .max_entries = max_entries};
+    struct queue_walk w = {.store = store,
+                           .db = db,
+                           .fn = fn,
+                           .arg = arg,
+                           .with_body = true,
+                           .max_entries = max_entries};
     rc = walk(store, db, &pk.val, prefix_len, visit_queue, &w);
     if (w.limit_hit)
         rc = 0;
@@ -638,11 +654,26 @@ int store_queue_read(struct store *store, struct store_bytes client_id, uint64_t
     return queue_read(store, DB_QUEUES, client_id, from_seq, max_entries, fn, arg);
 }
 
+int store_bridge_queue_read(struct store *store, struct store_bytes bridge, uint64_t from_seq,
+                            size_t max_entries, store_queue_fn fn, void *arg)
+{
+    return queue_read(store, DB_BRIDGE_QUEUES, bridge, from_seq, max_entries, fn, arg);
+}
+
 int store_queues_foreach(struct store *store, const struct store_bytes *client_id,
                          store_queue_fn fn, void *arg)
 {
-    struct queue_walk w = {.store = store, .fn = fn, .arg = arg};
+    struct queue_walk w = {.store = store, .db = DB_QUEUES, .fn = fn, .arg = arg};
     int rc = prefixed_walk(store, DB_QUEUES, client_id, visit_queue, &w);
+    free(w.sc.buf);
+    return rc;
+}
+
+int store_bridge_queues_foreach(struct store *store, const struct store_bytes *bridge,
+                                store_queue_fn fn, void *arg)
+{
+    struct queue_walk w = {.store = store, .db = DB_BRIDGE_QUEUES, .fn = fn, .arg = arg};
+    int rc = prefixed_walk(store, DB_BRIDGE_QUEUES, bridge, visit_queue, &w);
     free(w.sc.buf);
     return rc;
 }
@@ -650,17 +681,13 @@ int store_queues_foreach(struct store *store, const struct store_bytes *client_i
 int store_group_queue_read(struct store *store, struct store_bytes group, uint64_t from_seq,
                            size_t max_entries, store_queue_fn fn, void *arg)
 {
-    if (!store->has_groupq)
-        return 0;
     return queue_read(store, DB_GROUPQ, group, from_seq, max_entries, fn, arg);
 }
 
 int store_group_queues_foreach(struct store *store, const struct store_bytes *group,
                                store_queue_fn fn, void *arg)
 {
-    if (!store->has_groupq)
-        return 0;
-    struct queue_walk w = {.store = store, .fn = fn, .arg = arg};
+    struct queue_walk w = {.store = store, .db = DB_GROUPQ, .fn = fn, .arg = arg};
     int rc = prefixed_walk(store, DB_GROUPQ, group, visit_queue, &w);
     free(w.sc.buf);
     return rc;

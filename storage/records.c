@@ -289,6 +289,37 @@ uint32_t store_queue_sub_id(const struct store_queue_entry *e, size_t i)
     return e->sub_ids ? e->sub_ids[i] : store_get_u32(e->sub_ids_be + 4 * i);
 }
 
+/* bridge queue entry (DB_BRIDGE_QUEUES): a 12-byte queue entry, then flags
+ * u8 (bit 0: retain) - the layout of a client queue entry with delivery
+ * flags and no Subscription Identifier, but always 13 bytes */
+#define BF_RETAIN 0x01u
+
+size_t store_entry_len(enum store_db db, const struct store_queue_entry *e)
+{
+    return db == DB_BRIDGE_QUEUES ? BRIDGE_VAL_LEN : store_queue_len(e);
+}
+
+void store_entry_encode(enum store_db db, uint8_t *out, const struct store_queue_entry *e)
+{
+    if (db != DB_BRIDGE_QUEUES)
+        return store_queue_encode(out, e);
+    struct store_queue_entry base = {
+        .msg_id = e->msg_id, .qos = e->qos, .state = e->state, .packet_id = e->packet_id};
+    store_queue_encode(out, &base);
+    out[QUEUE_VAL_LEN] = e->retain ? BF_RETAIN : 0;
+}
+
+bool store_entry_decode(enum store_db db, const uint8_t *p, size_t len, struct store_queue_entry *e)
+{
+    if (db != DB_BRIDGE_QUEUES)
+        return store_queue_decode(p, len, e);
+    if (len != BRIDGE_VAL_LEN || (p[QUEUE_VAL_LEN] & ~BF_RETAIN) != 0 ||
+        !store_queue_decode(p, QUEUE_VAL_LEN, e))
+        return false;
+    e->retain = (p[QUEUE_VAL_LEN] & BF_RETAIN) != 0;
+    return true;
+}
+
 /* ---- retained ---- */
 
 /* retained: qos u8 (| RF_EXT), stored at u64, [expiry at u64, props len

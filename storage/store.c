@@ -26,7 +26,8 @@
 #define PATH_BUF            4096
 
 const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta", "sessions", "subs", "retained", "messages", "refs", "queues", "qos2in", "groupq",
+    "meta",   "sessions", "subs",   "retained", "messages",      "refs",
+    "queues", "qos2in",   "groupq", "bridge_queues", "bridge_qos2in",
 };
 
 const char *store_strerror(int code)
@@ -469,20 +470,9 @@ static int load_existing(struct store *store, const char *dir, bool *blank, uint
         rc = check_schema(txn, store->dbi[DB_META], dir, version, err, err_len);
     for (int i = DB_META + 1; rc == 0 && !*blank && i < STORE_DB_COUNT; i++) {
         int drc = mdb_dbi_open(txn, store_db_names[i], 0, &store->dbi[i]);
-        if (i == DB_GROUPQ && drc == MDB_NOTFOUND)
-            continue; /* a store written before group queues: add_groupq() */
-        if (i == DB_GROUPQ && drc == 0)
-            store->has_groupq = true;
-        /* A database added by a later schema: the upgrade creates it. */
-        if (drc == MDB_NOTFOUND && *version < STORE_SCHEMA_VERSION && !store->read_only)
-            continue;
-        if (drc == MDB_NOTFOUND && *version < STORE_SCHEMA_VERSION) {
-            snprintf(err, err_len,
-                     "%s: a schema %u store without database %s: start sol on it once to "
-                     "upgrade it",
-                     dir, *version, store_db_names[i]);
-            rc = STORE_ERR_SCHEMA;
-        } else if (drc != 0)
+        if (drc == MDB_NOTFOUND && STORE_DB_IS_OPTIONAL(i))
+            store->absent_dbs |= STORE_DB_BIT(i); /* created below, or read as empty */
+        else if (drc != 0)
             rc = store_damaged(err, err_len, dir, "database %s: %s", store_db_names[i],
                                mdb_strerror(drc));
     }
@@ -499,6 +489,35 @@ static int load_existing(struct store *store, const char *dir, bool *blank, uint
     if (rc != 0 && err[0] == 0)
         snprintf(err, err_len, "%s: %s", dir, store_strerror(rc));
     return rc;
+}
+
+/* A store written before the optional databases existed (group queues,
+ * bridges) gets them now, empty, in one transaction; the schema version
+ * stays (nothing else about the store differs). */
+static int create_optional(struct store *store, const char *dir, char *err, size_t err_len)
+{
+    char names[128] = "";
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    for (int i = 0; rc == 0 && i < STORE_DB_COUNT; i++) {
+        if (!(store->absent_dbs & STORE_DB_BIT(i)))
+            continue;
+        rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE, &store->dbi[i]);
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", store_db_names[i]);
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s: cannot add the databases %s: %s", dir, names,
+                 mdb_strerror(rc));
+        return store_err_from_mdb(rc);
+    }
+    log_notice("store %s: added the databases %s (a store written before them)", dir, names);
+    store->absent_dbs = 0;
+    return 0;
 }
 
 static int put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *data, size_t len)
@@ -525,31 +544,6 @@ static int init_meta(MDB_txn *txn, MDB_dbi meta)
     return rc;
 }
 
-/* A store written before shared-subscription group queues has no groupq
- * database: a read-write open creates it (empty), in a transaction of its
- * own, with no schema change (nothing else about the store differs). A
- * read-only open (solctl) leaves it missing and sees no group queues. */
-static int add_groupq(struct store *store, const char *dir, char *err, size_t err_len)
-{
-    if (store->has_groupq || store->read_only)
-        return 0;
-    MDB_txn *txn = NULL;
-    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
-    if (rc == 0)
-        rc = mdb_dbi_open(txn, store_db_names[DB_GROUPQ], MDB_CREATE, &store->dbi[DB_GROUPQ]);
-    if (rc == 0)
-        rc = mdb_txn_commit(txn);
-    else if (txn != NULL)
-        mdb_txn_abort(txn);
-    if (rc != 0) {
-        snprintf(err, err_len, "%s: cannot add the groupq database: %s", dir, mdb_strerror(rc));
-        return store_err_from_mdb(rc);
-    }
-    store->has_groupq = true;
-    log_notice("store %s: added the groupq database (shared-subscription group queues)", dir);
-    return 0;
-}
-
 /* Creates every database and the meta records in one transaction: a crash
  * leaves either no store (blank, initialised again next time) or a whole one. */
 static int create_store(struct store *store, const char *dir, char *err, size_t err_len)
@@ -571,7 +565,6 @@ static int create_store(struct store *store, const char *dir, char *err, size_t 
     }
     store->next_msg_id = 1;
     store->hwm_persisted = 0;
-    store->has_groupq = true;
     return 0;
 }
 
@@ -626,12 +619,13 @@ static int open_env_and_schema(struct store *store, const struct store_options *
     }
     if (rc == 0 && blank)
         rc = create_store(store, opts->dir, err, err_len);
-    /* An older schema is upgraded on the first read-write open; a read-only
-     * open (solctl) reads it as it is: the decoders know both. */
+    /* An older schema is upgraded on the first read-write open (creating
+     * every database it lacks); a read-only open (solctl) reads it as it is:
+     * the decoders know both. */
     if (rc == 0 && !blank && version < STORE_SCHEMA_VERSION && !opts->read_only)
         rc = store_upgrade(store, version, opts->dir, err, err_len);
-    if (rc == 0)
-        rc = add_groupq(store, opts->dir, err, err_len);
+    if (rc == 0 && !opts->read_only && store->absent_dbs != 0)
+        rc = create_optional(store, opts->dir, err, err_len);
     if (rc == 0 && !opts->read_only)
         rc = sync_dir(opts->dir, err, err_len); /* data.mdb and lock.mdb may be new */
     if (rc == 0 && !opts->read_only && !blank)

@@ -36,6 +36,13 @@
  *   groupq    group 00 seq (u64)  -> msg id, QoS, state QUEUED, packet id 0: a
  *             shared-subscription group's queue ("$share/GROUP/FILTER" is the
  *             group), holding references like a client's queue (groupq.c)
+ *   bridge_queues  bridge 00 seq (u64) -> msg id, QoS, delivery state, packet id, flags
+ *   bridge_qos2in  bridge 00 pkt id (u16) -> time received
+ * groupq and the two bridge databases came during schema version 1 without
+ * changing it: a read-write open creates them when they are missing (a store
+ * written before them), a read-only open (solctl) reads them as empty.
+ * Bridge queues reference message bodies like client queues do, and count in
+ * the same reference counts.
  * Records written by schema 1 (MQTT 3.1.1 only) are a prefix of these: a
  * record carries its MQTT 5 part only when it has one (records.c says how
  * each tells), so a 3.1.1 workload writes exactly what it wrote before.
@@ -231,16 +238,18 @@ enum store_queue_state {
     STORE_PUBREC_RECEIVED = 2, /* QoS 2: PUBREC received, PUBREL sent; awaiting PUBCOMP */
 };
 
-/* One entry of a client's queue. (No DUP flag: any entry in state SENT is
- * resent with DUP=1 after a reconnect [MQTT-4.4.0-1].) */
+/* One entry of a client's or a bridge's queue. (No DUP flag: any entry in
+ * state SENT is resent with DUP=1 after a reconnect [MQTT-4.4.0-1].) */
 struct store_queue_entry {
     uint64_t msg_id;
     uint8_t qos;                  /* delivery QoS: min(published, granted), 1 or 2 */
     enum store_queue_state state; /* STORE_QUEUED has packet_id 0 */
     uint16_t packet_id;
-    bool retain;               /* RETAIN of this delivery (Retain As Published), besides the
-                                  message's own flag */
-    size_t sub_id_count;       /* MQTT 5 Subscription Identifiers this delivery carries */
+    bool retain;               /* RETAIN of this delivery, besides the message's own flag: Retain
+                                  As Published (client queues), the forwarded copy's (bridge
+                                  queues) */
+    size_t sub_id_count;       /* MQTT 5 Subscription Identifiers this delivery carries (client
+                                  queues only) */
     const uint32_t *sub_ids;   /* to write: sub_id_count values (copied) */
     const uint8_t *sub_ids_be; /* as read: a view of them; get each with store_queue_sub_id() */
 };
@@ -534,7 +543,7 @@ struct store_db_stats {
     uint32_t depth;
 };
 
-enum { STORE_DB_COUNT = 9 };
+enum { STORE_DB_COUNT = 11 };
 
 struct store_stats {
     uint32_t schema_version;
@@ -592,6 +601,71 @@ typedef int (*store_queue_stats_fn)(void *arg, struct store_bytes client_id, uin
  * Returns 0, fn's non-zero value, or a negative code.
  */
 int store_queue_stats_foreach(struct store *store, store_queue_stats_fn fn, void *arg);
+
+/* ---- Bridges (bridge.c) ------------------------------------------------ */
+
+/*
+ * A bridge's outgoing queue: what local publishes left through its `out`
+ * topics, in seq order, until the remote broker acknowledged them. Keyed by
+ * the bridge's name (store_check_client_id()'s rules: 1..max client id
+ * bytes, no 0x00), which has no session record: the queue lives as long as
+ * it has entries. Entries reference message bodies as client queue entries
+ * do (one body per message, however many queues hold it). The same rules as
+ * the client queue ops above: seq above the bridge's last one, an unknown
+ * message fails the commit with STORE_ERR_NOT_FOUND, an existing seq with
+ * STORE_ERR_EXISTS, update and delete of a missing entry are ignored.
+ */
+int store_batch_bridge_append(struct store_batch *batch, struct store_bytes bridge, uint64_t seq,
+                              const struct store_queue_entry *entry);
+int store_batch_bridge_update(struct store_batch *batch, struct store_bytes bridge, uint64_t seq,
+                              enum store_queue_state state, uint16_t packet_id);
+int store_batch_bridge_delete(struct store_batch *batch, struct store_bytes bridge, uint64_t seq);
+
+/* Incoming QoS 2 from the bridge's remote broker: packet id received,
+ * PUBREL pending (as store_batch_put_qos2_in() for a client). */
+int store_batch_put_bridge_qos2_in(struct store_batch *batch, struct store_bytes bridge,
+                                   uint16_t packet_id, uint64_t received_at_s);
+int store_batch_delete_bridge_qos2_in(struct store_batch *batch, struct store_bytes bridge,
+                                      uint16_t packet_id);
+
+/*
+ * As store_queue_read() for the bridge's queue: up to max_entries entries
+ * with seq >= from_seq, each with its message body (item->client_id is the
+ * bridge's name). Returns the count passed to fn, a callback's non-zero
+ * value, or a negative code.
+ */
+int store_bridge_queue_read(struct store *store, struct store_bytes bridge, uint64_t from_seq,
+                            size_t max_entries, store_queue_fn fn, void *arg);
+
+/* Index-only walk (item->message NULL) of bridge's queue, or of every
+ * bridge's if bridge is NULL, in (bridge, seq) order. For solctl. */
+int store_bridge_queues_foreach(struct store *store, const struct store_bytes *bridge,
+                                store_queue_fn fn, void *arg);
+
+/* What a bridge's queue holds, read once at start-up. */
+struct store_bridge_queue_info {
+    uint64_t count;     /* entries, whatever their state */
+    uint64_t bytes;     /* their messages' payload bytes */
+    uint64_t first_seq; /* the lowest seq (0 when empty) */
+    uint64_t last_seq;  /* the highest seq (0 when empty): append above it */
+};
+
+/* Fills *info for bridge. Cost: one walk over that queue and a message
+ * header lookup per entry (payloads are not read). Returns 0 or a code. */
+int store_bridge_queue_info(struct store *store, struct store_bytes bridge,
+                            struct store_bridge_queue_info *info);
+
+typedef int (*store_bridge_name_fn)(void *arg, struct store_bytes bridge, uint64_t count);
+
+/* Calls fn once per bridge that has queue entries, with their number, in
+ * name order (so the broker can name queues of bridges no longer
+ * configured). Same rules as the reads above. */
+int store_bridge_names_foreach(struct store *store, store_bridge_name_fn fn, void *arg);
+
+/* Calls fn for every incoming QoS 2 record of bridge (all bridges if NULL);
+ * the client_id argument is the bridge's name. */
+int store_bridge_qos2_foreach(struct store *store, const struct store_bytes *bridge,
+                              store_qos2_fn fn, void *arg);
 
 /* ---- Shared-subscription group queues (groupq.c) ----------------------- */
 

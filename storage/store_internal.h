@@ -29,8 +29,16 @@ enum store_db {
     DB_REFS,
     DB_QUEUES,
     DB_QOS2IN,
-    DB_GROUPQ, /* new without a schema change: may be missing in a read-only open */
+    DB_GROUPQ,        /* added after schema 1: created on open when missing */
+    DB_BRIDGE_QUEUES, /* likewise */
+    DB_BRIDGE_QOS2IN, /* likewise */
 };
+
+/* Databases a store written before them may lack: a read-write open creates
+ * them, a read-only one reads them as empty (store->absent_dbs). */
+#define STORE_DB_IS_OPTIONAL(db)                                                                   \
+    ((db) == DB_GROUPQ || (db) == DB_BRIDGE_QUEUES || (db) == DB_BRIDGE_QOS2IN)
+#define STORE_DB_BIT(db)         (1u << (db))
 
 extern const char *const store_db_names[STORE_DB_COUNT];
 
@@ -46,8 +54,9 @@ extern const char *const store_db_names[STORE_DB_COUNT];
 struct store {
     MDB_env *env;
     MDB_dbi dbi[STORE_DB_COUNT];
-    bool has_groupq; /* false only in a read-only open of a store written before groupq */
     bool read_only;
+    unsigned absent_dbs; /* STORE_DB_BIT()s of optional databases this (read-only) open
+                            did not find: reads of them see no records */
     enum store_sync sync;
     uint64_t max_map_size;
     size_t max_key_len;
@@ -72,9 +81,10 @@ enum op_type {
     OP_PUT,          /* plain put of key/value in db (subs, retained, qos2in, meta) */
     OP_DEL,          /* plain delete of key in db; missing is fine */
     OP_PUT_MESSAGE,  /* messages + refs = 0; msg_id set */
-    OP_QUEUE_APPEND, /* queues (no overwrite) + refs += 1; msg_id set */
-    OP_QUEUE_UPDATE, /* queues value rewrite keeping the message id */
-    OP_QUEUE_DELETE, /* queues del + refs -= 1 */
+    OP_QUEUE_APPEND, /* db (queues, groupq, bridge_queues): no overwrite + refs += 1; msg_id
+                        set */
+    OP_QUEUE_UPDATE, /* db: value rewrite keeping the message id, QoS and flags */
+    OP_QUEUE_DELETE, /* db: del + refs -= 1 */
     OP_DEL_PREFIX,   /* delete every key of db starting with key (refs -= 1 per entry) */
 };
 
@@ -170,6 +180,7 @@ bool store_key_split(const MDB_val *key, struct store_bytes *client, struct stor
 
 /* ---- records (records.c) ---- */
 #define QUEUE_VAL_LEN    12 /* msg id u64, qos u8, state u8, packet id u16 (+ MQTT 5 part) */
+#define BRIDGE_VAL_LEN   13 /* a queue value, then flags u8 (bit 0: retain) */
 #define REFS_VAL_LEN     4
 #define MESSAGE_HDR_LEN  6  /* qos u8, flags u8, topic len u32 */
 #define RETAINED_HDR_LEN 9  /* qos u8, stored at u64 */
@@ -194,6 +205,12 @@ size_t store_message_payload_offset(const uint8_t *p, size_t len);
 size_t store_queue_len(const struct store_queue_entry *e);
 void store_queue_encode(uint8_t *out, const struct store_queue_entry *e);
 bool store_queue_decode(const uint8_t *p, size_t len, struct store_queue_entry *e);
+/* The value of a queue entry in db (DB_QUEUES, DB_GROUPQ or DB_BRIDGE_QUEUES):
+ * length, encoder and decoder. */
+size_t store_entry_len(enum store_db db, const struct store_queue_entry *e);
+void store_entry_encode(enum store_db db, uint8_t *out, const struct store_queue_entry *e);
+bool store_entry_decode(enum store_db db, const uint8_t *p, size_t len,
+                        struct store_queue_entry *e);
 
 size_t store_retained_len(const struct store_retained *r);
 void store_retained_encode(uint8_t *out, const struct store_retained *r);

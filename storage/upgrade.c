@@ -164,7 +164,7 @@ int store_upgrade(struct store *store, uint32_t from, const char *dir, char *err
                  STORE_SCHEMA_VERSION, mdb_strerror(rc));
         return store_err_from_mdb(rc);
     }
-    store->has_groupq = true; /* created with the other missing databases */
+    store->absent_dbs = 0; /* attempt() created every database the store lacked */
     log_notice("store %s: upgraded from schema %u to %u (%zu session records rewritten)", dir, from,
                STORE_SCHEMA_VERSION, count);
     return 0;

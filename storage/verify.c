@@ -212,9 +212,23 @@ static bool refs_record(struct sampler *s, const MDB_val *k, const MDB_val *v)
     return true;
 }
 
+/* A bridge queue entry: key and value decode, the message is there. */
+static bool bridge_record(struct sampler *s, const MDB_val *k, const MDB_val *v)
+{
+    struct store_bytes bridge, rest;
+    struct store_queue_entry e;
+    if (!store_key_split(k, &bridge, &rest) || rest.len != 8 ||
+        !store_entry_decode(DB_BRIDGE_QUEUES, v->mv_data, v->mv_size, &e))
+        return bad(s, "bridge_queues: an entry does not decode");
+    if (!has_msg(s, DB_MESSAGES, e.msg_id) || !has_msg(s, DB_REFS, e.msg_id))
+        return bad(s, "bridge_queues: an entry points at message %llu, which is missing",
+                   (unsigned long long)e.msg_id);
+    return true;
+}
+
 static bool sample_record(struct sampler *s, enum store_db db, const MDB_val *k, const MDB_val *v)
 {
-    struct store_bytes rest;
+    struct store_bytes rest, bridge_name;
     struct store_session sess;
     struct store_retained r;
     uint8_t options;
@@ -239,6 +253,11 @@ static bool sample_record(struct sampler *s, enum store_db db, const MDB_val *k,
         return queue_record(s, k, v);
     case DB_GROUPQ:
         return group_record(s, k, v);
+    case DB_BRIDGE_QUEUES:
+        return bridge_record(s, k, v);
+    case DB_BRIDGE_QOS2IN:
+        return (store_key_split(k, &bridge_name, &rest) && rest.len == 2 && v->mv_size == 8) ||
+               bad(s, "bridge_qos2in: a record does not decode");
     case DB_REFS:
         return refs_record(s, k, v);
     case DB_MESSAGES:
@@ -312,6 +331,8 @@ static int sample_each_db(struct sampler *s, const char **where)
     int rc = 0;
     for (int i = 0; rc == 0 && i < STORE_DB_COUNT; i++) {
         MDB_cursor *cur;
+        if (s->store->absent_dbs & STORE_DB_BIT(i))
+            continue;
         *where = store_db_names[i];
         rc = mdb_cursor_open(s->txn, s->store->dbi[i], &cur);
         if (rc == 0) {

@@ -1,6 +1,6 @@
 /*
  * broker.c - the sol process from configuration to shutdown: opens the store,
- * creates the session manager and the server, and owns the policies that
+ * creates the session manager, the server and the bridges, and owns the policies that
  * span modules: the tick (nosync flushes, session expiry) and SIGHUP.
  * Start-up errors come back as one line in err ("FILE:LINE: ..." for the
  * config); only main() prints and exits.
@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bridge.h"
 #include "broker.h"
 #include "broker_internal.h"
 #include "config.h"
@@ -246,6 +247,7 @@ struct broker *broker_prepare(const struct broker_flags *f, char *err, size_t er
         return NULL;
     }
     if (load_config(f, &b->cfg, err, err_len) < 0 || config_check_tls(&b->cfg, err, err_len) < 0 ||
+        bridge_check_config(b->cfg.bridges, b->cfg.bridge_count, err, err_len) < 0 ||
         broker_auth_load(&b->cfg, &b->auth, err, err_len) < 0) {
         broker_free(b);
         return NULL;
@@ -260,6 +262,19 @@ void broker_free(struct broker *b)
     broker_auth_free(&b->auth);
     config_deinit(&b->cfg);
     free(b);
+}
+
+/* The configured bridges (src/bridge/), on the server's loop. */
+static int start_bridges(const struct broker_flags *f, struct broker *b, char *err, size_t err_len)
+{
+    struct bridge_options opts = {.bridges = b->cfg.bridges,
+                                  .bridge_count = b->cfg.bridge_count,
+                                  .max_inflight = b->cfg.max_inflight_messages,
+                                  .max_packet_size = max_packet_size(f, &b->cfg),
+                                  .max_output_bytes = (size_t)b->cfg.max_output_buffer_bytes};
+    if (b->cfg.bridge_count == 0)
+        return 0;
+    return bridge_set_new(server_loop(b->srv), &opts, b->mgr, b->store, &b->bridges, err, err_len);
 }
 
 static int start(const struct broker_flags *f, struct broker *b, char *err, size_t err_len)
@@ -278,7 +293,7 @@ static int start(const struct broker_flags *f, struct broker *b, char *err, size
     server_set_tick(b->srv, on_tick, b);
     server_set_reload(b->srv, on_reload, b);
     server_set_sys_timer(b->srv, b->cfg.sys_interval, broker_on_sys_timer, b);
-    if (broker_start_metrics(b, err, err_len) < 0)
+    if (broker_start_metrics(b, err, err_len) < 0 || start_bridges(f, b, err, err_len) < 0)
         return -1;
     if (f->is_daemon && b->cfg.pid_file != NULL) {
         if (daemon_write_pid_file(b->cfg.pid_file, err, err_len) < 0)
@@ -293,7 +308,8 @@ static int start(const struct broker_flags *f, struct broker *b, char *err, size
 static void stop(struct broker *b)
 {
     bool has_failed = b->store != NULL && store_has_failed(b->store);
-    metrics_free(b->metrics); /* its watchers are on the server's loop */
+    metrics_free(b->metrics);    /* its watchers are on the server's loop */
+    bridge_set_free(b->bridges); /* so are these; acks still waiting are dropped */
     server_free(b->srv);
     if (!has_failed && b->mgr != NULL && session_flush(b->mgr) != 0)
         log_error("shutdown: the final commit failed");

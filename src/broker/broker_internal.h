@@ -41,7 +41,8 @@ struct broker {
     struct store *store;
     struct session_mgr *mgr;
     struct server *srv;
-    struct metrics *metrics; /* NULL: no metrics_listener */
+    struct metrics *metrics;    /* NULL: no metrics_listener */
+    struct bridge_set *bridges; /* NULL: no connection blocks */
     bool has_pid_file;
     time_t started_at;
 };

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "bridge.h"
 #include "broker_internal.h"
 #include "log.h"
 #include "metrics.h"
@@ -121,6 +122,7 @@ static void fill_metrics(void *arg, struct metrics_stats *out)
     session_peek_stats(b->mgr, &ss);
     fill_session_metrics(&ss, out);
     struct store_stats st;
+    bridge_set_metrics(b->bridges, out);
     if (store_stats(b->store, &st) == 0) {
         out->has_store = true;
         out->store_map_size = st.map_size;

@@ -174,6 +174,66 @@ static void format_store(struct text *t, const struct metrics_stats *st)
               &st->commit_latency);
 }
 
+/* One family with a sample per bridge, labelled name="...". */
+static void per_bridge(struct text *t, const char *name, const char *type, const char *help,
+                       const struct metrics_stats *st,
+                       uint64_t (*value)(const struct metrics_bridge *b))
+{
+    family(t, name, type, help);
+    for (size_t i = 0; i < st->bridge_count; i++)
+        put(t, "%s{name=\"%s\"} %" PRIu64 "\n", name, st->bridges[i].name, value(&st->bridges[i]));
+}
+
+static uint64_t bridge_connected(const struct metrics_bridge *b)
+{
+    return b->connected ? 1 : 0;
+}
+
+static uint64_t bridge_queued(const struct metrics_bridge *b)
+{
+    return b->queued_messages;
+}
+
+static uint64_t bridge_queued_bytes(const struct metrics_bridge *b)
+{
+    return b->queued_bytes;
+}
+
+static uint64_t bridge_inflight(const struct metrics_bridge *b)
+{
+    return b->inflight_messages;
+}
+
+static uint64_t bridge_refused(const struct metrics_bridge *b)
+{
+    return b->publishes_refused;
+}
+
+static uint64_t bridge_connects(const struct metrics_bridge *b)
+{
+    return b->connects;
+}
+
+static void format_bridges(struct text *t, const struct metrics_stats *st)
+{
+    if (st->bridge_count == 0)
+        return;
+    per_bridge(t, "sol_bridge_connected", "gauge",
+               "1 when the bridge is connected to its remote broker, else 0.", st,
+               bridge_connected);
+    per_bridge(t, "sol_bridge_queued_messages", "gauge",
+               "Messages in the bridge's queue in the store, not yet acknowledged by the remote.",
+               st, bridge_queued);
+    per_bridge(t, "sol_bridge_queued_bytes", "gauge", "Payload bytes of those messages.", st,
+               bridge_queued_bytes);
+    per_bridge(t, "sol_bridge_inflight_messages", "gauge",
+               "Messages sent to the remote and not yet acknowledged.", st, bridge_inflight);
+    per_bridge(t, "sol_bridge_publishes_refused_total", "counter",
+               "Local publishes refused because the bridge's queue was full.", st, bridge_refused);
+    per_bridge(t, "sol_bridge_connects_total", "counter",
+               "Connections the remote accepted (CONNACK 0).", st, bridge_connects);
+}
+
 int metrics_format(const struct metrics_stats *st, char **out, size_t *out_len)
 {
     struct text t = {.cap = 8192};
@@ -189,6 +249,7 @@ int metrics_format(const struct metrics_stats *st, char **out, size_t *out_len)
     format_network(&t, st);
     format_sessions(&t, st);
     format_store(&t, st);
+    format_bridges(&t, st);
     if (t.err != 0) {
         free(t.buf);
         return t.err;

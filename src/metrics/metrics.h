@@ -33,6 +33,16 @@ struct metrics_histogram {
     uint64_t sum_us;                            /* their sum, microseconds */
 };
 
+/* One bridge (src/bridge/), labelled with its connection name. */
+struct metrics_bridge {
+    const char *name; /* [A-Za-z0-9_.-]: needs no escaping in a label */
+    bool connected;
+    uint64_t queued_messages, queued_bytes; /* its queue in the store */
+    uint64_t inflight_messages;             /* sent to the remote, not yet acknowledged */
+    uint64_t publishes_refused;             /* local publishes refused: its queue was full */
+    uint64_t connects;                      /* connections accepted by the remote */
+};
+
 /* Everything one scrape shows. Counters are monotonic since start; gauges are
  * current values. Filled by the creator's metrics_fill_fn. */
 struct metrics_stats {
@@ -55,6 +65,9 @@ struct metrics_stats {
     uint64_t store_map_size, store_map_used, store_max_size;
     uint64_t store_commits;
     struct metrics_histogram commit_latency;
+    /* bridges: borrowed for the scrape; none when bridge_count is 0 */
+    const struct metrics_bridge *bridges;
+    size_t bridge_count;
 };
 
 /* Fills *out (zeroed before the call). Runs on the loop, inside a scrape. */

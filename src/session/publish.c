@@ -173,13 +173,14 @@ static uint8_t matched_qos(const struct session_mgr *mgr, size_t i, const struct
 }
 
 /* Quotas before records: reserves room for what delivering m to the matched
- * sessions may write (its body once, a queue entry per persistent session
- * at QoS > 0), plus extra_records small records and, with retained, a
- * retained copy. 0, or STORE_ERR_FULL / -ENOMEM with nothing recorded. */
+ * sessions and bridges may write (its body once, a queue entry per
+ * persistent session at QoS > 0 and per bridge entry), plus extra_records
+ * small records and, with retained, a retained copy. 0, or STORE_ERR_FULL /
+ * -ENOMEM with nothing recorded. */
 static int reserve_route(struct session_mgr *mgr, const struct msg *m, int matched,
-                         size_t extra_records, bool retained)
+                         size_t bridge_entries, size_t extra_records, bool retained)
 {
-    size_t entries = share_route_records(mgr, m);
+    size_t entries = bridge_entries + share_route_records(mgr, m);
     for (int i = 0; i < matched; i++)
         if (mgr->matched[i].s->persistent && matched_qos(mgr, (size_t)i, m) > 0)
             entries++;
@@ -231,14 +232,54 @@ static int route_deliver(struct session_mgr *mgr, struct msg *m, int matched, bo
     return rc != 0 ? rc : r;
 }
 
-int publish_route(struct session_mgr *mgr, struct msg *m, bool published_retain,
-                  const struct session *publisher)
+/* What routing a PUBLISH came to: a client's MQTT 5 PUBACK / PUBREC reason
+ * code says it. */
+struct route_result {
+    int matched;          /* sessions, groups and bridges whose subscriptions matched */
+    uint64_t queue_drops; /* deliveries dropped by max_queued_messages / _bytes */
+    bool is_retained;     /* its retained copy (or the removal) was recorded */
+};
+
+/*
+ * The one route of a message: match the subscribers (publisher: whose it
+ * is, for No Local; NULL: the broker's or a bridge's) and the bridges,
+ * reserve room for everything it writes (extra_records more for the
+ * caller's own records, a retained copy if retained), then deliver; r->retain
+ * is the RETAIN flag it was published with (Retain As Published, bridge
+ * copies). A full store or bridge queue refuses it before anything is
+ * recorded. out, if not NULL, says what it came to. Returns 0,
+ * STORE_ERR_FULL, -ENOMEM or another negative code.
+ */
+static int route(struct session_mgr *mgr, struct msg *m, const struct bridge_route *r,
+                 const struct session *publisher, size_t extra_records, bool retained,
+                 struct route_result *out)
 {
     int matched = route_match(mgr, m, publisher);
     if (matched < 0)
         return matched;
-    int rc = reserve_route(mgr, m, matched, 0, false);
-    return rc != 0 ? rc : route_deliver(mgr, m, matched, published_retain);
+    int bridge_entries = bridges_match(mgr, m, r);
+    if (bridge_entries < 0)
+        return bridge_entries;
+    uint64_t drops_before = mgr->dropped_queue_full;
+    if (out) /* groups and bridges count as one each */
+        out->matched = matched + (int)share_route_targets(mgr) + (int)bridges_marked(mgr);
+    int rc = reserve_route(mgr, m, matched, (size_t)bridge_entries, extra_records, retained);
+    if (rc == 0)
+        rc = route_deliver(mgr, m, matched, r->retain);
+    if (out)
+        out->queue_drops = mgr->dropped_queue_full - drops_before;
+    if (rc != 0) {
+        bridges_unmark(mgr);
+        return rc;
+    }
+    return bridges_deliver(mgr, m, r);
+}
+
+int publish_route(struct session_mgr *mgr, struct msg *m, bool published_retain,
+                  const struct session *publisher)
+{
+    struct bridge_route r = {.retain = published_retain};
+    return route(mgr, m, &r, publisher, 0, false, NULL);
 }
 
 /* ---- Incoming PUBLISH ---- */
@@ -362,14 +403,6 @@ int publish_write_gate(const struct session_mgr *mgr, const struct session_clien
     return rc == AUTH_OK ? WRITE_ALLOWED : WRITE_DENIED;
 }
 
-/* What routing a client's PUBLISH came to: its MQTT 5 PUBACK / PUBREC
- * reason code says it. */
-struct route_result {
-    int matched;          /* sessions whose subscriptions matched */
-    uint64_t queue_drops; /* deliveries dropped by max_queued_messages / _bytes */
-    bool is_retained;     /* its retained copy (or the removal) was recorded */
-};
-
 /* The message a client's PUBLISH becomes: with MQTT 5, the properties
  * forwarded unchanged (all but the Topic Alias, which is per connection, and
  * the Subscription Identifiers and Message Expiry Interval, which are per
@@ -400,37 +433,55 @@ static struct msg *message_of(struct session_mgr *mgr, const struct session_clie
     return m;
 }
 
+/* Sets the retained copy of a routed publish p (m: its message), logging a
+ * topic the store cannot key. 0 or -ENOMEM; *is_retained: it was recorded. */
+static int set_retained_copy(struct session_mgr *mgr, const struct msg *m,
+                             const struct mqtt_publish *p, bool *is_retained)
+{
+    int rc = publish_set_retained(mgr, m, true);
+    *is_retained = rc == 0;
+    if (rc != 0 && rc != -ENOMEM)
+        log_warning("retained message on %.*s not stored: %s", (int)p->topic.len,
+                    (const char *)p->topic.data, store_strerror(rc));
+    return rc == -ENOMEM ? rc : 0;
+}
+
 /* Routes a client's PUBLISH and sets its retained copy, after reserving
- * room for everything it writes (the QoS 2 id included): a full store
- * refuses the whole publish before any of it is recorded. */
+ * room for everything it writes (the QoS 2 id included): a full store or
+ * bridge queue refuses the whole publish before any of it is recorded. */
 static int route_publish(struct session_mgr *mgr, const struct session_client *c,
                          const struct mqtt_publish *p, struct route_result *out)
 {
-    /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. */
+    /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]; bridges get the flag as
+     * published (Mosquitto's bridges do the same). */
     struct msg *m = message_of(mgr, c, p, false);
     if (!m)
         return -ENOMEM;
-    int rc = route_match(mgr, m, c->sess);
-    int matched = rc;
     size_t qos2_records = p->qos == 2 && c->sess->persistent ? 1 : 0;
     bool retained = p->retain && p->payload.len > 0;
-    uint64_t drops_before = mgr->dropped_queue_full;
-    if (matched >= 0) {
-        out->matched = matched + (int)share_route_targets(mgr); /* groups count as one each */
-        rc = reserve_route(mgr, m, matched, qos2_records, retained);
-    }
-    if (rc == 0)
-        rc = route_deliver(mgr, m, matched, p->retain);
-    out->queue_drops = mgr->dropped_queue_full - drops_before;
-    if (rc == 0 && p->retain) {
-        rc = publish_set_retained(mgr, m, true);
-        out->is_retained = rc == 0;
-        if (rc != 0 && rc != -ENOMEM)
-            log_warning("retained message on %.*s not stored: %s", (int)p->topic.len,
-                        (const char *)p->topic.data, store_strerror(rc));
-        if (rc != -ENOMEM)
-            rc = 0;
-    }
+    struct bridge_route r = {.retain = p->retain, .refuse_when_full = true};
+    int rc = route(mgr, m, &r, c->sess, qos2_records, retained, out);
+    if (rc == 0 && p->retain)
+        rc = set_retained_copy(mgr, m, p, &out->is_retained);
+    msg_unref(m);
+    return rc;
+}
+
+/* Routes a publish a bridge brought in (origin: not routed back to it) and
+ * sets its retained copy, as route_publish() does (extra_records: its QoS 2
+ * id). The bridge speaks MQTT 3.1.1: no properties. */
+static int route_bridged(struct session_mgr *mgr, const struct mqtt_publish *p,
+                         const struct session_bridge *origin, size_t extra_records)
+{
+    struct msg *m = msg_new(p->topic, p->payload, p->qos, false);
+    if (!m)
+        return -ENOMEM;
+    bool retained = p->retain && p->payload.len > 0;
+    struct bridge_route r = {.origin = origin, .retain = p->retain, .refuse_when_full = true};
+    int rc = route(mgr, m, &r, NULL, extra_records, retained, NULL);
+    bool is_retained;
+    if (rc == 0 && p->retain)
+        rc = set_retained_copy(mgr, m, p, &is_retained);
     msg_unref(m);
     return rc;
 }
@@ -617,5 +668,32 @@ int session_publish_internal(struct session_mgr *mgr, const char *topic, const v
     if (rc == 0)
         rc = publish_route(mgr, m, retain, NULL);
     msg_unref(m);
+    return rc;
+}
+
+/* ---- Messages a bridge brings in ---- */
+
+/* A bridge's remote is configured, not a client: no ACL and no $SYS rule.
+ * A topic too deep for this broker is dropped and acknowledged, so the
+ * remote does not send it again forever. */
+int session_bridge_publish(struct session_bridge *b, const struct mqtt_publish *p,
+                           session_done_fn done, void *arg)
+{
+    struct session_mgr *mgr = session_bridge_mgr(b);
+    int rc = 0;
+    mgr->messages_received++;
+    mgr->received_qos[p->qos > 2 ? 2 : p->qos]++;
+    mgr->received_bytes_qos[p->qos > 2 ? 2 : p->qos] += p->payload.len;
+    struct mqtt_publish copy = *p;
+    copy.retain = p->retain && mgr->config.retain_available;
+    if (topic_is_too_deep(mgr, p->topic))
+        log_notice("bridge %s: dropping a message on a topic deeper than max_topic_levels (%u)",
+                   session_bridge_name(b), (unsigned)mgr->config.max_topic_levels);
+    else
+        rc = route_bridged(mgr, &copy, b, p->qos == 2 ? 1 : 0);
+    if (rc == 0 && p->qos == 2)
+        rc = bridge_remember_qos2(b, p->packet_id);
+    if (rc == 0 && done)
+        rc = session_after_commit(mgr, done, arg);
     return rc;
 }

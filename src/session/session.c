@@ -187,7 +187,14 @@ bool mgr_batch_has_changes(const struct session_mgr *mgr)
 /* Anything at all for session_flush() to commit or release. */
 static bool has_work(const struct session_mgr *mgr)
 {
-    return mgr->batch || mgr->held_head || mgr->refill;
+    return mgr->batch || mgr->held_head || mgr->refill || mgr->has_waiters;
+}
+
+/* Someone waits for the turn's commit: held acks, top-ups, or a
+ * session_after_commit() caller (a bridge's ack to its remote). */
+static bool has_waiting(const struct session_mgr *mgr)
+{
+    return mgr->held_head || mgr->refill || mgr->has_waiters;
 }
 
 /* A batch with nothing to write (its reservations were not used: the
@@ -212,14 +219,14 @@ bool session_has_failed(const struct session_mgr *mgr)
 
 bool session_has_pending(const struct session_mgr *mgr)
 {
-    if (mgr->held_head || mgr->refill || has_empty_batch(mgr))
+    if (has_waiting(mgr) || has_empty_batch(mgr))
         return true;
     return mgr_batch_has_changes(mgr) && monotonic_us() >= mgr->batch_opened_us + COMMIT_DEFER_US;
 }
 
 double session_commit_delay_s(const struct session_mgr *mgr)
 {
-    if (mgr->held_head || mgr->refill || !mgr_batch_has_changes(mgr))
+    if (has_waiting(mgr) || !mgr_batch_has_changes(mgr))
         return -1.0;
     uint64_t now = monotonic_us(), due = mgr->batch_opened_us + COMMIT_DEFER_US;
     return now >= due ? 0.0 : (double)(due - now) / 1e6;
@@ -675,6 +682,7 @@ void session_mgr_free(struct session_mgr *mgr)
         free(all);
     }
     table_deinit(&mgr->sessions);
+    bridges_free(mgr);
     retained_index_deinit(&mgr->retained_volatile, msg_unref);
     trie_free(mgr->trie);
     share_index_free(mgr->shares);
@@ -894,7 +902,7 @@ static void publish_will(struct session_mgr *mgr, const struct session *s, struc
     }
     log_info("client %s: publishing will on %s", name, (char *)will->topic);
     int rc = 0;
-    bool retain = will->retain;
+    bool retain = will->retain; /* Retain As Published; bridges forward it as published */
     if (retain)
         rc = publish_set_retained(mgr, will, true);
     /* Live forwards carry RETAIN 0 [MQTT-3.3.1-9]. Nothing was sent of the
@@ -1093,6 +1101,7 @@ static void count_stored_retained(struct session_mgr *mgr)
 static int commit_round(struct session_mgr *mgr)
 {
     int status = 0;
+    mgr->has_waiters = false; /* their completions are on this batch */
     if (has_empty_batch(mgr)) {
         /* Writes nothing; releases its reservations (a failed one reports). */
         status = store_batch_commit(mgr->batch);

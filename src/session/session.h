@@ -225,6 +225,106 @@ int session_client_set_identity(struct session_client *client, const char *ident
 int session_publish_internal(struct session_mgr *mgr, const char *topic, const void *payload,
                              size_t payload_len, bool retain);
 
+/* ---- Bridges: their local side ------------------------------------------
+ *
+ * A bridge (src/bridge/) is a client of a remote broker. Its local side
+ * lives here, because it is part of routing: a local publish that matches
+ * one of a bridge's `out` filters is appended to the bridge's queue in the
+ * store, in the same batch as the publish itself, so the publisher's ack
+ * still means "committed" (at QoS 0 the copy is handed over at once and
+ * never stored). A bridge whose queue is over its limits refuses the
+ * publish as a full store does: no ack. Messages a bridge brings in are
+ * published here and never routed back to the same bridge (loop
+ * prevention; the remote's side is try_private).
+ *
+ * The manager owns each struct session_bridge (freed by
+ * session_mgr_free()); the bridge module drives it: it reads the queue from
+ * the store, sends, and reports what the remote acknowledged.
+ */
+struct session_bridge;
+
+/* A completion: runs once after the turn's commit with 0 (what was
+ * recorded before it is durable) or a negative store code (it was not:
+ * send no ack). The same contract as store_done_fn. */
+typedef void (*session_done_fn)(void *arg, int status);
+
+/* One `out` topic as routing sees it: which local topics leave. */
+struct session_bridge_filter {
+    const char *filter; /* local_prefix + pattern; copied */
+    uint8_t qos;        /* a copy leaves at min(published QoS, this) */
+};
+
+/* What the manager tells the bridge module; both run on the loop. */
+struct session_bridge_ops {
+    /* Entries were committed to the bridge's queue: send them if connected. */
+    void (*queued)(void *arg);
+    /* A QoS 0 copy of a local publish (views valid during the call; topic is
+     * the local one): send it now if connected, else it is dropped. */
+    void (*forward_qos0)(void *arg, struct mqtt_bytes topic, struct mqtt_bytes payload,
+                         bool retain);
+};
+
+struct session_bridge_config {
+    const char *name; /* the queue's key in the store; copied */
+    const struct session_bridge_filter *filters;
+    size_t filter_count;
+    uint64_t max_queued_messages;         /* 0: no limit */
+    uint64_t max_queued_bytes;            /* payload bytes; 0: no limit */
+    const struct session_bridge_ops *ops; /* borrowed; must outlive the manager */
+    void *arg;
+};
+
+/*
+ * Adds a bridge to routing. Reads its queue's totals from the store, so the
+ * limits count what waits there after a restart. Returns 0 and *out (owned
+ * by the manager), or a negative code with a message in err.
+ */
+int session_bridge_new(struct session_mgr *mgr, const struct session_bridge_config *cfg,
+                       struct session_bridge **out, char *err, size_t err_len);
+
+/* Stops calling b's ops (the bridge module is going away); routing keeps
+ * queueing for it in the store (a restart sends what waits). */
+void session_bridge_detach(struct session_bridge *b);
+
+struct session_bridge_stats {
+    uint64_t queued_messages; /* the queue as the limits see it: committed or in the */
+    uint64_t queued_bytes;    /* turn's batch (entries, payload bytes) */
+    uint64_t refused;         /* local publishes refused: the queue was over its limits */
+    uint64_t dropped;         /* wills and $SYS copies dropped for the same reason */
+};
+void session_bridge_get_stats(const struct session_bridge *b, struct session_bridge_stats *out);
+
+/* The remote acknowledged the entry seq (PUBACK, or PUBCOMP at QoS 2):
+ * records its delete in the turn's batch; the totals drop when it commits.
+ * Returns 0 or a negative code (-ENOMEM, store codes). */
+int session_bridge_acked(struct session_bridge *b, uint64_t seq, size_t payload_len);
+
+/* Records that the remote sent PUBREC for the entry seq (QoS 2, sent under
+ * packet_id): after a reconnect it gets PUBREL, not the message again.
+ * Returns 0 or a negative code. */
+int session_bridge_pubrec(struct session_bridge *b, uint64_t seq, uint16_t packet_id);
+
+/* The remote released (PUBREL) its QoS 2 packet id: records the delete of
+ * the id's record in the turn's batch. Returns 0 or a negative code. */
+int session_bridge_qos2_released(struct session_bridge *b, uint16_t packet_id);
+
+/*
+ * Publishes a message the bridge's remote sent: retained if p->retain,
+ * routed to local subscribers and to other bridges (never back to b), all
+ * in the turn's batch; at QoS 2 with a record of p->packet_id (awaiting
+ * PUBREL) in the same batch. done (may be NULL) runs after the commit. A
+ * topic deeper than max_topic_levels is dropped (logged) and acknowledged
+ * like a delivered one. Returns 0 (done will run), STORE_ERR_FULL (the
+ * store or a bridge queue is full: nothing recorded, done never runs),
+ * -ENOMEM or another negative code.
+ */
+int session_bridge_publish(struct session_bridge *b, const struct mqtt_publish *p,
+                           session_done_fn done, void *arg);
+
+/* Runs done after the turn's commit, and makes that commit happen now
+ * rather than deferred. Returns 0 (done will run) or -ENOMEM. */
+int session_after_commit(struct session_mgr *mgr, session_done_fn done, void *arg);
+
 /* Upper bounds (microseconds) of the commit latency histogram's buckets:
  * 50 us to 1 s. */
 #define SESSION_COMMIT_BUCKETS 15

@@ -424,6 +424,9 @@ struct session_mgr {
      * kept by session_set_inflight() / session_set_queued() so reading them
      * never walks the sessions. */
     uint64_t inflight_total, queued_total, queued_bytes_total;
+    struct session_bridge *bridges; /* bridges.c: every bridge, in the order added */
+    uint64_t next_bridge_serial;
+    bool has_waiters; /* session_after_commit() was called: commit this turn */
 };
 
 /* The only ways a session's window and queue counts change: they keep the
@@ -542,10 +545,11 @@ int connect_store_session(struct session_mgr *mgr, struct session *s);
 int publish_handle(struct session_mgr *mgr, struct session_client *c,
                    const struct mqtt_publish *in);
 int publish_handle_pubrel(struct session_mgr *mgr, struct session_client *c, uint16_t packet_id);
-/* Routes m to every matching session; published_retain: the RETAIN flag it
- * was published with (kept for Retain As Published subscriptions; m's own
- * is 0 for live forwards). publisher: whose it is (No Local), NULL: the
- * broker's. Returns 0 or -ENOMEM. */
+/* Routes m to every matching session and bridge; published_retain: the
+ * RETAIN flag it was published with (kept for Retain As Published
+ * subscriptions, and by bridge copies; m's own is 0 for live forwards; a full
+ * bridge queue drops its copy). publisher: whose it is (No Local), NULL: the
+ * broker's. Returns 0 or a negative code. */
 int publish_route(struct session_mgr *mgr, struct msg *m, bool published_retain,
                   const struct session *publisher);
 /* Makes a copy of src (RETAIN set; its topic, payload, properties, QoS and
@@ -614,8 +618,36 @@ void retained_stream_pump(struct session_mgr *mgr, struct session *s);
 /* How many QoS 1/2 messages s could send at once now: 0 when it is offline,
  * its output is full, or older messages of its own wait (share.c). */
 uint32_t deliver_send_room(const struct session_mgr *mgr, const struct session *s);
-/* Puts m's body in this turn's batch once (sets m->store_id). 0 or an error. */
+/* Puts m's body in this turn's batch once (sets m->store_id), however many
+ * queues (clients', groups' and bridges') reference it. 0 or an error. */
 int deliver_store_body(struct session_mgr *mgr, struct msg *m);
+
+/* bridges.c: routing to bridges. A route first matches (bridges_match),
+ * then, once the whole publish has its room reserved, delivers
+ * (bridges_deliver) to the bridges matched. */
+struct bridge_route {
+    const struct session_bridge *origin; /* the bridge the message came from: skipped */
+    bool retain;                         /* the RETAIN flag the bridges' copies carry */
+    bool refuse_when_full;               /* a client's publish: refused; a will: dropped */
+};
+/* Marks the bridges m goes to. Returns how many queue entries delivering
+ * will append (>= 0), or STORE_ERR_FULL when a bridge's queue is over its
+ * limits and r->refuse_when_full (nothing marked). */
+int bridges_match(struct session_mgr *mgr, const struct msg *m, const struct bridge_route *r);
+/* Appends m to the marked bridges' queues (QoS 1/2) or hands them a QoS 0
+ * copy. Returns 0 or a negative code. */
+int bridges_deliver(struct session_mgr *mgr, struct msg *m, const struct bridge_route *r);
+/* How many bridges bridges_match() marked (a QoS 0 copy included). */
+size_t bridges_marked(const struct session_mgr *mgr);
+/* Forgets the marks of bridges_match() without delivering. */
+void bridges_unmark(struct session_mgr *mgr);
+/* Frees every bridge (session_mgr_free). */
+void bridges_free(struct session_mgr *mgr);
+struct session_mgr *session_bridge_mgr(const struct session_bridge *b);
+/* Records an incoming QoS 2 id of b's remote in the turn's batch (failing
+ * the batch when it cannot). 0 or a negative code. */
+int bridge_remember_qos2(struct session_bridge *b, uint16_t packet_id);
+const char *session_bridge_name(const struct session_bridge *b);
 
 /* subscribe.c */
 int subscribe_handle(struct session_mgr *mgr, struct session_client *c,

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <sys/un.h>
@@ -75,11 +76,37 @@ static void listener_deinit(struct config_listener *l)
     free(l->acl_file);
 }
 
+static void bridge_deinit(struct config_bridge *b)
+{
+    for (size_t i = 0; i < b->address_count; i++)
+        free(b->addresses[i].host);
+    free(b->addresses);
+    for (size_t i = 0; i < b->topic_count; i++) {
+        free(b->topics[i].pattern);
+        free(b->topics[i].local_prefix);
+        free(b->topics[i].remote_prefix);
+    }
+    free(b->topics);
+    free(b->name);
+    free(b->where);
+    free(b->remote_clientid);
+    free(b->remote_username);
+    free(b->remote_password);
+    free(b->notification_topic);
+    free(b->cafile);
+    free(b->capath);
+    free(b->certfile);
+    free(b->keyfile);
+}
+
 void config_deinit(struct sol_config *cfg)
 {
     for (size_t i = 0; i < cfg->listener_count; i++)
         listener_deinit(&cfg->listeners[i]);
     free(cfg->listeners);
+    for (size_t i = 0; i < cfg->bridge_count; i++)
+        bridge_deinit(&cfg->bridges[i]);
+    free(cfg->bridges);
     free(cfg->log_file);
     free(cfg->password_file);
     free(cfg->acl_file);
@@ -165,7 +192,7 @@ static int fail_value(const struct parser *p, const char *value, const char *wha
 
 /*
  * Splits args into blank-separated words, in place. Needs between min and
- * max words (max <= MAX_ARGS). Returns the count, or -1 with a message.
+ * max words (words[] holds max). Returns the count, or -1 with a message.
  */
 static int split_args(const struct parser *p, char *args, char **words, int min, int max)
 {
@@ -768,6 +795,449 @@ static int do_log_dest(struct parser *p, char *args)
     return 0;
 }
 
+/* ---- bridges ------------------------------------------------------------ */
+
+#define BRIDGE_WORDS_MAX 8 /* the most words a bridge directive takes (address lists) */
+
+/* The bridge that bridge directives apply to: the last connection line. */
+static struct config_bridge *current_bridge(struct parser *p)
+{
+    if (p->cfg->bridge_count == 0) {
+        fail(p, "%s: must follow a connection line", p->name);
+        return NULL;
+    }
+    return &p->cfg->bridges[p->cfg->bridge_count - 1];
+}
+
+static bool is_bridge_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > CONFIG_BRIDGE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void bridge_defaults(struct config_bridge *b)
+{
+    *b = (struct config_bridge){
+        .try_private = true,
+        .notifications = true,
+        .keepalive_s = CONFIG_DEFAULT_BRIDGE_KEEPALIVE_S,
+        .restart_base_s = CONFIG_DEFAULT_BRIDGE_RESTART_BASE_S,
+        .restart_cap_s = CONFIG_DEFAULT_BRIDGE_RESTART_CAP_S,
+        .protocol_level = 4,
+        .max_queued_messages = CONFIG_DEFAULT_BRIDGE_MAX_QUEUED,
+        .max_queued_bytes = CONFIG_DEFAULT_BRIDGE_MAX_QUEUED_BYTES,
+    };
+}
+
+/* connection NAME: starts a bridge. */
+static int do_connection(struct parser *p, char *args)
+{
+    char *name = one_arg(p, args);
+    if (name == NULL)
+        return -1;
+    if (!is_bridge_name(name))
+        return fail(p, "connection: '%s' is not a bridge name (1 to %d of A-Z a-z 0-9 _ . -)", name,
+                    CONFIG_BRIDGE_NAME_MAX);
+    for (size_t i = 0; i < p->cfg->bridge_count; i++) {
+        if (strcmp(p->cfg->bridges[i].name, name) == 0)
+            return fail(p, "connection: duplicate bridge name '%s' (first at %s)", name,
+                        p->cfg->bridges[i].where);
+    }
+    struct config_bridge *list =
+        realloc(p->cfg->bridges, (p->cfg->bridge_count + 1) * sizeof(*list));
+    if (list == NULL)
+        return fail(p, "out of memory");
+    p->cfg->bridges = list;
+    struct config_bridge *b = &list[p->cfg->bridge_count];
+    bridge_defaults(b);
+    char where[CONFIG_PATH_MAX + 16];
+    snprintf(where, sizeof(where), "%s:%u", p->path, p->line_no);
+    b->name = strdup(name);
+    b->where = strdup(where);
+    p->cfg->bridge_count++; /* freed by config_deinit from here, whatever happens */
+    if (b->name == NULL || b->where == NULL)
+        return fail(p, "out of memory");
+    return 0;
+}
+
+/* host, host:port, [v6] or [v6]:port into a (host owned by *out). */
+static int parse_address(struct parser *p, const char *word, struct config_bridge_address *out)
+{
+    const char *host = word, *port_s = NULL;
+    size_t host_len = strlen(word);
+    const char *colon = strrchr(word, ':');
+    if (word[0] == '[') {
+        const char *close = strchr(word, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+            return fail_value(p, word, "an address (host[:port] or [IPv6][:port])");
+        host = word + 1;
+        host_len = (size_t)(close - host);
+        port_s = close[1] == ':' ? close + 2 : NULL;
+    } else if (colon != NULL && strchr(word, ':') == colon) {
+        host_len = (size_t)(colon - word);
+        port_s = colon + 1;
+    }
+    long port = 1883;
+    if (host_len == 0 || (port_s != NULL && parse_long(p, port_s, 1, 65535, &port) != 0))
+        return host_len == 0 ? fail_value(p, word, "an address (host[:port])") : -1;
+    out->host = strndup(host, host_len);
+    out->port = (uint16_t)port;
+    return out->host != NULL ? 0 : fail(p, "out of memory");
+}
+
+/* address host[:port] [host[:port]...] (also "addresses"): appended in order;
+ * the bridge tries them in turn. */
+static int do_address(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    char *words[BRIDGE_WORDS_MAX] = {NULL};
+    int n = b != NULL ? split_args(p, args, words, 1, BRIDGE_WORDS_MAX) : -1;
+    if (n < 0)
+        return -1;
+    struct config_bridge_address *list =
+        realloc(b->addresses, (b->address_count + (size_t)n) * sizeof(*list));
+    if (list == NULL)
+        return fail(p, "out of memory");
+    b->addresses = list;
+    for (int i = 0; i < n; i++) {
+        if (parse_address(p, words[i], &list[b->address_count]) != 0)
+            return -1;
+        b->address_count++;
+    }
+    return 0;
+}
+
+/* A topic name fit for a prefix: no wildcards, no NUL (Mosquitto's
+ * mosquitto_pub_topic_check). */
+static bool is_topic_name(const char *s)
+{
+    return s[0] != '\0' && strpbrk(s, "+#") == NULL;
+}
+
+/* A topic filter [MQTT-4.7.1]: '#' alone in the last level, '+' alone in its level. */
+static bool is_topic_filter(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        bool starts_level = i == 0 || s[i - 1] == '/';
+        bool ends_level = i + 1 == len || s[i + 1] == '/';
+        if (s[i] == '#' && !(starts_level && i + 1 == len))
+            return false;
+        if (s[i] == '+' && !(starts_level && ends_level))
+            return false;
+    }
+    return true;
+}
+
+/* "" is Mosquitto's empty word. */
+static bool is_empty_word(const char *w)
+{
+    return strcmp(w, "\"\"") == 0;
+}
+
+static int topic_direction(struct parser *p, const char *w, enum config_bridge_direction *out)
+{
+    if (strcmp(w, "out") == 0)
+        *out = CONFIG_BRIDGE_OUT;
+    else if (strcmp(w, "in") == 0)
+        *out = CONFIG_BRIDGE_IN;
+    else if (strcmp(w, "both") == 0)
+        *out = CONFIG_BRIDGE_BOTH;
+    else
+        return fail_value(p, w, "in, out or both");
+    return 0;
+}
+
+/* The pattern and a prefix must make a valid filter together, as Mosquitto
+ * checks (bridge__create_prefix). */
+static int check_prefix(struct parser *p, const char *prefix, const char *pattern,
+                        const char *which)
+{
+    if (prefix == NULL)
+        return 0;
+    if (!is_topic_name(prefix))
+        return fail(p, "topic: %s prefix '%s' is not a topic name (no + or #)", which, prefix);
+    char joined[2 * CONFIG_PATH_MAX];
+    int n = snprintf(joined, sizeof(joined), "%s%s", prefix, pattern ? pattern : "");
+    if (n < 0 || (size_t)n >= sizeof(joined) || !is_topic_filter(joined))
+        return fail(p, "topic: %s prefix and pattern '%s' do not make a topic filter", which,
+                    joined);
+    return 0;
+}
+
+/* Checks the words of a topic line into t (strings still borrowed). */
+static int parse_topic_words(struct parser *p, char **w, int n, struct config_bridge_topic *t)
+{
+    long qos = 0;
+    *t = (struct config_bridge_topic){.direction = CONFIG_BRIDGE_OUT};
+    t->pattern = is_empty_word(w[0]) ? NULL : w[0];
+    if (n >= 2 && topic_direction(p, w[1], &t->direction) != 0)
+        return -1;
+    if (n >= 3 && parse_long(p, w[2], 0, 2, &qos) != 0)
+        return -1;
+    t->qos = (uint8_t)qos;
+    if (n == 4)
+        return fail(p, "topic: a local prefix needs a remote prefix after it (\"\" for none)");
+    t->local_prefix = n >= 5 && !is_empty_word(w[3]) ? w[3] : NULL;
+    t->remote_prefix = n >= 5 && !is_empty_word(w[4]) ? w[4] : NULL;
+    if (t->pattern == NULL && (t->local_prefix == NULL || t->remote_prefix == NULL))
+        return fail(p, "topic: an empty pattern (\"\") needs both a local and a remote prefix");
+    if (t->pattern != NULL && !is_topic_filter(t->pattern))
+        return fail_value(p, t->pattern, "a topic filter");
+    if (check_prefix(p, t->local_prefix, t->pattern, "local") != 0 ||
+        check_prefix(p, t->remote_prefix, t->pattern, "remote") != 0)
+        return -1;
+    return 0;
+}
+
+/* topic PATTERN [in|out|both] [QOS] [LOCAL_PREFIX REMOTE_PREFIX] */
+static int do_topic(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    char *w[5] = {NULL, NULL, NULL, NULL, NULL};
+    int n = b != NULL ? split_args(p, args, w, 1, 5) : -1;
+    struct config_bridge_topic t;
+    if (n < 0 || parse_topic_words(p, w, n, &t) != 0)
+        return -1;
+    struct config_bridge_topic *list = realloc(b->topics, (b->topic_count + 1) * sizeof(*list));
+    if (list == NULL)
+        return fail(p, "out of memory");
+    b->topics = list;
+    bool failed = false;
+    t.pattern = copy_or_null(t.pattern, &failed);
+    t.local_prefix = copy_or_null(t.local_prefix, &failed);
+    t.remote_prefix = copy_or_null(t.remote_prefix, &failed);
+    list[b->topic_count++] = t; /* config_deinit frees what was copied */
+    return failed ? fail(p, "out of memory") : 0;
+}
+
+/* A string value: the rest of the line, as Mosquitto's conf__parse_string. */
+static int bridge_string(struct parser *p, char *args, char **field)
+{
+    if (current_bridge(p) == NULL)
+        return -1;
+    size_t len = strlen(args);
+    if (len == 0)
+        return fail(p, "%s: missing value", p->name);
+    if (len > 65535)
+        return fail(p, "%s: longer than 65535 bytes", p->name);
+    char *copy = strdup(args);
+    if (copy == NULL)
+        return fail(p, "out of memory");
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static int bridge_bool(struct parser *p, char *args, size_t offset)
+{
+    struct config_bridge *b = current_bridge(p);
+    return b != NULL ? one_bool(p, args, (bool *)((char *)b + offset)) : -1;
+}
+
+/* A path field of the current bridge (the rest of the line). */
+static int bridge_path(struct parser *p, char *args, size_t offset)
+{
+    struct config_bridge *b = current_bridge(p);
+    return b != NULL ? set_path(p, args, (char **)((char *)b + offset)) : -1;
+}
+
+#define BRIDGE_FIELD(f) offsetof(struct config_bridge, f)
+
+static int do_remote_clientid(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    return b != NULL ? bridge_string(p, args, &b->remote_clientid) : -1;
+}
+
+static int do_remote_username(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    return b != NULL ? bridge_string(p, args, &b->remote_username) : -1;
+}
+
+static int do_remote_password(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    return b != NULL ? bridge_string(p, args, &b->remote_password) : -1;
+}
+
+static int do_cleansession(struct parser *p, char *args)
+{
+    return bridge_bool(p, args, BRIDGE_FIELD(cleansession));
+}
+
+static int do_try_private(struct parser *p, char *args)
+{
+    return bridge_bool(p, args, BRIDGE_FIELD(try_private));
+}
+
+static int do_notifications(struct parser *p, char *args)
+{
+    return bridge_bool(p, args, BRIDGE_FIELD(notifications));
+}
+
+static int do_notifications_local_only(struct parser *p, char *args)
+{
+    return bridge_bool(p, args, BRIDGE_FIELD(notifications_local_only));
+}
+
+static int do_bridge_insecure(struct parser *p, char *args)
+{
+    return bridge_bool(p, args, BRIDGE_FIELD(insecure));
+}
+
+static int do_notification_topic(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    char *word = b != NULL ? one_arg(p, args) : NULL;
+    if (word == NULL)
+        return -1;
+    if (!is_topic_name(word))
+        return fail_value(p, word, "a topic name (no + or #)");
+    return bridge_string(p, word, &b->notification_topic);
+}
+
+static int do_keepalive_interval(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    long v = 0;
+    if (b == NULL || one_long(p, args, 5, 65535, &v) != 0)
+        return -1;
+    b->keepalive_s = (uint16_t)v;
+    return 0;
+}
+
+/* restart_timeout BASE [CAP] (seconds): Mosquitto's constant delay or backoff. */
+static int do_restart_timeout(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    char *w[2] = {NULL, NULL};
+    long base = 0, cap = 0;
+    int n = b != NULL ? split_args(p, args, w, 1, 2) : -1;
+    if (n < 0 || parse_long(p, w[0], 1, 3600, &base) != 0)
+        return -1;
+    if (n == 2 && parse_long(p, w[1], base, 86400, &cap) != 0)
+        return -1;
+    b->restart_base_s = (uint32_t)base;
+    b->restart_cap_s = (uint32_t)cap;
+    return 0;
+}
+
+static int do_bridge_protocol_version(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    char *word = b != NULL ? one_arg(p, args) : NULL;
+    if (word == NULL)
+        return -1;
+    if (strcmp(word, "mqttv311") == 0)
+        b->protocol_level = 4;
+    else if (strcmp(word, "mqttv31") == 0)
+        b->protocol_level = 3;
+    else if (strcmp(word, "mqttv50") == 0)
+        return fail(p, "bridge_protocol_version: mqttv50 is not supported yet (MQTT 5 bridges "
+                       "come with MQTT 5 support); use mqttv311");
+    else
+        return fail_value(p, word, "mqttv311 or mqttv31");
+    return 0;
+}
+
+static int do_start_type(struct parser *p, char *args)
+{
+    char *word = current_bridge(p) != NULL ? one_arg(p, args) : NULL;
+    if (word == NULL)
+        return -1;
+    if (strcmp(word, "automatic") == 0)
+        return 0;
+    if (strcmp(word, "manual") == 0 || strcmp(word, "lazy") == 0 || strcmp(word, "once") == 0)
+        return fail(p, "start_type: '%s' is not supported: Sol's bridges are always automatic",
+                    word);
+    return fail_value(p, word, "automatic");
+}
+
+static int do_bridge_cafile(struct parser *p, char *args)
+{
+    return bridge_path(p, args, BRIDGE_FIELD(cafile));
+}
+
+static int do_bridge_capath(struct parser *p, char *args)
+{
+    return bridge_path(p, args, BRIDGE_FIELD(capath));
+}
+
+static int do_bridge_certfile(struct parser *p, char *args)
+{
+    return bridge_path(p, args, BRIDGE_FIELD(certfile));
+}
+
+static int do_bridge_keyfile(struct parser *p, char *args)
+{
+    return bridge_path(p, args, BRIDGE_FIELD(keyfile));
+}
+
+static int do_bridge_max_queued_messages(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    long v = 0;
+    if (b == NULL || one_long(p, args, 0, INT32_MAX, &v) != 0)
+        return -1;
+    b->max_queued_messages = (uint64_t)v;
+    return 0;
+}
+
+static int do_bridge_max_queued_bytes(struct parser *p, char *args)
+{
+    struct config_bridge *b = current_bridge(p);
+    return b != NULL ? one_size_or_zero(p, args, &b->max_queued_bytes) : -1;
+}
+
+/* Mosquitto options about its bridge's local connection, which Sol's bridge
+ * (inside the broker) does not have: accepted so a Mosquitto file loads,
+ * and ignored. */
+static int do_bridge_ignored(struct parser *p, char *args)
+{
+    (void)args;
+    return current_bridge(p) != NULL ? 0 : -1;
+}
+
+/* What a bridge must have once the file is read. Names its connection line. */
+static int check_bridge(const struct parser *p, const struct config_bridge *b)
+{
+    const char *problem = NULL;
+    if (b->address_count == 0)
+        problem = "no address";
+    else if (b->topic_count == 0)
+        problem = "no topic";
+    else if ((b->certfile == NULL) != (b->keyfile == NULL))
+        problem = "bridge_certfile and bridge_keyfile must be given together";
+    else if (b->cafile == NULL && b->capath == NULL && (b->certfile != NULL || b->insecure))
+        problem = "TLS settings without bridge_cafile or bridge_capath";
+    if (problem == NULL)
+        return 0;
+    if (p->err != NULL && p->err_len > 0)
+        snprintf(p->err, p->err_len, "%s: connection %s: %s", b->where, b->name, problem);
+    return -1;
+}
+
+static int check_bridges(const struct parser *p)
+{
+    for (size_t i = 0; i < p->cfg->bridge_count; i++) {
+        if (check_bridge(p, &p->cfg->bridges[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int load_file(struct parser *p);
 
 /* Only names ending in ".conf" (and not just ".conf"), as Mosquitto. */
@@ -863,6 +1333,33 @@ static const struct {
     {"storage_sync", do_storage_sync},
     {"storage_max_size", do_storage_max_size},
     {"metrics_listener", do_metrics_listener},
+    {"connection", do_connection},
+    {"address", do_address},
+    {"addresses", do_address},
+    {"topic", do_topic},
+    {"remote_clientid", do_remote_clientid},
+    {"remote_username", do_remote_username},
+    {"remote_password", do_remote_password},
+    {"cleansession", do_cleansession},
+    {"keepalive_interval", do_keepalive_interval},
+    {"restart_timeout", do_restart_timeout},
+    {"try_private", do_try_private},
+    {"notifications", do_notifications},
+    {"notifications_local_only", do_notifications_local_only},
+    {"notification_topic", do_notification_topic},
+    {"bridge_protocol_version", do_bridge_protocol_version},
+    {"start_type", do_start_type},
+    {"bridge_cafile", do_bridge_cafile},
+    {"bridge_capath", do_bridge_capath},
+    {"bridge_certfile", do_bridge_certfile},
+    {"bridge_keyfile", do_bridge_keyfile},
+    {"bridge_insecure", do_bridge_insecure},
+    {"bridge_max_queued_messages", do_bridge_max_queued_messages},
+    {"bridge_max_queued_bytes", do_bridge_max_queued_bytes},
+    {"local_clientid", do_bridge_ignored},
+    {"local_username", do_bridge_ignored},
+    {"local_password", do_bridge_ignored},
+    {"bridge_attempt_unsubscribe", do_bridge_ignored},
 };
 
 /* ---- lines and files ----------------------------------------------------- */
@@ -931,5 +1428,6 @@ static int load_file(struct parser *p)
 int config_load_file(struct sol_config *cfg, const char *path, char *err, size_t err_len)
 {
     struct parser p = {.cfg = cfg, .path = path, .err = err, .err_len = err_len};
-    return load_file(&p);
+    int rc = load_file(&p);
+    return rc == 0 ? check_bridges(&p) : rc;
 }

@@ -72,6 +72,73 @@ struct config_listener {
     char *acl_file;      /* owned; NULL: none */
 };
 
+/*
+ * Bridges (Mosquitto's `connection NAME` blocks): every bridge directive
+ * applies to the connection line above it, wherever it is (global
+ * directives may come between them, as in Mosquitto); before any connection
+ * line it is an error. config_load_file() checks each bridge once the whole
+ * file is read (an address and a topic, TLS files given together) and
+ * names the connection line on failure.
+ */
+enum config_bridge_direction {
+    CONFIG_BRIDGE_OUT = 1, /* local publishes matching local_prefix+pattern leave */
+    CONFIG_BRIDGE_IN = 2,  /* the remote's remote_prefix+pattern are subscribed to and come in */
+    CONFIG_BRIDGE_BOTH = 3,
+};
+
+/* topic PATTERN [in|out|both] [QOS] [LOCAL_PREFIX REMOTE_PREFIX]; "" for an
+ * empty pattern or prefix. Mosquitto's defaults: out, QoS 0. */
+struct config_bridge_topic {
+    char *pattern;       /* owned; NULL: "" (the prefixes alone name the topic) */
+    char *local_prefix;  /* owned; NULL: none */
+    char *remote_prefix; /* owned; NULL: none */
+    enum config_bridge_direction direction;
+    uint8_t qos; /* 0..2 */
+};
+
+struct config_bridge_address {
+    char *host;    /* owned: a name or a numeric address ([v6] brackets removed) */
+    uint16_t port; /* default 1883 */
+};
+
+#define CONFIG_DEFAULT_BRIDGE_KEEPALIVE_S      60
+#define CONFIG_DEFAULT_BRIDGE_RESTART_BASE_S   5 /* Mosquitto 2's backoff */
+#define CONFIG_DEFAULT_BRIDGE_RESTART_CAP_S    30
+#define CONFIG_DEFAULT_BRIDGE_MAX_QUEUED       1000000
+#define CONFIG_DEFAULT_BRIDGE_MAX_QUEUED_BYTES ((uint64_t)1 << 30)
+#define CONFIG_BRIDGE_NAME_MAX                 64
+
+struct config_bridge {
+    char *name;                              /* owned; [A-Za-z0-9_.-]{1,64}, unique */
+    char *where;                             /* owned; "PATH:LINE" of the connection line */
+    struct config_bridge_address *addresses; /* owned array: address/addresses */
+    size_t address_count;
+    struct config_bridge_topic *topics; /* owned array */
+    size_t topic_count;
+    char *remote_clientid; /* owned; NULL: "HOSTNAME.NAME" (Mosquitto's default) */
+    char *remote_username; /* owned; NULL: none */
+    char *remote_password; /* owned; NULL: none */
+    bool cleansession;     /* default false */
+    bool try_private;      /* default true: CONNECT protocol level | 0x80 */
+    bool notifications;    /* default true */
+    bool notifications_local_only;
+    char *notification_topic; /* owned; NULL: $SYS/broker/connection/REMOTE_CLIENTID/state */
+    uint16_t keepalive_s;     /* keepalive_interval, 5..65535 */
+    /* restart_timeout BASE [CAP]: one value is a constant delay; two are
+     * Mosquitto's backoff (a random delay between BASE and 3x the last one,
+     * at most CAP). restart_cap_s 0: constant. */
+    uint32_t restart_base_s;
+    uint32_t restart_cap_s;
+    uint8_t protocol_level; /* bridge_protocol_version: 4 (mqttv311, default) or 3 (mqttv31) */
+    char *cafile, *capath, *certfile, *keyfile; /* owned; TLS when cafile or capath is set */
+    bool insecure; /* bridge_insecure: no check of the certificate's host name */
+    /* Sol's own: what the bridge's queue may hold (entries, payload bytes;
+     * 0 = no limit). Past either, a local publish it would take is refused
+     * like one to a full store: no PUBACK. */
+    uint64_t max_queued_messages;
+    uint64_t max_queued_bytes;
+};
+
 enum config_storage_sync {
     CONFIG_SYNC_FSYNC = 0, /* a commit is on disk before its acks leave */
     CONFIG_SYNC_NOSYNC,    /* committed to the page cache only */
@@ -205,6 +272,9 @@ struct sol_config {
     uint16_t metrics_port;
     char *metrics_address; /* owned; NULL: every address */
     char *metrics_where;   /* owned; "PATH:LINE" of the directive, for messages */
+    /* Bridges, in file order (see struct config_bridge). */
+    struct config_bridge *bridges; /* owned array */
+    size_t bridge_count;
 };
 
 /* Sets every field to its default: no listeners, allow_anonymous -1,

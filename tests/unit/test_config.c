@@ -985,6 +985,260 @@ static void test_error_client_limits(void **state)
     load_fails(f, "max_subscriptions many\n", 1, "max_subscriptions: 'many' is not an integer");
 }
 
+/* ---- bridges (connection blocks) --------------------------------------- */
+
+/* Empties the fixture's config, so a test can load several files that each
+ * start a bridge of the same name. */
+static void fresh(struct fixture *f)
+{
+    config_deinit(&f->cfg);
+}
+
+static void test_bridge_defaults_are_mosquittos(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "connection cloud\naddress broker.example\ntopic a/#\n");
+    assert_int_equal(f->cfg.bridge_count, 1);
+    const struct config_bridge *b = &f->cfg.bridges[0];
+    assert_string_equal(b->name, "cloud");
+    char where[128];
+    snprintf(where, sizeof(where), "%s:1", f->path);
+    assert_string_equal(b->where, where);
+    assert_int_equal(b->address_count, 1);
+    assert_string_equal(b->addresses[0].host, "broker.example");
+    assert_int_equal(b->addresses[0].port, 1883);
+    assert_int_equal(b->topic_count, 1);
+    assert_string_equal(b->topics[0].pattern, "a/#");
+    assert_int_equal(b->topics[0].direction, CONFIG_BRIDGE_OUT);
+    assert_int_equal(b->topics[0].qos, 0);
+    assert_null(b->topics[0].local_prefix);
+    assert_null(b->topics[0].remote_prefix);
+    assert_null(b->remote_clientid); /* HOSTNAME.cloud, made at start */
+    assert_false(b->cleansession);
+    assert_true(b->try_private);
+    assert_true(b->notifications);
+    assert_false(b->notifications_local_only);
+    assert_null(b->notification_topic);
+    assert_int_equal(b->keepalive_s, 60);
+    assert_int_equal(b->restart_base_s, 5);
+    assert_int_equal(b->restart_cap_s, 30);
+    assert_int_equal(b->protocol_level, 4);
+    assert_null(b->cafile);
+    assert_false(b->insecure);
+    assert_int_equal(b->max_queued_messages, 1000000);
+    assert_int_equal(b->max_queued_bytes, 1ull << 30);
+}
+
+static void test_bridge_every_directive(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "connection edge-1.x\n"
+               "address 10.0.0.1:8883 [::1]:1884 [fe80::1] host2\n"
+               "addresses host3:1\n"
+               "listener 1883\n" /* global directives may come between */
+               "topic sensors/# out 1 site/ hq/site/\n"
+               "topic cmd/+ in 2\n"
+               "topic \"\" both 1 local/state remote/state\n"
+               "topic x both\n"
+               "remote_clientid edge one\n"
+               "remote_username user name\n"
+               "remote_password p@ss word\n"
+               "cleansession true\n"
+               "keepalive_interval 5\n"
+               "restart_timeout 10\n"
+               "try_private false\n"
+               "notifications false\n"
+               "notifications_local_only true\n"
+               "notification_topic bridges/edge/state\n"
+               "bridge_protocol_version mqttv31\n"
+               "start_type automatic\n"
+               "bridge_cafile /etc/ca dir/ca.pem\n"
+               "bridge_capath /etc/ssl/certs\n"
+               "bridge_certfile /c.pem\n"
+               "bridge_keyfile /k.pem\n"
+               "bridge_insecure true\n"
+               "bridge_max_queued_messages 0\n"
+               "bridge_max_queued_bytes 64M\n"
+               "local_clientid ignored\n"
+               "bridge_attempt_unsubscribe false\n");
+    const struct config_bridge *b = &f->cfg.bridges[0];
+    assert_string_equal(b->name, "edge-1.x");
+    assert_int_equal(b->address_count, 5);
+    assert_string_equal(b->addresses[0].host, "10.0.0.1");
+    assert_int_equal(b->addresses[0].port, 8883);
+    assert_string_equal(b->addresses[1].host, "::1");
+    assert_int_equal(b->addresses[1].port, 1884);
+    assert_string_equal(b->addresses[2].host, "fe80::1");
+    assert_int_equal(b->addresses[2].port, 1883);
+    assert_string_equal(b->addresses[4].host, "host3");
+    assert_int_equal(b->addresses[4].port, 1);
+    assert_int_equal(b->topic_count, 4);
+    assert_string_equal(b->topics[0].local_prefix, "site/");
+    assert_string_equal(b->topics[0].remote_prefix, "hq/site/");
+    assert_int_equal(b->topics[0].qos, 1);
+    assert_int_equal(b->topics[1].direction, CONFIG_BRIDGE_IN);
+    assert_int_equal(b->topics[1].qos, 2);
+    assert_null(b->topics[2].pattern);
+    assert_string_equal(b->topics[2].local_prefix, "local/state");
+    assert_int_equal(b->topics[2].direction, CONFIG_BRIDGE_BOTH);
+    assert_int_equal(b->topics[3].qos, 0);
+    assert_string_equal(b->remote_clientid, "edge one");
+    assert_string_equal(b->remote_username, "user name");
+    assert_string_equal(b->remote_password, "p@ss word");
+    assert_true(b->cleansession);
+    assert_int_equal(b->keepalive_s, 5);
+    assert_int_equal(b->restart_base_s, 10);
+    assert_int_equal(b->restart_cap_s, 0); /* one value: constant */
+    assert_false(b->try_private);
+    assert_false(b->notifications);
+    assert_true(b->notifications_local_only);
+    assert_string_equal(b->notification_topic, "bridges/edge/state");
+    assert_int_equal(b->protocol_level, 3);
+    assert_string_equal(b->cafile, "/etc/ca dir/ca.pem");
+    assert_string_equal(b->capath, "/etc/ssl/certs");
+    assert_string_equal(b->certfile, "/c.pem");
+    assert_string_equal(b->keyfile, "/k.pem");
+    assert_true(b->insecure);
+    assert_int_equal(b->max_queued_messages, 0);
+    assert_int_equal(b->max_queued_bytes, 64ull << 20);
+    assert_int_equal(f->cfg.listener_count, 1);
+}
+
+static void test_bridge_directives_go_to_the_last_connection(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "connection a\naddress h1\ntopic t\nrestart_timeout 2 60\n"
+               "connection b\naddress h2\ntopic u in\n");
+    assert_int_equal(f->cfg.bridge_count, 2);
+    assert_int_equal(f->cfg.bridges[0].restart_base_s, 2);
+    assert_int_equal(f->cfg.bridges[0].restart_cap_s, 60);
+    assert_string_equal(f->cfg.bridges[1].addresses[0].host, "h2");
+    assert_int_equal(f->cfg.bridges[1].restart_base_s, 5);
+    assert_int_equal(f->cfg.bridges[1].topics[0].direction, CONFIG_BRIDGE_IN);
+}
+
+static void test_error_bridge_directive_before_connection(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "address h\n", 1, "address: must follow a connection line");
+    load_fails(f, "#\ntopic a out\n", 2, "topic: must follow a connection line");
+    load_fails(f, "bridge_cafile /ca\n", 1, "bridge_cafile: must follow a connection line");
+    load_fails(f, "try_private true\n", 1, "try_private: must follow a connection line");
+}
+
+static void test_error_bridge_values(void **state)
+{
+    struct fixture *f = *state;
+    load_fails(f, "connection a/b\n", 1,
+               "connection: 'a/b' is not a bridge name (1 to 64 of A-Z a-z 0-9 _ . -)");
+    load_fails(f, "connection\n", 1, "connection: missing value");
+}
+
+/* load_fails compares the whole message: for messages that end with a
+ * path, compare the start only. */
+static void load_fails_prefix(struct fixture *f, const char *text, unsigned line,
+                              const char *message)
+{
+    char want[512];
+    snprintf(want, sizeof(want), "%s:%u: %s", f->path, line, message);
+    assert_int_equal(load(f, text), -1);
+    assert_memory_equal(f->err, want, strlen(want));
+}
+
+static void test_error_bridge_duplicate_name_names_the_first(void **state)
+{
+    struct fixture *f = *state;
+    load_fails_prefix(f, "connection a\naddress h\ntopic t\nconnection a\n", 4,
+                      "connection: duplicate bridge name 'a' (first at ");
+}
+
+static void test_error_bridge_topic_lines(void **state)
+{
+    struct fixture *f = *state;
+    const char *c = "connection c\naddress h\n";
+    char text[256];
+    struct {
+        const char *line;
+        const char *message;
+    } cases[] = {
+        {"topic a sideways", "topic: 'sideways' is not in, out or both"},
+        {"topic a out 3", "topic: '3' is out of range 0..2"},
+        {"topic a out 1 loc/",
+         "topic: a local prefix needs a remote prefix after it (\"\" for none)"},
+        {"topic \"\" out 1 loc \"\"",
+         "topic: an empty pattern (\"\") needs both a local and a remote prefix"},
+        {"topic a/#/b", "topic: 'a/#/b' is not a topic filter"},
+        {"topic a out 1 l+/ r/", "topic: local prefix 'l+/' is not a topic name (no + or #)"},
+        {"topic # out 1 l r/", "topic: local prefix and pattern 'l#' do not make a topic filter"},
+        {"topic a out 1 l/ r/ x", "topic: unexpected extra value 'x'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fresh(f);
+        snprintf(text, sizeof(text), "%s%s\n", c, cases[i].line);
+        load_fails(f, text, 3, cases[i].message);
+    }
+}
+
+static void test_error_bridge_settings(void **state)
+{
+    struct fixture *f = *state;
+    const char *c = "connection c\naddress h\ntopic t\n";
+    char text[256];
+    struct {
+        const char *line;
+        const char *message;
+    } cases[] = {
+        {"bridge_protocol_version mqttv50",
+         "bridge_protocol_version: mqttv50 is not supported yet (MQTT 5 bridges come with MQTT 5 "
+         "support); use mqttv311"},
+        {"bridge_protocol_version mqttv4", "bridge_protocol_version: 'mqttv4' is not mqttv311 or "
+                                           "mqttv31"},
+        {"start_type lazy",
+         "start_type: 'lazy' is not supported: Sol's bridges are always automatic"},
+        {"start_type once",
+         "start_type: 'once' is not supported: Sol's bridges are always automatic"},
+        {"start_type manual",
+         "start_type: 'manual' is not supported: Sol's bridges are always automatic"},
+        {"restart_timeout 0", "restart_timeout: '0' is out of range 1..3600"},
+        {"restart_timeout 10 5", "restart_timeout: '5' is out of range 10..86400"},
+        {"keepalive_interval 4", "keepalive_interval: '4' is out of range 5..65535"},
+        {"address h:0", "address: '0' is out of range 1..65535"},
+        {"address [::1", "address: '[::1' is not an address (host[:port] or [IPv6][:port])"},
+        {"address :1883", "address: ':1883' is not an address (host[:port])"},
+        {"notification_topic a/#", "notification_topic: 'a/#' is not a topic name (no + or #)"},
+        {"cleansession maybe", "cleansession: 'maybe' is not true or false"},
+        {"bridge_max_queued_messages -1",
+         "bridge_max_queued_messages: '-1' is out of range 0..2147483647"},
+        {"remote_password", "remote_password: missing value"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fresh(f);
+        snprintf(text, sizeof(text), "%s%s\n", c, cases[i].line);
+        load_fails(f, text, 4, cases[i].message);
+    }
+}
+
+/* Checked once the file is read, naming the connection line. */
+static void test_error_bridge_incomplete_names_its_connection_line(void **state)
+{
+    struct fixture *f = *state;
+    struct {
+        const char *text;
+        const char *message;
+    } cases[] = {
+        {"connection c\ntopic t\n", "connection c: no address"},
+        {"connection c\naddress h\n", "connection c: no topic"},
+        {"connection c\naddress h\ntopic t\nbridge_cafile /ca\nbridge_certfile /c\n",
+         "connection c: bridge_certfile and bridge_keyfile must be given together"},
+        {"connection c\naddress h\ntopic t\nbridge_insecure true\n",
+         "connection c: TLS settings without bridge_cafile or bridge_capath"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fresh(f);
+        load_fails(f, cases[i].text, 1, cases[i].message);
+    }
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1046,6 +1300,15 @@ int main(void)
         TEST(test_error_in_included_file_names_that_file),
         TEST(test_error_include_dir_missing),
         TEST(test_error_include_dir_including_itself_stops),
+        TEST(test_bridge_defaults_are_mosquittos),
+        TEST(test_bridge_every_directive),
+        TEST(test_bridge_directives_go_to_the_last_connection),
+        TEST(test_error_bridge_directive_before_connection),
+        TEST(test_error_bridge_values),
+        TEST(test_error_bridge_duplicate_name_names_the_first),
+        TEST(test_error_bridge_topic_lines),
+        TEST(test_error_bridge_settings),
+        TEST(test_error_bridge_incomplete_names_its_connection_line),
         TEST(test_shipped_sol_conf_parses),
         TEST(test_shipped_sol_conf_examples_uncommented_parse),
     };

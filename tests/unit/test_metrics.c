@@ -100,12 +100,35 @@ static void test_store_gauges_absent_when_the_store_could_not_be_read(void **sta
     free(text);
 }
 
-static void test_no_bridge_metrics_while_sol_has_no_bridges(void **state)
+static void test_no_bridge_metrics_without_bridges(void **state)
 {
     (void)state;
     struct metrics_stats st = {0};
     char *text = format(&st);
     assert_null(strstr(text, "bridge"));
+    free(text);
+}
+
+static void test_bridge_families_have_one_sample_per_bridge_labelled_by_name(void **state)
+{
+    (void)state;
+    struct metrics_bridge bridges[2] = {
+        {.name = "cloud", .connected = true, .queued_messages = 3, .queued_bytes = 30,
+         .inflight_messages = 2, .publishes_refused = 1, .connects = 4},
+        {.name = "backup.1", .connected = false, .queued_messages = 7},
+    };
+    struct metrics_stats st = {.bridges = bridges, .bridge_count = 2};
+    char *text = format(&st);
+    assert_has_line(text, "# TYPE sol_bridge_connected gauge");
+    assert_has_line(text, "sol_bridge_connected{name=\"cloud\"} 1");
+    assert_has_line(text, "sol_bridge_connected{name=\"backup.1\"} 0");
+    assert_has_line(text, "sol_bridge_queued_messages{name=\"cloud\"} 3");
+    assert_has_line(text, "sol_bridge_queued_messages{name=\"backup.1\"} 7");
+    assert_has_line(text, "sol_bridge_queued_bytes{name=\"cloud\"} 30");
+    assert_has_line(text, "sol_bridge_inflight_messages{name=\"cloud\"} 2");
+    assert_has_line(text, "# TYPE sol_bridge_publishes_refused_total counter");
+    assert_has_line(text, "sol_bridge_publishes_refused_total{name=\"cloud\"} 1");
+    assert_has_line(text, "sol_bridge_connects_total{name=\"cloud\"} 4");
     free(text);
 }
 
@@ -116,7 +139,8 @@ int main(void)
         cmocka_unit_test(test_messages_by_qos_have_one_sample_per_qos),
         cmocka_unit_test(test_histogram_buckets_in_seconds_cumulative_with_inf_sum_and_count),
         cmocka_unit_test(test_store_gauges_absent_when_the_store_could_not_be_read),
-        cmocka_unit_test(test_no_bridge_metrics_while_sol_has_no_bridges),
+        cmocka_unit_test(test_no_bridge_metrics_without_bridges),
+        cmocka_unit_test(test_bridge_families_have_one_sample_per_bridge_labelled_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1613,10 +1613,249 @@ static void test_output_over_the_limit_holds_qos1_in_the_queue(void **state)
     }
 }
 
+/* ---- Bridges: routing into a bridge's queue ---- */
+
+struct bridge_probe {
+    int queued_calls;
+    int qos0_calls;
+    char qos0_topic[64];
+    bool qos0_retain;
+};
+
+static void probe_queued(void *arg)
+{
+    ((struct bridge_probe *)arg)->queued_calls++;
+}
+
+static void probe_qos0(void *arg, struct mqtt_bytes topic, struct mqtt_bytes payload, bool retain)
+{
+    (void)payload;
+    struct bridge_probe *p = arg;
+    p->qos0_calls++;
+    snprintf(p->qos0_topic, sizeof(p->qos0_topic), "%.*s", (int)topic.len,
+             (const char *)topic.data);
+    p->qos0_retain = retain;
+}
+
+static const struct session_bridge_ops probe_ops = {probe_queued, probe_qos0};
+
+static struct session_bridge *add_bridge(struct fixture *f, const char *name, const char *filter,
+                                         uint8_t qos, uint64_t max_msgs, struct bridge_probe *p)
+{
+    struct session_bridge_filter flt = {filter, qos};
+    struct session_bridge_config cfg = {.name = name,
+                                        .filters = &flt,
+                                        .filter_count = 1,
+                                        .max_queued_messages = max_msgs,
+                                        .ops = &probe_ops,
+                                        .arg = p};
+    struct session_bridge *b = NULL;
+    char err[128];
+    assert_int_equal(session_bridge_new(f->mgr, &cfg, &b, err, sizeof(err)), 0);
+    return b;
+}
+
+struct bridge_entries {
+    int count;
+    uint64_t seq[8];
+    uint8_t qos[8];
+    bool retain[8];
+    char topic[8][32];
+};
+
+static int collect_bridge_entry(void *arg, const struct store_queue_item *it)
+{
+    struct bridge_entries *e = arg;
+    if (e->count < 8) {
+        e->seq[e->count] = it->seq;
+        e->qos[e->count] = it->entry.qos;
+        e->retain[e->count] = it->entry.retain;
+        snprintf(e->topic[e->count], 32, "%.*s", (int)it->message->topic.len,
+                 (const char *)it->message->topic.data);
+    }
+    e->count++;
+    return 0;
+}
+
+static struct bridge_entries bridge_queue(struct fixture *f, const char *name)
+{
+    struct bridge_entries e = {0};
+    struct store_bytes key = {(const uint8_t *)name, strlen(name)};
+    assert_true(store_bridge_queue_read(f->store, key, 0, 100, collect_bridge_entry, &e) >= 0);
+    return e;
+}
+
+static uint64_t bridge_queued(const struct session_bridge *b)
+{
+    struct session_bridge_stats st;
+    session_bridge_get_stats(b, &st);
+    return st.queued_messages;
+}
+
+/* The copy for the bridge is in the publish's own commit: the PUBACK
+ * promises it too. QoS 0 copies are handed over at once, never stored. */
+static void test_bridge_copy_is_committed_with_the_publish_before_its_ack(void **state)
+{
+    struct fixture *f = *state;
+    struct bridge_probe probe = {0};
+    struct session_bridge *b = add_bridge(f, "cloud", "out/#", 1, 0, &probe);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "out/a", "x", 2, true, 5); /* QoS 2 published, the topic's QoS is 1 */
+    assert_int_equal(next_sent(pub).type, 0);
+    assert_int_equal(bridge_queue(f, "cloud").count, 0); /* not before the commit */
+    assert_int_equal(session_flush(f->mgr), 0);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBREC);
+    struct bridge_entries e = bridge_queue(f, "cloud");
+    assert_int_equal(e.count, 1);
+    assert_int_equal(e.qos[0], 1);
+    assert_true(e.retain[0]); /* the flag as published */
+    assert_string_equal(e.topic[0], "out/a");
+    assert_int_equal(probe.queued_calls, 1);
+    assert_int_equal(bridge_queued(b), 1);
+    publish(f, pub, "out/live", "y", 0, false, 0);
+    assert_int_equal(probe.qos0_calls, 1);
+    assert_string_equal(probe.qos0_topic, "out/live");
+    publish(f, pub, "elsewhere", "z", 1, false, 6);
+    session_flush(f->mgr);
+    assert_int_equal(bridge_queue(f, "cloud").count, 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Over its limit, a bridge's queue refuses a client's publish as a full
+ * store does (no ack, the client retries later), and drops a will. */
+static void test_full_bridge_queue_refuses_a_publish_and_drops_a_will(void **state)
+{
+    struct fixture *f = *state;
+    struct bridge_probe probe = {0};
+    struct session_bridge *b = add_bridge(f, "cloud", "out/#", 1, 2, &probe);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "out/a", "1", 1, false, 1);
+    publish(f, pub, "out/a", "2", 1, false, 2);
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish = (struct mqtt_publish){.qos = 1, .packet_id = 3,
+                                        .topic = {(const uint8_t *)"out/a", 5},
+                                        .payload = {(const uint8_t *)"3", 1}};
+    feed(f, pub, &p, SESSION_ERR_STORE_FULL);
+    session_flush(f->mgr);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBACK);
+    assert_int_equal(next_sent(pub).type, MQTT_PUBACK);
+    assert_int_equal(next_sent(pub).type, 0); /* none for the third */
+    struct session_bridge_stats st;
+    session_bridge_get_stats(b, &st);
+    assert_int_equal(st.queued_messages, 2);
+    assert_int_equal(st.refused, 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *w = new_conn(f);
+    struct mqtt_packet c = connect_packet("w", true);
+    c.u.connect.has_will = true;
+    c.u.connect.will_qos = 1;
+    c.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"out/will", 8};
+    c.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"bye", 3};
+    feed(f, w, &c, SESSION_OK);
+    session_flush(f->mgr);
+    gone(f, w, SESSION_CLOSE_SOCKET);
+    session_flush(f->mgr);
+    session_bridge_get_stats(b, &st);
+    assert_int_equal(st.dropped, 1);
+    assert_int_equal(bridge_queue(f, "cloud").count, 2);
+}
+
+/* Memory follows the store: appends in a batch that fails leave the totals. */
+static void test_failed_commit_takes_bridge_appends_out_of_the_totals(void **state)
+{
+    struct fixture *f = *state;
+    struct bridge_probe probe = {0};
+    struct session_bridge *b = add_bridge(f, "cloud", "out/#", 1, 0, &probe);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "out/a", "x", 1, false, 1);
+    assert_int_equal(bridge_queued(b), 1); /* the limit sees it at once */
+    fail_the_commit(f, pub);
+    assert_int_equal(bridge_queued(b), 0);
+    assert_int_equal(probe.queued_calls, 0);
+    assert_int_equal(bridge_queue(f, "cloud").count, 0);
+}
+
+struct done_probe {
+    int calls;
+    int status;
+};
+
+static void done_record(void *arg, int status)
+{
+    struct done_probe *d = arg;
+    d->calls++;
+    d->status = status;
+}
+
+/* What a bridge brings in is published locally, acked (done) after the
+ * commit, never queued back to that bridge, but queued to another one. An
+ * acked entry leaves the store and the totals with its commit. */
+static void test_bridge_messages_in_are_not_routed_back_and_acks_follow_commits(void **state)
+{
+    struct fixture *f = *state;
+    struct bridge_probe pa = {0}, pb = {0};
+    struct session_bridge *a = add_bridge(f, "a", "shared/#", 1, 0, &pa);
+    struct session_bridge *other = add_bridge(f, "b", "shared/#", 1, 0, &pb);
+    struct fake_conn *sub = connect_client(f, "sub", true, false);
+    subscribe(f, sub, "shared/#", 1, 1);
+    struct mqtt_publish in = {.qos = 2, .packet_id = 9,
+                              .topic = {(const uint8_t *)"shared/x", 8},
+                              .payload = {(const uint8_t *)"v", 1}};
+    struct done_probe done = {0};
+    assert_int_equal(session_bridge_publish(a, &in, done_record, &done), 0);
+    assert_int_equal(done.calls, 0);
+    assert_true(session_has_pending(f->mgr)); /* the ack makes the commit come now */
+    assert_int_equal(session_flush(f->mgr), 0);
+    assert_int_equal(done.calls, 1);
+    assert_int_equal(done.status, 0);
+    assert_publish(next_sent(sub), "shared/x", "v", 1);
+    assert_int_equal(bridge_queue(f, "a").count, 0);
+    struct bridge_entries e = bridge_queue(f, "b");
+    assert_int_equal(e.count, 1);
+    assert_int_equal(session_bridge_acked(other, e.seq[0], 1), 0);
+    assert_int_equal(bridge_queued(other), 1); /* until the delete commits */
+    session_flush(f->mgr);
+    assert_int_equal(bridge_queued(other), 0);
+    assert_int_equal(bridge_queue(f, "b").count, 0);
+    gone(f, sub, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A restart finds the queue's totals (for the limits) and continues its seqs. */
+static void test_bridge_queue_totals_and_seqs_survive_a_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct bridge_probe probe = {0};
+    add_bridge(f, "cloud", "out/#", 1, 0, &probe);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "out/a", "12345", 1, false, 1);
+    session_flush(f->mgr);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    session_flush(f->mgr);
+    close_all(f);
+    open_all(f);
+    struct session_bridge *b = add_bridge(f, "cloud", "out/#", 1, 0, &probe);
+    struct session_bridge_stats st;
+    session_bridge_get_stats(b, &st);
+    assert_int_equal(st.queued_messages, 1);
+    assert_int_equal(st.queued_bytes, 5);
+    pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "out/b", "z", 1, false, 2);
+    session_flush(f->mgr);
+    struct bridge_entries e = bridge_queue(f, "cloud");
+    assert_int_equal(e.count, 2);
+    assert_true(e.seq[1] > e.seq[0]);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_bridge_copy_is_committed_with_the_publish_before_its_ack),
+        T(test_full_bridge_queue_refuses_a_publish_and_drops_a_will),
+        T(test_failed_commit_takes_bridge_appends_out_of_the_totals),
+        T(test_bridge_messages_in_are_not_routed_back_and_acks_follow_commits),
+        T(test_bridge_queue_totals_and_seqs_survive_a_restart),
         T(test_first_packet_must_be_connect_MQTT_3_1_0_1),
         T(test_second_connect_is_protocol_error_MQTT_3_1_0_2),
         T(test_empty_client_id_without_clean_session_gets_connack_2_MQTT_3_1_3_8),

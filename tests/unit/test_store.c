@@ -1195,6 +1195,288 @@ static void test_qos2_in_put_and_delete(void **state)
     assert_consistent(f->store);
 }
 
+/* ---- bridge queues -------------------------------------------------------------- */
+
+struct bridge_seen {
+    struct queue_seen q;
+    bool retain[64];
+    char name[64][32];
+};
+
+static int collect_bridge(void *arg, const struct store_queue_item *it)
+{
+    struct bridge_seen *b = arg;
+    int i = b->q.count;
+    if (i < 64) {
+        b->retain[i] = it->entry.retain;
+        snprintf(b->name[i], 32, "%.*s", (int)it->client_id.len, (const char *)it->client_id.data);
+    }
+    return collect_queue(&b->q, it);
+}
+
+static struct bridge_seen read_bridge(struct store *s, const char *bridge, uint64_t from)
+{
+    struct bridge_seen b = {0};
+    int n = store_bridge_queue_read(s, B(bridge), from, 1000, collect_bridge, &b);
+    assert_true(n >= 0);
+    assert_int_equal(n, b.q.count);
+    return b;
+}
+
+static void bridge_append(struct store_batch *b, const char *bridge, uint64_t seq, uint64_t msg_id,
+                          bool retain)
+{
+    struct store_queue_entry e = {
+        .msg_id = msg_id, .qos = 1, .state = STORE_QUEUED, .retain = retain};
+    assert_int_equal(store_batch_bridge_append(b, B(bridge), seq, &e), 0);
+}
+
+/* A message bound for a subscriber and a bridge is stored once and counted
+ * twice; the bridge's entries keep their retain flag and seq order, need no
+ * session, and take the body with their last reference. */
+static void test_bridge_queue_shares_bodies_and_keeps_order_and_retain(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    uint64_t m1 = put_message(b, f->store, "a/1", "one");
+    uint64_t m2 = put_message(b, f->store, "a/2", "two");
+    append(b, "c", 1, m1);
+    bridge_append(b, "edge", 7, m1, false);
+    bridge_append(b, "edge", 8, m2, true);
+    bridge_append(b, "other", 1, m2, false);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_consistent(f->store);
+
+    struct bridge_seen seen = read_bridge(f->store, "edge", 0);
+    assert_int_equal(seen.q.count, 2);
+    assert_int_equal(seen.q.seq[0], 7);
+    assert_int_equal(seen.q.seq[1], 8);
+    assert_string_equal(seen.q.payload[0], "one");
+    assert_string_equal(seen.q.payload[1], "two");
+    assert_false(seen.retain[0]);
+    assert_true(seen.retain[1]);
+    assert_int_equal(seen.q.refcount[0], 2); /* the client's queue and this one */
+    assert_string_equal(seen.name[0], "edge");
+    assert_int_equal(read_bridge(f->store, "edge", 8).q.count, 1);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_bridge_update(b, B("edge"), 8, STORE_PUBREC_RECEIVED, 11), 0);
+    assert_int_equal(store_batch_bridge_delete(b, B("edge"), 7), 0);
+    assert_int_equal(store_batch_bridge_delete(b, B("edge"), 99), 0); /* missing: ignored */
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(reopen(f), 0);
+    seen = read_bridge(f->store, "edge", 0);
+    assert_int_equal(seen.q.count, 1);
+    assert_int_equal(seen.q.state[0], STORE_PUBREC_RECEIVED);
+    assert_int_equal(seen.q.packet_id[0], 11);
+    assert_true(seen.retain[0]); /* an update keeps the flags */
+    assert_int_equal(count_messages(f->store), 2);
+    assert_consistent(f->store);
+
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_queue_delete(b, B("c"), 1), 0);
+    assert_int_equal(store_batch_bridge_delete(b, B("edge"), 8), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(count_messages(f->store), 1); /* m2, still in "other" */
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_bridge_delete(b, B("other"), 1), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(count_messages(f->store), 0);
+    assert_consistent(f->store);
+}
+
+static void test_bridge_append_of_unknown_message_or_existing_seq_fails(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    bridge_append(b, "edge", 1, 12345, false);
+    assert_int_equal(store_batch_commit(b), STORE_ERR_NOT_FOUND);
+    b = store_batch_new(f->store);
+    uint64_t m = put_message(b, f->store, "t", "p");
+    bridge_append(b, "edge", 1, m, false);
+    assert_int_equal(store_batch_commit(b), 0);
+    b = store_batch_new(f->store);
+    bridge_append(b, "edge", 1, m, false);
+    assert_int_equal(store_batch_commit(b), STORE_ERR_EXISTS);
+    struct store_queue_entry bad = {.msg_id = m, .qos = 1, .state = STORE_SENT}; /* no pkid */
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_bridge_append(b, B("edge"), 2, &bad), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_bridge_append(b, B(""), 2, &bad), STORE_ERR_INVALID);
+    store_batch_discard(b);
+    assert_int_equal(read_bridge(f->store, "edge", 0).q.count, 1);
+    assert_consistent(f->store);
+}
+
+struct bridge_names {
+    int count;
+    char name[8][32];
+    uint64_t entries[8];
+};
+
+static int collect_bridge_name(void *arg, struct store_bytes name, uint64_t count)
+{
+    struct bridge_names *n = arg;
+    if (n->count < 8) {
+        snprintf(n->name[n->count], 32, "%.*s", (int)name.len, (const char *)name.data);
+        n->entries[n->count] = count;
+    }
+    n->count++;
+    return 0;
+}
+
+/* What start-up reads: per bridge, the entries, their payload bytes and
+ * the seq range; and which bridges have queues at all. */
+static void test_bridge_queue_info_and_names(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    uint64_t m1 = put_message(b, f->store, "t", "12345");
+    uint64_t m2 = put_message(b, f->store, "t", "123");
+    bridge_append(b, "a", 3, m1, false);
+    bridge_append(b, "a", 9, m2, false);
+    bridge_append(b, "ab", 1, m2, false);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct store_bridge_queue_info info;
+    assert_int_equal(store_bridge_queue_info(f->store, B("a"), &info), 0);
+    assert_int_equal(info.count, 2);
+    assert_int_equal(info.bytes, 8);
+    assert_int_equal(info.first_seq, 3);
+    assert_int_equal(info.last_seq, 9);
+    assert_int_equal(store_bridge_queue_info(f->store, B("none"), &info), 0);
+    assert_int_equal(info.count, 0);
+    assert_int_equal(info.last_seq, 0);
+    struct bridge_names names = {0};
+    assert_int_equal(store_bridge_names_foreach(f->store, collect_bridge_name, &names), 0);
+    assert_int_equal(names.count, 2);
+    assert_string_equal(names.name[0], "a");
+    assert_int_equal(names.entries[0], 2);
+    assert_string_equal(names.name[1], "ab");
+    assert_int_equal(names.entries[1], 1);
+}
+
+static void test_bridge_qos2_in_put_and_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_put_bridge_qos2_in(b, B("edge"), 7, 100), 0);
+    assert_int_equal(store_batch_put_bridge_qos2_in(b, B("edge"), 0, 100), STORE_ERR_INVALID);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct qos2_seen s = {0};
+    struct store_bytes edge = B("edge");
+    assert_int_equal(store_bridge_qos2_foreach(f->store, &edge, collect_qos2, &s), 0);
+    assert_int_equal(s.count, 1);
+    assert_int_equal(s.pkid[0], 7);
+    struct qos2_seen clients = {0};
+    assert_int_equal(store_qos2_foreach(f->store, NULL, collect_qos2, &clients), 0);
+    assert_int_equal(clients.count, 0); /* apart from the clients' */
+    b = store_batch_new(f->store);
+    assert_int_equal(store_batch_delete_bridge_qos2_in(b, B("edge"), 7), 0);
+    assert_int_equal(store_batch_commit(b), 0);
+    struct qos2_seen after = {0};
+    assert_int_equal(store_bridge_qos2_foreach(f->store, NULL, collect_qos2, &after), 0);
+    assert_int_equal(after.count, 0);
+    assert_consistent(f->store);
+}
+
+struct problem_match {
+    const char *what;
+    int hits;
+};
+
+static void match_problem(void *arg, const char *problem)
+{
+    struct problem_match *m = arg;
+    print_message("check: %s\n", problem);
+    if (strstr(problem, m->what) != NULL)
+        m->hits++;
+}
+
+/* solctl check (store_check) reads the bridge queues: an entry whose
+ * message is gone, and the reference count that no longer adds up. */
+static void test_check_reports_a_bridge_entry_without_its_message(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_load", X_OK) != 0)
+        skip();
+    struct store_batch *b = store_batch_new(f->store);
+    uint64_t m = put_message(b, f->store, "t", "p");
+    bridge_append(b, "e", 1, m, false);
+    assert_int_equal(store_batch_commit(b), 0);
+    store_close(f->store);
+    f->store = NULL;
+    /* bridge_queues: "e" 00 seq 2 -> message 999, QoS 1, queued, packet id 0, no flags */
+    mdb_load_into(f->dir, "bridge_queues", "6500" "0000000000000002",
+                  "00000000000003e7" "01" "00" "0000" "00");
+    f->opts.read_only = true;
+    assert_int_equal(reopen(f), 0);
+    struct problem_match pm = {"bridge_queues: entry 'e' #2 points at missing message 999", 0};
+    assert_true(store_check(f->store, match_problem, &pm) >= 1);
+    assert_int_equal(pm.hits, 1);
+}
+
+/* Copies every database of src but the two bridge ones into dst with
+ * mdb_dump | mdb_load: a store as the build before bridges wrote it. */
+static void copy_without_bridge_dbs(const char *src, const char *dst)
+{
+    static const char *const dbs[] = {"meta",     "sessions", "subs",   "retained",
+                                      "messages", "refs",     "queues", "qos2in"};
+    char cmd[1400];
+    assert_int_equal(mkdir(dst, 0700), 0);
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "/usr/bin/mdb_dump -s %s %s | /usr/bin/mdb_load -s %s %s",
+                 dbs[i], src, dbs[i], dst);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+/* A store written before bridges (no bridge databases) opens: read-only it
+ * reads them as empty and changes nothing; read-write adds them and keeps
+ * every record and the schema version. */
+static void test_open_store_from_before_bridges_adds_their_databases(void **state)
+{
+    struct fixture *f = *state;
+    if (access("/usr/bin/mdb_dump", X_OK) != 0 || access("/usr/bin/mdb_load", X_OK) != 0)
+        skip();
+    fill(f->store, 3, "c0");
+    store_close(f->store);
+    f->store = NULL;
+    char old[300];
+    snprintf(old, sizeof(old), "%s/old", f->dir);
+    copy_without_bridge_dbs(f->dir, old);
+    struct store_options o = f->opts;
+    o.dir = old;
+    o.read_only = true;
+    char err[256];
+    struct store *s = NULL;
+    uint64_t before = dir_fingerprint(old);
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), 0);
+    assert_int_equal(read_bridge(s, "edge", 0).q.count, 0);
+    struct bridge_names names = {0};
+    assert_int_equal(store_bridge_names_foreach(s, collect_bridge_name, &names), 0);
+    assert_int_equal(names.count, 0);
+    struct store_stats st;
+    assert_int_equal(store_stats(s, &st), 0);
+    assert_int_equal(st.dbs[STORE_DB_COUNT - 1].entries, 0);
+    assert_consistent(s);
+    store_close(s);
+    assert_int_equal(dir_fingerprint(old), before);
+
+    o.read_only = false;
+    assert_int_equal(store_open(&o, &s, err, sizeof(err)), 0);
+    assert_int_equal(count_sessions(s), 1);
+    assert_int_equal(read_queue(s, "c0").count, 3);
+    struct store_batch *b = store_batch_new(s);
+    uint64_t m = put_message(b, s, "t", "p");
+    bridge_append(b, "edge", 1, m, false);
+    assert_int_equal(store_batch_commit(b), 0);
+    assert_int_equal(read_bridge(s, "edge", 0).q.count, 1);
+    assert_int_equal(store_stats(s, &st), 0);
+    assert_int_equal(st.schema_version, 2); /* unchanged: this build writes schema 2 */
+    assert_consistent(s);
+    store_close(s);
+}
+
 static void test_counter_set_and_get(void **state)
 {
     struct fixture *f = *state;
@@ -1969,6 +2251,12 @@ int main(void)
         T(test_queue_append_over_existing_seq_fails),
         T(test_queue_read_is_bounded_and_in_seq_order),
         T(test_qos2_in_put_and_delete),
+        T(test_bridge_queue_shares_bodies_and_keeps_order_and_retain),
+        T(test_bridge_append_of_unknown_message_or_existing_seq_fails),
+        T(test_bridge_queue_info_and_names),
+        T(test_bridge_qos2_in_put_and_delete),
+        T(test_check_reports_a_bridge_entry_without_its_message),
+        T(test_open_store_from_before_bridges_adds_their_databases),
         T(test_counter_set_and_get),
         T(test_key_too_long_is_refused_and_batch_stays_usable),
         T(test_invalid_arguments_are_refused),

@@ -152,11 +152,11 @@ static void stats_human(const char *dir, const struct store_stats *st)
            st->map_size ? 100.0 * (double)st->map_used / (double)st->map_size : 0.0, st->page_size);
     printf("readers: %u slots used of %u; message id high-water: %llu\n", st->readers_used,
            st->max_readers, (unsigned long long)st->message_id_hwm);
-    printf("%-10s %12s %6s %10s %10s %10s %14s\n", "database", "entries", "depth", "branch", "leaf",
+    printf("%-13s %12s %6s %10s %10s %10s %14s\n", "database", "entries", "depth", "branch", "leaf",
            "overflow", "bytes");
     for (int i = 0; i < STORE_DB_COUNT; i++) {
         const struct store_db_stats *db = &st->dbs[i];
-        printf("%-10s %12llu %6u %10llu %10llu %10llu %14llu\n", db->name,
+        printf("%-13s %12llu %6u %10llu %10llu %10llu %14llu\n", db->name,
                (unsigned long long)db->entries, db->depth, (unsigned long long)db->branch_pages,
                (unsigned long long)db->leaf_pages, (unsigned long long)db->overflow_pages,
                (unsigned long long)db_bytes(db, st->page_size));

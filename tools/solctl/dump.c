@@ -1,5 +1,5 @@
 /*
- * dump.c - `solctl dump [section]` and `solctl stats`: walks the store's
+ * dump.c - `solctl dump [section]` (bridge queues included) and `solctl stats`: walks the store's
  * databases through read-only transactions and prints one line per record,
  * for humans or as JSON Lines (--json), filtered by --client, --topic and
  * --limit. Store callbacks only print or collect; reads that need another
@@ -433,6 +433,73 @@ static int print_qos2(void *arg, struct store_bytes client, uint16_t pkid, uint6
     return printed(d);
 }
 
+/* ---- bridge queues ------------------------------------------------------------ */
+
+/* --client on a bridge section names the bridge (its connection NAME). */
+static int print_bridge_item(void *arg, const struct store_queue_item *it)
+{
+    struct queue_ctx *q = arg;
+    struct dump_ctx *d = q->d;
+    q->last_seq = it->seq;
+    if (it->message != NULL && !topic_wanted(d, it->message->topic))
+        return 0;
+    begin(d, "bridge_queue", "bridge", it->client_id);
+    field_u64(d, "seq", it->seq);
+    field_u64(d, "msg_id", it->entry.msg_id);
+    field_u64(d, "qos", it->entry.qos);
+    fprintf(d->out, d->opts->json ? ",\"state\":\"%s\"" : " state=%s", state_name(it->entry.state));
+    field_u64(d, "packet_id", it->entry.packet_id);
+    field_bool(d, "retain", it->entry.retain);
+    if (it->message != NULL) {
+        field_str(d, "topic", it->message->topic);
+        solctl_payload(d->out, d->opts, "payload", it->message->payload, it->message->payload.len);
+    } else {
+        field_bool(d, "message_missing", true);
+    }
+    end(d);
+    return printed(d);
+}
+
+static int collect_bridge(void *arg, struct store_bytes name, uint64_t count)
+{
+    (void)count;
+    struct store_session_info info = {.client_id = name};
+    return collect_id(arg, &info);
+}
+
+static int print_bridge_qos2(void *arg, struct store_bytes bridge, uint16_t pkid, uint64_t at)
+{
+    struct dump_ctx *d = arg;
+    begin(d, "bridge_qos2_in", "bridge", bridge);
+    field_u64(d, "packet_id", pkid);
+    field_time(d, "received_at", at);
+    end(d);
+    return printed(d);
+}
+
+/* Each bridge's queue in seq order, with message bodies, read in bounded
+ * chunks; then the remotes' QoS 2 ids awaiting PUBREL. */
+static int dump_bridges(struct store *store, struct dump_ctx *d, const struct store_bytes *cp)
+{
+    struct id_list names = {0};
+    int rc = store_bridge_names_foreach(store, collect_bridge, &names);
+    struct queue_ctx q = {.d = d};
+    for (size_t i = 0; rc == 0 && i < names.count; i++) {
+        struct store_bytes name = {(const uint8_t *)names.ids[i], names.lens[i]};
+        for (uint64_t from = 0; rc == 0 && client_wanted(d, name);) {
+            int n = store_bridge_queue_read(store, name, from, QUEUE_CHUNK, print_bridge_item, &q);
+            rc = n < 0 ? n : 0;
+            if (n < QUEUE_CHUNK || (d->opts->limit > 0 && d->count >= d->opts->limit))
+                break;
+            from = q.last_seq + 1;
+        }
+    }
+    id_list_free(&names);
+    if (rc == 0 && d->opts->topic == NULL)
+        rc = store_bridge_qos2_foreach(store, cp, print_bridge_qos2, d);
+    return rc;
+}
+
 /* ---- sections ------------------------------------------------------------------ */
 
 static int dump_section(struct store *store, struct dump_ctx *d, const char *what)
@@ -451,6 +518,8 @@ static int dump_section(struct store *store, struct dump_ctx *d, const char *wha
         return store_messages_foreach(store, true, print_message, d);
     if (strcmp(what, "queues") == 0)
         return dump_queues(store, d, false);
+    if (strcmp(what, "bridges") == 0)
+        return dump_bridges(store, d, cp);
     if (strcmp(what, "groups") == 0)
         return dump_groups(store, d);
     if (strcmp(what, "inflight") == 0) {
@@ -465,7 +534,8 @@ static int dump_section(struct store *store, struct dump_ctx *d, const char *wha
 int solctl_dump(struct store *store, const struct solctl_opts *opts)
 {
     static const char *const all[] = {"sessions", "subscriptions", "retained",
-                                      "queues",   "groups",        "messages"};
+                                      "queues",   "groups",        "bridges",
+                                      "messages"};
     if (opts->what != NULL && strcmp(opts->what, "stats") == 0)
         return solctl_stats(store, opts);
     struct dump_ctx d = {.opts = opts, .out = stdout};

@@ -1,7 +1,7 @@
 /*
  * main.c - solctl: inspect a Sol store, read-only, next to a running broker.
  *   solctl dump [--json] [--data-dir DIR] [sessions|subscriptions|retained|
- *               queues|inflight|groups|messages|stats] [--client ID] [--topic FILTER]
+ *               queues|inflight|groups|bridges|messages|stats] [--client ID] [--topic FILTER]
  *               [--limit N] [--full]
  *   solctl check [--json] [--data-dir DIR]
  *   solctl stats [--json] [--data-dir DIR]
@@ -19,12 +19,12 @@
 #include <string.h>
 
 static const char *const sections[] = {"sessions", "subscriptions", "retained", "queues",
-                                       "inflight", "groups",        "messages", "stats"};
+                                       "inflight", "groups",        "bridges",  "messages", "stats"};
 
 static void usage(FILE *out)
 {
     fputs("usage: solctl dump [--json] [--data-dir DIR] "
-          "[sessions|subscriptions|retained|queues|inflight|groups|messages|stats]\n"
+          "[sessions|subscriptions|retained|queues|inflight|groups|bridges|messages|stats]\n"
           "                   [--client ID] [--topic FILTER] [--limit N] [--full]\n"
           "       solctl check [--json] [--data-dir DIR]\n"
           "       solctl stats [--json] [--data-dir DIR]\n"
