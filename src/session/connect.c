@@ -432,6 +432,9 @@ static int accept_client(struct session_mgr *mgr, struct session_client *c,
      * it alone (when its id fits a store key). */
     bool needs_record = t->persistent || (c->will && id_len <= store_max_client_id_len(mgr->store));
     bool present = false;
+    /* What is due ends first, so a session past its expiry is never resumed
+     * (or a will past its delay kept) for want of a timer tick. */
+    session_expire(mgr, session_now_s(mgr));
     struct session *s = attach_session(mgr, id, id_len, p->clean_session, t->persistent, &present);
     if (!s)
         return SESSION_ERR_NOMEM;

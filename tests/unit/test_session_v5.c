@@ -207,6 +207,18 @@ static void test_session_expiry_interval_ends_an_offline_session(void **state)
     assert_int_equal(db_entries(f, "subs"), 0);
 }
 
+/* A session past its expiry is not resumed, even before a tick ended it. */
+static void test_session_past_its_expiry_is_not_resumed_before_a_tick(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *fc = connect5(f, "late", true, 10, false);
+    disconnect5(f, fc, 0, NULL, SESSION_ERR_DISCONNECT);
+    session_flush(f->mgr);
+    session_clock_advance(f->mgr, 11); /* no session_expire() / tick */
+    fc = connect5(f, "late", false, 10, false); /* not present */
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+}
+
 static void test_session_expiry_is_stored_and_enforced_after_a_restart(void **state)
 {
     struct fixture *f = *state;
@@ -1168,6 +1180,7 @@ int main(void)
         T(test_keepalive_above_max_keepalive_becomes_server_keep_alive),
         T(test_authentication_method_gets_0x8c_MQTT_4_12_0_1),
         T(test_session_expiry_interval_ends_an_offline_session),
+        T(test_session_past_its_expiry_is_not_resumed_before_a_tick),
         T(test_session_expiry_is_stored_and_enforced_after_a_restart),
         T(test_expiry_zero_ends_with_the_connection_and_stores_nothing),
         T(test_clean_start_discards_but_the_new_session_persists),
