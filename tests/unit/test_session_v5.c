@@ -214,7 +214,7 @@ static void test_session_past_its_expiry_is_not_resumed_before_a_tick(void **sta
     struct fake_conn *fc = connect5(f, "late", true, 10, false);
     disconnect5(f, fc, 0, NULL, SESSION_ERR_DISCONNECT);
     session_flush(f->mgr);
-    session_clock_advance(f->mgr, 11); /* no session_expire() / tick */
+    session_clock_advance(f->mgr, 11);          /* no session_expire() / tick */
     fc = connect5(f, "late", false, 10, false); /* not present */
     gone(f, fc, SESSION_CLOSE_DISCONNECT);
 }
