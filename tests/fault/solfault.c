@@ -53,8 +53,10 @@
  *   SOL_FAULT_REPORT=PATH    append one JSON line per cut to PATH
  *   SOL_FAULT_ENOSPC_AFTER_BYTES=N
  *                            once N bytes were written to tracked files, every
- *                            further write to them fails with ENOSPC (nothing
- *                            written) - while SOL_FAULT_ENOSPC_FILE exists, if
+ *                            further write to them that reaches past the file's
+ *                            end fails with ENOSPC (nothing written), as on ext4,
+ *                            where overwriting allocated blocks (LMDB's meta
+ *                            pages, reused pages) needs no space - while SOL_FAULT_ENOSPC_FILE exists, if
  *                            that variable names a file, and until SIGUSR2
  *                            toggles the injection off (SIGUSR2 again turns it
  *                            back on). The handler is installed only when this
@@ -1105,6 +1107,20 @@ static ssize_t journaled(struct fdent *e, enum how how, int fd, const struct iov
     return n;
 }
 
+/* The write reaches past the tracked file's end: on a full ext4 disk that
+ * needs blocks it cannot get. Lock held. */
+static bool needs_space(const struct fdent *e, enum how how, int fd, const struct iovec *iov,
+                        int cnt, off_t off)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < cnt; i++)
+        total += iov[i].iov_len;
+    uint64_t at = (how == HOW_WRITE || how == HOW_WRITEV || off < 0)
+                      ? (uint64_t)lseek(fd, 0, SEEK_CUR)
+                      : (uint64_t)off;
+    return at + total > S.files[e->index].size;
+}
+
 static ssize_t do_write(enum how how, int fd, const struct iovec *iov, int cnt, off_t off,
                         int flags)
 {
@@ -1115,7 +1131,7 @@ static ssize_t do_write(enum how how, int fd, const struct iovec *iov, int cnt, 
         pthread_mutex_unlock(&lock);
         return perform(how, fd, iov, cnt, off, flags);
     }
-    if (enospc_now()) {
+    if (enospc_now() && needs_space(e, how, fd, iov, cnt, off)) {
         pthread_mutex_unlock(&lock);
         errno = ENOSPC;
         return -1;
