@@ -1,10 +1,11 @@
 /*
  * session_fixture.h - what the session manager's unit tests share
- * (test_session.c, test_session_v5.c): a recording sink whose fake
+ * (test_session.c, test_session_v5.c, test_shared.c): a recording sink whose fake
  * connections collect the bytes the manager sends, a fixture with a real
  * LMDB store in a fresh temp directory and a manager on it, and helpers
  * that feed packets and decode what came back. Static functions: include it
  * in one file per test binary, after the libc, cmocka and project headers.
+ * Helpers not every binary uses are marked unused.
  */
 #ifndef SOL_TEST_SESSION_FIXTURE_H
 #define SOL_TEST_SESSION_FIXTURE_H
@@ -247,7 +248,7 @@ static uint64_t db_entries(struct fixture *f, const char *name)
 }
 
 /* Reopens on a 1 MiB store that cannot grow: a large publish fills it. */
-static void reopen_with_tiny_map(struct fixture *f)
+__attribute__((unused)) static void reopen_with_tiny_map(struct fixture *f)
 {
     close_all(f);
     struct store_options opts;
@@ -262,7 +263,8 @@ static void reopen_with_tiny_map(struct fixture *f)
 }
 
 /* A clean 3.1.1 client with a will ("bye" on will/t, QoS 0). */
-static struct fake_conn *connect_with_will(struct fixture *f, const char *id)
+__attribute__((unused)) static struct fake_conn *connect_with_will(struct fixture *f,
+                                                                   const char *id)
 {
     struct fake_conn *fc = new_conn(f);
     struct mqtt_packet p = connect_packet(id, true);
