@@ -360,9 +360,9 @@ static void top_up(struct session_mgr *mgr, struct session *s)
 
 bool deliver_has_room(const struct session_mgr *mgr, const struct session *s, uint8_t qos)
 {
-    if (!session_is_online(s) || output_is_full(mgr, s))
-        return false;
-    return qos == 0 || (window_room(mgr, s) > 0 && !s->queue_head && !s->backlog);
+    if (qos > 0)
+        return deliver_send_room(mgr, s) > 0;
+    return session_is_online(s) && !output_is_full(mgr, s);
 }
 
 static int remove_outgoing(struct session_mgr *mgr, struct session *s, struct outgoing *o)
