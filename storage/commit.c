@@ -269,8 +269,11 @@ static int write_hwm(struct store *s, MDB_txn *txn, uint64_t hwm)
     return mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
 }
 
-/* One attempt: begin, apply everything, commit. Returns an LMDB/errno code. */
-static int attempt(struct store_batch *b, uint64_t hwm)
+/* One attempt: begin, apply everything, commit. Returns an LMDB/errno code.
+ * Runs on the storage thread too (committer.c): it reads only the batch, the
+ * environment and hwm_persisted, which the owner writes only while no batch
+ * is in flight. */
+int store_commit_attempt(struct store_batch *b, uint64_t hwm)
 {
     struct store *s = b->store;
     MDB_txn *txn;
@@ -328,6 +331,18 @@ static int fail_stop(struct store *s, int rc)
     return STORE_ERR_FATAL;
 }
 
+/* The owner's half of a commit, after the attempt(s): the high-water mark,
+ * the fail-stop rule. Returns a store code. */
+static int finish_ops(struct store_batch *b, int rc)
+{
+    struct store *s = b->store;
+    if (rc == 0 && b->hwm > s->hwm_persisted)
+        s->hwm_persisted = b->hwm;
+    if (store_is_fatal_write_error(rc))
+        return fail_stop(s, rc);
+    return store_err_from_mdb(rc);
+}
+
 static int commit_ops(struct store_batch *b)
 {
     struct store *s = b->store;
@@ -335,22 +350,16 @@ static int commit_ops(struct store_batch *b)
         return STORE_ERR_READ_ONLY;
     if (s->fatal_err != 0)
         return STORE_ERR_FATAL;
-    uint64_t hwm = s->next_msg_id - 1;
-    int rc = attempt(b, hwm);
+    b->hwm = s->next_msg_id - 1;
+    int rc = store_commit_attempt(b, b->hwm);
     if (rc == MDB_MAP_FULL && store_grow_map(s, b->op_bytes) == 0)
-        rc = attempt(b, hwm); /* replay the op log once on the bigger map */
-    if (rc == 0 && hwm > s->hwm_persisted)
-        s->hwm_persisted = hwm;
-    if (store_is_fatal_write_error(rc))
-        return fail_stop(s, rc);
-    return store_err_from_mdb(rc);
+        rc = store_commit_attempt(b, b->hwm); /* replay the op log once on the bigger map */
+    return finish_ops(b, rc);
 }
 
-int store_batch_commit(struct store_batch *batch)
+/* Space accounting, completions, free: every commit ends here. */
+static int complete(struct store_batch *batch, int status)
 {
-    int status = batch->err;
-    if (status == 0 && batch->op_count > 0)
-        status = commit_ops(batch);
     if (status == 0 && batch->op_count > 0)
         store_space_after_commit(batch->store, batch->reserved_bytes);
     else
@@ -358,6 +367,19 @@ int store_batch_commit(struct store_batch *batch)
     run_completions(batch, status);
     batch_free(batch);
     return status;
+}
+
+int store_batch_commit(struct store_batch *batch)
+{
+    int status = batch->err;
+    if (status == 0 && batch->op_count > 0)
+        status = commit_ops(batch);
+    return complete(batch, status);
+}
+
+int store_commit_finish(struct store_batch *batch, int mdb_rc)
+{
+    return complete(batch, finish_ops(batch, mdb_rc));
 }
 
 void store_batch_discard(struct store_batch *batch)

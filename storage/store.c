@@ -703,6 +703,7 @@ void store_close(struct store *store)
 {
     if (store == NULL)
         return;
+    store_committer_stop(store);
     if (!store->read_only && store->fatal_err == 0) {
         int rc = mdb_env_sync(store->env, 1);
         if (rc != 0)

@@ -334,6 +334,45 @@ int store_batch_commit(struct store_batch *batch);
 void store_batch_discard(struct store_batch *batch);
 
 /*
+ * The storage thread (committer.c): commits one batch at a time off the
+ * caller's thread, so the caller goes on while the disk syncs. The owner
+ * (the thread that opened the store and calls everything else) starts it,
+ * submits, and collects; completions run on the owner, in
+ * store_commit_collect(). notify runs on the storage thread when a batch
+ * finished and must be safe there (ev_async_send is). Returns 0, -errno or
+ * STORE_ERR_READ_ONLY.
+ */
+typedef void (*store_notify_fn)(void *arg);
+int store_committer_start(struct store *store, store_notify_fn notify, void *arg);
+
+/* Collects (waiting) what is in flight and joins the thread. Safe without
+ * a thread. store_close() calls it. */
+void store_committer_stop(struct store *store);
+
+/* store_batch_commit_async() handed a batch to the thread. */
+#define STORE_COMMIT_STARTED 1
+
+/*
+ * Hands batch to the storage thread and returns STORE_COMMIT_STARTED; the
+ * batch is the store's from here. A batch with nothing to write, a failed
+ * batch or store, or a store without a thread is committed here instead, as
+ * store_batch_commit() does (its status is returned). STORE_ERR_INVALID (the
+ * batch untouched) while another one is in flight.
+ */
+int store_batch_commit_async(struct store_batch *batch);
+
+/* A batch is in flight: submitted and not collected. */
+bool store_commit_in_flight(const struct store *store);
+
+/*
+ * If the batch in flight finished (wait: once it has), runs its completions
+ * here and returns their status, as store_batch_commit() would; otherwise
+ * STORE_COMMIT_STARTED (also when it was handed over again after growing the
+ * map). STORE_ERR_INVALID if nothing is in flight.
+ */
+int store_commit_collect(struct store *store, bool wait);
+
+/*
  * Operations. Each copies its arguments (nothing is borrowed after it returns)
  * and returns 0, -ENOMEM (sticky), or STORE_ERR_INVALID / STORE_ERR_KEY_TOO_LONG
  * (not recorded, not sticky). After a sticky error every op returns it.

@@ -71,6 +71,7 @@ struct store {
      * after (EIO, MDB_PANIC, ...): every later commit fails with
      * STORE_ERR_FATAL (commit.c). An LMDB/errno code. */
     int fatal_err;
+    struct store_committer *committer; /* the storage thread, if started */
 };
 
 /* One recorded operation. Keys and values are encoded at record time into
@@ -112,6 +113,10 @@ struct store_batch {
     uint64_t reserved_bytes; /* store_batch_reserve() total (space.c) */
     struct store_completion *done;
     size_t done_count, done_cap;
+    /* commit.c / committer.c */
+    uint64_t hwm;   /* the message-id high-water mark this commit records */
+    int mdb_rc;     /* the storage thread's attempt: an LMDB/errno code */
+    bool has_grown; /* the map was grown for it once already */
 };
 
 /* ---- commits (commit.c) ---- */
@@ -119,6 +124,12 @@ struct store_batch {
  * double, never past the maximum. Returns 0, or an LMDB code (MDB_MAP_FULL
  * at the maximum). */
 int store_grow_map(struct store *s, size_t bytes);
+/* Begin, apply the op log, commit: an LMDB/errno code. Thread-safe as
+ * described in committer.c. */
+int store_commit_attempt(struct store_batch *b, uint64_t hwm);
+/* The owner's end of a commit whose attempt returned mdb_rc: fail-stop rule,
+ * space, completions, free. Returns the status the completions got. */
+int store_commit_finish(struct store_batch *b, int mdb_rc);
 
 /* ---- space (space.c) ---- */
 /* Re-measures the room exactly. Returns a store code. */

@@ -295,6 +295,13 @@ static int start(const struct broker_flags *f, struct broker *b, char *err, size
     server_set_sys_timer(b->srv, b->cfg.sys_interval, broker_on_sys_timer, b);
     if (broker_start_metrics(b, err, err_len) < 0 || start_bridges(f, b, err, err_len) < 0)
         return -1;
+    if (b->cfg.storage_thread) {
+        int rc = store_committer_start(b->store, server_commit_notify, b->srv);
+        if (rc != 0) {
+            snprintf(err, err_len, "cannot start the storage thread: %s", store_strerror(rc));
+            return -1;
+        }
+    }
     if (f->is_daemon && b->cfg.pid_file != NULL) {
         if (daemon_write_pid_file(b->cfg.pid_file, err, err_len) < 0)
             return -1;
@@ -308,6 +315,10 @@ static int start(const struct broker_flags *f, struct broker *b, char *err, size
 static void stop(struct broker *b)
 {
     bool has_failed = b->store != NULL && store_has_failed(b->store);
+    if (b->mgr != NULL) /* the storage thread signals the server's loop: done first */
+        (void)session_commit_collect(b->mgr, true);
+    if (b->store != NULL)
+        store_committer_stop(b->store);
     metrics_free(b->metrics);    /* its watchers are on the server's loop */
     bridge_set_free(b->bridges); /* so are these; acks still waiting are dropped */
     server_free(b->srv);

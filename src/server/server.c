@@ -265,12 +265,34 @@ static void stop_listeners(struct server *srv)
 
 /* ---- end of turn ---- */
 
-static void free_closing(struct server *srv)
+/* Frees the connections closed this turn. One whose client still has sends
+ * held behind a commit (a PUBACK, or a CONNACK refusing it, queued before
+ * the close) waits for that commit in closing_held when may_wait: its last
+ * packets still leave, as they do when the commit runs on the loop. */
+static void free_closing(struct server *srv, bool may_wait)
 {
     while (srv->closing != NULL) {
         struct conn *c = srv->closing;
         srv->closing = c->next_close;
+        if (may_wait && c->client != NULL && srv->mgr != NULL &&
+            session_client_has_held(c->client)) {
+            c->next_close = srv->closing_held;
+            srv->closing_held = c;
+            continue;
+        }
         conn_free(c);
+    }
+}
+
+/* After a commit: the connections that waited for it are freed (or wait
+ * again) at the end of the turn. */
+static void requeue_closing_held(struct server *srv)
+{
+    while (srv->closing_held != NULL) {
+        struct conn *c = srv->closing_held;
+        srv->closing_held = c->next_close;
+        c->next_close = srv->closing;
+        srv->closing = c;
     }
 }
 
@@ -309,8 +331,8 @@ static void end_turn(struct server *srv)
             /* What is already queued needs no commit (the session holds
              * back what does): send it before the commit's fsync. */
             conn_write_listed(srv);
-            int rc = session_flush(srv->mgr);
-            if (rc != 0)
+            int rc = session_commit(srv->mgr); /* with the storage thread: in flight */
+            if (rc != 0 && rc != SESSION_COMMIT_STARTED)
                 log_debug("end of turn: commit failed (%d)", rc);
             if (session_has_failed(srv->mgr)) {
                 server_fail(srv, "store write failed");
@@ -318,7 +340,7 @@ static void end_turn(struct server *srv)
             }
         }
         conn_write_listed(srv);
-        free_closing(srv);
+        free_closing(srv, true);
         bool is_resumed = conn_resume_input(srv);
         if (!has_turn_work(srv)) {
             if (is_resumed) /* their reads run next: no sleeping before them */
@@ -338,6 +360,30 @@ static void on_commit_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     end_turn(container_of(w, struct server, commit_timer));
+}
+
+/* The storage thread finished the batch in flight: its round ends here
+ * (acks released, top-ups read); the prepare watcher then ends the turn,
+ * which writes them out and hands over the next batch. */
+static void on_commit_done(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *srv = container_of(w, struct server, commit_done);
+    if (srv->mgr == NULL)
+        return;
+    int rc = session_commit_collect(srv->mgr, false);
+    if (rc != 0 && rc != SESSION_COMMIT_STARTED)
+        log_debug("storage thread: commit failed (%d)", rc);
+    requeue_closing_held(srv);
+    if (session_has_failed(srv->mgr))
+        server_fail(srv, "store write failed");
+}
+
+void server_commit_notify(void *arg)
+{
+    struct server *srv = arg;
+    ev_async_send(srv->loop, &srv->commit_done);
 }
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -443,6 +489,9 @@ static void finish(struct server *srv)
         end_turn(srv);
     if (srv->mgr != NULL && session_flush(srv->mgr) != 0)
         log_error("shutdown: the last commit failed");
+    requeue_closing_held(srv); /* their held sends left with that commit */
+    conn_write_listed(srv);
+    free_closing(srv, false);
     ev_timer_stop(srv->loop, &srv->commit_timer);
     ev_idle_stop(srv->loop, &srv->idle);
 }
@@ -483,6 +532,8 @@ static void start_loop_watchers(struct server *srv)
     ev_prepare_start(srv->loop, &srv->prepare);
     ev_idle_init(&srv->idle, on_idle);
     ev_init(&srv->commit_timer, on_commit_timer);
+    ev_async_init(&srv->commit_done, on_commit_done);
+    ev_async_start(srv->loop, &srv->commit_done);
     ev_timer_init(&srv->tick, on_tick, srv->tick_s, srv->tick_s);
     if (srv->tick_s > 0)
         ev_timer_start(srv->loop, &srv->tick);
@@ -534,9 +585,11 @@ void server_free(struct server *srv)
     if (srv == NULL)
         return;
     stop_listeners(srv);
+    requeue_closing_held(srv);
+    free_closing(srv, false);
     while (srv->conns != NULL) {
         conn_close(srv->conns, SESSION_CLOSE_SHUTDOWN);
-        free_closing(srv);
+        free_closing(srv, false);
     }
     for (size_t i = 0; i < srv->listener_count; i++)
         free(srv->listeners[i].unix_path);
@@ -548,6 +601,7 @@ void server_free(struct server *srv)
     ev_prepare_stop(srv->loop, &srv->prepare);
     ev_idle_stop(srv->loop, &srv->idle);
     ev_timer_stop(srv->loop, &srv->commit_timer);
+    ev_async_stop(srv->loop, &srv->commit_done);
     ev_timer_stop(srv->loop, &srv->tick);
     ev_loop_destroy(srv->loop);
     free(srv);

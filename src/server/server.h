@@ -103,6 +103,12 @@ void server_set_reload(struct server *srv, server_tick_fn fn, void *arg);
  * called again to change the period. */
 void server_set_sys_timer(struct server *srv, double interval_s, server_tick_fn fn, void *arg);
 
+/* The storage thread's notify (store_committer_start(store,
+ * server_commit_notify, srv)): safe on any thread; wakes srv's loop to
+ * finish the commit round. The committer must be stopped before
+ * server_free(). */
+void server_commit_notify(void *arg);
+
 /* Counters since server_new(); all monotonic except connections_current. */
 struct server_stats {
     uint64_t bytes_received;         /* payload bytes read from clients (after TLS decryption) */

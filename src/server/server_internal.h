@@ -176,12 +176,14 @@ struct server {
     ev_prepare prepare;
     ev_idle idle;          /* keeps the loop from sleeping while end-of-turn work is left */
     ev_timer commit_timer; /* commits a deferred store batch when it is due */
+    ev_async commit_done;  /* the storage thread finished a batch (server_commit_notify) */
     ev_timer tick;
     server_tick_fn tick_fn;
     void *tick_arg;
     struct conn *conns;   /* all open connections */
     struct conn *writes;  /* connections with output to write this turn */
     struct conn *closing; /* connections to free at the end of the turn */
+    struct conn *closing_held; /* closed, waiting for the commit that holds their last sends */
     size_t conn_count;
     bool is_stopping;
     bool has_failed;                        /* server_fail(): stop without committing */

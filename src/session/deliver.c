@@ -305,9 +305,10 @@ static int deliver_persistent(struct session_mgr *mgr, struct session *s, struct
         return rc;
     }
     s->backlog = true;
+    s->queued_gen = (uint32_t)mgr->batch_gen;
     session_set_queued(mgr, s, s->queued_count + 1, s->queued_bytes + m->payload_len);
     if (session_is_online(s) && can_send(mgr, s))
-        deliver_schedule_refill(mgr, s);
+        deliver_schedule_topup(mgr, s);
     return 0;
 }
 
@@ -351,11 +352,11 @@ static void top_up(struct session_mgr *mgr, struct session *s)
     if (!s->persistent)
         top_up_transient(mgr, s);
     if (s->persistent && s->backlog)
-        deliver_schedule_refill(mgr, s);
+        deliver_schedule_topup(mgr, s);
     else if (s->shares && share_has_backlog(mgr, s) && deliver_send_room(mgr, s) > 0)
-        deliver_schedule_refill(mgr, s);
+        deliver_schedule_topup(mgr, s);
     if (s->retained_streams) /* they pump after the queue, when it leaves room */
-        deliver_schedule_refill(mgr, s);
+        deliver_schedule_topup(mgr, s);
 }
 
 bool deliver_has_room(const struct session_mgr *mgr, const struct session *s, uint8_t qos)
@@ -434,13 +435,38 @@ void deliver_forget(struct session_mgr *mgr, struct session *s)
 
 /* ---- Top-ups from the store, after the commit ---- */
 
-void deliver_schedule_refill(struct session_mgr *mgr, struct session *s)
+/* batch_gen counts the batches handed to the store: the open batch's
+ * appends carry batch_gen, the in-flight batch's batch_gen - 1. */
+enum refill_wait deliver_appends_wait(const struct session_mgr *mgr, uint32_t queued_gen)
 {
-    if (s->refill_queued)
-        return;
+    if (queued_gen == (uint32_t)mgr->batch_gen && mgr_batch_has_changes(mgr))
+        return REFILL_AFTER_OPEN;
+    if (queued_gen == (uint32_t)(mgr->batch_gen - 1) && mgr_commit_in_flight(mgr))
+        return REFILL_AFTER_FLIGHT;
+    return REFILL_ANYTIME;
+}
+
+void deliver_schedule(struct session_mgr *mgr, struct session *s, enum refill_wait wait)
+{
+    if (s->refill_queued) {
+        if (wait > s->refill_wait)
+            s->refill_wait = (uint8_t)wait;
+        return; /* it reads the room there is when it runs */
+    }
     s->refill_queued = true;
+    s->refill_wait = (uint8_t)wait;
     s->refill_next = mgr->refill;
     mgr->refill = s;
+}
+
+void deliver_schedule_refill(struct session_mgr *mgr, struct session *s)
+{
+    deliver_schedule(mgr, s, REFILL_AFTER_OPEN);
+}
+
+void deliver_schedule_topup(struct session_mgr *mgr, struct session *s)
+{
+    deliver_schedule(mgr, s, REFILL_ANYTIME);
 }
 
 struct refill_ctx {
@@ -555,12 +581,15 @@ static void refill_own(struct session_mgr *mgr, struct session *s)
         mgr->sink->close(s->client->conn, "store read failed");
         return;
     }
-    if ((uint32_t)n < room)
+    enum refill_wait appends = deliver_appends_wait(mgr, s->queued_gen);
+    if ((uint32_t)n < room && appends != REFILL_ANYTIME)
+        deliver_schedule(mgr, s, appends); /* its newest entries are not visible yet */
+    else if ((uint32_t)n < room)
         s->backlog = false;
     else if (can_send(mgr, s))
         /* Entries were dropped (not readable, or no body) rather than sent:
          * read on, or the rest would wait for the next message to arrive. */
-        deliver_schedule_refill(mgr, s);
+        deliver_schedule_topup(mgr, s);
 }
 
 /* The session's own queue first; once it is empty, its groups' queues. */
@@ -578,13 +607,25 @@ void deliver_output_drained(struct session_mgr *mgr, struct session *s)
         top_up(mgr, s);
 }
 
-void deliver_run_refills(struct session_mgr *mgr)
+void deliver_run_refills(struct session_mgr *mgr, enum refill_wait max)
 {
-    struct session *list = mgr->refill;
-    mgr->refill = NULL;
-    while (list) {
-        struct session *s = list;
-        list = s->refill_next;
+    /* Those waiting for a later commit stay; the others run, in a list of
+     * their own (what they schedule goes to mgr->refill). */
+    struct session *due = NULL, **keep = &mgr->refill;
+    for (struct session *s = mgr->refill, *next; s; s = next) {
+        next = s->refill_next;
+        if (s->refill_wait > max) {
+            *keep = s;
+            keep = &s->refill_next;
+        } else {
+            s->refill_next = due;
+            due = s;
+        }
+    }
+    *keep = NULL;
+    while (due) {
+        struct session *s = due;
+        due = s->refill_next;
         s->refill_queued = false;
         s->refill_next = NULL;
         refill(mgr, s);

@@ -105,7 +105,7 @@ static int emit_ack(struct session_mgr *mgr, struct session_client *c, const str
 {
     if (c->v5 && c->v5->has_sent_disconnect)
         return 0; /* nothing follows a DISCONNECT [MQTT-3.14.4-1] */
-    if (c->held_sends > 0 || (is_durable && mgr_batch_has_changes(mgr)))
+    if (c->held_sends > 0 || (is_durable && mgr_acks_must_wait(mgr)))
         return hold(mgr, c, iov, iovcnt, span, is_inbound_ack);
     return sink_send(mgr, c, iov, iovcnt, span);
 }
@@ -358,10 +358,9 @@ int output_send_publish(struct session_mgr *mgr, struct session_client *c, struc
     return rc;
 }
 
-void output_release_held(struct session_mgr *mgr, int status)
+void output_release_held(struct session_mgr *mgr, struct held_send *list, int status)
 {
-    struct held_send *h = mgr->held_head;
-    mgr->held_head = mgr->held_tail = NULL;
+    struct held_send *h = list;
     while (h) {
         struct held_send *next = h->next;
         struct session_client *c = h->client;
@@ -397,6 +396,9 @@ void output_forget_client(struct session_mgr *mgr, struct session_client *c)
 {
     if (c->held_sends == 0)
         return;
+    for (struct held_send *h = mgr->flight_held; h; h = h->next)
+        if (h->client == c)
+            h->client = NULL;
     for (struct held_send *h = mgr->held_head; h; h = h->next)
         if (h->client == c)
             h->client = NULL;

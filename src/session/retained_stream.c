@@ -167,6 +167,8 @@ int retained_stream_start(struct session_mgr *mgr, struct session *s, struct mqt
     while (*tail)
         tail = &(*tail)->next;
     *tail = rs;
+    /* After the open batch's commit, even if a top-up was due sooner: a
+     * retained message set earlier in this batch must be seen. */
     deliver_schedule_refill(mgr, s);
     return 0;
 }
@@ -318,7 +320,7 @@ void retained_stream_pump(struct session_mgr *mgr, struct session *s)
         if (result == PUMP_PAUSED)
             return; /* deliver.c's top-up schedules the next pump */
         if (result == PUMP_MORE) {
-            deliver_schedule_refill(mgr, s);
+            deliver_schedule_topup(mgr, s);
             return;
         }
         s->retained_streams = rs->next;

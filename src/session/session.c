@@ -33,10 +33,6 @@
 #include "store.h"
 #include "trie.h"
 
-/* Commit rounds per flush: a commit's completions may queue more durable
- * work (top-ups from the store), which needs its own commit. */
-#define FLUSH_MAX_ROUNDS 4
-
 void session_config_defaults(struct session_config *config)
 {
     *config = (struct session_config){0};
@@ -110,7 +106,7 @@ uint8_t session_error_reason(int code)
     }
 }
 
-static uint64_t monotonic_us(void)
+uint64_t monotonic_us(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -166,70 +162,6 @@ static void record_clock(struct session_mgr *mgr, uint64_t now_s)
     struct store_batch *b = mgr_batch(mgr);
     if (b && store_batch_set_counter(b, CLOCK_COUNTER, now_s) == 0)
         mgr->clock_recorded_s = now_s;
-}
-
-/* ---- The turn's batch ---- */
-
-struct store_batch *mgr_batch(struct session_mgr *mgr)
-{
-    if (!mgr->batch) {
-        mgr->batch = store_batch_new(mgr->store);
-        mgr->batch_opened_us = monotonic_us();
-    }
-    return mgr->batch;
-}
-
-bool mgr_batch_has_changes(const struct session_mgr *mgr)
-{
-    return mgr->batch && !store_batch_is_empty(mgr->batch);
-}
-
-/* Anything at all for session_flush() to commit or release. */
-static bool has_work(const struct session_mgr *mgr)
-{
-    return mgr->batch || mgr->held_head || mgr->refill || mgr->has_waiters;
-}
-
-/* Someone waits for the turn's commit: held acks, top-ups, or a
- * session_after_commit() caller (a bridge's ack to its remote). */
-static bool has_waiting(const struct session_mgr *mgr)
-{
-    return mgr->held_head || mgr->refill || mgr->has_waiters;
-}
-
-/* A batch with nothing to write (its reservations were not used: the
- * messages were dropped by a queue limit, say): dropped at the end of the
- * turn, so its reservations do not pile up. */
-static bool has_empty_batch(const struct session_mgr *mgr)
-{
-    return mgr->batch && store_batch_is_empty(mgr->batch);
-}
-
-/* A batch nobody waits on (no held ack, no top-up) may wait this long for
- * company: a subscriber's PUBACK only deletes a queue entry, and committing
- * it on its own would cost an fsync that delays the next publisher's ack.
- * Losing such a batch in a crash only re-sends an acknowledged QoS 1 message
- * (a duplicate, which QoS 1 allows) or a PUBREL. */
-#define COMMIT_DEFER_US 10000u
-
-bool session_has_failed(const struct session_mgr *mgr)
-{
-    return mgr->has_failed;
-}
-
-bool session_has_pending(const struct session_mgr *mgr)
-{
-    if (has_waiting(mgr) || has_empty_batch(mgr))
-        return true;
-    return mgr_batch_has_changes(mgr) && monotonic_us() >= mgr->batch_opened_us + COMMIT_DEFER_US;
-}
-
-double session_commit_delay_s(const struct session_mgr *mgr)
-{
-    if (has_waiting(mgr) || !mgr_batch_has_changes(mgr))
-        return -1.0;
-    uint64_t now = monotonic_us(), due = mgr->batch_opened_us + COMMIT_DEFER_US;
-    return now >= due ? 0.0 : (double)(due - now) / 1e6;
 }
 
 /* ---- Session objects ---- */
@@ -670,9 +602,12 @@ void session_mgr_free(struct session_mgr *mgr)
     if (!mgr)
         return;
     mgr->is_closing = true;
+    (void)session_commit_collect(mgr, true); /* the storage thread's batch finishes first */
     if (mgr->batch)
         store_batch_discard(mgr->batch);
-    output_release_held(mgr, STORE_ERR_CANCELED);
+    struct held_send *held = mgr->held_head;
+    mgr->held_head = mgr->held_tail = NULL;
+    output_release_held(mgr, held, STORE_ERR_CANCELED);
     void **all = calloc(table_count(&mgr->sessions) + 1, sizeof(*all));
     if (all) {
         void **cursor = all;
@@ -788,6 +723,11 @@ void session_get_stats(struct session_mgr *mgr, struct session_stats *out)
 uint8_t session_client_protocol_level(const struct session_client *client)
 {
     return client->connected ? client->protocol_level : MQTT_PROTOCOL_V5;
+}
+
+bool session_client_has_held(const struct session_client *client)
+{
+    return client->held_sends > 0;
 }
 
 const char *session_client_name(const struct session_client *client)
@@ -1070,74 +1010,6 @@ void session_client_writable(struct session_mgr *mgr, struct session_client *cli
     /* QoS 1/2 wait for the window and for max_output_buffer_bytes. */
     if (client->sess && client->connected)
         deliver_output_drained(mgr, client->sess);
-}
-
-/* ---- The turn's commit ---- */
-
-/* For $SYS and metrics: what a durable ack waits for. The bucket search is
- * at most SESSION_COMMIT_BUCKETS compares, once per commit. */
-static void record_commit_time(struct session_mgr *mgr, uint64_t us)
-{
-    size_t bucket = 0;
-    while (bucket < SESSION_COMMIT_BUCKETS && us > session_commit_bucket_us[bucket])
-        bucket++;
-    mgr->commit_buckets[bucket]++;
-    mgr->commits++;
-    mgr->commit_us_total += us;
-    mgr->commit_us_last = us;
-    if (us > mgr->commit_us_max)
-        mgr->commit_us_max = us;
-}
-
-/* After a commit that changed retained messages (or failed to): the count
- * comes from the store, which knows whether a topic was new or replaced. */
-static void count_stored_retained(struct session_mgr *mgr)
-{
-    int rc = store_retained_count(mgr->store, &mgr->retained_stored);
-    if (rc != 0)
-        log_error("counting retained messages: %s", store_strerror(rc));
-}
-
-static int commit_round(struct session_mgr *mgr)
-{
-    int status = 0;
-    mgr->has_waiters = false; /* their completions are on this batch */
-    if (has_empty_batch(mgr)) {
-        /* Writes nothing; releases its reservations (a failed one reports). */
-        status = store_batch_commit(mgr->batch);
-        mgr->batch = NULL;
-    } else if (mgr->batch) {
-        struct store_batch *b = mgr->batch;
-        mgr->batch = NULL;
-        uint64_t started_us = monotonic_us();
-        status = store_batch_commit(b);
-        record_commit_time(mgr, monotonic_us() - started_us);
-        mgr->batch_gen++;
-        if (status == STORE_ERR_FATAL)
-            mgr->has_failed = true;
-        else if (status != 0)
-            log_error("store commit failed: %s; closing the clients whose acks it held",
-                      store_strerror(status));
-    }
-    output_release_held(mgr, status);
-    if (mgr->is_retained_changed) {
-        mgr->is_retained_changed = false;
-        count_stored_retained(mgr);
-    }
-    if (status == 0)
-        deliver_run_refills(mgr);
-    return status;
-}
-
-int session_flush(struct session_mgr *mgr)
-{
-    int status = 0;
-    for (int round = 0; round < FLUSH_MAX_ROUNDS && has_work(mgr); round++) {
-        int rc = commit_round(mgr);
-        if (rc != 0)
-            status = rc;
-    }
-    return status;
 }
 
 /* Pops what is due from the timers heap: O(log n) per session due. */

@@ -190,6 +190,10 @@ uint8_t session_client_protocol_level(const struct session_client *client);
  */
 void session_client_set_auth(struct session_client *client, const struct session_auth *auth);
 
+/* Sends of client wait for a commit (output.c holds them): a closed
+ * connection is freed after they leave. */
+bool session_client_has_held(const struct session_client *client);
+
 /* Client id after CONNECT, else the peer name; for log lines. Never NULL. */
 const char *session_client_name(const struct session_client *client);
 
@@ -199,6 +203,20 @@ const char *session_client_name(const struct session_client *client);
  * held acks are then dropped and logged; clients will retry).
  */
 int session_flush(struct session_mgr *mgr);
+
+/*
+ * With the storage thread (store_committer_start() on the manager's store):
+ * session_commit() starts a commit round for the open batch and returns
+ * SESSION_COMMIT_STARTED while the thread has it (or right away, if a round is
+ * already in flight: one at a time); without the thread, or with nothing to
+ * write, the round finishes inside and its status is returned.
+ * session_commit_collect() finishes the round in flight once the thread is
+ * done (wait: blocks until it is): completions, held acks, top-ups. Returns
+ * the round's status, SESSION_COMMIT_STARTED if still running, 0 if none.
+ */
+#define SESSION_COMMIT_STARTED 1 /* = STORE_COMMIT_STARTED */
+int session_commit(struct session_mgr *mgr);
+int session_commit_collect(struct session_mgr *mgr, bool wait);
 
 /*
  * Replaces the password file and ACL (SIGHUP reload). Both borrowed; the old

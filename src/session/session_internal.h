@@ -229,10 +229,12 @@ struct session {
     uint32_t expiry_s;
     uint32_t timer_slot; /* its place + 1 in mgr->timers; 0: not there */
     uint32_t conn_gen;   /* incremented at each CONNECT that attaches a client */
+    uint32_t queued_gen; /* persistent: (uint32_t)batch_gen of its newest QUEUED append */
     uint16_t next_packet_id;
     bool persistent;     /* its state is kept in the store */
     bool backlog;        /* persistent: the store may hold entries at or after read_seq */
     bool refill_queued;  /* on mgr->refill list */
+    uint8_t refill_wait; /* on mgr->refill: which commit its top-up waits for (enum refill_wait) */
     bool is_offline;     /* persistent, without a client: counted in mgr->offline_count */
     uint8_t record;      /* persistent: enum session_record */
     uint32_t match_slot; /* routing: its entry in mgr->matched while match_gen is current */
@@ -382,7 +384,11 @@ struct session_mgr {
     struct store_batch *batch; /* the turn's batch, created on first use */
     uint64_t batch_gen;        /* incremented at each commit */
     uint64_t batch_opened_us;  /* monotonic time the open batch was created */
-    struct held_send *held_head, *held_tail;
+    struct held_send *held_head, *held_tail; /* wait for the open batch */
+    struct held_send *flight_held;           /* wait for the batch in flight (commit.c) */
+    uint64_t flight_started_us;              /* when the batch in flight was handed over */
+    bool is_flight_timed;                    /* a non-empty batch is in flight */
+    bool is_flight_retained_changed;         /* it changes retained messages */
     struct session *refill; /* sessions to top up from the store after the commit */
 
     uint64_t route_gen;
@@ -475,14 +481,22 @@ static inline bool output_is_dropped(int rc)
  * -EINVAL (not encodable) or -ENOMEM. */
 int output_send_publish(struct session_mgr *mgr, struct session_client *c, struct msg *m,
                         const struct delivery *d, uint16_t packet_id, bool dup);
-/* Releases (status 0) or drops (and closes their clients) the held sends. */
-void output_release_held(struct session_mgr *mgr, int status);
+/* Releases (status 0) or drops (and closes their clients) the held sends of
+ * list (mgr->flight_held, taken by the caller), and frees them. */
+void output_release_held(struct session_mgr *mgr, struct held_send *list, int status);
 /* Forgets the held sends of a client that is going away. */
 void output_forget_client(struct session_mgr *mgr, struct session_client *c);
 
-/* session.c: the turn's batch (NULL on allocation failure). */
+/* commit.c: the turn's batch (NULL on allocation failure). */
 struct store_batch *mgr_batch(struct session_mgr *mgr);
 bool mgr_batch_has_changes(const struct session_mgr *mgr);
+/* A batch is with the storage thread. */
+bool mgr_commit_in_flight(const struct session_mgr *mgr);
+/* A durable send now would leave before the state it answers is committed:
+ * the open batch has changes, or a batch is in flight. */
+bool mgr_acks_must_wait(const struct session_mgr *mgr);
+/* session.c */
+uint64_t monotonic_us(void);
 struct session *session_new(struct session_mgr *mgr, const uint8_t *id, size_t id_len,
                             bool persistent);
 /* Removes a session everywhere: table, trie, memory; and the store if persistent. */
@@ -591,13 +605,31 @@ int deliver_handle_ack(struct session_mgr *mgr, struct session_client *c, uint8_
                        uint16_t packet_id);
 /* Frees the in-memory window and queue (their store records stay). */
 void deliver_forget(struct session_mgr *mgr, struct session *s);
-/* Marks s to be topped up from its store queue after the commit. */
+/* What a scheduled top-up waits for before it reads the store (commit.c). */
+enum refill_wait {
+    REFILL_ANYTIME = 0,      /* nothing: it reads what is committed (an ack made room) */
+    REFILL_AFTER_FLIGHT = 1, /* the commit of the batch in flight */
+    REFILL_AFTER_OPEN = 2,   /* the commit of the open batch (what it reads may be there) */
+};
+/* Marks s to be topped up from its store queue after the open batch's
+ * commit: for reads that must see what this turn recorded (a resumed
+ * session's queue states, a new SUBSCRIBE's retained messages). */
 void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
+/* Marks s to be topped up as soon as the loop gets to it (at the end of the
+ * turn or a commit's completion), reading what is committed: window or
+ * output room was freed. */
+void deliver_schedule_topup(struct session_mgr *mgr, struct session *s);
+/* Schedules s at wait (a later wait wins over an earlier one). */
+void deliver_schedule(struct session_mgr *mgr, struct session *s, enum refill_wait wait);
 /* s's connection wrote all its output: send what waits for the output
  * limit (clean: at once; persistent: a top-up after the commit). */
 void deliver_output_drained(struct session_mgr *mgr, struct session *s);
-/* Runs the scheduled top-ups (after a successful commit). */
-void deliver_run_refills(struct session_mgr *mgr);
+/* Runs the scheduled top-ups that wait for nothing more than max (commit.c). */
+void deliver_run_refills(struct session_mgr *mgr, enum refill_wait max);
+/* For a queue whose newest append is queued_gen: REFILL_ANYTIME when every
+ * append is committed, else the commit a read must wait for to see it (a
+ * read that came back short before then has not drained the queue). */
+enum refill_wait deliver_appends_wait(const struct session_mgr *mgr, uint32_t queued_gen);
 /* Room to send s one more message at qos now: its output is under
  * max_output_buffer_bytes, and for QoS 1/2 its window has room and nothing
  * waits in its queue. */

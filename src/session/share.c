@@ -57,6 +57,7 @@ struct share_group {
     bool needs_queue_info; /* made at runtime: its queue's state is read on first use */
     bool has_store_queue;  /* the store may hold entries: delete them when the group ends */
     bool backlog;          /* entries at or after read_seq may wait */
+    uint32_t queued_gen;   /* (uint32_t)batch_gen of its newest append (deliver.c) */
     uint64_t last_seq, read_seq;
     uint32_t queued_count;
     size_t queued_bytes;
@@ -623,6 +624,7 @@ static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m
     g->last_seq = seq;
     g->has_store_queue = true;
     g->backlog = true;
+    g->queued_gen = (uint32_t)mgr->batch_gen;
     g->queued_count++;
     g->queued_bytes += m->payload_len;
     return 0;
@@ -722,12 +724,15 @@ static void pull_group(struct session_mgr *mgr, struct share_member *member)
         log_error("group %s: reading its queue: %s", (char *)g->name, store_strerror(n));
         return;
     }
-    if ((uint32_t)n < room) {
+    enum refill_wait appends = deliver_appends_wait(mgr, g->queued_gen);
+    if ((uint32_t)n < room && appends != REFILL_ANYTIME) {
+        deliver_schedule(mgr, member->session, appends); /* the newest are not visible yet */
+    } else if ((uint32_t)n < room) {
         g->backlog = false; /* the whole queue is taken (or deleted in the open batch) */
         g->queued_count = 0;
         g->queued_bytes = 0;
     } else {
-        deliver_schedule_refill(mgr, member->session); /* entries were dropped: read on */
+        deliver_schedule_topup(mgr, member->session); /* entries were dropped: read on */
     }
 }
 

@@ -47,6 +47,7 @@ void config_init(struct sol_config *cfg)
     cfg->max_queued_messages = CONFIG_DEFAULT_MAX_QUEUED;
     cfg->max_topic_levels = CONFIG_DEFAULT_MAX_TOPIC_LEVELS;
     cfg->storage_sync = CONFIG_SYNC_FSYNC;
+    cfg->storage_thread = true;
     cfg->storage_max_size = CONFIG_DEFAULT_STORAGE_MAX_SIZE;
     cfg->log_types = CONFIG_LOG_DEFAULT;
     cfg->log_dests = CONFIG_LOG_DEST_STDERR;
@@ -708,6 +709,11 @@ static int do_connection_messages(struct parser *p, char *args)
     return one_bool(p, args, &p->cfg->connection_messages);
 }
 
+static int do_storage_thread(struct parser *p, char *args)
+{
+    return one_bool(p, args, &p->cfg->storage_thread);
+}
+
 static int do_retain_available(struct parser *p, char *args)
 {
     return one_bool(p, args, &p->cfg->retain_available);
@@ -1331,6 +1337,7 @@ static const struct {
     {"log_type", do_log_type},
     {"include_dir", do_include_dir},
     {"storage_sync", do_storage_sync},
+    {"storage_thread", do_storage_thread},
     {"storage_max_size", do_storage_max_size},
     {"metrics_listener", do_metrics_listener},
     {"connection", do_connection},

@@ -189,6 +189,9 @@ struct sol_config {
     uint32_t max_queued_messages;
     /* Directive: storage_sync fsync|nosync (Sol's own). */
     enum config_storage_sync storage_sync;
+    /* Directive: storage_thread true|false (Sol's own): commit on a thread of
+     * its own while the loop reads the next turn (default true). */
+    bool storage_thread;
     /* Bytes, > 0. Directive: storage_max_size N[k|K|M|G] (Sol's own; powers
      * of 1024). */
     uint64_t storage_max_size;

@@ -97,7 +97,7 @@ static void close_all(struct fixture *f)
     f->store = NULL;
 }
 
-static int setup(void **state)
+__attribute__((unused)) static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     strcpy(f->dir, "/tmp/sol-test-session-XXXXXX");

@@ -207,6 +207,17 @@ static void test_storage_sync_fsync_and_nosync(void **state)
     assert_int_equal(f->cfg.storage_sync, CONFIG_SYNC_FSYNC);
 }
 
+static void test_storage_thread_defaults_on_and_switches(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "\n");
+    assert_true(f->cfg.storage_thread);
+    load_ok(f, "storage_thread false\n");
+    assert_false(f->cfg.storage_thread);
+    load_ok(f, "storage_thread true\n");
+    assert_true(f->cfg.storage_thread);
+}
+
 static void test_storage_max_size_with_suffixes(void **state)
 {
     static const struct {
@@ -1257,6 +1268,7 @@ int main(void)
         TEST(test_allow_anonymous_true_and_false),
         TEST(test_max_inflight_and_queued_messages_bounds),
         TEST(test_storage_sync_fsync_and_nosync),
+        TEST(test_storage_thread_defaults_on_and_switches),
         TEST(test_storage_max_size_with_suffixes),
         TEST(test_log_type_first_line_replaces_then_adds),
         TEST(test_later_lines_and_files_override_listeners_accumulate),

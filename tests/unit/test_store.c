@@ -1711,6 +1711,115 @@ static void test_map_grows_by_itself_up_to_max(void **state)
     assert_true(st.map_size >= 6 * MIB);
 }
 
+/* ---- the storage thread (committer.c) ---------------------------------------------- */
+
+static void count_notify(void *arg)
+{
+    __atomic_fetch_add((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Completions run on the owner, in store_commit_collect(), never earlier;
+ * one batch at a time; what the thread committed is in the store. */
+static void test_committer_commits_off_thread_and_completes_on_collect(void **state)
+{
+    struct fixture *f = *state;
+    int notified = 0;
+    assert_int_equal(store_committer_start(f->store, count_notify, &notified), 0);
+    struct done_log d = {0};
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "a");
+    assert_int_equal(store_batch_on_commit(b, done_record, &d), 0);
+    assert_int_equal(store_batch_commit_async(b), STORE_COMMIT_STARTED);
+    assert_true(store_commit_in_flight(f->store));
+    struct store_batch *second = store_batch_new(f->store);
+    put_session(second, "b");
+    assert_int_equal(store_batch_commit_async(second), STORE_ERR_INVALID); /* one at a time */
+    assert_int_equal(d.calls, 0); /* not before the owner collects */
+    assert_int_equal(store_commit_collect(f->store, true), 0);
+    assert_false(store_commit_in_flight(f->store));
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status[0], 0);
+    assert_int_equal(__atomic_load_n(&notified, __ATOMIC_SEQ_CST), 1);
+    assert_int_equal(store_commit_collect(f->store, false), STORE_ERR_INVALID); /* nothing left */
+    assert_int_equal(store_batch_commit_async(second), STORE_COMMIT_STARTED);
+    store_committer_stop(f->store); /* collects what is in flight, then joins */
+    assert_false(store_commit_in_flight(f->store));
+    assert_int_equal(count_sessions(f->store), 2);
+    assert_int_equal(reopen(f), 0);
+    assert_int_equal(count_sessions(f->store), 2);
+}
+
+/* A batch with nothing to write never reaches the thread. */
+static void test_committer_empty_batch_completes_at_once(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_committer_start(f->store, NULL, NULL), 0);
+    struct done_log d = {0};
+    struct store_batch *b = store_batch_new(f->store);
+    assert_int_equal(store_batch_on_commit(b, done_record, &d), 0);
+    assert_int_equal(store_batch_commit_async(b), 0);
+    assert_int_equal(d.calls, 1);
+    assert_false(store_commit_in_flight(f->store));
+}
+
+/* MDB_MAP_FULL on the thread: the owner grows the map (no transaction open
+ * anywhere then) and hands the batch over again; nothing is lost. */
+static void test_committer_grows_the_map_on_the_owner(void **state)
+{
+    struct fixture *f = *state;
+    struct store_stats st;
+    assert_int_equal(store_stats(f->store, &st), 0);
+    uint64_t before = st.map_size;
+    assert_int_equal(store_committer_start(f->store, NULL, NULL), 0);
+    size_t len = 512 * 1024;
+    char *payload = malloc(len + 1);
+    assert_non_null(payload);
+    memset(payload, 'p', len);
+    payload[len] = 0;
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    for (int i = 0; i < 6; i++) /* 3 MiB in one batch, into a 1 MiB map */
+        append(b, "c", (uint64_t)i + 1, put_message(b, f->store, "t", payload));
+    free(payload);
+    assert_int_equal(store_batch_commit_async(b), STORE_COMMIT_STARTED);
+    int rc;
+    while ((rc = store_commit_collect(f->store, true)) == STORE_COMMIT_STARTED)
+        ;
+    assert_int_equal(rc, 0);
+    assert_int_equal(store_stats(f->store, &st), 0);
+    assert_true(st.map_size > before);
+    assert_int_equal(read_queue(f->store, "c").count, 6);
+    assert_consistent(f->store);
+}
+
+/* A map that cannot grow: the batch fails with FULL, on the owner. */
+static void test_committer_full_map_fails_the_batch(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_committer_start(f->store, NULL, NULL), 0);
+    size_t len = 512 * 1024;
+    char *payload = malloc(len + 1);
+    assert_non_null(payload);
+    memset(payload, 'p', len);
+    payload[len] = 0;
+    struct done_log d = {0};
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "c");
+    for (int i = 0; i < 4; i++) /* 2 MiB into a map that stays at 1 MiB */
+        append(b, "c", (uint64_t)i + 1, put_message(b, f->store, "t", payload));
+    free(payload);
+    assert_int_equal(store_batch_on_commit(b, done_record, &d), 0);
+    assert_int_equal(store_batch_commit_async(b), STORE_COMMIT_STARTED);
+    int rc;
+    while ((rc = store_commit_collect(f->store, true)) == STORE_COMMIT_STARTED)
+        ;
+    assert_int_equal(rc, STORE_ERR_FULL);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status[0], STORE_ERR_FULL);
+    assert_false(store_has_failed(f->store)); /* full is not fatal: deletes still work */
+    assert_int_equal(count_sessions(f->store), 0);
+}
+
 static void test_everything_persists_across_reopen(void **state)
 {
     struct fixture *f = *state;
@@ -2264,6 +2373,11 @@ int main(void)
         TINY(test_reserve_stops_at_the_headroom_and_deletes_still_commit),
         T(test_eio_on_sync_is_fatal_and_sticky),
         T(test_map_grows_by_itself_up_to_max),
+        T(test_committer_commits_off_thread_and_completes_on_collect),
+        T(test_committer_empty_batch_completes_at_once),
+        T(test_committer_grows_the_map_on_the_owner),
+        cmocka_unit_test_setup_teardown(test_committer_full_map_fails_the_batch, setup_tiny,
+                                        teardown),
         T(test_everything_persists_across_reopen),
         T(test_read_only_store_reads_and_refuses_writes),
         T(test_fsync_mode_commits_and_flush),
