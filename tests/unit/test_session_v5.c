@@ -1459,6 +1459,83 @@ static void test_scram_exchange_ends_cleanly_on_every_path(void **state)
     auth_passwd_free(fresh);
 }
 
+/* Connects alice ("secret") through SCRAM; returns the connection. */
+static struct fake_conn *scram_connect_alice(struct fixture *f, const char *id)
+{
+    struct scram_test_client client;
+    struct fake_conn *fc = scram_start(f, id, 0, "alice", "secret", &client);
+    assert_int_equal(scram_finish(f, fc, &client, SESSION_OK).u.connack.return_code, 0);
+    return fc;
+}
+
+/* AUTH 0x19 with client-first; returns the server-first of the AUTH 0x18
+ * answer into *client. */
+static void reauth_begin(struct fixture *f, struct fake_conn *fc, const char *user,
+                         const char *password, struct scram_test_client *client)
+{
+    struct mqtt_packet a =
+        auth_packet(MQTT_RC_RE_AUTHENTICATE, SCRAM, scram_client_first(client, user, password));
+    feed(f, fc, &a, SESSION_OK);
+    struct mqtt_packet got = next_sent(fc);
+    assert_int_equal(got.type, MQTT_AUTH);
+    assert_int_equal(got.u.auth.reason_code, MQTT_RC_CONTINUE_AUTHENTICATION);
+    assert_bytes(got.u.auth.props.authentication_method, SCRAM);
+    scram_client_final(client, got.u.auth.props.authentication_data.data,
+                       got.u.auth.props.authentication_data.len);
+}
+
+/* [4.12.1]: re-authentication ends in AUTH 0x00 with the server's proof;
+ * a failed one is DISCONNECT 0x87 [MQTT-4.12.1-2]; another user cannot
+ * take over the connection; the client may go on publishing meanwhile. */
+static void test_scram_reauthentication_MQTT_4_12_1(void **state)
+{
+    struct fixture *f = *state;
+    struct auth_passwd *pw = scram_users(f, "secret");
+    session_set_auth(f->mgr, pw, NULL);
+    struct fake_conn *fc = scram_connect_alice(f, "re");
+    struct scram_test_client client;
+    reauth_begin(f, fc, "alice", "secret", &client);
+    assert_int_equal(subscribe5(f, fc, "a/b", 0, 0), 0); /* other packets go on meanwhile */
+    struct mqtt_packet a = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, SCRAM, client.final);
+    feed(f, fc, &a, SESSION_OK);
+    struct mqtt_packet got = next_sent(fc);
+    assert_int_equal(got.type, MQTT_AUTH);
+    assert_int_equal(got.u.auth.reason_code, MQTT_RC_SUCCESS);
+    assert_true(scram_server_final_ok(&client, got.u.auth.props.authentication_data.data,
+                                      got.u.auth.props.authentication_data.len));
+    /* A wrong password: 0x87 (the server sends it as DISCONNECT). */
+    reauth_begin(f, fc, "alice", "wrong", &client);
+    a = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, SCRAM, client.final);
+    feed(f, fc, &a, SESSION_ERR_NOT_AUTHORIZED);
+    assert_int_equal(session_error_reason(SESSION_ERR_NOT_AUTHORIZED), MQTT_RC_NOT_AUTHORIZED);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    /* Another user, even with the right password, is refused at once. */
+    fc = scram_connect_alice(f, "re");
+    a = auth_packet(MQTT_RC_RE_AUTHENTICATE, SCRAM, scram_client_first(&client, "dave", "x"));
+    feed(f, fc, &a, SESSION_ERR_NOT_AUTHORIZED);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    /* Another method, 0x18 with no exchange running, 0x19 twice: protocol errors. */
+    fc = scram_connect_alice(f, "re");
+    a = auth_packet(MQTT_RC_RE_AUTHENTICATE, "PLAIN", "x");
+    feed(f, fc, &a, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    fc = scram_connect_alice(f, "re");
+    a = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, SCRAM, "c=biws");
+    feed(f, fc, &a, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    fc = scram_connect_alice(f, "re");
+    reauth_begin(f, fc, "alice", "secret", &client);
+    a = auth_packet(MQTT_RC_RE_AUTHENTICATE, SCRAM, client.first);
+    feed(f, fc, &a, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    /* A client gone mid re-authentication leaks nothing (ASan). */
+    fc = scram_connect_alice(f, "re");
+    reauth_begin(f, fc, "alice", "secret", &client);
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_passwd_free(pw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1507,6 +1584,7 @@ int main(void)
         T(test_scram_exchange_protocol_errors_get_connack_0x82),
         T(test_scram_without_what_it_needs_is_refused),
         T(test_scram_exchange_ends_cleanly_on_every_path),
+        T(test_scram_reauthentication_MQTT_4_12_1),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
