@@ -4,7 +4,9 @@
  * 3.1.1's mapping), DISCONNECT reason codes and expiry changes, Will Delay
  * Interval, Receive Maximum both ways, Maximum Packet Size, Topic Aliases
  * both ways, takeover and server DISCONNECTs, enhanced authentication
- * refused. Same recording sink and fixture as test_session.c.
+ * (SCRAM-SHA-512: the AUTH flow, failures, protocol errors, every way an
+ * exchange ends, re-authentication; unknown methods refused). Same
+ * recording sink and fixture as test_session.c.
  */
 #define _GNU_SOURCE /* RTLD_NEXT */
 #include <errno.h>
@@ -179,7 +181,7 @@ static void test_authentication_method_gets_0x8c_MQTT_4_12_0_1(void **state)
     struct fake_conn *fc = connect5_with(f, &p, MQTT_RC_BAD_AUTHENTICATION_METHOD, false, &ack);
     assert_true(mqtt_properties_has(&ack.u.connack.props, MQTT_PROP_REASON_STRING));
     gone(f, fc, SESSION_CLOSE_PROTOCOL);
-    /* An AUTH packet with no method agreed is a protocol error. */
+    /* An AUTH packet with no method agreed is a protocol error [MQTT-4.12.0-7]. */
     fc = connect5(f, "plain", true, 0, false);
     struct mqtt_packet auth = {.type = MQTT_AUTH, .protocol_level = MQTT_PROTOCOL_V5};
     feed(f, fc, &auth, SESSION_ERR_PROTOCOL);
