@@ -100,6 +100,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
             c->srv->stats.tls_handshake_failures++;
         log_info("client %s: closing: %s handshake not finished within %.1f s", conn_name(c), stage,
                  c->timeout_s);
+    } else if (c->is_connect_phase && c->has_packet) {
+        log_info("client %s: closing: authentication (AUTH) not finished within %.1f s",
+                 conn_name(c), c->timeout_s);
     } else if (c->is_connect_phase) {
         log_info("client %s: closing: no CONNECT within %.1f s", conn_name(c), c->timeout_s);
     } else {
@@ -451,7 +454,12 @@ static void handle_frame(struct conn *c, const struct mqtt_frame *frame)
         decode_failed(c, rc, frame);
         return;
     }
-    c->last_packet = ev_now(c->srv->loop);
+    /* The connect deadline is not moved by packets: a CONNECT and any
+     * enhanced authentication exchange (AUTH packets) that follows it
+     * finish within connect_timeout_s of the accept, or the connection
+     * closes (on_timer). */
+    if (!c->is_connect_phase)
+        c->last_packet = ev_now(c->srv->loop);
     rc = session_handle_packet(c->srv->mgr, c->client, &pkt);
     c->has_packet = true;
     if (rc != SESSION_OK)
@@ -460,14 +468,15 @@ static void handle_frame(struct conn *c, const struct mqtt_frame *frame)
 
 /*
  * The largest packet c may send now. Until its CONNECT is accepted (the
- * first packet handled; a refused one closes the connection) nothing may be
- * larger than a CONNECT can be, so unauthenticated sockets cannot make the
- * broker buffer message_size_limit each.
+ * connect phase ends; a refused one closes the connection, and an enhanced
+ * authentication's AUTH packets come before that) nothing may be larger
+ * than a CONNECT can be, so unauthenticated sockets cannot make the broker
+ * buffer message_size_limit each.
  */
 static size_t packet_size_limit(const struct conn *c)
 {
     size_t max = c->srv->max_packet_size;
-    if (c->has_packet)
+    if (c->has_packet && !c->is_connect_phase)
         return max;
     /* An MQTT 5 CONNECT may carry properties (MQTT_CONNECT_MAX_PACKET_SIZE_V5). */
     size_t connect_max = MQTT_CONNECT_MAX_PACKET_SIZE_V5;

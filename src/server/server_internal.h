@@ -139,7 +139,7 @@ struct conn {
     bool is_input_waiting;
     bool is_closing;
     bool is_write_listed;
-    bool is_connect_phase; /* the timer is the CONNECT deadline */
+    bool is_connect_phase; /* the timer is the CONNECT (and AUTH exchange) deadline */
     bool has_packet;       /* the manager has seen a packet */
     bool is_write_blocked; /* the last write found the socket full */
     bool is_handshaking;   /* the transport is not ready for data yet */

@@ -7,8 +7,9 @@
  * allows, an Assigned Client Identifier, a Server Keep Alive) and reason
  * codes. Decisions are made in MQTT 5 reason codes; a 3.1.1 client gets the
  * 3.1.1 return code that says the same (v3_return_code()).
- * Not for: checking passwords (src/auth/), enhanced authentication methods
- * (the hook is auth_method_is_supported()).
+ * Not for: checking passwords (src/auth/), enhanced authentication (AUTH
+ * packets, SCRAM-SHA-512: connect_auth.c, which calls connect_accept() once
+ * the client proved who it is).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,10 +44,21 @@ static uint8_t v3_return_code(uint8_t reason)
     }
 }
 
-/* Refuses the CONNECT with reason (an MQTT 5 reason code; a 3.1.1 client
- * gets its return code) and why, logged and, in MQTT 5, the Reason String. */
-static int refuse(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p,
-                  uint8_t reason, const char *why)
+/* An enhanced authentication's method and data in CONNACK's properties. */
+static void add_auth_reply(struct mqtt_properties *pr, const struct connect_auth_reply *reply)
+{
+    if (!reply)
+        return;
+    pr->present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD);
+    pr->authentication_method = reply->method;
+    if (reply->data.len) {
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
+        pr->authentication_data = reply->data;
+    }
+}
+
+int connect_refuse(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p,
+                   uint8_t reason, const char *why, const struct connect_auth_reply *reply)
 {
     log_notice("client %.*s from %s: connection refused: %s", (int)p->client_id.len,
                (const char *)p->client_id.data, c->peer, why);
@@ -55,11 +67,20 @@ static int refuse(struct session_mgr *mgr, struct session_client *c, const struc
         pkt.u.connack.return_code = reason;
         pkt.u.connack.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
         pkt.u.connack.props.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+        add_auth_reply(&pkt.u.connack.props, reply);
     } else {
         pkt.u.connack.return_code = v3_return_code(reason);
     }
     output_send_packet(mgr, c, &pkt);
     return SESSION_ERR_CONNECT_REFUSED;
+}
+
+/* Refuses the CONNECT with reason and why (connect_refuse() without an
+ * enhanced authentication's reply). */
+static int refuse(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p,
+                  uint8_t reason, const char *why)
+{
+    return connect_refuse(mgr, c, p, reason, why, NULL);
 }
 
 /* The will a session's record holds: its client's (published if the
@@ -130,21 +151,6 @@ static int authenticate(struct session_mgr *mgr, struct session_client *c,
         return MQTT_RC_SUCCESS;
     *why = "bad username or password";
     return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
-}
-
-/*
- * Enhanced authentication (MQTT 5 AUTH, [4.12]): the hook where a method
- * plugs in. A CONNECT naming a method the server does not support is
- * refused with 0x8C Bad authentication method [MQTT-4.12.0-1]; no method is
- * supported yet (SCRAM-SHA-512 is coming on its own branch), so every
- * CONNECT with an Authentication Method is refused, and an AUTH packet from
- * a client is a protocol error (session.c).
- */
-static bool auth_method_is_supported(const struct session_mgr *mgr, struct mqtt_bytes method)
-{
-    (void)mgr;
-    (void)method;
-    return false;
 }
 
 /* Closes the connection that holds s: [MQTT-3.1.4-2] (MQTT 5: after a
@@ -293,6 +299,7 @@ struct connect_terms {
     bool is_id_assigned;    /* the client id is ours (Assigned Client Identifier) */
     uint16_t keepalive_s;   /* what the timer uses */
     bool is_keepalive_ours; /* MQTT 5: Server Keep Alive in CONNACK */
+    const struct connect_auth_reply *auth_reply; /* enhanced authentication's, or NULL */
 };
 
 /* Checks the CONNECT's client id and keepalive; sets *id and *id_len (an
@@ -419,6 +426,7 @@ static void connack_properties(const struct session_mgr *mgr, const struct conne
         pr->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
         pr->server_keep_alive_s = t->keepalive_s;
     }
+    add_auth_reply(pr, t->auth_reply); /* [MQTT-4.12.0-5] */
 }
 
 /* Attaches c to its session and sends CONNACK (held behind the commit of a
@@ -477,22 +485,29 @@ int connect_handle(struct session_mgr *mgr, struct session_client *c, const stru
     c->protocol_level = p->protocol_level;
     if (p->protocol_level == MQTT_PROTOCOL_V5 && read_connect_properties(mgr, c, p) != 0)
         return SESSION_ERR_NOMEM;
-    if (mqtt_properties_has(&p->props, MQTT_PROP_AUTHENTICATION_METHOD) &&
-        !auth_method_is_supported(mgr, p->props.authentication_method))
-        return refuse(mgr, c, p, MQTT_RC_BAD_AUTHENTICATION_METHOD,
-                      "authentication method not supported");
+    /* Enhanced authentication [4.12]: CONNECT's username and password play
+     * no part; the exchange calls connect_accept() when it succeeds. */
+    if (mqtt_properties_has(&p->props, MQTT_PROP_AUTHENTICATION_METHOD))
+        return connect_auth_start(mgr, c, p);
     const char *why = "";
     int code = authenticate(mgr, c, p, &why);
     if (code < 0)
         return SESSION_ERR_NOMEM;
     if (code != MQTT_RC_SUCCESS)
         return refuse(mgr, c, p, (uint8_t)code, why);
+    return connect_accept(mgr, c, p, NULL);
+}
+
+int connect_accept(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p,
+                   const struct connect_auth_reply *reply)
+{
+    const char *why = "";
     char auto_id[40];
     const uint8_t *id = NULL;
     size_t id_len = 0;
-    struct connect_terms terms = {.expiry_s = connect_expiry(p)};
+    struct connect_terms terms = {.expiry_s = connect_expiry(p), .auth_reply = reply};
     terms.persistent = terms.expiry_s > 0;
-    code = check_identity(mgr, c, p, &terms, auto_id, sizeof(auto_id), &id, &id_len, &why);
+    int code = check_identity(mgr, c, p, &terms, auto_id, sizeof(auto_id), &id, &id_len, &why);
     if (code != MQTT_RC_SUCCESS)
         return refuse(mgr, c, p, (uint8_t)code, why);
     if ((terms.persistent || p->has_will) && !reserve_new_session(mgr, id, id_len))

@@ -148,6 +148,7 @@ static int prepare_packet(const struct session_client *c, struct mqtt_packet *pk
     struct mqtt_properties *props = pkt->type == MQTT_CONNACK      ? &pkt->u.connack.props
                                     : pkt->type == MQTT_DISCONNECT ? &pkt->u.disconnect.props
                                     : pkt->type == MQTT_SUBACK     ? &pkt->u.suback.props
+                                    : pkt->type == MQTT_AUTH       ? &pkt->u.auth.props
                                                                    : &pkt->u.ack.props;
     if (!may_explain && pkt->type != MQTT_PINGRESP) {
         props->present &= ~MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);

@@ -77,6 +77,8 @@ const char *session_strerror(int code)
         return "payload is not the UTF-8 its Payload Format Indicator says";
     case SESSION_ERR_RETAIN_NOT_SUPPORTED:
         return "retained PUBLISH while retain_available is false";
+    case SESSION_ERR_NOT_AUTHORIZED:
+        return "re-authentication failed";
     default:
         return "unknown session error";
     }
@@ -101,6 +103,8 @@ uint8_t session_error_reason(int code)
         return MQTT_RC_RETAIN_NOT_SUPPORTED;
     case SESSION_ERR_NOMEM:
         return MQTT_RC_SERVER_BUSY;
+    case SESSION_ERR_NOT_AUTHORIZED:
+        return MQTT_RC_NOT_AUTHORIZED;
     default:
         return MQTT_RC_UNSPECIFIED_ERROR;
     }
@@ -785,8 +789,9 @@ static int handle_connected(struct session_mgr *mgr, struct session_client *c,
         return output_send_ack(mgr, c, MQTT_PINGRESP, 0) == 0 ? SESSION_OK : SESSION_ERR_NOMEM;
     case MQTT_DISCONNECT:
         return handle_disconnect(mgr, c, pkt);
-    case MQTT_AUTH: /* no Authentication Method was agreed [MQTT-4.12.0-1] */
-    default:        /* CONNACK, SUBACK, UNSUBACK, PINGRESP only go server -> client */
+    case MQTT_AUTH: /* re-authentication [4.12.1], or a protocol error */
+        return connect_auth_handle_connected(mgr, c, &pkt->u.auth);
+    default: /* CONNACK, SUBACK, UNSUBACK, PINGRESP only go server -> client */
         return SESSION_ERR_PROTOCOL;
     }
 }
@@ -795,6 +800,10 @@ int session_handle_packet(struct session_mgr *mgr, struct session_client *client
                           const struct mqtt_packet *pkt)
 {
     if (!client->connected) {
+        /* A CONNECT that started an enhanced authentication waits for its
+         * AUTH packets [4.12]. */
+        if (connect_auth_is_pending(client))
+            return connect_auth_handle(mgr, client, pkt);
         /* The first packet must be CONNECT [MQTT-3.1.0-1]. */
         if (pkt->type != MQTT_CONNECT)
             return SESSION_ERR_PROTOCOL;
@@ -998,6 +1007,7 @@ void session_client_gone(struct session_mgr *mgr, struct session_client *client,
         fire_will = false;
     session_client_detach(mgr, client, fire_will);
     if (client->v5) {
+        connect_auth_end(client); /* a CONNECT kept for an exchange that never ended */
         aliases_deinit(&client->v5->aliases);
         free(client->v5);
     }

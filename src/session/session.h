@@ -112,10 +112,12 @@ enum session_result {
     SESSION_ERR_MALFORMED = -9,             /* a packet the codec accepts but the rules forbid */
     SESSION_ERR_PAYLOAD_FORMAT = -10,       /* QoS 0 payload not the UTF-8 its indicator says */
     SESSION_ERR_RETAIN_NOT_SUPPORTED = -11, /* retained PUBLISH while retain_available false */
+    SESSION_ERR_NOT_AUTHORIZED = -12,       /* MQTT 5 re-authentication failed (0x87) */
 };
 const char *session_strerror(int code);
 /* The MQTT 5 DISCONNECT reason code for a negative session_result (0x82
- * Protocol Error, 0x93, 0x94, 0x97 Quota exceeded, 0x80 otherwise). */
+ * Protocol Error, 0x87 Not authorized, 0x93, 0x94, 0x97 Quota exceeded,
+ * 0x80 otherwise). */
 uint8_t session_error_reason(int code);
 
 /* True once a commit failed so that the store takes no more writes (an I/O

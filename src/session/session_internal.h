@@ -318,6 +318,8 @@ struct client_v5 {
     bool request_problem_info;      /* Reason Strings allowed on acks [3.1.2.11.7] */
     bool has_sent_disconnect;       /* a DISCONNECT went out: nothing more does */
     bool is_will_on_disconnect;     /* its DISCONNECT's reason was not 0x00: will fires */
+    bool has_auth_method;           /* accepted through enhanced authentication (SCRAM) */
+    struct connect_auth *auth;      /* an enhanced authentication in progress, or NULL */
 };
 
 struct session_client {
@@ -554,6 +556,40 @@ struct store_bytes session_store_id(const struct session *s);
 /* connect.c */
 int connect_handle(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p);
 int connect_store_session(struct session_mgr *mgr, struct session *s);
+/* What an enhanced authentication puts in CONNACK [3.2.2.3.17] [3.2.2.3.18]:
+ * its method and data (views, valid until the CONNACK is sent). */
+struct connect_auth_reply {
+    struct mqtt_bytes method;
+    struct mqtt_bytes data;
+};
+/* Refuses the CONNECT p with reason (MQTT 5; a 3.1.1 client gets the return
+ * code that says the same), why as the log's and the Reason String's text,
+ * and, when reply is not NULL, its Authentication Method and Data. Returns
+ * SESSION_ERR_CONNECT_REFUSED. */
+int connect_refuse(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p,
+                   uint8_t reason, const char *why, const struct connect_auth_reply *reply);
+/* The rest of CONNECT once the client is authenticated (c->username set):
+ * client id, keepalive, quotas, will, session, CONNACK (carrying reply when
+ * not NULL). Returns a session_result. */
+int connect_accept(struct session_mgr *mgr, struct session_client *c, const struct mqtt_connect *p,
+                   const struct connect_auth_reply *reply);
+
+/* connect_auth.c: MQTT 5 enhanced authentication [4.12], SCRAM-SHA-512. */
+struct connect_auth;
+/* A CONNECT with an Authentication Method: refuses an unknown method (0x8C)
+ * or starts the exchange (AUTH 0x18), keeping a copy of p. */
+int connect_auth_start(struct session_mgr *mgr, struct session_client *c,
+                       const struct mqtt_connect *p);
+/* A packet from a client whose CONNECT started an exchange (no CONNACK yet). */
+int connect_auth_handle(struct session_mgr *mgr, struct session_client *c,
+                        const struct mqtt_packet *pkt);
+/* An AUTH packet after CONNACK (re-authentication, [4.12.1]). */
+int connect_auth_handle_connected(struct session_mgr *mgr, struct session_client *c,
+                                  const struct mqtt_disconnect *auth);
+/* Frees c's exchange, if any (every path: success, failure, close). */
+void connect_auth_end(struct session_client *c);
+/* Is c in the middle of an enhanced authentication before its CONNACK? */
+bool connect_auth_is_pending(const struct session_client *c);
 
 /* publish.c: incoming PUBLISH / PUBREL, routing, retained. */
 int publish_handle(struct session_mgr *mgr, struct session_client *c,

@@ -11,7 +11,11 @@
  * PUBLISH (QoS 0-2, retained or not; MQTT 5: Message Expiry, Topic Aliases,
  * properties), the acks a client owes for what it received, DISCONNECT
  * (MQTT 5: with a reason and a new Session Expiry Interval), a dropped
- * socket, raw bytes through the stream decoder, and the end of a loop turn:
+ * socket, raw bytes through the stream decoder, MQTT 5 enhanced
+ * authentication (a CONNECT with Authentication Method SCRAM-SHA-512 for a
+ * $7$ user of a password file, right or wrong password; AUTH packets that
+ * finish it, re-authenticate, or break the rules: another method, another
+ * reason), and the end of a loop turn:
  * a commit that succeeds (and 3 s of the manager's clock pass: expiry and
  * will delays happen), one that fails (the disk is full: the store's writes
  * fail with ENOSPC), or a restart of the manager on the same store.
@@ -42,12 +46,23 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "disk_full.h"
 #include "log.h"
 #include "mqtt.h"
 #include "session.h"
 #include "session_internal.h"
 #include "store.h"
+
+/* scram_test_client.h's checks, without cmocka. */
+#define assert_true(x)                                                                             \
+    do {                                                                                           \
+        if (!(x))                                                                                  \
+            abort();                                                                               \
+    } while (0)
+#define assert_non_null(x)     assert_true((x) != NULL)
+#define assert_int_equal(a, b) assert_true((a) == (b))
+#include "scram_test_client.h"
 
 #define CLIENTS      4
 #define RECEIVED_MAX 16
@@ -76,7 +91,13 @@ struct client {
     size_t in_len;
     struct received got[RECEIVED_MAX];
     size_t got_count;
+    struct scram_test_client scram; /* its SCRAM-SHA-512 side, when it uses it */
+    int has_scram_final;            /* an AUTH 0x18 came: scram.final is ready */
 };
+
+/* The fuzzer's password file: user "u", password "p", a $7$ entry with 1
+ * iteration (the client side computes PBKDF2 for every exchange). */
+static struct auth_passwd *fuzz_passwords;
 
 /* One QoS 2 message as a client id received it. */
 struct tag_seen {
@@ -232,6 +253,11 @@ static void observe(struct client *c, const uint8_t *buf, size_t len)
             check_qos2_once(c, &p.u.publish);
         if (p.type == MQTT_PUBREC || p.type == MQTT_PUBREL)
             remember(c, p.type, 0, p.u.ack.packet_id);
+        if (p.type == MQTT_AUTH && p.u.auth.reason_code == MQTT_RC_CONTINUE_AUTHENTICATION) {
+            scram_client_final(&c->scram, p.u.auth.props.authentication_data.data,
+                               p.u.auth.props.authentication_data.len);
+            c->has_scram_final = 1;
+        }
         off += used;
     }
 }
@@ -339,6 +365,7 @@ static int open_world(void)
     session_config_defaults(&config);
     config.max_inflight_messages = 2; /* small windows: queues and refills happen */
     config.max_queued_messages = 8;
+    config.passwords = fuzz_passwords; /* CONNECTs without a username stay anonymous */
     if (session_mgr_new(&config, w.store, &sink, &w.mgr, err, sizeof(err)) != 0) {
         store_close(w.store);
         w.store = NULL;
@@ -479,6 +506,44 @@ static void op_connect(struct client *c, struct input *in)
     }
     if (c->level == MQTT_PROTOCOL_V5)
         connect_v5(c, &p.u.connect, next(in));
+    c->has_scram_final = 0;
+    if (c->level == MQTT_PROTOCOL_V5 && ((b >> 4) & 3) == 3) {
+        /* Will QoS "3" (unused, read as 0): SCRAM-SHA-512; bit 6 a wrong password. */
+        const char *first = scram_client_first(&c->scram, "u", (b & 64) ? "wrong" : "p");
+        struct mqtt_properties *pr = &p.u.connect.props;
+        pr->present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD) |
+                       MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
+        pr->authentication_method = (struct mqtt_bytes){(const uint8_t *)"SCRAM-SHA-512", 13};
+        pr->authentication_data = (struct mqtt_bytes){(const uint8_t *)first, strlen(first)};
+    }
+    feed(c, &p);
+}
+
+/* An AUTH packet (op_ack with bit 7): the client-final of the exchange in
+ * progress, else a re-authentication's client-first (bit 2: wrong
+ * password); bit 0 swaps the reason (0x18 / 0x19), bit 1 another method. */
+static void op_auth(struct client *c, uint8_t b)
+{
+    if (!c->sc || c->level != MQTT_PROTOCOL_V5)
+        return;
+    const char *data = c->scram.final;
+    uint8_t reason = MQTT_RC_CONTINUE_AUTHENTICATION;
+    if (!c->has_scram_final) {
+        data = scram_client_first(&c->scram, "u", (b & 4) ? "wrong" : "p");
+        reason = MQTT_RC_RE_AUTHENTICATE;
+    }
+    c->has_scram_final = 0;
+    if (b & 1)
+        reason = reason == MQTT_RC_RE_AUTHENTICATE ? MQTT_RC_CONTINUE_AUTHENTICATION
+                                                   : MQTT_RC_RE_AUTHENTICATE;
+    const char *method = (b & 2) ? "PLAIN" : "SCRAM-SHA-512";
+    struct mqtt_packet p = {.type = MQTT_AUTH};
+    p.u.auth.reason_code = reason;
+    p.u.auth.props.present = MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD) |
+                             MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
+    p.u.auth.props.authentication_method =
+        (struct mqtt_bytes){(const uint8_t *)method, strlen(method)};
+    p.u.auth.props.authentication_data = (struct mqtt_bytes){(const uint8_t *)data, strlen(data)};
     feed(c, &p);
 }
 
@@ -559,6 +624,10 @@ static void op_publish(struct client *c, struct input *in)
 static void op_ack(struct client *c, struct input *in)
 {
     uint8_t b = next(in);
+    if (b & 0x80) {
+        op_auth(c, b);
+        return;
+    }
     if (c->got_count == 0)
         return;
     struct received r = c->got[b % c->got_count];
@@ -684,6 +753,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     is_tracing = getenv("FUZZ_TRACE") != NULL;
     if (!is_tracing)
         log_set_levels(0); /* quiet */
+    char hash[AUTH_PASSWD_HASH_MAX], path[128], err[256];
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(path, sizeof(path), "%s/sol-fuzz-passwd-%d", tmp, (int)getpid());
+    FILE *f = fopen(path, "w");
+    if (!f || auth_passwd_hash_new((const uint8_t *)"p", 1, 1, hash, sizeof(hash)) != AUTH_OK)
+        abort();
+    fprintf(f, "u:%s\n", hash);
+    fclose(f);
+    if (auth_passwd_load(path, &fuzz_passwords, err, sizeof(err)) != AUTH_OK)
+        abort();
+    unlink(path);
     return 0;
 }
 

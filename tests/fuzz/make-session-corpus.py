@@ -47,6 +47,22 @@ def connect5(slot, client_id, clean, v5, will=False, will_qos=0):
     return op(slot, CONNECT, b, v5)
 
 
+def scram_connect(slot, client_id, clean, v5, wrong_password=False):
+    """MQTT 5 CONNECT with Authentication Method SCRAM-SHA-512 (will QoS bits
+    "3") for the fuzzer's user; the broker answers AUTH 0x18."""
+    b = client_id | (4 if clean else 0) | (3 << 4) | (64 if wrong_password else 0) | 128
+    return op(slot, CONNECT, b, v5)
+
+
+# AUTH (an ACK byte with bit 7): the client-final of the exchange in
+# progress, else a re-authentication's client-first; flags below.
+AUTH_SWAP_REASON, AUTH_OTHER_METHOD, AUTH_WRONG_PASSWORD = 1, 2, 4
+
+
+def auth(slot, flags=0):
+    return op(slot, ACK, 0x80 | flags)
+
+
 def sub(slot, filt, qos):  # filters: a/b a/# +/b # c a/+
     return op(slot, SUB, filt | (qos << 4))
 
@@ -83,6 +99,16 @@ def commit(fails=False):
 
 
 SEEDS = {
+    "v5_scram_auth": [
+        scram_connect(0, 0, clean=False, v5=EXPIRY_60), auth(0), commit(),
+        sub5(0, 0, 1), commit(), auth(0), auth(0), pub5(0, 0, 1, 0, pid=1), commit(),
+        ack(0, 0), commit(),
+        scram_connect(1, 1, clean=True, v5=0, wrong_password=True), auth(1), commit(),
+        scram_connect(2, 2, clean=True, v5=0), auth(2, AUTH_OTHER_METHOD), commit(),
+        scram_connect(3, 3, clean=True, v5=0), op(3, CLOSE), commit(),
+        scram_connect(3, 1, clean=True, v5=0), auth(3, AUTH_SWAP_REASON), commit(),
+        auth(0, AUTH_WRONG_PASSWORD), auth(0), commit(), op(0, RESTART),
+        scram_connect(0, 0, clean=False, v5=EXPIRY_60), commit(), op(0, RESTART)],
     "qos2_persistent_flow": [
         connect(1, 1, clean=False), sub(1, 1, 2), commit(),
         connect(0, 0, clean=True), pub(0, 0, 2, 0), pub(0, 1, 2, 1), commit(),

@@ -3,8 +3,8 @@ against Sol's server side (src/auth/scram.c), through `build/test_scram
 --serve PASSWORD_FILE` (one exchange over stdin/stdout), with a password
 file made by `solctl passwd -b` (a $7$ entry): a right password completes
 and the client verifies the server's signature; a wrong password, an
-unknown user and a tampered nonce are refused. No broker is started: the
-AUTH packet flow is not wired into CONNECT yet.
+unknown user and a tampered nonce are refused. No broker is started here:
+test_mqtt5_auth.py drives the same client through the broker's AUTH flow.
 """
 
 import os

@@ -909,6 +909,39 @@ static void test_v5_auth_packet_3_15(void **state)
     assert_int_equal(mqtt_encoded_size(&a), 0);
 }
 
+/* What enhanced authentication sends (connect_auth.c), built from fields:
+ * CONNACK 0 and AUTH 0x18 with Authentication Method and Data [3.2.2.3.17]
+ * [3.15.2.2.2]; fitting to a Maximum Packet Size never drops them (only
+ * Reason String and User Properties may go [MQTT-3.2.2-19]). */
+static void test_v5_auth_method_and_data_encoded_from_fields(void **state)
+{
+    (void)state;
+    struct mqtt_properties pr = {.present = MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD) |
+                                            MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA)};
+    pr.authentication_method = (struct mqtt_bytes){(const uint8_t *)"m1", 2};
+    pr.authentication_data = (struct mqtt_bytes){(const uint8_t *)"v=", 2};
+    struct mqtt_packet ack = {.type = MQTT_CONNACK, .protocol_level = V5};
+    ack.u.connack.props = pr;
+    static const uint8_t connack[] = {0x20, 13,  0, 0, 10,  0x15, 0, 2,
+                                      'm',  '1', 0x16, 0, 2, 'v',  '='};
+    struct buf want = FROM(connack);
+    assert_encodes_to(&ack, &want);
+    assert_round_trip(&want);
+    struct mqtt_packet auth = {.type = MQTT_AUTH, .protocol_level = V5};
+    auth.u.auth.reason_code = MQTT_RC_CONTINUE_AUTHENTICATION;
+    auth.u.auth.props = pr;
+    static const uint8_t cont[] = {0xf0, 12, 0x18, 10, 0x15, 0, 2, 'm', '1', 0x16, 0, 2, 'v', '='};
+    want = FROM(cont);
+    assert_encodes_to(&auth, &want);
+    size_t size = 0;
+    auth.u.auth.props.present |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+    auth.u.auth.props.reason_string = (struct mqtt_bytes){(const uint8_t *)"why", 3};
+    assert_int_equal(mqtt_fit_packet(&auth, sizeof(cont), &size), MQTT_OK);
+    assert_int_equal(size, sizeof(cont));
+    assert_encodes_to(&auth, &want);
+    assert_int_equal(mqtt_fit_packet(&auth, sizeof(cont) - 1, &size), MQTT_ERR_TOO_LARGE);
+}
+
 /* ---- packets ---------------------------------------------------------------- */
 
 /* The spec's CONNECT variable header example (3.1.2.12): "MQTT", version 5,
@@ -1403,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_v5_puback_short_forms_3_4_2_1),
         cmocka_unit_test(test_v5_disconnect_short_forms_3_14_2_1),
         cmocka_unit_test(test_v5_auth_packet_3_15),
+        cmocka_unit_test(test_v5_auth_method_and_data_encoded_from_fields),
         cmocka_unit_test(test_v5_connect_spec_example_3_1_2_12),
         cmocka_unit_test(test_v5_connect_needs_caller_at_level_5_MQTT_3_1_2_2),
         cmocka_unit_test(test_v5_connect_flags_3_1_2_3),

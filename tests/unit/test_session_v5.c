@@ -4,7 +4,9 @@
  * 3.1.1's mapping), DISCONNECT reason codes and expiry changes, Will Delay
  * Interval, Receive Maximum both ways, Maximum Packet Size, Topic Aliases
  * both ways, takeover and server DISCONNECTs, enhanced authentication
- * refused. Same recording sink and fixture as test_session.c.
+ * (SCRAM-SHA-512: the AUTH flow, failures, protocol errors, every way an
+ * exchange ends, re-authentication; unknown methods refused). Same
+ * recording sink and fixture as test_session.c.
  */
 #define _GNU_SOURCE /* RTLD_NEXT */
 #include <errno.h>
@@ -22,12 +24,14 @@
 #include <dlfcn.h>
 #include <sys/uio.h>
 
+#include "auth.h"
 #include "disk_full.h"
 #include "mqtt.h"
 #include "session.h"
 #include "store.h"
 
 #include "session_fixture.h"
+#include "scram_test_client.h"
 
 /* ---- MQTT 5 helpers ---- */
 
@@ -177,7 +181,7 @@ static void test_authentication_method_gets_0x8c_MQTT_4_12_0_1(void **state)
     struct fake_conn *fc = connect5_with(f, &p, MQTT_RC_BAD_AUTHENTICATION_METHOD, false, &ack);
     assert_true(mqtt_properties_has(&ack.u.connack.props, MQTT_PROP_REASON_STRING));
     gone(f, fc, SESSION_CLOSE_PROTOCOL);
-    /* An AUTH packet with no method agreed is a protocol error. */
+    /* An AUTH packet with no method agreed is a protocol error [MQTT-4.12.0-7]. */
     fc = connect5(f, "plain", true, 0, false);
     struct mqtt_packet auth = {.type = MQTT_AUTH, .protocol_level = MQTT_PROTOCOL_V5};
     feed(f, fc, &auth, SESSION_ERR_PROTOCOL);
@@ -1172,6 +1176,368 @@ static void test_the_tick_records_the_clock(void **state)
     assert_true(recorded >= before && recorded <= session_now_s(f->mgr));
 }
 
+/* ---- Enhanced authentication: SCRAM-SHA-512 [4.12] ---- */
+
+#define SCRAM "SCRAM-SHA-512"
+/* alice's $7$ entry, as auth_passwd_hash_new() (and mosquitto_passwd) write
+ * them; dave's a $6$ one (test_auth.c's vector: "legacy pass"). */
+#define DAVE_6                                                                                     \
+    "dave:$6$mW2PVxWbXnRVuqmL$"                                                                    \
+    "B5M0mSJudVNYSyd8fLsLdd8kzEcmuclFpzHWt29yAl6DNIsx3CCfQRbp6F6GY9quYxIrf"                        \
+    "iB8FGSQ28M4E8qgog=="
+
+/* A password file with alice ("secret", $7$) and dave ($6$), loaded. */
+static struct auth_passwd *scram_users(const struct fixture *f, const char *alice_password)
+{
+    char hash[AUTH_PASSWD_HASH_MAX], path[128], err[256];
+    assert_int_equal(auth_passwd_hash_new((const uint8_t *)alice_password, strlen(alice_password),
+                                          0, hash, sizeof(hash)),
+                     AUTH_OK);
+    snprintf(path, sizeof(path), "%s/passwd", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "alice:%s\n%s\n", hash, DAVE_6);
+    fclose(fp);
+    struct auth_passwd *pw = NULL;
+    assert_int_equal(auth_passwd_load(path, &pw, err, sizeof(err)), AUTH_OK);
+    return pw;
+}
+
+/* An MQTT 5 CONNECT with Authentication Method method and, when data is not
+ * NULL, Authentication Data data. */
+static struct mqtt_packet auth_connect(const char *id, uint32_t expiry_s, const char *method,
+                                       const char *data)
+{
+    struct mqtt_packet p = connect5_packet(id, true, expiry_s);
+    p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD);
+    p.u.connect.props.authentication_method =
+        (struct mqtt_bytes){(const uint8_t *)method, strlen(method)};
+    if (data) {
+        p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
+        p.u.connect.props.authentication_data =
+            (struct mqtt_bytes){(const uint8_t *)data, strlen(data)};
+    }
+    return p;
+}
+
+static struct mqtt_packet auth_packet(uint8_t reason, const char *method, const char *data)
+{
+    struct mqtt_packet p = {.type = MQTT_AUTH, .protocol_level = MQTT_PROTOCOL_V5};
+    p.u.auth.reason_code = reason;
+    if (method) {
+        p.u.auth.props.present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD);
+        p.u.auth.props.authentication_method =
+            (struct mqtt_bytes){(const uint8_t *)method, strlen(method)};
+    }
+    if (data) {
+        p.u.auth.props.present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
+        p.u.auth.props.authentication_data =
+            (struct mqtt_bytes){(const uint8_t *)data, strlen(data)};
+    }
+    return p;
+}
+
+static void assert_bytes(struct mqtt_bytes b, const char *text)
+{
+    assert_int_equal(b.len, strlen(text));
+    assert_memory_equal(b.data, text, b.len);
+}
+
+/* Feeds the CONNECT p on a new connection and expects AUTH 0x18 (Continue
+ * authentication) with the method and a server-first-message, which it
+ * answers in *client (started as user/password). */
+static struct fake_conn *scram_begin(struct fixture *f, struct mqtt_packet *p,
+                                     struct scram_test_client *client)
+{
+    struct fake_conn *fc = new_conn(f);
+    fc->level = MQTT_PROTOCOL_V5;
+    feed(f, fc, p, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet got = next_sent(fc);
+    assert_int_equal(got.type, MQTT_AUTH);
+    assert_int_equal(got.u.auth.reason_code, MQTT_RC_CONTINUE_AUTHENTICATION);
+    assert_bytes(got.u.auth.props.authentication_method, SCRAM);
+    assert_true(mqtt_properties_has(&got.u.auth.props, MQTT_PROP_AUTHENTICATION_DATA));
+    scram_client_final(client, got.u.auth.props.authentication_data.data,
+                       got.u.auth.props.authentication_data.len);
+    assert_int_equal(next_sent(fc).type, 0); /* no CONNACK yet */
+    assert_int_equal(fc->keepalive_s, 0);    /* nor the keepalive of an accepted client */
+    return fc;
+}
+
+/* CONNECT as user/password with a session expiry; returns the connection
+ * after its AUTH 0x18, with the client-final-message in *client. */
+static struct fake_conn *scram_start(struct fixture *f, const char *id, uint32_t expiry_s,
+                                     const char *user, const char *password,
+                                     struct scram_test_client *client)
+{
+    struct mqtt_packet p =
+        auth_connect(id, expiry_s, SCRAM, scram_client_first(client, user, password));
+    return scram_begin(f, &p, client);
+}
+
+/* Sends the client's AUTH 0x18 (client-final) and returns the CONNACK. */
+static struct mqtt_packet scram_finish(struct fixture *f, struct fake_conn *fc,
+                                       const struct scram_test_client *client, int expected)
+{
+    struct mqtt_packet a = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, SCRAM, client->final);
+    feed(f, fc, &a, expected);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_CONNACK);
+    return ack;
+}
+
+static void test_scram_exchange_sends_auth_then_connack_with_server_final_MQTT_4_12(void **state)
+{
+    struct fixture *f = *state;
+    struct auth_passwd *pw = scram_users(f, "secret");
+    session_set_auth(f->mgr, pw, NULL);
+    struct scram_test_client client;
+    struct fake_conn *fc = scram_start(f, "scr", 60, "alice", "secret", &client);
+    /* Nothing exists before the exchange succeeds: no session record. */
+    assert_int_equal(db_entries(f, "sessions"), 0);
+    struct mqtt_packet ack = scram_finish(f, fc, &client, SESSION_OK);
+    assert_int_equal(ack.u.connack.return_code, MQTT_RC_SUCCESS);
+    /* [MQTT-4.12.0-5]: the method again, and the server's proof. */
+    assert_bytes(ack.u.connack.props.authentication_method, SCRAM);
+    assert_true(scram_server_final_ok(&client, ack.u.connack.props.authentication_data.data,
+                                      ack.u.connack.props.authentication_data.len));
+    assert_int_equal(fc->keepalive_s, 60);
+    assert_int_equal(db_entries(f, "sessions"), 1);
+    /* An accepted client works as any other. */
+    assert_int_equal(subscribe5(f, fc, "a/b", 1, 0), 1);
+    publish5(f, fc, "a/b", 0, 0, NULL, SESSION_OK);
+    assert_publish(next_sent(fc), "a/b", "x", 0);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_passwd_free(pw);
+}
+
+/* The ACL applies to the SCRAM identity; CONNECT's password is not looked
+ * at (and a wrong one does not matter), its username must be the same. */
+static void test_scram_identity_is_the_username_for_acls(void **state)
+{
+    struct fixture *f = *state;
+    struct auth_passwd *pw = scram_users(f, "secret");
+    char path[128], err[256];
+    snprintf(path, sizeof(path), "%s/acl", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("user alice\ntopic readwrite alice/#\n", fp);
+    fclose(fp);
+    struct auth_acl *acl = NULL;
+    assert_int_equal(auth_acl_load(path, &acl, err, sizeof(err)), AUTH_OK);
+    session_set_auth(f->mgr, pw, acl);
+    struct scram_test_client client;
+    struct mqtt_packet p =
+        auth_connect("scr", 0, SCRAM, scram_client_first(&client, "alice", "secret"));
+    p.u.connect.has_username = true;
+    p.u.connect.username = (struct mqtt_bytes){(const uint8_t *)"alice", 5};
+    p.u.connect.has_password = true;
+    p.u.connect.password = (struct mqtt_bytes){(const uint8_t *)"not it", 6};
+    struct fake_conn *fc = scram_begin(f, &p, &client);
+    assert_int_equal(scram_finish(f, fc, &client, SESSION_OK).u.connack.return_code, 0);
+    assert_int_equal(subscribe5(f, fc, "alice/x", 0, 0), 0);
+    assert_int_equal(subscribe5(f, fc, "bob/x", 0, 0), MQTT_RC_NOT_AUTHORIZED);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+    /* A CONNECT username that is not the SCRAM identity: refused. */
+    p = auth_connect("scr", 0, SCRAM, scram_client_first(&client, "alice", "secret"));
+    p.u.connect.has_username = true;
+    p.u.connect.username = (struct mqtt_bytes){(const uint8_t *)"bob", 3};
+    fc = connect5_with(f, &p, MQTT_RC_NOT_AUTHORIZED, false, NULL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_acl_free(acl);
+    auth_passwd_free(pw);
+}
+
+/* Wrong password, unknown user, $6$ user: CONNACK 0x87, no session, no will. */
+static void test_scram_failure_gets_0x87_and_creates_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct auth_passwd *pw = scram_users(f, "secret");
+    session_set_auth(f->mgr, pw, NULL);
+    struct fake_conn *watcher = connect5(f, "watcher", true, 0, false);
+    assert_int_equal(subscribe5(f, watcher, "will/#", 0, 0), 0);
+    const char *tries[][2] = {{"alice", "wrong"}, {"nobody", "secret"}, {"dave", "legacy pass"}};
+    for (size_t i = 0; i < 3; i++) {
+        struct scram_test_client client;
+        struct mqtt_packet p =
+            auth_connect("victim", 60, SCRAM, scram_client_first(&client, tries[i][0], tries[i][1]));
+        p.u.connect.has_will = true;
+        p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/t", 6};
+        p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"bye", 3};
+        struct fake_conn *fc = scram_begin(f, &p, &client);
+        struct mqtt_packet ack = scram_finish(f, fc, &client, SESSION_ERR_CONNECT_REFUSED);
+        assert_int_equal(ack.u.connack.return_code, MQTT_RC_NOT_AUTHORIZED);
+        /* The same answer whatever the reason (no user enumeration). */
+        assert_bytes(ack.u.connack.props.authentication_data, "e=invalid-proof");
+        gone(f, fc, SESSION_CLOSE_PROTOCOL);
+        assert_int_equal(db_entries(f, "sessions"), 0);
+        assert_int_equal(next_sent(watcher).type, 0); /* no will */
+    }
+    gone(f, watcher, SESSION_CLOSE_DISCONNECT);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_passwd_free(pw);
+}
+
+/* During the exchange only AUTH and DISCONNECT may come [MQTT-3.1.2-30];
+ * AUTH keeps the CONNECT's method [MQTT-4.12.0-5] and reason 0x18
+ * [MQTT-4.12.0-3]. Otherwise: CONNACK 0x82 Protocol Error. */
+static void test_scram_exchange_protocol_errors_get_connack_0x82(void **state)
+{
+    struct fixture *f = *state;
+    struct auth_passwd *pw = scram_users(f, "secret");
+    session_set_auth(f->mgr, pw, NULL);
+    for (int i = 0; i < 4; i++) {
+        struct scram_test_client client;
+        struct fake_conn *fc = scram_start(f, "scr", 0, "alice", "secret", &client);
+        struct mqtt_packet bad = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, "PLAIN", client.final);
+        if (i == 1)
+            bad = auth_packet(MQTT_RC_RE_AUTHENTICATE, SCRAM, client.final);
+        if (i == 2)
+            bad = connect5_packet("scr", true, 0);
+        if (i == 3) {
+            bad = (struct mqtt_packet){.type = MQTT_PUBLISH, .protocol_level = MQTT_PROTOCOL_V5};
+            bad.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)"t", 1};
+        }
+        feed(f, fc, &bad, SESSION_ERR_CONNECT_REFUSED);
+        struct mqtt_packet ack = next_sent(fc);
+        assert_int_equal(ack.type, MQTT_CONNACK);
+        assert_int_equal(ack.u.connack.return_code, MQTT_RC_PROTOCOL_ERROR);
+        gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    }
+    /* A DISCONNECT ends it quietly. */
+    struct scram_test_client client;
+    struct fake_conn *fc = scram_start(f, "scr", 0, "alice", "secret", &client);
+    struct mqtt_packet d = {.type = MQTT_DISCONNECT, .protocol_level = MQTT_PROTOCOL_V5};
+    feed(f, fc, &d, SESSION_ERR_DISCONNECT);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+    assert_int_equal(db_entries(f, "sessions"), 0);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_passwd_free(pw);
+}
+
+/* No client-first-message, a malformed one, no password file. */
+static void test_scram_without_what_it_needs_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct mqtt_packet p = auth_connect("scr", 0, SCRAM, "n,,n=alice,r=abc");
+    struct fake_conn *fc = connect5_with(f, &p, MQTT_RC_BAD_AUTHENTICATION_METHOD, false, NULL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL); /* no password file: no SCRAM */
+    struct auth_passwd *pw = scram_users(f, "secret");
+    session_set_auth(f->mgr, pw, NULL);
+    p = auth_connect("scr", 0, SCRAM, NULL);
+    fc = connect5_with(f, &p, MQTT_RC_NOT_AUTHORIZED, false, NULL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    p = auth_connect("scr", 0, SCRAM, "p=tls-unique,,n=alice,r=abc");
+    fc = connect5_with(f, &p, MQTT_RC_NOT_AUTHORIZED, false, NULL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_passwd_free(pw);
+}
+
+/* A client that goes away mid-exchange, and a broker shutting down with one
+ * in flight, leak nothing (ASan); a SIGHUP reload mid-exchange frees the set
+ * the exchange started with, which keeps its own copy of the credentials. */
+static void test_scram_exchange_ends_cleanly_on_every_path(void **state)
+{
+    struct fixture *f = *state;
+    struct auth_passwd *pw = scram_users(f, "secret");
+    session_set_auth(f->mgr, pw, NULL);
+    struct scram_test_client client;
+    struct fake_conn *fc = scram_start(f, "scr", 60, "alice", "secret", &client);
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+    fc = scram_start(f, "scr", 60, "alice", "secret", &client);
+    struct auth_passwd *fresh = scram_users(f, "other");
+    session_set_auth(f->mgr, fresh, NULL);
+    auth_passwd_free(pw);
+    assert_int_equal(scram_finish(f, fc, &client, SESSION_OK).u.connack.return_code, 0);
+    gone(f, fc, SESSION_CLOSE_DISCONNECT);
+    fc = scram_start(f, "scr", 60, "alice", "other", &client);
+    gone(f, fc, SESSION_CLOSE_SHUTDOWN);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_passwd_free(fresh);
+}
+
+/* Connects alice ("secret") through SCRAM; returns the connection. */
+static struct fake_conn *scram_connect_alice(struct fixture *f, const char *id)
+{
+    struct scram_test_client client;
+    struct fake_conn *fc = scram_start(f, id, 0, "alice", "secret", &client);
+    assert_int_equal(scram_finish(f, fc, &client, SESSION_OK).u.connack.return_code, 0);
+    return fc;
+}
+
+/* AUTH 0x19 with client-first; returns the server-first of the AUTH 0x18
+ * answer into *client. */
+static void reauth_begin(struct fixture *f, struct fake_conn *fc, const char *user,
+                         const char *password, struct scram_test_client *client)
+{
+    struct mqtt_packet a =
+        auth_packet(MQTT_RC_RE_AUTHENTICATE, SCRAM, scram_client_first(client, user, password));
+    feed(f, fc, &a, SESSION_OK);
+    struct mqtt_packet got = next_sent(fc);
+    assert_int_equal(got.type, MQTT_AUTH);
+    assert_int_equal(got.u.auth.reason_code, MQTT_RC_CONTINUE_AUTHENTICATION);
+    assert_bytes(got.u.auth.props.authentication_method, SCRAM);
+    scram_client_final(client, got.u.auth.props.authentication_data.data,
+                       got.u.auth.props.authentication_data.len);
+}
+
+/* [4.12.1]: re-authentication ends in AUTH 0x00 with the server's proof;
+ * a failed one is DISCONNECT 0x87 [MQTT-4.12.1-2]; another user cannot
+ * take over the connection; the client may go on publishing meanwhile. */
+static void test_scram_reauthentication_MQTT_4_12_1(void **state)
+{
+    struct fixture *f = *state;
+    struct auth_passwd *pw = scram_users(f, "secret");
+    session_set_auth(f->mgr, pw, NULL);
+    struct fake_conn *fc = scram_connect_alice(f, "re");
+    struct scram_test_client client;
+    reauth_begin(f, fc, "alice", "secret", &client);
+    assert_int_equal(subscribe5(f, fc, "a/b", 0, 0), 0); /* other packets go on meanwhile */
+    struct mqtt_packet a = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, SCRAM, client.final);
+    feed(f, fc, &a, SESSION_OK);
+    struct mqtt_packet got = next_sent(fc);
+    assert_int_equal(got.type, MQTT_AUTH);
+    assert_int_equal(got.u.auth.reason_code, MQTT_RC_SUCCESS);
+    assert_true(scram_server_final_ok(&client, got.u.auth.props.authentication_data.data,
+                                      got.u.auth.props.authentication_data.len));
+    /* A wrong password: 0x87 (the server sends it as DISCONNECT). */
+    reauth_begin(f, fc, "alice", "wrong", &client);
+    a = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, SCRAM, client.final);
+    feed(f, fc, &a, SESSION_ERR_NOT_AUTHORIZED);
+    assert_int_equal(session_error_reason(SESSION_ERR_NOT_AUTHORIZED), MQTT_RC_NOT_AUTHORIZED);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    /* Another user, even with the right password, is refused at once. */
+    fc = scram_connect_alice(f, "re");
+    a = auth_packet(MQTT_RC_RE_AUTHENTICATE, SCRAM, scram_client_first(&client, "dave", "x"));
+    feed(f, fc, &a, SESSION_ERR_NOT_AUTHORIZED);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    /* Another method, 0x18 with no exchange running, 0x19 twice: protocol errors. */
+    fc = scram_connect_alice(f, "re");
+    a = auth_packet(MQTT_RC_RE_AUTHENTICATE, "PLAIN", "x");
+    feed(f, fc, &a, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    fc = scram_connect_alice(f, "re");
+    a = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, SCRAM, "c=biws");
+    feed(f, fc, &a, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    fc = scram_connect_alice(f, "re");
+    reauth_begin(f, fc, "alice", "secret", &client);
+    a = auth_packet(MQTT_RC_RE_AUTHENTICATE, SCRAM, client.first);
+    feed(f, fc, &a, SESSION_ERR_PROTOCOL);
+    gone(f, fc, SESSION_CLOSE_PROTOCOL);
+    /* A client gone mid re-authentication leaks nothing (ASan). */
+    fc = scram_connect_alice(f, "re");
+    reauth_begin(f, fc, "alice", "secret", &client);
+    gone(f, fc, SESSION_CLOSE_SOCKET);
+    session_set_auth(f->mgr, NULL, NULL);
+    auth_passwd_free(pw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1214,6 +1580,13 @@ int main(void)
         T(test_waiting_will_survives_a_restart_with_its_deadline),
         T(test_clock_behind_the_recorded_time_lengthens_no_deadline),
         T(test_the_tick_records_the_clock),
+        T(test_scram_exchange_sends_auth_then_connack_with_server_final_MQTT_4_12),
+        T(test_scram_identity_is_the_username_for_acls),
+        T(test_scram_failure_gets_0x87_and_creates_nothing),
+        T(test_scram_exchange_protocol_errors_get_connack_0x82),
+        T(test_scram_without_what_it_needs_is_refused),
+        T(test_scram_exchange_ends_cleanly_on_every_path),
+        T(test_scram_reauthentication_MQTT_4_12_1),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
