@@ -38,8 +38,22 @@
 /* writev calls per flush before yielding to the loop (bounds EINTR retries). */
 #define WRITE_ATTEMPTS_MAX 16
 
-static void on_read(struct ev_loop *loop, ev_io *w, int revents);
-static void on_write(struct ev_loop *loop, ev_io *w, int revents);
+static void on_io(struct ev_loop *loop, ev_io *w, int revents);
+
+/* Arms c's watcher for what it is_reading / is_write_armed; restarted only
+ * when that changed. */
+static void io_update(struct conn *c)
+{
+    struct ev_loop *loop = c->srv->loop;
+    int want = (c->is_reading ? EV_READ : 0) | (c->is_write_armed ? EV_WRITE : 0);
+    if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == want)
+        return;
+    ev_io_stop(loop, &c->io);
+    if (want == 0)
+        return;
+    ev_io_set(&c->io, c->fd, want);
+    ev_io_start(loop, &c->io);
+}
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 static const char *conn_name(const struct conn *c)
@@ -288,17 +302,13 @@ static bool has_output(const struct conn *c)
  * during the turn waits for the end of the turn, not for EV_WRITE. */
 static void update_write_watcher(struct conn *c)
 {
-    struct ev_loop *loop = c->srv->loop;
     bool is_queue_blocked = has_output(c) && c->is_write_blocked;
     bool wants = !c->is_closing && (is_queue_blocked || c->read_wants_write ||
                                     (c->is_handshaking && c->handshake_wants_write));
-    if (wants && !ev_is_active(&c->wio)) {
-        if (is_queue_blocked)
-            log_debug("client %s: socket full, %zu bytes queued", conn_name(c), c->out_pending);
-        ev_io_start(loop, &c->wio);
-    } else if (!wants) {
-        ev_io_stop(loop, &c->wio);
-    }
+    if (wants && !c->is_write_armed && is_queue_blocked)
+        log_debug("client %s: socket full, %zu bytes queued", conn_name(c), c->out_pending);
+    c->is_write_armed = wants;
+    io_update(c);
 }
 
 bool conn_flush(struct conn *c)
@@ -619,7 +629,8 @@ static void wait_for_input_budget(struct conn *c, size_t want)
     c->input_want = want;
     if (c->is_input_waiting)
         return;
-    ev_io_stop(srv->loop, &c->rio);
+    c->is_reading = false;
+    io_update(c);
     c->is_input_waiting = true;
     c->input_next = NULL;
     c->input_prev = srv->input_waiters_tail;
@@ -651,8 +662,9 @@ bool conn_resume_input(struct server *srv)
             fail(c, SESSION_ERR_NOMEM, "out of memory");
             continue;
         }
-        ev_io_start(srv->loop, &c->rio);
-        ev_feed_event(srv->loop, &c->rio, EV_READ); /* TLS may hold decrypted bytes */
+        c->is_reading = true;
+        io_update(c);
+        ev_feed_event(srv->loop, &c->io, EV_READ); /* TLS may hold decrypted bytes */
         is_resumed = true;
     }
     return is_resumed;
@@ -802,11 +814,8 @@ static void handshake(struct conn *c)
     }
 }
 
-static void on_read(struct ev_loop *loop, ev_io *w, int revents)
+static void on_read(struct conn *c)
 {
-    (void)loop;
-    (void)revents;
-    struct conn *c = container_of(w, struct conn, rio);
     if (c->is_handshaking) {
         handshake(c);
         return;
@@ -819,11 +828,8 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
     read_input(c);
 }
 
-static void on_write(struct ev_loop *loop, ev_io *w, int revents)
+static void on_write(struct conn *c)
 {
-    (void)loop;
-    (void)revents;
-    struct conn *c = container_of(w, struct conn, wio);
     if (c->is_handshaking) {
         handshake(c);
         return;
@@ -834,6 +840,19 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
             return;
     }
     write_and_notify(c);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct conn *c = container_of(w, struct conn, io);
+    if (revents & EV_READ) {
+        on_read(c);
+        if (c->is_closing)
+            return;
+    }
+    if (revents & EV_WRITE)
+        on_write(c);
 }
 
 /* ---- the plain transport ---- */
@@ -930,8 +949,7 @@ void conn_accept(struct server *srv, const struct listener *l, int fd, const cha
         srv->stats.connections_refused++;
         return;
     }
-    ev_io_init(&c->rio, on_read, fd, EV_READ);
-    ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+    ev_io_init(&c->io, on_io, fd, EV_READ);
     ev_init(&c->timer, on_timer);
     c->next = srv->conns;
     if (srv->conns != NULL)
@@ -939,7 +957,8 @@ void conn_accept(struct server *srv, const struct listener *l, int fd, const cha
     srv->conns = c;
     srv->conn_count++;
     srv->stats.connections_total++;
-    ev_io_start(srv->loop, &c->rio);
+    c->is_reading = true;
+    io_update(c);
     c->is_connect_phase = true;
     arm_timer(c, srv->connect_timeout_s);
     log_debug("%s: connection accepted on %s (%s, %zu open)", peer, l->name, c->tp->name,
@@ -953,7 +972,9 @@ void conn_close(struct conn *c, enum session_close_reason reason)
     c->is_closing = true;
     c->close_reason = reason;
     unlist_input_waiter(c);
-    ev_io_stop(c->srv->loop, &c->rio);
+    c->is_reading = false;
+    c->is_write_armed = false;
+    io_update(c);
     ev_timer_stop(c->srv->loop, &c->timer);
     c->next_close = c->srv->closing;
     c->srv->closing = c;
@@ -969,8 +990,7 @@ void conn_free(struct conn *c)
     c->client = NULL;
     if (c->is_write_listed)
         unlist_write(c);
-    ev_io_stop(srv->loop, &c->rio);
-    ev_io_stop(srv->loop, &c->wio);
+    ev_io_stop(srv->loop, &c->io);
     ev_timer_stop(srv->loop, &c->timer);
     c->tp->close(c);
     if (c->prev != NULL)

@@ -108,8 +108,10 @@ struct out_chunk {
 
 struct conn {
     const struct conn_transport *tp;
-    ev_io rio;
-    ev_io wio;
+    /* One watcher for both directions (an idle connection's size is the
+     * broker's RSS per connection): EV_READ while is_reading, EV_WRITE while
+     * is_write_armed; conn.c's io_update() keeps its events in step. */
+    ev_io io;
     ev_timer timer; /* CONNECT deadline, then keepalive */
     struct server *srv;
     struct session_client *client;
@@ -137,6 +139,8 @@ struct conn {
     int fd;
     enum session_close_reason close_reason;
     bool is_input_waiting;
+    bool is_reading;     /* EV_READ armed: not waiting for input budget, not closing */
+    bool is_write_armed; /* EV_WRITE armed (update_write_watcher) */
     bool is_closing;
     bool is_write_listed;
     bool is_connect_phase; /* the timer is the CONNECT (and AUTH exchange) deadline */
