@@ -43,8 +43,9 @@ struct share_member {
     struct share_member *session_next;          /* the session's memberships (s->shares) */
     struct share_group *group;
     struct session *session;
-    uint8_t qos;     /* granted */
-    uint32_t sub_id; /* MQTT 5 Subscription Identifier; 0: none */
+    uint8_t qos;                 /* granted */
+    bool is_retain_as_published; /* MQTT 5 Retain As Published */
+    uint32_t sub_id;             /* MQTT 5 Subscription Identifier; 0: none */
 };
 
 struct share_group {
@@ -74,6 +75,7 @@ struct share_target {
     struct session *member;
     uint32_t sub_id; /* the member's subscription's identifier */
     uint8_t qos;
+    bool is_retain_as_published; /* the member's subscription has it */
 };
 
 struct share_index {
@@ -406,14 +408,17 @@ int share_join(struct session_mgr *mgr, struct session *s, struct mqtt_bytes fil
         g->qos_count[qos]++;
         m->qos = qos;
         m->sub_id = grant_sub_id(grant);
+        m->is_retain_as_published = (grant & SUB_RETAIN_AS_PUBLISHED) != 0;
         return 0;
     }
     bool is_new_group = g == NULL;
     if (!g && !(g = group_new(mgr, filter, inner)))
         return -ENOMEM;
     m = member_add(mgr->shares, g, s, qos);
-    if (m)
+    if (m) {
         m->sub_id = grant_sub_id(grant);
+        m->is_retain_as_published = (grant & SUB_RETAIN_AS_PUBLISHED) != 0;
+    }
     if (!m) {
         if (is_new_group)
             group_end(mgr, g);
@@ -542,6 +547,7 @@ static void choose_target(void *subscriber, uint32_t grant, void *arg)
         t.member = member->session;
         t.sub_id = member->sub_id;
         t.qos = m->qos < member->qos ? m->qos : member->qos;
+        t.is_retain_as_published = member->is_retain_as_published;
     } else {
         uint8_t max = group_max_qos(g);
         t.qos = m->qos < max ? m->qos : max;
@@ -603,8 +609,11 @@ static bool group_queue_full(struct session_mgr *mgr, struct share_group *g, con
     return true;
 }
 
-/* No member is connected: m waits in the group's queue, in this batch. */
-static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m, uint8_t qos)
+/* No member is connected: m waits in the group's queue, in this batch,
+ * with the RETAIN it was published with (published_retain): the member that
+ * takes it applies its own Retain As Published. */
+static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m, uint8_t qos,
+                   bool published_retain)
 {
     ensure_queue_info(mgr, g); /* last_seq: appends continue above the store's */
     if (group_queue_full(mgr, g, m))
@@ -615,7 +624,8 @@ static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m
         rc = -ENOMEM;
     uint64_t seq = g->last_seq + 1;
     if (rc == 0)
-        rc = store_batch_group_queue_append(b, group_key(g), seq, m->store_id, qos);
+        rc = store_batch_group_queue_append(b, group_key(g), seq, m->store_id, qos,
+                                            published_retain);
     if (rc == 0)
         rc = watch_group(mgr, g);
     if (rc != 0)
@@ -628,15 +638,18 @@ static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m
     return 0;
 }
 
-int share_route_deliver(struct session_mgr *mgr, struct msg *m)
+int share_route_deliver(struct session_mgr *mgr, struct msg *m, bool published_retain)
 {
     struct share_index *idx = mgr->shares;
     int rc = 0;
     for (size_t i = 0; i < idx->target_count; i++) {
         const struct share_target *t = &idx->targets[i];
-        struct delivery d = {
-            .qos = t->qos, .sub_id_count = t->sub_id ? 1 : 0, .sub_ids = &t->sub_id};
-        int r = t->member ? deliver(mgr, t->member, m, &d) : enqueue(mgr, t->group, m, t->qos);
+        struct delivery d = {.qos = t->qos,
+                             .retain = published_retain && t->is_retain_as_published,
+                             .sub_id_count = t->sub_id ? 1 : 0,
+                             .sub_ids = &t->sub_id};
+        int r = t->member ? deliver(mgr, t->member, m, &d)
+                          : enqueue(mgr, t->group, m, t->qos, published_retain);
         if (r != 0 && rc == 0)
             rc = r;
     }
@@ -677,6 +690,7 @@ static int take_entry(struct pull_ctx *ctx, const struct store_queue_item *item)
         uint8_t member_qos = ctx->member->qos;
         struct delivery d = {
             .qos = item->entry.qos < member_qos ? item->entry.qos : member_qos,
+            .retain = item->entry.retain && ctx->member->is_retain_as_published,
             .sub_id_count = ctx->member->sub_id ? 1 : 0,
             .sub_ids = &ctx->member->sub_id,
         };
