@@ -88,7 +88,10 @@ struct session_config {
     uint16_t receive_maximum; /* receive_maximum: QoS 1/2 a client may have unacked (1..65535) */
     uint16_t max_topic_alias; /* max_topic_alias: aliases each way; 0 = none */
     uint32_t max_packet_size; /* the server's inbound limit, told in CONNACK; 0 = none */
-    bool shared_subscription_available; /* Shared Subscription Available in CONNACK */
+    /* shared_subscriptions: false refuses "$share/..." filters (SUBACK 0x9E /
+     * 0x80), says Shared Subscription Available 0 in CONNACK, and leaves
+     * stored shared subscriptions and group queues untouched and unserved. */
+    bool shared_subscription_available;
     /* Borrowed; NULL = no password file (any username accepted) / no ACL
      * (everything allowed). Replace at runtime with session_set_auth(). */
     const struct auth_passwd *passwords;

@@ -186,6 +186,13 @@ static uint8_t group_max_qos(const struct share_group *g)
     return g->qos_count[2] ? 2 : g->qos_count[1] ? 1 : 0;
 }
 
+/* shared_subscriptions false: groups loaded from the store stay in the index
+ * (and their queues in the store) but get no messages and hand none out. */
+static bool is_serving(const struct session_mgr *mgr)
+{
+    return mgr->config.shared_subscription_available;
+}
+
 /* ---- The ring of connected members ---- */
 
 static bool member_is_online(const struct share_member *m)
@@ -427,7 +434,7 @@ int share_join(struct session_mgr *mgr, struct session *s, struct mqtt_bytes fil
     if (session_is_online(s)) {
         ring_add(g, m);
         ensure_queue_info(mgr, g);
-        if (g->backlog)
+        if (g->backlog && is_serving(mgr))
             deliver_schedule_refill(mgr, s);
     }
     return 0;
@@ -473,7 +480,7 @@ void share_session_online(struct session_mgr *mgr, struct session *s)
         ensure_queue_info(mgr, m->group);
         has_backlog |= m->group->backlog;
     }
-    if (has_backlog)
+    if (has_backlog && is_serving(mgr))
         deliver_schedule_refill(mgr, s);
 }
 
@@ -486,6 +493,8 @@ void share_session_offline(struct session_mgr *mgr, struct session *s)
 
 bool share_has_backlog(struct session_mgr *mgr, struct session *s)
 {
+    if (!is_serving(mgr))
+        return false;
     for (struct share_member *m = s->shares; m; m = m->session_next) {
         ensure_queue_info(mgr, m->group);
         if (m->group->backlog)
@@ -561,7 +570,7 @@ int share_route_match(struct session_mgr *mgr, const struct msg *m)
 {
     struct share_index *idx = mgr->shares;
     idx->target_count = 0;
-    if (hashtable_count(&idx->groups) == 0)
+    if (hashtable_count(&idx->groups) == 0 || !is_serving(mgr))
         return 0;
     struct match_ctx ctx = {mgr, m, 0};
     trie_match(idx->trie, (struct mqtt_bytes){m->topic, m->topic_len}, choose_target, &ctx);
@@ -747,6 +756,8 @@ static void pull_group(struct session_mgr *mgr, struct share_member *member)
 
 void share_pull(struct session_mgr *mgr, struct session *s)
 {
+    if (!is_serving(mgr))
+        return;
     for (struct share_member *m = s->shares; m; m = m->session_next)
         if (deliver_send_room(mgr, s) > 0)
             pull_group(mgr, m);
@@ -756,6 +767,7 @@ void share_pull(struct session_mgr *mgr, struct session *s)
 
 struct recover_ctx {
     struct session_mgr *mgr;
+    uint64_t queued; /* entries of the groups that exist */
     /* Orphans: queues of groups that no longer exist, collected during the
      * walk (a store callback cannot record into the batch's reads) */
     struct store_bytes *orphans;
@@ -769,8 +781,10 @@ static int recover_group(void *arg, struct store_bytes group, uint64_t last_seq,
     struct recover_ctx *ctx = arg;
     struct share_group *g =
         find_group(ctx->mgr->shares, (struct mqtt_bytes){group.data, group.len});
-    if (g)
+    if (g) {
+        ctx->queued += count;
         return reload_counts(g, group, last_seq, count, bytes);
+    }
     if (ctx->orphan_count == ctx->orphan_cap) {
         size_t cap = ctx->orphan_cap ? ctx->orphan_cap * 2 : 8;
         struct store_bytes *a = realloc(ctx->orphans, cap * sizeof(*a));
@@ -802,6 +816,12 @@ int share_recover(struct session_mgr *mgr, char *err, size_t err_len)
         free((void *)ctx.orphans[i].data);
     }
     free(ctx.orphans);
+    if (rc == 0 && !is_serving(mgr) && share_group_count(mgr->shares) > 0)
+        log_notice("shared_subscriptions is false: %zu shared subscriptions in %zu groups and "
+                   "their %llu queued messages are kept in the store but get no messages until "
+                   "it is true again",
+                   share_subscription_count(mgr->shares), share_group_count(mgr->shares),
+                   (unsigned long long)ctx.queued);
     if (rc != 0)
         snprintf(err, err_len, "loading the group queues: %s", store_strerror(rc));
     return rc;

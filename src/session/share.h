@@ -17,6 +17,12 @@
  * still queued for it are then deleted: no member is left to receive them
  * (Mosquitto has no group queue at all).
  *
+ * With shared_subscriptions false (session_config's
+ * shared_subscription_available) the groups of stored shared subscriptions
+ * are loaded as usual, so their queues are neither orphans nor deleted, but
+ * nothing is routed to them or taken from their queues (logged once at
+ * start); a group still ends, queue and all, with its last member.
+ *
  * Not for: the wire (subscribe.c validates and answers SUBACK), non-shared
  * routing (publish.c), or the store's layout (storage/groupq.c).
  */

@@ -11,7 +11,9 @@ clients (paho-mqtt, mosquitto_sub, raw sockets) against the real broker:
   `solctl check` finds nothing wrong;
 - invalid group names get SUBACK 0x80;
 - MQTT 5 Retain As Published on shared deliveries (paho v5 members), live
-  and from the group queue after a restart.
+  and from the group queue after a restart;
+- shared_subscriptions false: CONNACK, SUBACK 0x9E / 0x80, stored groups
+  and their queues kept unserved, and served again when it is true.
 Every wait is bounded; the broker's log is printed on failure.
 """
 
@@ -310,6 +312,65 @@ def test_retain_as_published_on_shared_deliveries_paho_v5(broker):
         m.stop()
 
 
+def suback5_codes(raw, filters):
+    """Sends an MQTT 5 SUBSCRIBE of (filter, options) pairs; its SUBACK codes."""
+    raw.send(harness.subscribe5_packet(3, filters))
+    _, _, body = raw.expect(harness.SUBACK)
+    _, pos = harness.parse_props(body, 2)
+    return list(body[pos:])
+
+
+def test_shared_subscriptions_false_refuses_and_keeps_stored_groups(broker):
+    """shared_subscriptions false: CONNACK Shared Subscription Available 0,
+    SUBACK 0x9E (MQTT 5) / 0x80 (3.1.1) for "$share/" filters; a group and
+    its queue stored before are kept (solctl), get nothing meanwhile, and
+    are served again once the directive is back to true."""
+    a = RawMember(broker.port, "keep-a")
+    a.connect()
+    check(subscribe_one(a.raw, "$share/g/keep/t", qos=1) == 1, "SUBACK")
+    a.raw.send(harness.DISCONNECT_BYTES)
+    a.close()
+    for i in range(3):
+        r = harness.mosquitto_pub(broker.port, "keep/t", "k%d" % i, qos=1)
+        check(r.returncode == 0, "mosquitto_pub: %s" % r.stderr)
+    broker.stop()
+    with open(broker.config_path, "a") as f:
+        f.write("shared_subscriptions false\n")
+    broker.start()
+    broker.wait_for_log("shared_subscriptions is false: 1 shared subscriptions in 1 groups "
+                        "and their 3 queued messages are kept")
+    v5, _, props = harness.mqtt5_connect(broker.port, "off-v5")
+    check(harness.props_get(props, harness.P_SHARED_AVAILABLE) == 0, "CONNACK %r" % props)
+    check(suback5_codes(v5, [("$share/g/new/t", 1), ("plain/t", 1)]) == [0x9E, 1],
+          "MQTT 5 SUBACK")
+    v3 = mqtt_connect(broker.port, "off-v3")
+    check(subscribe_one(v3, "$share/g/new/t", qos=1) == 0x80, "3.1.1 SUBACK")
+    v3.close()
+    # The stored member gets nothing, a publish only it would match has no
+    # subscriber (PUBACK 0x10), and the group queue is as it was.
+    v5.send(harness.publish5_packet("keep/t", b"while-off", qos=1, packet_id=1))
+    _, _, body = v5.expect(PUBACK)
+    check(harness.parse_ack5(body)[1] == 0x10, "PUBACK %r" % body)
+    v5.close()
+    a.connect()
+    a.read_for(0.5)
+    check(not a.got, "a member got %r while shared subscriptions are off" % a.got)
+    a.raw.send(harness.DISCONNECT_BYTES)
+    a.close()
+    rc, out, _ = solctl(broker, "dump", "--json", "groups")
+    check(rc == 0 and len(out.splitlines()) == 3, "group queue while off: %s" % out[:300])
+    broker.stop()
+    with open(broker.config_path) as f:
+        lines = [l for l in f if not l.startswith("shared_subscriptions")]
+    with open(broker.config_path, "w") as f:
+        f.writelines(lines)
+    broker.start()
+    a.connect()
+    a.read_for(0.5)
+    check(sorted(a.got) == [b"k0", b"k1", b"k2"], "back on, the member got %r" % a.got)
+    a.close()
+
+
 def main():
     r = harness.Runner()
     r.run(test_three_members_each_get_a_third_and_no_message_twice,
@@ -319,6 +380,7 @@ def main():
           extra_config=["max_queued_messages 0", "max_queued_bytes 0"])
     r.run(test_invalid_group_names_get_suback_0x80)
     r.run(test_retain_as_published_on_shared_deliveries_paho_v5)
+    r.run(test_shared_subscriptions_false_refuses_and_keeps_stored_groups)
     r.finish()
 
 

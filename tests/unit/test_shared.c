@@ -654,6 +654,85 @@ static void test_shared_group_queue_keeps_the_published_retain_flag(void **state
     gone(f, b, SESSION_CLOSE_DISCONNECT);
 }
 
+/* Reopens the manager on the same store with shared subscriptions on or off
+ * (the directive shared_subscriptions). */
+static void reopen_sharing(struct fixture *f, bool is_on)
+{
+    close_all(f);
+    f->config.shared_subscription_available = is_on;
+    open_all(f);
+}
+
+/* shared_subscriptions false: CONNACK says Shared Subscription Available 0;
+ * a "$share/" filter gets 0x9E from an MQTT 5 SUBSCRIBE (even with No Local,
+ * which is then no protocol error) and 0x80 from 3.1.1, the other filters of
+ * the packet are granted. */
+static void test_shared_off_refuses_share_filters_0x9E_and_0x80(void **state)
+{
+    struct fixture *f = *state;
+    reopen_sharing(f, false);
+    struct mqtt_packet p = connect_packet("v5", true);
+    p.protocol_level = MQTT_PROTOCOL_V5;
+    p.u.connect.protocol_level = MQTT_PROTOCOL_V5;
+    struct fake_conn *v5 = new_conn(f);
+    v5->level = MQTT_PROTOCOL_V5;
+    feed(f, v5, &p, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(v5);
+    assert_int_equal(ack.type, MQTT_CONNACK);
+    assert_true(mqtt_properties_has(&ack.u.connack.props, MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE));
+    assert_int_equal(ack.u.connack.props.shared_subscription_available, 0);
+    assert_int_equal(subscribe_v5(f, v5, "$share/g/t", 1),
+                     MQTT_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
+    assert_int_equal(subscribe_v5(f, v5, "$share/g/t", 1 | 0x04),
+                     MQTT_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED); /* No Local */
+    assert_int_equal(subscribe_v5(f, v5, "t", 1), 1);
+    struct fake_conn *v3 = connect_client(f, "v3", true, false);
+    subscribe(f, v3, "$share/g/t", 1, MQTT_SUBACK_FAILURE);
+    subscribe(f, v3, "t", 1, 1);
+    gone(f, v5, SESSION_CLOSE_DISCONNECT);
+    gone(f, v3, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Stored shared subscriptions and their group queue survive a start with
+ * shared_subscriptions false untouched: nothing is routed to the group
+ * (a publish only it would match has no subscriber) and its member gets
+ * nothing from the queue; back on, the member gets every queued message. */
+static void test_shared_off_keeps_stored_groups_and_queues_for_later(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_client(f, "ka", false, false);
+    subscribe(f, a, "$share/g/k", 1, 1);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "k", 0, 5, 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    assert_int_equal(db_entries(f, "groupq"), 5);
+
+    reopen_sharing(f, false);
+    a = connect_client(f, "ka", false, true);
+    pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "k", 5, 3, 1); /* nobody subscribed: not queued */
+    assert_int_equal(drain(f, a, NULL, 0), 0);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 5);
+    assert_int_equal(db_entries(f, "subs"), 1);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+
+    reopen_sharing(f, true);
+    a = connect_client(f, "ka", false, true);
+    int seen[8] = {0};
+    assert_int_equal(drain(f, a, seen, 8), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -674,6 +753,8 @@ int main(void)
         T(test_shared_store_without_groupq_opens_and_gains_it),
         T(test_shared_retain_as_published_keeps_the_retain_flag),
         T(test_shared_group_queue_keeps_the_published_retain_flag),
+        T(test_shared_off_refuses_share_filters_0x9E_and_0x80),
+        T(test_shared_off_keeps_stored_groups_and_queues_for_later),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
