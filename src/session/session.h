@@ -334,13 +334,16 @@ int session_after_commit(struct session_mgr *mgr, session_done_fn done, void *ar
 extern const uint64_t session_commit_bucket_us[SESSION_COMMIT_BUCKETS];
 
 struct session_stats {
-    uint64_t clients_connected;      /* connections with an accepted CONNECT */
-    uint64_t clients_disconnected;   /* persistent sessions without a connection */
-    uint64_t messages_received;      /* PUBLISH packets from clients */
-    uint64_t messages_sent;          /* PUBLISH packets to clients (resends included) */
-    uint64_t messages_dropped;       /* QoS 0 over the output limit + queue-full drops */
-    uint64_t messages_queue_dropped; /* of those: dropped by max_queued_messages/bytes */
-    uint64_t publishes_refused;      /* PUBLISH not acknowledged: the store was full */
+    uint64_t clients_connected;          /* connections with an accepted CONNECT */
+    uint64_t clients_disconnected;       /* persistent sessions without a connection */
+    uint64_t messages_received;          /* PUBLISH packets from clients */
+    uint64_t messages_sent;              /* PUBLISH packets to clients (resends included) */
+    uint64_t messages_dropped;           /* QoS 0 over the output limit + queue-full drops +
+                                            over a client's Maximum Packet Size */
+    uint64_t messages_queue_dropped;     /* of those: dropped by max_queued_messages/bytes */
+    uint64_t messages_too_large_dropped; /* of those: over an MQTT 5 client's Maximum
+                                            Packet Size */
+    uint64_t publishes_refused;          /* PUBLISH not acknowledged: the store was full */
     uint64_t subscriptions;
     uint64_t retained;
     uint64_t commits;                 /* store commits made by session_flush() */
