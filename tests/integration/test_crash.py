@@ -613,6 +613,7 @@ class SharedGroup(Shared):
         self.budget = 0                       # messages the publisher may still send this cycle
         self.connected = {}                   # member -> connected now
         self.connects = {}                    # member -> connections made
+        self.connected_to = {}                # member -> broker start it last connected to
         self.max_group_queue = 0              # deepest group queue solctl saw
 
     def error(self, message):
@@ -697,6 +698,7 @@ class GroupMember:
                 with sh.lock:
                     sh.connected[self.client_id] = True
                     sh.connects[self.client_id] = sh.connects.get(self.client_id, 0) + 1
+                    sh.connected_to[self.client_id] = self.broker.starts
                 self.receive(raw, time.monotonic() + self.rng.uniform(0.2, 1.5))
                 if self.rng.random() < 0.5:
                     raw.send(disconnect5_packet() if self.version == 5 else
@@ -783,15 +785,18 @@ def off_phase(broker, sh, rng):
         sh.max_group_queue = max(sh.max_group_queue, depth)
 
 
-def drain_group(sh):
-    """Members stay connected until nothing arrives for DRAIN_QUIET_S, after
-    each has connected once more (its own queue and inflight go out)."""
-    with sh.lock:
-        before = dict(sh.connects)
+def drain_group(broker, sh):
+    """Members stay connected until nothing arrives for DRAIN_QUIET_S, once
+    each is connected to the broker's last start (so its own queue and
+    inflight go out)."""
     sh.draining.set()
     sh.members_off.clear()
-    harness.wait_until(lambda: all(sh.connects.get(cid, 0) > before.get(cid, 0)
-                                   for cid, _ in SHARE_MEMBERS), 20, "every member reconnected")
+
+    def all_connected():
+        with sh.lock:
+            return all(sh.connected.get(cid) and sh.connected_to.get(cid) == broker.starts
+                       for cid, _ in SHARE_MEMBERS)
+    harness.wait_until(all_connected, 20, "every member connected after the last restart")
     deadline = time.monotonic() + 60
     for _ in range(6000):
         with sh.lock:
@@ -833,7 +838,7 @@ def test_kill9_shared_group(broker, seed=1234, mode="fsync"):
         check(time.monotonic() - t0 < SHARE_TOTAL_LIMIT_S, "crash loop over its time bound")
     sh.stop_pub.set()
     pub.join(10)
-    drain_group(sh)
+    drain_group(broker, sh)
     sh.stop.set()
     for t in threads:
         t.join(10)
