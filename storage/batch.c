@@ -341,9 +341,10 @@ int store_batch_bridge_delete(struct store_batch *batch, struct store_bytes brid
 /* ---- group queues: the same entries under the group's name (store.h) ---- */
 
 int store_batch_group_queue_append(struct store_batch *batch, struct store_bytes group,
-                                   uint64_t seq, uint64_t msg_id, uint8_t qos)
+                                   uint64_t seq, uint64_t msg_id, uint8_t qos, bool retain)
 {
-    struct store_queue_entry entry = {.msg_id = msg_id, .qos = qos, .state = STORE_QUEUED};
+    struct store_queue_entry entry = {
+        .msg_id = msg_id, .qos = qos, .state = STORE_QUEUED, .retain = retain};
     return entry_append(batch, DB_GROUPQ, group, seq, &entry);
 }
 

@@ -722,11 +722,13 @@ int store_bridge_qos2_foreach(struct store *store, const struct store_bytes *bri
  * open of a store that lacks it sees no group queues.
  */
 
-/* Appends (group, seq) -> (msg_id, qos) with one reference on msg_id; seq
- * above the group's last (store_group_queue_stats_foreach). Errors as
+/* Appends (group, seq) -> (msg_id, qos, retain) with one reference on
+ * msg_id; seq above the group's last (store_group_queue_stats_foreach);
+ * retain: the RETAIN the message was published with (the entry's `retain`
+ * as read back), which a member with Retain As Published gets. Errors as
  * store_batch_queue_append(). */
 int store_batch_group_queue_append(struct store_batch *batch, struct store_bytes group,
-                                   uint64_t seq, uint64_t msg_id, uint8_t qos);
+                                   uint64_t seq, uint64_t msg_id, uint8_t qos, bool retain);
 
 /* Deletes (group, seq) and drops its reference; a missing entry is ignored. */
 int store_batch_group_queue_delete(struct store_batch *batch, struct store_bytes group,

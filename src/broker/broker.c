@@ -91,6 +91,7 @@ static void fill_session_config(const struct broker *b, struct session_config *s
     sc->max_qos0_output_bytes =
         cfg->max_output_buffer_bytes > SIZE_MAX ? SIZE_MAX : (size_t)cfg->max_output_buffer_bytes;
     sc->retain_available = cfg->retain_available;
+    sc->shared_subscription_available = cfg->shared_subscriptions;
     sc->max_keepalive_s = cfg->max_keepalive;
     sc->max_topic_levels = cfg->max_topic_levels;
     sc->max_subscriptions_per_client = cfg->max_subscriptions_per_client;

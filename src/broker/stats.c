@@ -56,6 +56,8 @@ void broker_on_sys_timer(void *arg)
     sys_publish_u64(b, "$SYS/broker/messages/sent", ss.messages_sent);
     sys_publish_u64(b, "$SYS/broker/messages/dropped", ss.messages_dropped);
     sys_publish_u64(b, "$SYS/broker/messages/dropped/queue limit", ss.messages_queue_dropped);
+    sys_publish_u64(b, "$SYS/broker/messages/dropped/packet too large",
+                    ss.messages_too_large_dropped);
     sys_publish_u64(b, "$SYS/broker/messages/refused/store full", ss.publishes_refused);
     sys_publish_u64(b, "$SYS/broker/retained messages/count", ss.retained);
     sys_publish_u64(b, "$SYS/broker/subscriptions/count", ss.subscriptions);
@@ -87,7 +89,9 @@ static void fill_session_metrics(const struct session_stats *ss, struct metrics_
     memcpy(out->messages_sent, ss->messages_sent_qos, sizeof(out->messages_sent));
     memcpy(out->payload_bytes_sent, ss->payload_bytes_sent_qos, sizeof(out->payload_bytes_sent));
     out->dropped_queue_limit = ss->messages_queue_dropped;
-    out->dropped_output_buffer = ss->messages_dropped - ss->messages_queue_dropped;
+    out->dropped_packet_too_large = ss->messages_too_large_dropped;
+    out->dropped_output_buffer =
+        ss->messages_dropped - ss->messages_queue_dropped - ss->messages_too_large_dropped;
     out->publishes_refused_store_full = ss->publishes_refused;
     out->inflight_messages = ss->inflight_messages;
     out->queued_messages = ss->queued_messages;

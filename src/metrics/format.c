@@ -146,10 +146,13 @@ static void format_sessions(struct text *t, const struct metrics_stats *st)
     by_qos(t, "sol_payload_sent_bytes_total", "Payload bytes of PUBLISH packets sent.",
            st->payload_bytes_sent);
     family(t, "sol_messages_dropped_total", "counter",
-           "Messages dropped: QoS 0 over max_output_buffer_bytes, or over a queue limit.");
+           "Messages dropped: QoS 0 over max_output_buffer_bytes, over a queue limit, or "
+           "larger than an MQTT 5 client's Maximum Packet Size.");
     sample(t, "sol_messages_dropped_total", "{reason=\"output_buffer\"}",
            st->dropped_output_buffer);
     sample(t, "sol_messages_dropped_total", "{reason=\"queue_limit\"}", st->dropped_queue_limit);
+    sample(t, "sol_messages_dropped_total", "{reason=\"packet_too_large\"}",
+           st->dropped_packet_too_large);
     counter(t, "sol_publishes_refused_store_full_total",
             "PUBLISH packets not acknowledged because the store was full.",
             st->publishes_refused_store_full);

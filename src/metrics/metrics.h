@@ -58,7 +58,8 @@ struct metrics_stats {
     uint64_t subscriptions, retained;
     uint64_t messages_received[3], payload_bytes_received[3]; /* by QoS */
     uint64_t messages_sent[3], payload_bytes_sent[3];
-    uint64_t dropped_output_buffer, dropped_queue_limit, publishes_refused_store_full;
+    uint64_t dropped_output_buffer, dropped_queue_limit, dropped_packet_too_large;
+    uint64_t publishes_refused_store_full;
     uint64_t inflight_messages, queued_messages, queued_bytes;
     /* store */
     bool has_store; /* false: the store figures below could not be read */

@@ -228,7 +228,7 @@ static int route_deliver(struct session_mgr *mgr, struct msg *m, int matched, bo
         if (r != 0 && rc == 0)
             rc = r;
     }
-    int r = share_route_deliver(mgr, m);
+    int r = share_route_deliver(mgr, m, published_retain);
     return rc != 0 ? rc : r;
 }
 

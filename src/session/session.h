@@ -88,7 +88,10 @@ struct session_config {
     uint16_t receive_maximum; /* receive_maximum: QoS 1/2 a client may have unacked (1..65535) */
     uint16_t max_topic_alias; /* max_topic_alias: aliases each way; 0 = none */
     uint32_t max_packet_size; /* the server's inbound limit, told in CONNACK; 0 = none */
-    bool shared_subscription_available; /* Shared Subscription Available in CONNACK */
+    /* shared_subscriptions: false refuses "$share/..." filters (SUBACK 0x9E /
+     * 0x80), says Shared Subscription Available 0 in CONNACK, and leaves
+     * stored shared subscriptions and group queues untouched and unserved. */
+    bool shared_subscription_available;
     /* Borrowed; NULL = no password file (any username accepted) / no ACL
      * (everything allowed). Replace at runtime with session_set_auth(). */
     const struct auth_passwd *passwords;
@@ -351,13 +354,16 @@ int session_after_commit(struct session_mgr *mgr, session_done_fn done, void *ar
 extern const uint64_t session_commit_bucket_us[SESSION_COMMIT_BUCKETS];
 
 struct session_stats {
-    uint64_t clients_connected;      /* connections with an accepted CONNECT */
-    uint64_t clients_disconnected;   /* persistent sessions without a connection */
-    uint64_t messages_received;      /* PUBLISH packets from clients */
-    uint64_t messages_sent;          /* PUBLISH packets to clients (resends included) */
-    uint64_t messages_dropped;       /* QoS 0 over the output limit + queue-full drops */
-    uint64_t messages_queue_dropped; /* of those: dropped by max_queued_messages/bytes */
-    uint64_t publishes_refused;      /* PUBLISH not acknowledged: the store was full */
+    uint64_t clients_connected;          /* connections with an accepted CONNECT */
+    uint64_t clients_disconnected;       /* persistent sessions without a connection */
+    uint64_t messages_received;          /* PUBLISH packets from clients */
+    uint64_t messages_sent;              /* PUBLISH packets to clients (resends included) */
+    uint64_t messages_dropped;           /* QoS 0 over the output limit + queue-full drops +
+                                            over a client's Maximum Packet Size */
+    uint64_t messages_queue_dropped;     /* of those: dropped by max_queued_messages/bytes */
+    uint64_t messages_too_large_dropped; /* of those: over an MQTT 5 client's Maximum
+                                            Packet Size */
+    uint64_t publishes_refused;          /* PUBLISH not acknowledged: the store was full */
     uint64_t subscriptions;
     uint64_t retained;
     uint64_t commits;                 /* store commits made by session_flush() */

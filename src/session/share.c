@@ -43,8 +43,9 @@ struct share_member {
     struct share_member *session_next;          /* the session's memberships (s->shares) */
     struct share_group *group;
     struct session *session;
-    uint8_t qos;     /* granted */
-    uint32_t sub_id; /* MQTT 5 Subscription Identifier; 0: none */
+    uint8_t qos;                 /* granted */
+    bool is_retain_as_published; /* MQTT 5 Retain As Published */
+    uint32_t sub_id;             /* MQTT 5 Subscription Identifier; 0: none */
 };
 
 struct share_group {
@@ -75,6 +76,7 @@ struct share_target {
     struct session *member;
     uint32_t sub_id; /* the member's subscription's identifier */
     uint8_t qos;
+    bool is_retain_as_published; /* the member's subscription has it */
 };
 
 struct share_index {
@@ -183,6 +185,13 @@ static struct share_group *find_group(const struct share_index *idx, struct mqtt
 static uint8_t group_max_qos(const struct share_group *g)
 {
     return g->qos_count[2] ? 2 : g->qos_count[1] ? 1 : 0;
+}
+
+/* shared_subscriptions false: groups loaded from the store stay in the index
+ * (and their queues in the store) but get no messages and hand none out. */
+static bool is_serving(const struct session_mgr *mgr)
+{
+    return mgr->config.shared_subscription_available;
 }
 
 /* ---- The ring of connected members ---- */
@@ -407,14 +416,17 @@ int share_join(struct session_mgr *mgr, struct session *s, struct mqtt_bytes fil
         g->qos_count[qos]++;
         m->qos = qos;
         m->sub_id = grant_sub_id(grant);
+        m->is_retain_as_published = (grant & SUB_RETAIN_AS_PUBLISHED) != 0;
         return 0;
     }
     bool is_new_group = g == NULL;
     if (!g && !(g = group_new(mgr, filter, inner)))
         return -ENOMEM;
     m = member_add(mgr->shares, g, s, qos);
-    if (m)
+    if (m) {
         m->sub_id = grant_sub_id(grant);
+        m->is_retain_as_published = (grant & SUB_RETAIN_AS_PUBLISHED) != 0;
+    }
     if (!m) {
         if (is_new_group)
             group_end(mgr, g);
@@ -423,7 +435,7 @@ int share_join(struct session_mgr *mgr, struct session *s, struct mqtt_bytes fil
     if (session_is_online(s)) {
         ring_add(g, m);
         ensure_queue_info(mgr, g);
-        if (g->backlog)
+        if (g->backlog && is_serving(mgr))
             deliver_schedule_refill(mgr, s);
     }
     return 0;
@@ -469,7 +481,7 @@ void share_session_online(struct session_mgr *mgr, struct session *s)
         ensure_queue_info(mgr, m->group);
         has_backlog |= m->group->backlog;
     }
-    if (has_backlog)
+    if (has_backlog && is_serving(mgr))
         deliver_schedule_refill(mgr, s);
 }
 
@@ -482,6 +494,8 @@ void share_session_offline(struct session_mgr *mgr, struct session *s)
 
 bool share_has_backlog(struct session_mgr *mgr, struct session *s)
 {
+    if (!is_serving(mgr))
+        return false;
     for (struct share_member *m = s->shares; m; m = m->session_next) {
         ensure_queue_info(mgr, m->group);
         if (m->group->backlog)
@@ -543,6 +557,7 @@ static void choose_target(void *subscriber, uint32_t grant, void *arg)
         t.member = member->session;
         t.sub_id = member->sub_id;
         t.qos = m->qos < member->qos ? m->qos : member->qos;
+        t.is_retain_as_published = member->is_retain_as_published;
     } else {
         uint8_t max = group_max_qos(g);
         t.qos = m->qos < max ? m->qos : max;
@@ -556,7 +571,7 @@ int share_route_match(struct session_mgr *mgr, const struct msg *m)
 {
     struct share_index *idx = mgr->shares;
     idx->target_count = 0;
-    if (hashtable_count(&idx->groups) == 0)
+    if (hashtable_count(&idx->groups) == 0 || !is_serving(mgr))
         return 0;
     struct match_ctx ctx = {mgr, m, 0};
     trie_match(idx->trie, (struct mqtt_bytes){m->topic, m->topic_len}, choose_target, &ctx);
@@ -604,8 +619,11 @@ static bool group_queue_full(struct session_mgr *mgr, struct share_group *g, con
     return true;
 }
 
-/* No member is connected: m waits in the group's queue, in this batch. */
-static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m, uint8_t qos)
+/* No member is connected: m waits in the group's queue, in this batch,
+ * with the RETAIN it was published with (published_retain): the member that
+ * takes it applies its own Retain As Published. */
+static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m, uint8_t qos,
+                   bool published_retain)
 {
     ensure_queue_info(mgr, g); /* last_seq: appends continue above the store's */
     if (group_queue_full(mgr, g, m))
@@ -616,7 +634,8 @@ static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m
         rc = -ENOMEM;
     uint64_t seq = g->last_seq + 1;
     if (rc == 0)
-        rc = store_batch_group_queue_append(b, group_key(g), seq, m->store_id, qos);
+        rc = store_batch_group_queue_append(b, group_key(g), seq, m->store_id, qos,
+                                            published_retain);
     if (rc == 0)
         rc = watch_group(mgr, g);
     if (rc != 0)
@@ -630,15 +649,18 @@ static int enqueue(struct session_mgr *mgr, struct share_group *g, struct msg *m
     return 0;
 }
 
-int share_route_deliver(struct session_mgr *mgr, struct msg *m)
+int share_route_deliver(struct session_mgr *mgr, struct msg *m, bool published_retain)
 {
     struct share_index *idx = mgr->shares;
     int rc = 0;
     for (size_t i = 0; i < idx->target_count; i++) {
         const struct share_target *t = &idx->targets[i];
-        struct delivery d = {
-            .qos = t->qos, .sub_id_count = t->sub_id ? 1 : 0, .sub_ids = &t->sub_id};
-        int r = t->member ? deliver(mgr, t->member, m, &d) : enqueue(mgr, t->group, m, t->qos);
+        struct delivery d = {.qos = t->qos,
+                             .retain = published_retain && t->is_retain_as_published,
+                             .sub_id_count = t->sub_id ? 1 : 0,
+                             .sub_ids = &t->sub_id};
+        int r = t->member ? deliver(mgr, t->member, m, &d)
+                          : enqueue(mgr, t->group, m, t->qos, published_retain);
         if (r != 0 && rc == 0)
             rc = r;
     }
@@ -679,6 +701,7 @@ static int take_entry(struct pull_ctx *ctx, const struct store_queue_item *item)
         uint8_t member_qos = ctx->member->qos;
         struct delivery d = {
             .qos = item->entry.qos < member_qos ? item->entry.qos : member_qos,
+            .retain = item->entry.retain && ctx->member->is_retain_as_published,
             .sub_id_count = ctx->member->sub_id ? 1 : 0,
             .sub_ids = &ctx->member->sub_id,
         };
@@ -738,6 +761,8 @@ static void pull_group(struct session_mgr *mgr, struct share_member *member)
 
 void share_pull(struct session_mgr *mgr, struct session *s)
 {
+    if (!is_serving(mgr))
+        return;
     for (struct share_member *m = s->shares; m; m = m->session_next)
         if (deliver_send_room(mgr, s) > 0)
             pull_group(mgr, m);
@@ -747,6 +772,7 @@ void share_pull(struct session_mgr *mgr, struct session *s)
 
 struct recover_ctx {
     struct session_mgr *mgr;
+    uint64_t queued; /* entries of the groups that exist */
     /* Orphans: queues of groups that no longer exist, collected during the
      * walk (a store callback cannot record into the batch's reads) */
     struct store_bytes *orphans;
@@ -760,8 +786,10 @@ static int recover_group(void *arg, struct store_bytes group, uint64_t last_seq,
     struct recover_ctx *ctx = arg;
     struct share_group *g =
         find_group(ctx->mgr->shares, (struct mqtt_bytes){group.data, group.len});
-    if (g)
+    if (g) {
+        ctx->queued += count;
         return reload_counts(g, group, last_seq, count, bytes);
+    }
     if (ctx->orphan_count == ctx->orphan_cap) {
         size_t cap = ctx->orphan_cap ? ctx->orphan_cap * 2 : 8;
         struct store_bytes *a = realloc(ctx->orphans, cap * sizeof(*a));
@@ -793,6 +821,12 @@ int share_recover(struct session_mgr *mgr, char *err, size_t err_len)
         free((void *)ctx.orphans[i].data);
     }
     free(ctx.orphans);
+    if (rc == 0 && !is_serving(mgr) && share_group_count(mgr->shares) > 0)
+        log_notice("shared_subscriptions is false: %zu shared subscriptions in %zu groups and "
+                   "their %llu queued messages are kept in the store but get no messages until "
+                   "it is true again",
+                   share_subscription_count(mgr->shares), share_group_count(mgr->shares),
+                   (unsigned long long)ctx.queued);
     if (rc != 0)
         snprintf(err, err_len, "loading the group queues: %s", store_strerror(rc));
     return rc;

@@ -17,6 +17,12 @@
  * still queued for it are then deleted: no member is left to receive them
  * (Mosquitto has no group queue at all).
  *
+ * With shared_subscriptions false (session_config's
+ * shared_subscription_available) the groups of stored shared subscriptions
+ * are loaded as usual, so their queues are neither orphans nor deleted, but
+ * nothing is routed to them or taken from their queues (logged once at
+ * start); a group still ends, queue and all, with its last member.
+ *
  * Not for: the wire (subscribe.c validates and answers SUBACK), non-shared
  * routing (publish.c), or the store's layout (storage/groupq.c).
  */
@@ -86,14 +92,18 @@ int share_recover(struct session_mgr *mgr, char *err, size_t err_len);
  * Routing (publish.c). share_route_match() picks, for each group whose
  * FILTER matches m's topic, the member that gets m (round robin, READ gate)
  * or the group queue; share_route_records() is how many store records that
- * choice writes (for the reservation); share_route_deliver() delivers. The
- * choice is kept in the index between the calls. Return 0 / -ENOMEM; deliver
- * returns the first error.
+ * choice writes (for the reservation); share_route_deliver() delivers, with
+ * RETAIN published_retain to members whose subscription has Retain As
+ * Published (MQTT 5 3.8.3.1; no exception for shared subscriptions, and
+ * Mosquitto 2 does the same) and 0 to the others; the group queue keeps
+ * published_retain for the member that takes the message. The choice is kept
+ * in the index between the calls. Return 0 / -ENOMEM; deliver returns the
+ * first error.
  */
 int share_route_match(struct session_mgr *mgr, const struct msg *m);
 size_t share_route_records(const struct session_mgr *mgr, const struct msg *m);
 /* How many groups share_route_match() chose a target in (until delivered). */
 size_t share_route_targets(const struct session_mgr *mgr);
-int share_route_deliver(struct session_mgr *mgr, struct msg *m);
+int share_route_deliver(struct session_mgr *mgr, struct msg *m, bool published_retain);
 
 #endif /* SOL_SHARE_H */

@@ -94,6 +94,12 @@ static uint8_t refuse_filter(struct session_mgr *mgr, struct session *s, struct 
         log_notice("client %s: invalid subscription filter refused", (char *)s->client_id);
         return MQTT_RC_TOPIC_FILTER_INVALID;
     }
+    if (share_is_shared(filter) && !mgr->config.shared_subscription_available) {
+        log_notice("client %s: shared subscription %.*s refused: shared_subscriptions is false",
+                   (char *)s->client_id, (int)(filter.len > 200 ? 200 : filter.len),
+                   (const char *)filter.data);
+        return MQTT_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED;
+    }
     if (!shared_filter_ok(mgr, s, filter, &inner))
         return MQTT_RC_TOPIC_FILTER_INVALID;
     if (topic_is_too_deep(mgr, inner)) {
@@ -178,7 +184,9 @@ static uint8_t options_byte(const struct mqtt_topic_entry *e,
 }
 
 /* It is a Protocol Error to set No Local on a shared subscription
- * [MQTT-3.8.3-4]: the whole SUBSCRIBE is refused (DISCONNECT 0x82). */
+ * [MQTT-3.8.3-4]: the whole SUBSCRIBE is refused (DISCONNECT 0x82). With
+ * shared_subscriptions false the filter gets 0x9E instead, as any "$share/"
+ * filter: Sol does not treat it as a shared subscription then. */
 static bool has_shared_no_local(const struct mqtt_packet *probe)
 {
     struct mqtt_topic_iter it;
@@ -203,7 +211,8 @@ int subscribe_handle(struct session_mgr *mgr, struct session_client *c,
     struct session *s = c->sess;
     struct mqtt_packet probe = {.type = MQTT_SUBSCRIBE, .u.subscribe = *p};
     probe.protocol_level = client_is_v5(c) ? MQTT_PROTOCOL_V5 : 0;
-    if (client_is_v5(c) && has_shared_no_local(&probe)) {
+    if (client_is_v5(c) && mgr->config.shared_subscription_available &&
+        has_shared_no_local(&probe)) {
         log_notice("client %s: No Local on a shared subscription", (char *)s->client_id);
         return SESSION_ERR_PROTOCOL;
     }

@@ -54,6 +54,7 @@ void config_init(struct sol_config *cfg)
     cfg->connection_messages = true;
     cfg->sys_interval = CONFIG_DEFAULT_SYS_INTERVAL_S;
     cfg->retain_available = true;
+    cfg->shared_subscriptions = true;
     cfg->receive_maximum = CONFIG_DEFAULT_RECEIVE_MAXIMUM;
     cfg->max_topic_alias = CONFIG_DEFAULT_MAX_TOPIC_ALIAS;
     cfg->max_output_buffer_bytes = CONFIG_DEFAULT_MAX_OUTPUT_BUFFER;
@@ -719,6 +720,11 @@ static int do_retain_available(struct parser *p, char *args)
     return one_bool(p, args, &p->cfg->retain_available);
 }
 
+static int do_shared_subscriptions(struct parser *p, char *args)
+{
+    return one_bool(p, args, &p->cfg->shared_subscriptions);
+}
+
 /* Seconds per unit of a Mosquitto duration ("m" is a 30-day month), or 0. */
 static uint64_t duration_unit_s(const char *unit)
 {
@@ -1332,6 +1338,7 @@ static const struct {
     {"sys_interval", do_sys_interval},
     {"connection_messages", do_connection_messages},
     {"retain_available", do_retain_available},
+    {"shared_subscriptions", do_shared_subscriptions},
     {"persistent_client_expiration", do_persistent_client_expiration},
     {"log_dest", do_log_dest},
     {"log_type", do_log_type},

@@ -255,6 +255,11 @@ struct sol_config {
     uint32_t sys_interval;
     /* Directive: retain_available true|false (default true). */
     bool retain_available;
+    /* Shared subscriptions ("$share/GROUP/FILTER"); false: refused (MQTT 5
+     * SUBACK 0x9E, 3.1.1 0x80), CONNACK says Shared Subscription Available 0,
+     * and stored ones are kept but get no messages. Directive:
+     * shared_subscriptions true|false (Sol's own; default true). */
+    bool shared_subscriptions;
     /* MQTT 5: the Receive Maximum Sol sends in CONNACK: QoS 1/2 PUBLISH a
      * client may have unacknowledged at once (one over it: DISCONNECT 0x93).
      * Directive: receive_maximum N (1..65535, Sol's own; default 100). */

@@ -46,12 +46,28 @@ cycles, checks:
   kills continue - not much after it (its deadline survives the kills); a will
   whose session (2 s) ends before its delay is published once at the session's
   end; a will whose session resumes is never published.
+
+The shared-subscription variant ("shared" in SOL_CRASH_VERSIONS) has a
+publisher send QoS 1 and 2 into the group $share/g/cs/# of three persistent
+members (one MQTT 5, two 3.1.1; each subscribed at QoS 2), which connect and
+disconnect on their own between the kills (with DISCONNECT or by dropping
+the socket); every third cycle has no member connected, so the messages wait
+in the group's queue in the store when the broker is killed. After a final
+drain with every member connected it asserts:
+- every acknowledged QoS 1 message reached at least one member, every
+  acknowledged QoS 2 message exactly one member exactly once;
+- no message reached two members (one sent to a member stays with it);
+- the group queue was used while every member was offline, is empty at the
+  end, and `solctl check` finds nothing wrong.
+  SOL_CRASH_SHARED_CYCLES=N     its kill -9 cycles (4: the short form CI runs)
+  SOL_CRASH_SHARED_MESSAGES=N   the most messages published per cycle (1500)
 """
 
 import json
 import os
 import random
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -70,7 +86,9 @@ MODES = [x for x in os.environ.get("SOL_CRASH_MODES", "fsync,nosync").split(",")
 # each cycle runs this long (uniform) before kill -9
 RUN_S = tuple(float(x) for x in os.environ.get("SOL_CRASH_RUN_S", "0.4,1.2").split(","))
 SUMMARY = os.environ.get("SOL_CRASH_SUMMARY", "")
-VERSIONS = [int(x) for x in os.environ.get("SOL_CRASH_VERSIONS", "3,5").split(",") if x.strip()]
+# Variants: 3 (MQTT 3.1.1), 5 (MQTT 5), shared (shared-subscription groups)
+VERSIONS = [int(x) if x.strip().isdigit() else x.strip()
+            for x in os.environ.get("SOL_CRASH_VERSIONS", "3,5,shared").split(",") if x.strip()]
 DRAIN_QUIET_S = 1.5
 TOTAL_LIMIT_S = 60 + CYCLES * (RUN_S[1] + 4)
 
@@ -572,8 +590,307 @@ def test_kill9_v5_sessions_expiry_and_wills(broker, seed=1234, mode="fsync"):
     check("c5/will/resume" not in wills, "the will of a resumed session was published")
 
 
+# ---- Shared-subscription groups ----
+
+SHARE_FILTER = "$share/g/cs/#"
+SHARE_MEMBERS = (("cs-m0", 5), ("cs-m1", 3), ("cs-m2", 3))  # (client id, MQTT version)
+# Kill cycles of the shared variant (a few in CI) and the most messages the
+# publisher sends per cycle (the bound on each cycle's group queue).
+SHARE_CYCLES = int(os.environ.get("SOL_CRASH_SHARED_CYCLES", "4"))
+SHARE_MESSAGES = int(os.environ.get("SOL_CRASH_SHARED_MESSAGES", "1500"))
+SHARE_TOTAL_LIMIT_S = 90 + SHARE_CYCLES * (RUN_S[1] + 8)
+SOLCTL = os.path.join(harness.BUILD_DIR, "solctl")
+
+
+class SharedGroup(Shared):
+    """Shared state of the group variant: got1 / got2 map seq -> [member, ...]
+    (one entry per new delivery, as the member's QoS 2 state counts it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.members_off = threading.Event()  # the driver wants every member offline
+        self.draining = threading.Event()     # stay connected: the final drain
+        self.budget = 0                       # messages the publisher may still send this cycle
+        self.connected = {}                   # member -> connected now
+        self.connects = {}                    # member -> connections made
+        self.connected_to = {}                # member -> broker start it last connected to
+        self.max_group_queue = 0              # deepest group queue solctl saw
+
+    def error(self, message):
+        with self.lock:
+            if len(self.errors) < 50:
+                self.errors.append(message)
+
+
+def group_publisher(broker, sh):
+    """QoS 1 and 2 into cs/t (3.1.1, clean), as fast as the acks come back,
+    at most sh.budget per cycle."""
+    seq = 0
+    for _ in range(100000):
+        if sh.stop_pub.is_set():
+            return
+        try:
+            raw, _ = connect(broker.port, "cs-pub", True)
+            for _ in range(10000000):
+                if sh.stop_pub.is_set():
+                    return
+                with sh.lock:
+                    may_send = sh.budget > 0
+                    sh.budget -= 1 if may_send else 0
+                if not may_send:
+                    time.sleep(0.01)
+                    continue
+                seq += 1
+                qos = 1 if seq % 2 else 2
+                pid = seq % 65535 + 1
+                raw.send(publish_packet("cs/t", b"%d" % seq, qos=qos, packet_id=pid))
+                raw.expect(PUBACK if qos == 1 else PUBREC, timeout_s=3)
+                with sh.lock:
+                    (sh.acked1 if qos == 1 else sh.acked2).add(seq)
+                if qos == 2:
+                    raw.send(ack_packet(PUBREL, pid))
+                    raw.expect(PUBCOMP, timeout_s=3)
+        except (OSError, harness.TestFailure):
+            time.sleep(0.05)  # broker down: retry until it is back
+
+
+class GroupMember:
+    """A persistent member of SHARE_FILTER (MQTT 3.1.1 or 5) that comes and
+    goes on its own (online 0.2..1.5 s, offline 0.05..0.5 s, leaving with
+    DISCONNECT or by dropping the socket), and stays offline while the driver
+    asks every member to. Its QoS 2 state (packet ids awaiting PUBREL) lasts
+    across reconnects, as a real client's does (method B)."""
+
+    def __init__(self, broker, sh, client_id, version, rng):
+        self.broker, self.sh = broker, sh
+        self.client_id, self.version, self.rng = client_id, version, rng
+        self.awaiting_pubrel = set()
+        self.subscribed = False
+
+    def connect(self):
+        if self.version == 5:
+            raw, present = connect5(self.broker.port, self.client_id, False, LONG_S)
+        else:
+            raw, present = connect(self.broker.port, self.client_id, False)
+        if self.subscribed and not present:
+            self.sh.error("%s: session present 0: session lost" % self.client_id)
+        if not self.subscribed:
+            if self.version == 5:
+                raw.send(subscribe5_packet(1, [(SHARE_FILTER, 2)]))
+            else:
+                raw.send(subscribe_packet(1, [(SHARE_FILTER, 2)]))
+            _, _, body = raw.expect(SUBACK, timeout_s=3)
+            check(body[-1] == 2, "%s: SUBACK %r" % (self.client_id, body))
+            self.subscribed = True
+        return raw
+
+    def run(self):
+        sh = self.sh
+        for _ in range(100000):
+            if sh.stop.is_set():
+                return
+            if sh.members_off.is_set() and not sh.draining.is_set():
+                time.sleep(0.02)
+                continue
+            raw = None
+            try:
+                raw = self.connect()
+                with sh.lock:
+                    sh.connected[self.client_id] = True
+                    sh.connects[self.client_id] = sh.connects.get(self.client_id, 0) + 1
+                    sh.connected_to[self.client_id] = self.broker.starts
+                self.receive(raw, time.monotonic() + self.rng.uniform(0.2, 1.5))
+                if self.rng.random() < 0.5:
+                    raw.send(disconnect5_packet() if self.version == 5 else
+                             harness.DISCONNECT_BYTES)
+            except (OSError, harness.TestFailure):
+                pass
+            finally:
+                if raw is not None:
+                    raw.close()
+                with sh.lock:
+                    sh.connected[self.client_id] = False
+            if not sh.draining.is_set():
+                time.sleep(self.rng.uniform(0.05, 0.5))
+
+    def receive(self, raw, leave_at):
+        sh = self.sh
+        for _ in range(10000000):
+            if sh.stop.is_set():
+                return
+            if not sh.draining.is_set() and (sh.members_off.is_set() or
+                                             time.monotonic() > leave_at):
+                return
+            try:
+                pkt = raw.read_packet(timeout_s=0.1)
+            except harness.TestFailure:
+                continue  # quiet: poll the flags
+            if pkt is None:
+                raise OSError("broker closed")
+            type_, flags, body = pkt
+            with sh.lock:
+                sh.last_rx = time.monotonic()
+            if type_ == PUBLISH:
+                self.on_publish(raw, flags, body)
+            elif type_ == PUBREL:
+                pid = struct.unpack("!H", body[:2])[0]
+                self.awaiting_pubrel.discard(pid)
+                raw.send(ack5_packet(PUBCOMP, pid) if self.version == 5 else
+                         ack_packet(PUBCOMP, pid))
+
+    def on_publish(self, raw, flags, body):
+        if self.version == 5:
+            d = parse_publish5(flags, body)
+            topic, pid, payload, qos = d["topic"], d["packet_id"], d["payload"], d["qos"]
+        else:
+            topic, pid, payload, qos, _, _ = parse_publish(flags, body)
+        if topic != "cs/t" or qos == 0:
+            self.sh.error("%s: delivery on %r at QoS %d" % (self.client_id, topic, qos))
+            return
+        is_new = qos == 1 or pid not in self.awaiting_pubrel
+        if qos == 2:
+            self.awaiting_pubrel.add(pid)
+        if is_new:
+            with self.sh.lock:
+                got = self.sh.got1 if qos == 1 else self.sh.got2
+                got.setdefault(int(payload), []).append(self.client_id)
+        ack = PUBACK if qos == 1 else PUBREC
+        raw.send(ack5_packet(ack, pid) if self.version == 5 else ack_packet(ack, pid))
+
+
+def solctl_group_queue_len(broker):
+    """Entries in the group queues now (solctl beside the running broker)."""
+    r = subprocess.run([SOLCTL, "dump", "--json", "groups", "--data-dir", broker.data_dir],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "solctl dump groups: %s" % r.stderr)
+    return len([l for l in r.stdout.splitlines() if l.strip()])
+
+
+def members_connected(sh):
+    with sh.lock:
+        return sum(1 for v in sh.connected.values() if v)
+
+
+def off_phase(broker, sh, rng):
+    """Every member offline: the publisher's messages go to the group queue,
+    which then lives through a kill -9."""
+    sh.members_off.set()
+    harness.wait_until(lambda: members_connected(sh) == 0, 10, "every member offline")
+    time.sleep(0.2)  # the broker sees the closes; then only the group queue takes messages
+    with sh.lock:
+        sh.budget = SHARE_MESSAGES
+    time.sleep(rng.uniform(*RUN_S))
+    depth = solctl_group_queue_len(broker)
+    with sh.lock:
+        sh.max_group_queue = max(sh.max_group_queue, depth)
+
+
+def drain_group(broker, sh):
+    """Members stay connected until nothing arrives for DRAIN_QUIET_S, once
+    each is connected to the broker's last start (so its own queue and
+    inflight go out)."""
+    sh.draining.set()
+    sh.members_off.clear()
+
+    def all_connected():
+        with sh.lock:
+            return all(sh.connected.get(cid) and sh.connected_to.get(cid) == broker.starts
+                       for cid, _ in SHARE_MEMBERS)
+    harness.wait_until(all_connected, 20, "every member connected after the last restart")
+    deadline = time.monotonic() + 60
+    for _ in range(6000):
+        with sh.lock:
+            quiet = time.monotonic() - sh.last_rx
+        if quiet > DRAIN_QUIET_S or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+
+
+def test_kill9_shared_group(broker, seed=1234, mode="fsync"):
+    sh = SharedGroup()
+    rng = random.Random(seed)
+    restart_ms = []
+    t0 = time.monotonic()
+    members = [GroupMember(broker, sh, cid, v, random.Random("%d-%s" % (seed, cid)))
+               for cid, v in SHARE_MEMBERS]
+    threads = [threading.Thread(target=m.run, daemon=True) for m in members]
+    for t in threads:
+        t.start()
+    harness.wait_until(lambda: all(m.subscribed for m in members), 10, "the members' SUBACKs")
+    pub = threading.Thread(target=group_publisher, args=(broker, sh), daemon=True)
+    pub.start()
+    off_cycles = 0
+    for cycle in range(SHARE_CYCLES):
+        # Every third cycle from the second on has no member connected; the
+        # next cycle starts with the kill still in place and lifts it.
+        if cycle % 3 == 1:
+            off_phase(broker, sh, rng)
+            off_cycles += 1
+        else:
+            with sh.lock:
+                sh.budget = SHARE_MESSAGES
+            sh.members_off.clear()
+            time.sleep(rng.uniform(*RUN_S))
+        broker.kill9()
+        t_start = time.monotonic()
+        broker.start()
+        restart_ms.append((time.monotonic() - t_start) * 1000)
+        check(time.monotonic() - t0 < SHARE_TOTAL_LIMIT_S, "crash loop over its time bound")
+    sh.stop_pub.set()
+    pub.join(10)
+    drain_group(broker, sh)
+    sh.stop.set()
+    for t in threads:
+        t.join(10)
+    queue_left = solctl_group_queue_len(broker)
+    chk = subprocess.run([SOLCTL, "check", "--data-dir", broker.data_dir], capture_output=True,
+                         text=True, timeout=60)
+
+    with sh.lock:
+        lost1 = sorted(s for s in sh.acked1 if s not in sh.got1)
+        lost2 = sorted(s for s in sh.acked2 if s not in sh.got2)
+        twice2 = sorted(s for s, who in sh.got2.items() if len(who) > 1)
+        moved = sorted(s for got in (sh.got1, sh.got2) for s, who in got.items()
+                       if len(set(who)) > 1)
+        dups1 = sum(len(who) - 1 for who in sh.got1.values())
+        per_member = {cid: sum(1 for got in (sh.got1, sh.got2) for who in got.values()
+                               for w in who if w == cid) for cid, _ in SHARE_MEMBERS}
+        summary = {"variant": "shared", "sync": mode, "seed": seed, "cycles": SHARE_CYCLES,
+                   "off_cycles": off_cycles, "acked_qos1": len(sh.acked1),
+                   "acked_qos2": len(sh.acked2), "lost_qos1": len(lost1),
+                   "lost_qos2": len(lost2), "qos2_duplicated": len(twice2),
+                   "qos1_duplicates": dups1, "moved_between_members": len(moved),
+                   "delivered_per_member": per_member,
+                   "member_connects": dict(sh.connects),
+                   "max_group_queue": sh.max_group_queue, "group_queue_left": queue_left,
+                   "restart_ms_mean": round(sum(restart_ms) / len(restart_ms), 1),
+                   "restart_ms_max": round(max(restart_ms), 1),
+                   "errors": len(sh.errors), "elapsed_s": round(time.monotonic() - t0, 1)}
+        print("crash: " + json.dumps(summary), flush=True)
+        if SUMMARY:
+            with open(SUMMARY, "a") as f:
+                f.write(json.dumps(summary) + "\n")
+    check(not sh.errors, "; ".join(sh.errors[:3]))
+    check(len(sh.acked1) > 0 and len(sh.acked2) > 0, "no message was acknowledged at all")
+    check(not lost1, "acknowledged QoS 1 messages lost: %s" % lost1[:20])
+    check(not lost2, "acknowledged QoS 2 messages lost: %s" % lost2[:20])
+    check(not twice2, "QoS 2 messages delivered twice in the group: %s" % twice2[:20])
+    check(not moved, "messages delivered to two members: %s" % moved[:20])
+    check(off_cycles == 0 or sh.max_group_queue > 0,
+          "no message waited in the group queue while every member was offline")
+    check(queue_left == 0, "%d entries left in the group queue after the drain" % queue_left)
+    check(chk.returncode == 0, "solctl check: %s%s" % (chk.stdout[-500:], chk.stderr[-300:]))
+    check(sum(1 for n in per_member.values() if n > 0) >= 2,
+          "the group's messages went to fewer than two members: %r" % per_member)
+
+
 def make_test(mode, seed, version):
     """nosync leaves the last meta page in the page cache: still enough for kill -9."""
+    if version == "shared":
+        def test(broker):
+            test_kill9_shared_group(broker, seed, mode)
+        test.__name__ = "test_kill9_shared_%s_seed_%d_group_loses_nothing" % (mode, seed)
+        return test
     if version == 5:
         def test(broker):
             test_kill9_v5_sessions_expiry_and_wills(broker, seed, mode)

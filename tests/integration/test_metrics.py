@@ -333,10 +333,49 @@ def test_no_metrics_listener_means_no_endpoint(r):
     r.run(body)
 
 
+@metrics_test(extra_config=["sys_interval 1"])
+def test_publish_over_a_v5_clients_maximum_packet_size_is_counted(broker, mport):
+    """A PUBLISH dropped for an MQTT 5 client because it would exceed the
+    Maximum Packet Size the client set in CONNECT is counted in
+    sol_messages_dropped_total{reason="packet_too_large"} and in
+    $SYS/broker/messages/dropped/packet too large (and the total)."""
+    import harness as h
+    watcher = mqtt_connect(broker.port, "sys-watch")
+    check(subscribe_one(watcher, "$SYS/broker/messages/dropped/packet too large", 0) == 0,
+          "$SYS refused")
+    small, _, _ = h.mqtt5_connect(broker.port, "small-mps", props=h.props_block(
+        h.prop(h.P_MAXIMUM_PACKET_SIZE, 64)))
+    small.send(h.subscribe5_packet(1, [("mps/#", 1)]))
+    small.expect(h.SUBACK)
+    pub = mqtt_connect(broker.port, "big-pub")
+    for pid, payload in ((1, b"x" * 100), (2, b"y" * 200), (3, b"small")):
+        pub.send(publish_packet("mps/t", payload, qos=1, packet_id=pid))
+        pub.expect(PUBACK)
+    m = h.next_publish5(small)
+    check(m is not None and m["payload"] == b"small", "the small message: %r" % m)
+    samples, _ = parse(scrape(mport)[2])
+    got = get(samples, "sol_messages_dropped_total", '{reason="packet_too_large"}')
+    check(got == 2, "packet_too_large drops: %s, want 2" % got)
+    check(get(samples, "sol_messages_dropped_total", '{reason="output_buffer"}') == 0,
+          "a too-large drop counted as output_buffer")
+    deadline = time.monotonic() + 10
+    seen = None
+    for _ in range(100):
+        if time.monotonic() > deadline or seen == b"2":
+            break
+        r = next_publish(watcher, timeout_s=2)
+        if r is not None and r[0] == "$SYS/broker/messages/dropped/packet too large":
+            seen = r[1]
+    check(seen == b"2", "$SYS/broker/messages/dropped/packet too large: %r, want 2" % seen)
+    for c in (watcher, small, pub):
+        c.close()
+
+
 def main():
     r = Runner()
     for test in (test_scrape_follows_mqtt_traffic_in_exposition_format,
                  test_inflight_queued_and_offline_sessions_are_running_totals,
+                 test_publish_over_a_v5_clients_maximum_packet_size_is_counted,
                  test_other_paths_are_404_and_other_methods_405,
                  test_hostile_http_clients_do_not_stall_mqtt,
                  test_start_up_errors_name_the_directive,

@@ -9,7 +9,11 @@ clients (paho-mqtt, mosquitto_sub, raw sockets) against the real broker:
   cycles with the publisher running: every message whose PUBACK / PUBREC the
   publisher saw is delivered after the restarts, QoS 2 exactly once, and
   `solctl check` finds nothing wrong;
-- invalid group names get SUBACK 0x80.
+- invalid group names get SUBACK 0x80;
+- MQTT 5 Retain As Published on shared deliveries (paho v5 members), live
+  and from the group queue after a restart;
+- shared_subscriptions false: CONNACK, SUBACK 0x9E / 0x80, stored groups
+  and their queues kept unserved, and served again when it is true.
 Every wait is bounded; the broker's log is printed on failure.
 """
 
@@ -242,6 +246,131 @@ def test_invalid_group_names_get_suback_0x80(broker):
     c.close()
 
 
+class PahoMember5:
+    """A paho-mqtt MQTT 5 member (persistent: Session Expiry 3600 s) that
+    records (payload, RETAIN) of each message."""
+
+    def __init__(self, port, client_id):
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+        self.port, self.got = port, []
+        self.connected, self.subscribed = threading.Event(), threading.Event()
+        self.props = Properties(PacketTypes.CONNECT)
+        self.props.SessionExpiryInterval = 3600
+        self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+        self.c.on_connect = lambda cl, ud, fl, rc, pr=None: self.connected.set()
+        self.c.on_subscribe = lambda cl, ud, mid, rcs, pr=None: self.subscribed.set()
+        self.c.on_message = lambda cl, ud, msg: self.got.append((msg.payload, bool(msg.retain)))
+
+    def start(self, clean_start):
+        self.connected.clear()
+        self.c.connect("127.0.0.1", self.port, keepalive=30, clean_start=clean_start,
+                       properties=self.props)
+        self.c.loop_start()
+        check(self.connected.wait(5), "paho CONNACK")
+
+    def subscribe(self, topic_filter, rap):
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+        self.c.subscribe(topic_filter, options=SubscribeOptions(qos=1, retainAsPublished=rap))
+        check(self.subscribed.wait(5), "paho SUBACK")
+
+    def stop(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def test_retain_as_published_on_shared_deliveries_paho_v5(broker):
+    """MQTT 5 3.8.3.1: a member whose subscription has Retain As Published gets
+    RETAIN as published, live and from the group queue (after a restart); a
+    member without it gets RETAIN 0. Mosquitto 2.0.11 answers the same."""
+    rap, plain = PahoMember5(broker.port, "rap-m"), PahoMember5(broker.port, "plain-m")
+    rap.start(True)
+    rap.subscribe("$share/one/rap/t", True)
+    plain.start(True)
+    plain.subscribe("$share/two/rap/t", False)
+    for payload, retain in ((b"kept", True), (b"live", False)):
+        r = harness.mosquitto_pub(broker.port, "rap/t", payload.decode(), qos=1,
+                                  extra=("-r",) if retain else ())
+        check(r.returncode == 0, "mosquitto_pub: %s" % r.stderr)
+    harness.wait_until(lambda: len(rap.got) == 2 and len(plain.got) == 2, 5, "live deliveries")
+    check(rap.got == [(b"kept", True), (b"live", False)], "RAP member got %r" % rap.got)
+    check(plain.got == [(b"kept", False), (b"live", False)], "plain member got %r" % plain.got)
+    for m in (rap, plain):
+        m.stop()
+        m.got.clear()
+    # Both offline: the messages wait in the groups' queues, across a restart.
+    r = harness.mosquitto_pub(broker.port, "rap/t", "queued", qos=1, extra=("-r",))
+    check(r.returncode == 0, "mosquitto_pub: %s" % r.stderr)
+    broker.restart()
+    for m in (rap, plain):
+        m.start(False)
+    harness.wait_until(lambda: rap.got and plain.got, 5, "queued deliveries")
+    check(rap.got == [(b"queued", True)], "RAP member got %r from the queue" % rap.got)
+    check(plain.got == [(b"queued", False)], "plain member got %r from the queue" % plain.got)
+    for m in (rap, plain):
+        m.stop()
+
+
+def suback5_codes(raw, filters):
+    """Sends an MQTT 5 SUBSCRIBE of (filter, options) pairs; its SUBACK codes."""
+    raw.send(harness.subscribe5_packet(3, filters))
+    _, _, body = raw.expect(harness.SUBACK)
+    _, pos = harness.parse_props(body, 2)
+    return list(body[pos:])
+
+
+def test_shared_subscriptions_false_refuses_and_keeps_stored_groups(broker):
+    """shared_subscriptions false: CONNACK Shared Subscription Available 0,
+    SUBACK 0x9E (MQTT 5) / 0x80 (3.1.1) for "$share/" filters; a group and
+    its queue stored before are kept (solctl), get nothing meanwhile, and
+    are served again once the directive is back to true."""
+    a = RawMember(broker.port, "keep-a")
+    a.connect()
+    check(subscribe_one(a.raw, "$share/g/keep/t", qos=1) == 1, "SUBACK")
+    a.raw.send(harness.DISCONNECT_BYTES)
+    a.close()
+    for i in range(3):
+        r = harness.mosquitto_pub(broker.port, "keep/t", "k%d" % i, qos=1)
+        check(r.returncode == 0, "mosquitto_pub: %s" % r.stderr)
+    broker.stop()
+    with open(broker.config_path, "a") as f:
+        f.write("shared_subscriptions false\n")
+    broker.start()
+    broker.wait_for_log("shared_subscriptions is false: 1 shared subscriptions in 1 groups "
+                        "and their 3 queued messages are kept")
+    v5, _, props = harness.mqtt5_connect(broker.port, "off-v5")
+    check(harness.props_get(props, harness.P_SHARED_AVAILABLE) == 0, "CONNACK %r" % props)
+    check(suback5_codes(v5, [("$share/g/new/t", 1), ("plain/t", 1)]) == [0x9E, 1],
+          "MQTT 5 SUBACK")
+    v3 = mqtt_connect(broker.port, "off-v3")
+    check(subscribe_one(v3, "$share/g/new/t", qos=1) == 0x80, "3.1.1 SUBACK")
+    v3.close()
+    # The stored member gets nothing, a publish only it would match has no
+    # subscriber (PUBACK 0x10), and the group queue is as it was.
+    v5.send(harness.publish5_packet("keep/t", b"while-off", qos=1, packet_id=1))
+    _, _, body = v5.expect(PUBACK)
+    check(harness.parse_ack5(body)[1] == 0x10, "PUBACK %r" % body)
+    v5.close()
+    a.connect()
+    a.read_for(0.5)
+    check(not a.got, "a member got %r while shared subscriptions are off" % a.got)
+    a.raw.send(harness.DISCONNECT_BYTES)
+    a.close()
+    rc, out, _ = solctl(broker, "dump", "--json", "groups")
+    check(rc == 0 and len(out.splitlines()) == 3, "group queue while off: %s" % out[:300])
+    broker.stop()
+    with open(broker.config_path) as f:
+        lines = [l for l in f if not l.startswith("shared_subscriptions")]
+    with open(broker.config_path, "w") as f:
+        f.writelines(lines)
+    broker.start()
+    a.connect()
+    a.read_for(0.5)
+    check(sorted(a.got) == [b"k0", b"k1", b"k2"], "back on, the member got %r" % a.got)
+    a.close()
+
+
 def main():
     r = harness.Runner()
     r.run(test_three_members_each_get_a_third_and_no_message_twice,
@@ -250,6 +379,8 @@ def main():
     r.run(test_kill9_with_a_group_backlog_loses_nothing_acknowledged,
           extra_config=["max_queued_messages 0", "max_queued_bytes 0"])
     r.run(test_invalid_group_names_get_suback_0x80)
+    r.run(test_retain_as_published_on_shared_deliveries_paho_v5)
+    r.run(test_shared_subscriptions_false_refuses_and_keeps_stored_groups)
     r.finish()
 
 

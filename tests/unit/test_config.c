@@ -741,6 +741,19 @@ static void test_sys_interval_connection_messages_retain_available(void **state)
     load_fails(f, "connection_messages on\n", 1, "connection_messages: 'on' is not true or false");
 }
 
+static void test_shared_subscriptions_true_false_default_true(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "");
+    assert_true(f->cfg.shared_subscriptions);
+    load_ok(f, "shared_subscriptions false\n");
+    assert_false(f->cfg.shared_subscriptions);
+    load_ok(f, "shared_subscriptions true\n");
+    assert_true(f->cfg.shared_subscriptions);
+    load_fails(f, "shared_subscriptions off\n", 1,
+               "shared_subscriptions: 'off' is not true or false");
+}
+
 static void test_persistent_client_expiration_units(void **state)
 {
     static const struct {
@@ -1304,6 +1317,7 @@ int main(void)
         TEST(test_limits_bounds),
         TEST(test_error_limits_out_of_range),
         TEST(test_sys_interval_connection_messages_retain_available),
+        TEST(test_shared_subscriptions_true_false_default_true),
         TEST(test_persistent_client_expiration_units),
         TEST(test_error_persistent_client_expiration),
         TEST(test_log_dest_first_line_replaces_then_adds),

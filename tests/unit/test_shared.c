@@ -3,7 +3,8 @@
  * session manager against a real LMDB store: round robin among connected
  * members, the group queue while every member is offline (durable across a
  * restart), members leaving, QoS 2 exactly once across a reconnect, the ACL's
- * READ gate per member, the name rules and no retained messages. The
+ * READ gate per member, the name rules, no retained messages on subscribe
+ * and Retain As Published on deliveries (live and from the group queue). The
  * recording sink and helpers are test_session.c's.
  */
 #define _GNU_SOURCE /* RTLD_NEXT, for disk_full.h */
@@ -110,6 +111,72 @@ static void publish_numbered(struct fixture *f, struct fake_conn *pub, const cha
             assert_int_equal(next_sent(pub).type, MQTT_PUBCOMP);
         }
     }
+}
+
+/* ---- MQTT 5 members ---- */
+
+#define OPT_RAP 0x08 /* Retain As Published in a SUBSCRIBE's options byte */
+
+/* An MQTT 5 connection of id (session expiry: never, for clean 0) after
+ * its CONNACK; present: the expected Session Present flag. */
+static struct fake_conn *connect_v5(struct fixture *f, const char *id, bool clean, bool present)
+{
+    struct mqtt_packet p = connect_packet(id, clean);
+    p.protocol_level = MQTT_PROTOCOL_V5;
+    p.u.connect.protocol_level = MQTT_PROTOCOL_V5;
+    if (!clean) {
+        p.u.connect.props.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+        p.u.connect.props.session_expiry_interval_s = UINT32_MAX;
+    }
+    struct fake_conn *fc = new_conn(f);
+    fc->level = MQTT_PROTOCOL_V5;
+    feed(f, fc, &p, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_CONNACK);
+    assert_int_equal(ack.u.connack.return_code, 0);
+    assert_int_equal(ack.u.connack.session_present, present);
+    return fc;
+}
+
+/* MQTT 5 SUBSCRIBE of one filter with an options byte (QoS | OPT_RAP),
+ * through the codec; returns the SUBACK's reason code after the commit. */
+static uint8_t subscribe_v5(struct fixture *f, struct fake_conn *fc, const char *filter,
+                            uint8_t options)
+{
+    struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, options & 3};
+    struct mqtt_subscription_options o = {.retain_as_published = (options & OPT_RAP) != 0};
+    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE, .protocol_level = MQTT_PROTOCOL_V5};
+    p.u.subscribe.packet_id = 9;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.entries = &e;
+    p.u.subscribe.options = &o;
+    uint8_t buf[512];
+    size_t n = 0, used = 0;
+    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
+    struct mqtt_packet decoded;
+    assert_int_equal(mqtt_decode_stream_for(buf, n, 0, MQTT_PROTOCOL_V5, &decoded, &used), MQTT_OK);
+    feed(f, fc, &decoded, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(fc);
+    assert_int_equal(ack.type, MQTT_SUBACK);
+    assert_int_equal(ack.u.suback.return_codes.len, 1);
+    return ack.u.suback.return_codes.data[0];
+}
+
+/* The next PUBLISH on fc (after a flush if none is waiting), acknowledged
+ * when QoS 1. */
+static struct mqtt_packet next_publish_acked(struct fixture *f, struct fake_conn *fc)
+{
+    struct mqtt_packet p = next_sent(fc);
+    if (p.type == 0) {
+        session_flush(f->mgr);
+        p = next_sent(fc);
+    }
+    assert_int_equal(p.type, MQTT_PUBLISH);
+    if (p.u.publish.qos == 1)
+        send_ack(f, fc, MQTT_PUBACK, p.u.publish.packet_id);
+    return p;
 }
 
 /* ---- Tests ---- */
@@ -518,6 +585,154 @@ static void test_shared_store_without_groupq_opens_and_gains_it(void **state)
     open_all(f);
 }
 
+/* Retain As Published applies to a shared subscription as to any other
+ * (MQTT 5 3.8.3.1: "Application Messages forwarded using this subscription
+ * keep the RETAIN flag they were published with"; 4.8.2 only keeps retained
+ * messages from being sent when a shared subscription is made; Mosquitto 2
+ * does the same): a live delivery through a member whose subscription has
+ * it carries RETAIN 1 for a message published retained, one without it
+ * RETAIN 0. */
+static void test_shared_retain_as_published_keeps_the_retain_flag(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *rap = connect_v5(f, "rap", true, false);
+    struct fake_conn *plain = connect_v5(f, "plain", true, false);
+    assert_int_equal(subscribe_v5(f, rap, "$share/one/ret/#", 1 | OPT_RAP), 1);
+    assert_int_equal(subscribe_v5(f, plain, "$share/two/ret/#", 1), 1);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "ret/t", "kept", 1, true, 1);
+    publish(f, pub, "ret/t", "live", 1, false, 2);
+    session_flush(f->mgr);
+    struct mqtt_packet p = next_publish_acked(f, rap);
+    assert_publish(p, "ret/t", "kept", 1);
+    assert_true(p.u.publish.retain);
+    p = next_publish_acked(f, rap);
+    assert_publish(p, "ret/t", "live", 1);
+    assert_false(p.u.publish.retain);
+    p = next_publish_acked(f, plain);
+    assert_publish(p, "ret/t", "kept", 1);
+    assert_false(p.u.publish.retain); /* [MQTT-3.3.1-13] */
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    gone(f, rap, SESSION_CLOSE_DISCONNECT);
+    gone(f, plain, SESSION_CLOSE_DISCONNECT);
+}
+
+/* A message that waited in the group queue keeps the RETAIN it was
+ * published with, across a restart, for the member that takes it: RETAIN 1
+ * to a member with Retain As Published, 0 to one without. */
+static void test_shared_group_queue_keeps_the_published_retain_flag(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_v5(f, "qa", false, false);
+    struct fake_conn *b = connect_v5(f, "qb", false, false);
+    assert_int_equal(subscribe_v5(f, a, "$share/one/q", 1 | OPT_RAP), 1);
+    assert_int_equal(subscribe_v5(f, b, "$share/two/q", 1), 1);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish(f, pub, "q", "kept", 1, true, 1);
+    publish(f, pub, "q", "live", 1, false, 2);
+    session_flush(f->mgr);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    assert_int_equal(db_entries(f, "groupq"), 4);
+    close_all(f);
+    open_all(f);
+    a = connect_v5(f, "qa", false, true);
+    struct mqtt_packet p = next_publish_acked(f, a);
+    assert_publish(p, "q", "kept", 1);
+    assert_true(p.u.publish.retain);
+    p = next_publish_acked(f, a);
+    assert_publish(p, "q", "live", 1);
+    assert_false(p.u.publish.retain);
+    b = connect_v5(f, "qb", false, true);
+    p = next_publish_acked(f, b);
+    assert_publish(p, "q", "kept", 1);
+    assert_false(p.u.publish.retain);
+    session_flush(f->mgr);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, b, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Reopens the manager on the same store with shared subscriptions on or off
+ * (the directive shared_subscriptions). */
+static void reopen_sharing(struct fixture *f, bool is_on)
+{
+    close_all(f);
+    f->config.shared_subscription_available = is_on;
+    open_all(f);
+}
+
+/* shared_subscriptions false: CONNACK says Shared Subscription Available 0;
+ * a "$share/" filter gets 0x9E from an MQTT 5 SUBSCRIBE (even with No Local,
+ * which is then no protocol error) and 0x80 from 3.1.1, the other filters of
+ * the packet are granted. */
+static void test_shared_off_refuses_share_filters_0x9E_and_0x80(void **state)
+{
+    struct fixture *f = *state;
+    reopen_sharing(f, false);
+    struct mqtt_packet p = connect_packet("v5", true);
+    p.protocol_level = MQTT_PROTOCOL_V5;
+    p.u.connect.protocol_level = MQTT_PROTOCOL_V5;
+    struct fake_conn *v5 = new_conn(f);
+    v5->level = MQTT_PROTOCOL_V5;
+    feed(f, v5, &p, SESSION_OK);
+    session_flush(f->mgr);
+    struct mqtt_packet ack = next_sent(v5);
+    assert_int_equal(ack.type, MQTT_CONNACK);
+    assert_true(mqtt_properties_has(&ack.u.connack.props, MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE));
+    assert_int_equal(ack.u.connack.props.shared_subscription_available, 0);
+    assert_int_equal(subscribe_v5(f, v5, "$share/g/t", 1),
+                     MQTT_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
+    assert_int_equal(subscribe_v5(f, v5, "$share/g/t", 1 | 0x04),
+                     MQTT_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED); /* No Local */
+    assert_int_equal(subscribe_v5(f, v5, "t", 1), 1);
+    struct fake_conn *v3 = connect_client(f, "v3", true, false);
+    subscribe(f, v3, "$share/g/t", 1, MQTT_SUBACK_FAILURE);
+    subscribe(f, v3, "t", 1, 1);
+    gone(f, v5, SESSION_CLOSE_DISCONNECT);
+    gone(f, v3, SESSION_CLOSE_DISCONNECT);
+}
+
+/* Stored shared subscriptions and their group queue survive a start with
+ * shared_subscriptions false untouched: nothing is routed to the group
+ * (a publish only it would match has no subscriber) and its member gets
+ * nothing from the queue; back on, the member gets every queued message. */
+static void test_shared_off_keeps_stored_groups_and_queues_for_later(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *a = connect_client(f, "ka", false, false);
+    subscribe(f, a, "$share/g/k", 1, 1);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    struct fake_conn *pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "k", 0, 5, 1);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+    assert_int_equal(db_entries(f, "groupq"), 5);
+
+    reopen_sharing(f, false);
+    a = connect_client(f, "ka", false, true);
+    pub = connect_client(f, "pub", true, false);
+    publish_numbered(f, pub, "k", 5, 3, 1); /* nobody subscribed: not queued */
+    assert_int_equal(drain(f, a, NULL, 0), 0);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 5);
+    assert_int_equal(db_entries(f, "subs"), 1);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+    gone(f, pub, SESSION_CLOSE_DISCONNECT);
+
+    reopen_sharing(f, true);
+    a = connect_client(f, "ka", false, true);
+    int seen[8] = {0};
+    assert_int_equal(drain(f, a, seen, 8), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    session_flush(f->mgr);
+    assert_int_equal(db_entries(f, "groupq"), 0);
+    assert_store_consistent(f);
+    gone(f, a, SESSION_CLOSE_DISCONNECT);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -536,6 +751,10 @@ int main(void)
         T(test_shared_backlog_and_live_messages_mix_without_loss),
         T(test_shared_failed_commit_while_taking_from_the_queue_loses_nothing),
         T(test_shared_store_without_groupq_opens_and_gains_it),
+        T(test_shared_retain_as_published_keeps_the_retain_flag),
+        T(test_shared_group_queue_keeps_the_published_retain_flag),
+        T(test_shared_off_refuses_share_filters_0x9E_and_0x80),
+        T(test_shared_off_keeps_stored_groups_and_queues_for_later),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
