@@ -565,6 +565,8 @@ static int reserve_input(struct conn *c, size_t cap, bool is_forced)
 {
     if (cap <= c->in_cap)
         return 0;
+    if (cap > UINT32_MAX) /* cannot happen: a packet is < 256 MiB (see in_cap) */
+        return -ENOMEM;
     if (!is_forced && !input_fits(c, cap))
         return -EAGAIN;
     uint8_t *grown = realloc(c->in, cap);
@@ -608,34 +610,40 @@ static void shrink_input(struct conn *c, size_t want)
 static void unlist_input_waiter(struct conn *c)
 {
     struct server *srv = c->srv;
-    if (!c->is_input_waiting)
+    struct input_wait *w = c->wait;
+    if (w == NULL)
         return;
-    if (c->input_prev != NULL)
-        c->input_prev->input_next = c->input_next;
+    if (w->prev != NULL)
+        w->prev->wait->next = w->next;
     else
-        srv->input_waiters = c->input_next;
-    if (c->input_next != NULL)
-        c->input_next->input_prev = c->input_prev;
+        srv->input_waiters = w->next;
+    if (w->next != NULL)
+        w->next->wait->prev = w->prev;
     else
-        srv->input_waiters_tail = c->input_prev;
-    c->input_prev = c->input_next = NULL;
-    c->is_input_waiting = false;
+        srv->input_waiters_tail = w->prev;
+    free(w);
+    c->wait = NULL;
 }
 
-/* Stops reading c until its carried buffer can grow to want bytes. */
-static void wait_for_input_budget(struct conn *c, size_t want)
+/* Stops reading c until its carried buffer can grow to want bytes. Returns
+ * 0, or -ENOMEM (the caller fails c). */
+static int wait_for_input_budget(struct conn *c, size_t want)
 {
     struct server *srv = c->srv;
-    c->input_want = want;
-    if (c->is_input_waiting)
-        return;
+    if (c->wait != NULL) {
+        c->wait->want = want;
+        return 0;
+    }
+    struct input_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    w->want = want;
+    c->wait = w;
     c->is_reading = false;
     io_update(c);
-    c->is_input_waiting = true;
-    c->input_next = NULL;
-    c->input_prev = srv->input_waiters_tail;
+    w->prev = srv->input_waiters_tail;
     if (srv->input_waiters_tail != NULL)
-        srv->input_waiters_tail->input_next = c;
+        srv->input_waiters_tail->wait->next = c;
     else
         srv->input_waiters = c;
     srv->input_waiters_tail = c;
@@ -643,6 +651,7 @@ static void wait_for_input_budget(struct conn *c, size_t want)
     log_debug("client %s: input budget (max_input_buffer_bytes %zu) in use: waiting to buffer a "
               "%zu-byte packet",
               conn_name(c), srv->max_input_bytes, want);
+    return 0;
 }
 
 bool conn_resume_input(struct server *srv)
@@ -653,8 +662,8 @@ bool conn_resume_input(struct server *srv)
     bool is_resumed = false;
     struct conn *next = NULL;
     for (struct conn *c = srv->input_waiters; c != NULL; c = next) {
-        next = c->input_next;
-        int rc = reserve_input(c, c->input_want, false);
+        next = c->wait->next;
+        int rc = reserve_input(c, c->wait->want, false);
         if (rc == -EAGAIN)
             continue; /* still too large for what is free; smaller ones go first */
         unlist_input_waiter(c);
@@ -702,10 +711,8 @@ static int keep_tail(struct conn *c, const uint8_t *buf, size_t used, size_t len
         c->in_len = left;
     }
     int rc = reserve_input(c, want, false);
-    if (rc == -EAGAIN) {
-        wait_for_input_budget(c, want);
-        return 0;
-    }
+    if (rc == -EAGAIN)
+        return wait_for_input_budget(c, want);
     return rc;
 }
 
@@ -761,7 +768,7 @@ static void read_failed(struct conn *c, ssize_t n, int err)
  * happens for those). */
 static void read_input(struct conn *c)
 {
-    if (c->is_input_waiting)
+    if (c->wait != NULL)
         return; /* conn_resume_input() restarts it */
     c->read_wants_write = false;
     for (;;) {
@@ -779,7 +786,7 @@ static void read_input(struct conn *c)
             } else {
                 consume_input(c, c->srv->scratch, (size_t)n);
             }
-            if (!c->is_closing && !c->is_input_waiting && c->tp->has_pending(c))
+            if (!c->is_closing && c->wait == NULL && c->tp->has_pending(c))
                 continue;
             break;
         }

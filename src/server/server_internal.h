@@ -106,6 +106,12 @@ struct out_chunk {
     uint8_t data[];
 };
 
+/* A connection's place among those waiting for the input budget. */
+struct input_wait {
+    struct conn *prev, *next;
+    size_t want;
+};
+
 struct conn {
     const struct conn_transport *tp;
     /* One watcher for both directions (an idle connection's size is the
@@ -118,13 +124,11 @@ struct conn {
     struct conn *prev, *next; /* srv->conns */
     struct conn *next_write;  /* srv->writes, while is_write_listed */
     struct conn *next_close;  /* srv->closing, while is_closing */
-    uint8_t *in;              /* partial packet carried to the next read; NULL when empty */
-    size_t in_len;
-    size_t in_cap; /* bytes allocated at in (counted in srv->input_bytes) */
-    /* Waiting for the input budget (srv->input_waiters): reading is stopped
-     * until in can grow to input_want bytes. */
-    struct conn *input_prev, *input_next;
-    size_t input_want;
+    uint8_t *in; /* partial packet carried to the next read; NULL when empty */
+    /* Waiting for the input budget (srv->input_waiters), NULL otherwise:
+     * reading is stopped until in can grow to wait->want bytes. Apart
+     * because it is rare and an idle connection's size is RSS. */
+    struct input_wait *wait;
     struct out_chunk *out_head, *out_tail;
     size_t out_pending; /* bytes queued and not yet written */
     ev_tstamp last_packet;
@@ -136,9 +140,12 @@ struct conn {
     /* ERR_get_error() of the last failed TLS call, 0 if none: OpenSSL 3's
      * codes fit in 32 bits (library << 23 | reason, or ERR_SYSTEM_FLAG). */
     uint32_t tls_error;
+    /* Bytes carried in in / allocated there (counted in srv->input_bytes):
+     * at most a packet (max_packet_size < 256 MiB) plus one read, doubled. */
+    uint32_t in_len;
+    uint32_t in_cap;
     int fd;
     enum session_close_reason close_reason;
-    bool is_input_waiting;
     bool is_reading;     /* EV_READ armed: not waiting for input budget, not closing */
     bool is_write_armed; /* EV_WRITE armed (update_write_watcher) */
     bool is_closing;

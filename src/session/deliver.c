@@ -153,7 +153,7 @@ static void count_queue_drop(struct session_mgr *mgr, struct session *s)
                (char *)s->client_id, (unsigned)s->queued_count, s->queued_bytes,
                (unsigned)mgr->config.max_queued_messages, mgr->config.max_queued_bytes,
                (unsigned long long)s->queue_drops);
-    s->queue_drop_logged_s = now_s;
+    s->queue_drop_logged_s = (uint32_t)now_s;
     s->queue_drops = 0;
 }
 

@@ -636,6 +636,7 @@ void session_mgr_free(struct session_mgr *mgr)
 
 struct session_client *session_client_new(struct session_mgr *mgr, void *conn, const char *peer)
 {
+    (void)mgr; /* not kept: every call into the manager passes it (8 bytes per connection) */
     if (!peer)
         peer = "unknown";
     size_t peer_len = strlen(peer);
@@ -643,7 +644,6 @@ struct session_client *session_client_new(struct session_mgr *mgr, void *conn, c
     if (!c)
         return NULL;
     memcpy(c->peer, peer, peer_len + 1);
-    c->mgr = mgr;
     c->conn = conn;
     return c;
 }

@@ -211,9 +211,6 @@ struct session {
     uint64_t due_s;            /* when the timers heap wakes it (timers.c) */
     struct waiting_will *will; /* a will waiting for its Will Delay Interval, or NULL */
 
-    /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session. */
-    uint64_t sub_refusal_logged_s; /* unix time of the last notice; 0 = none yet */
-    uint64_t queue_drop_logged_s;
     uint64_t match_gen;          /* routing: last route that matched this session */
     struct share_member *shares; /* its shared subscriptions' groups (share.c) */
 
@@ -222,8 +219,13 @@ struct session {
     uint32_t inflight_count;
     uint32_t queued_count; /* clean: length of the list; persistent: QUEUED entries in
                               the store (counted at start, then kept up to date) */
-    uint32_t sub_refusals; /* subscriptions refused since the last notice */
-    uint32_t queue_drops;  /* messages dropped by the queue limits since the last notice */
+    /* Limit notices, at most one per LIMIT_LOG_INTERVAL_S per session: unix
+     * times (32 bits last until 2106) of the last ones, 0 = none yet, and
+     * what was refused or dropped since. */
+    uint32_t sub_refusal_logged_s;
+    uint32_t queue_drop_logged_s;
+    uint32_t sub_refusals;
+    uint32_t queue_drops;
     /* Session Expiry Interval [3.1.2.11.2]: SESSION_EXPIRY_NEVER for a 3.1.1
      * persistent session, 0 for one that ends with its connection. */
     uint32_t expiry_s;
@@ -323,7 +325,6 @@ struct client_v5 {
 };
 
 struct session_client {
-    struct session_mgr *mgr;
     void *conn;                      /* the server's handle */
     struct session *sess;            /* after an accepted CONNECT */
     struct msg *will;                /* will message (retain flag = will retain), or NULL */

@@ -34,7 +34,7 @@ static void log_limit_refusal(struct session *s, const char *limit, uint32_t max
                (char *)s->client_id, (int)(filter.len > 200 ? 200 : filter.len),
                (const char *)filter.data, limit, (unsigned)max,
                (unsigned long long)s->sub_refusals);
-    s->sub_refusal_logged_s = now_s;
+    s->sub_refusal_logged_s = (uint32_t)now_s;
     s->sub_refusals = 0;
 }
 
