@@ -302,6 +302,7 @@ static int start(const struct broker_flags *f, struct broker *b, char *err, size
             snprintf(err, err_len, "cannot start the storage thread: %s", store_strerror(rc));
             return -1;
         }
+        log_info("store: commits run on a storage thread (storage_thread true)");
     }
     if (f->is_daemon && b->cfg.pid_file != NULL) {
         if (daemon_write_pid_file(b->cfg.pid_file, err, err_len) < 0)

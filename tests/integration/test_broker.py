@@ -147,6 +147,17 @@ def test_acked_qos1_survives_kill9_and_subscription_too(broker):
     check(payload == b"live", "live after restart")
 
 
+def test_without_storage_thread_acked_qos1_survives_kill9(broker):
+    """storage_thread false: the loop commits at the end of each turn itself;
+    the promise is the same."""
+    check("storage thread" not in broker.log(), "a storage thread was started")
+    test_acked_qos1_survives_kill9_and_subscription_too(broker)
+
+
+def test_storage_thread_is_the_default(broker):
+    broker.wait_for_log("commits run on a storage thread")
+
+
 def test_sigterm_exits_0_and_state_survives(broker):
     persistent_subscriber(broker, "term-sub", "term", 2)
     pub = mqtt_connect(broker.port, "term-pub")
@@ -353,8 +364,10 @@ def main():
                test_will_on_keepalive_expiry_not_after_disconnect,
                test_takeover_closes_the_old_connection, test_client_id_rules,
                test_dollar_topics_not_matched_by_hash, test_unsubscribe_and_invalid_filter,
-               test_stalled_subscriber_does_not_stall_others):
+               test_stalled_subscriber_does_not_stall_others, test_storage_thread_is_the_default):
         r.run(fn)
+    r.run(test_without_storage_thread_acked_qos1_survives_kill9,
+          extra_config=["storage_thread false"])
     r.finish()
 
 
