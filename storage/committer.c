@@ -144,7 +144,7 @@ int store_batch_commit_async(struct store_batch *b)
         return store_batch_commit(b);
     if (c->in_flight != NULL)
         return STORE_ERR_INVALID; /* one at a time: collect first */
-    b->hwm = s->next_msg_id - 1; /* read here: the owner hands out ids meanwhile */
+    b->hwm = s->next_msg_id - 1;  /* read here: the owner hands out ids meanwhile */
     hand_over(c, b);
     return STORE_COMMIT_STARTED;
 }

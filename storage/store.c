@@ -26,7 +26,7 @@
 #define PATH_BUF            4096
 
 const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta",   "sessions", "subs",   "retained", "messages",      "refs",
+    "meta",   "sessions", "subs",   "retained",      "messages",      "refs",
     "queues", "qos2in",   "groupq", "bridge_queues", "bridge_qos2in",
 };
 
@@ -511,8 +511,7 @@ static int create_optional(struct store *store, const char *dir, char *err, size
     else if (txn != NULL)
         mdb_txn_abort(txn);
     if (rc != 0) {
-        snprintf(err, err_len, "%s: cannot add the databases %s: %s", dir, names,
-                 mdb_strerror(rc));
+        snprintf(err, err_len, "%s: cannot add the databases %s: %s", dir, names, mdb_strerror(rc));
         return store_err_from_mdb(rc);
     }
     log_notice("store %s: added the databases %s (a store written before them)", dir, names);

@@ -38,7 +38,7 @@ enum store_db {
  * them, a read-only one reads them as empty (store->absent_dbs). */
 #define STORE_DB_IS_OPTIONAL(db)                                                                   \
     ((db) == DB_GROUPQ || (db) == DB_BRIDGE_QUEUES || (db) == DB_BRIDGE_QOS2IN)
-#define STORE_DB_BIT(db)         (1u << (db))
+#define STORE_DB_BIT(db) (1u << (db))
 
 extern const char *const store_db_names[STORE_DB_COUNT];
 

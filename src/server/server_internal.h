@@ -124,7 +124,7 @@ struct conn {
     struct conn *prev, *next; /* srv->conns */
     struct conn *next_write;  /* srv->writes, while is_write_listed */
     struct conn *next_close;  /* srv->closing, while is_closing */
-    uint8_t *in; /* partial packet carried to the next read; NULL when empty */
+    uint8_t *in;              /* partial packet carried to the next read; NULL when empty */
     /* Waiting for the input budget (srv->input_waiters), NULL otherwise:
      * reading is stopped until in can grow to wait->want bytes. Apart
      * because it is rare and an idle connection's size is RSS. */
@@ -132,9 +132,9 @@ struct conn {
     struct out_chunk *out_head, *out_tail;
     size_t out_pending; /* bytes queued and not yet written */
     ev_tstamp last_packet;
-    double timeout_s;        /* 0: no timer */
-    struct ssl_st *ssl;      /* TLS only, owned */
-    struct ws_conn *ws;      /* WebSockets only, owned (freed by its transport's close) */
+    double timeout_s;   /* 0: no timer */
+    struct ssl_st *ssl; /* TLS only, owned */
+    struct ws_conn *ws; /* WebSockets only, owned (freed by its transport's close) */
     /* Small fields last, together (no padding holes): a conn is most of the
      * broker's RSS per idle connection. */
     /* ERR_get_error() of the last failed TLS call, 0 if none: OpenSSL 3's
@@ -191,9 +191,9 @@ struct server {
     ev_timer tick;
     server_tick_fn tick_fn;
     void *tick_arg;
-    struct conn *conns;   /* all open connections */
-    struct conn *writes;  /* connections with output to write this turn */
-    struct conn *closing; /* connections to free at the end of the turn */
+    struct conn *conns;        /* all open connections */
+    struct conn *writes;       /* connections with output to write this turn */
+    struct conn *closing;      /* connections to free at the end of the turn */
     struct conn *closing_held; /* closed, waiting for the commit that holds their last sends */
     size_t conn_count;
     bool is_stopping;

@@ -46,7 +46,8 @@ static const struct mqtt_bytes scram_method = {(const uint8_t *)AUTH_SCRAM_METHO
 
 static bool is_scram(struct mqtt_bytes method)
 {
-    return method.len == scram_method.len && memcmp(method.data, scram_method.data, method.len) == 0;
+    return method.len == scram_method.len &&
+           memcmp(method.data, scram_method.data, method.len) == 0;
 }
 
 /* Is props's Authentication Method SCRAM-SHA-512? */
@@ -129,8 +130,8 @@ static int send_auth(struct session_mgr *mgr, struct session_client *c, uint8_t 
 static void log_failure(const struct session_client *c, const char *client_id,
                         const struct connect_auth *a)
 {
-    log_notice("client %s from %s: SCRAM-SHA-512 authentication of user '%s' failed: %s",
-               client_id, c->peer, auth_scram_username(a->scram), auth_scram_error(a->scram));
+    log_notice("client %s from %s: SCRAM-SHA-512 authentication of user '%s' failed: %s", client_id,
+               c->peer, auth_scram_username(a->scram), auth_scram_error(a->scram));
 }
 
 /* The username the SCRAM identity must match: a TLS identity, else the
@@ -245,7 +246,7 @@ int connect_auth_handle(struct session_mgr *mgr, struct session_client *c,
         return finish_exchange(mgr, c, a, &pkt->u.auth);
     case MQTT_DISCONNECT:
         return SESSION_ERR_DISCONNECT; /* nothing took effect: nothing to undo */
-    default: /* [MQTT-3.1.2-30]; a second CONNECT [MQTT-3.1.0-2] */
+    default:                           /* [MQTT-3.1.2-30]; a second CONNECT [MQTT-3.1.0-2] */
         return connect_refuse(mgr, c, &a->connect.u.connect, MQTT_RC_PROTOCOL_ERROR,
                               "only AUTH or DISCONNECT may follow a CONNECT with an "
                               "Authentication Method before CONNACK",
@@ -265,9 +266,9 @@ static int reauth_start(struct session_mgr *mgr, struct session_client *c,
     struct mqtt_bytes first = auth->props.authentication_data;
     const uint8_t *server_first = NULL;
     size_t len = 0;
-    int rc = passwords ? auth_scram_start(a->scram, passwords, first.data, first.len,
-                                          &server_first, &len)
-                       : AUTH_ERR_INVALID;
+    int rc = passwords
+                 ? auth_scram_start(a->scram, passwords, first.data, first.len, &server_first, &len)
+                 : AUTH_ERR_INVALID;
     if (rc == AUTH_ERR_NOMEM)
         return SESSION_ERR_NOMEM;
     if (rc != AUTH_OK || !c->username || strcmp(auth_scram_username(a->scram), c->username)) {

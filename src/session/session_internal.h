@@ -384,9 +384,9 @@ struct session_mgr {
     uint64_t retained_stored; /* committed retained messages in the store */
     bool is_retained_changed; /* the open batch changes retained messages */
 
-    struct store_batch *batch; /* the turn's batch, created on first use */
-    uint64_t batch_gen;        /* incremented at each commit */
-    uint64_t batch_opened_us;  /* monotonic time the open batch was created */
+    struct store_batch *batch;               /* the turn's batch, created on first use */
+    uint64_t batch_gen;                      /* incremented at each commit */
+    uint64_t batch_opened_us;                /* monotonic time the open batch was created */
     struct held_send *held_head, *held_tail; /* wait for the open batch */
     struct held_send *flight_held;           /* wait for the batch in flight (commit.c) */
     uint64_t flight_started_us;              /* when the batch in flight was handed over */

@@ -23,9 +23,8 @@ struct scram_test_client {
 };
 
 /* "n,,n=USER,r=NONCE": the Authentication Data of the CONNECT. */
-__attribute__((unused)) static const char *scram_client_first(struct scram_test_client *c,
-                                                              const char *user,
-                                                              const char *password)
+__attribute__((unused)) static const char *
+scram_client_first(struct scram_test_client *c, const char *user, const char *password)
 {
     memset(c, 0, sizeof(*c));
     c->password = password;
@@ -66,8 +65,8 @@ __attribute__((unused)) static const char *scram_client_final(struct scram_test_
     int salt_len = EVP_DecodeBlock(salt, (const unsigned char *)salt_b64, (int)strlen(salt_b64));
     assert_true(salt_len > 0);
     size_t b64_len = strlen(salt_b64);
-    salt_len -= b64_len >= 2 && salt_b64[b64_len - 1] == '=' ? (salt_b64[b64_len - 2] == '=' ? 2 : 1)
-                                                              : 0;
+    salt_len -=
+        b64_len >= 2 && salt_b64[b64_len - 1] == '=' ? (salt_b64[b64_len - 2] == '=' ? 2 : 1) : 0;
     uint8_t salted[64], client_key[64], stored_key[64], client_sig[64], server_key[64], proof[64];
     assert_int_equal(PKCS5_PBKDF2_HMAC(c->password, (int)strlen(c->password), salt, salt_len,
                                        atoi(iter), EVP_sha512(), 64, salted),
@@ -77,13 +76,15 @@ __attribute__((unused)) static const char *scram_client_final(struct scram_test_
     snprintf(auth_message, sizeof(auth_message), "%s,%s,%s", c->first_bare, server_first,
              without_proof);
     unsigned n = 0;
-    assert_non_null(HMAC(EVP_sha512(), salted, 64, (const uint8_t *)"Client Key", 10, client_key, &n));
+    assert_non_null(
+        HMAC(EVP_sha512(), salted, 64, (const uint8_t *)"Client Key", 10, client_key, &n));
     assert_int_equal(EVP_Digest(client_key, 64, stored_key, &n, EVP_sha512(), NULL), 1);
     assert_non_null(HMAC(EVP_sha512(), stored_key, 64, (const uint8_t *)auth_message,
                          strlen(auth_message), client_sig, &n));
     for (size_t i = 0; i < 64; i++)
         proof[i] = client_key[i] ^ client_sig[i];
-    assert_non_null(HMAC(EVP_sha512(), salted, 64, (const uint8_t *)"Server Key", 10, server_key, &n));
+    assert_non_null(
+        HMAC(EVP_sha512(), salted, 64, (const uint8_t *)"Server Key", 10, server_key, &n));
     assert_non_null(HMAC(EVP_sha512(), server_key, 64, (const uint8_t *)auth_message,
                          strlen(auth_message), c->server_signature, &n));
     char proof_b64[100];

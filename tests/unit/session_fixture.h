@@ -177,8 +177,9 @@ static struct fake_conn *connect_client(struct fixture *f, const char *id, bool 
     return fc;
 }
 
-static void subscribe(struct fixture *f, struct fake_conn *fc, const char *filter, uint8_t qos,
-                      uint8_t expected_code)
+/* Feeds a SUBSCRIBE (packet id 7) for one filter, without committing. */
+__attribute__((unused)) static void feed_subscribe_one(struct fixture *f, struct fake_conn *fc,
+                                                       const char *filter, uint8_t qos)
 {
     struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, qos};
     struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
@@ -192,6 +193,12 @@ static void subscribe(struct fixture *f, struct fake_conn *fc, const char *filte
     struct mqtt_packet decoded;
     assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
     feed(f, fc, &decoded, SESSION_OK);
+}
+
+static void subscribe(struct fixture *f, struct fake_conn *fc, const char *filter, uint8_t qos,
+                      uint8_t expected_code)
+{
+    feed_subscribe_one(f, fc, filter, qos);
     session_flush(f->mgr);
     struct mqtt_packet ack = next_sent(fc);
     assert_int_equal(ack.type, MQTT_SUBACK);

@@ -53,23 +53,6 @@ static int setup_thread_window2(void **state)
     return setup_thread_window(state, 2);
 }
 
-/* A SUBSCRIBE fed without the flush subscribe() does. */
-static void feed_subscribe(struct fixture *f, struct fake_conn *fc, const char *filter,
-                           uint8_t qos)
-{
-    struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, qos};
-    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
-    p.u.subscribe.packet_id = 3;
-    p.u.subscribe.count = 1;
-    p.u.subscribe.entries = &e;
-    uint8_t buf[512]; /* through the codec, as subscribe() does: entries as decoded */
-    size_t n = 0, used = 0;
-    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
-    struct mqtt_packet decoded;
-    assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
-    feed(f, fc, &decoded, SESSION_OK);
-}
-
 static void assert_ack(struct mqtt_packet p, uint8_t type, uint16_t id)
 {
     assert_int_equal(p.type, type);
@@ -84,7 +67,7 @@ static void test_puback_leaves_only_after_the_thread_commits(void **state)
     struct fake_conn *pub = connect_client(f, "pub", true, false);
     publish(f, pub, "t", "m1", 1, false, 1);
     assert_int_equal(session_commit(f->mgr), SESSION_COMMIT_STARTED);
-    assert_int_equal(next_sent(pub).type, 0);      /* held: in flight */
+    assert_int_equal(next_sent(pub).type, 0);     /* held: in flight */
     assert_publish(next_sent(sub), "t", "m1", 1); /* a QoS 1 delivery does not wait */
     /* The next turn, while the first batch is with the thread. */
     publish(f, pub, "t", "m2", 1, false, 2);
@@ -176,7 +159,7 @@ static void test_subscribe_sees_retained_set_in_its_own_batch(void **state)
     publish(f, pub, "other", "x", 1, true, 1); /* QoS 1: its PUBACK makes the commit due */
     assert_int_equal(session_commit(f->mgr), SESSION_COMMIT_STARTED);
     publish(f, pub, "r", "kept", 1, true, 2);
-    feed_subscribe(f, sub, "r", 0);
+    feed_subscribe_one(f, sub, "r", 0);
     assert_int_equal(session_commit(f->mgr), SESSION_COMMIT_STARTED);
     assert_int_equal(session_commit_collect(f->mgr, true), 0);
     assert_int_equal(session_flush(f->mgr), 0);

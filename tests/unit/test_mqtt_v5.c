@@ -922,8 +922,8 @@ static void test_v5_auth_method_and_data_encoded_from_fields(void **state)
     pr.authentication_data = (struct mqtt_bytes){(const uint8_t *)"v=", 2};
     struct mqtt_packet ack = {.type = MQTT_CONNACK, .protocol_level = V5};
     ack.u.connack.props = pr;
-    static const uint8_t connack[] = {0x20, 13,  0, 0, 10,  0x15, 0, 2,
-                                      'm',  '1', 0x16, 0, 2, 'v',  '='};
+    static const uint8_t connack[] = {0x20, 13,  0,    0, 10, 0x15, 0,  2,
+                                      'm',  '1', 0x16, 0, 2,  'v',  '='};
     struct buf want = FROM(connack);
     assert_encodes_to(&ack, &want);
     assert_round_trip(&want);

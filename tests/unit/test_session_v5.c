@@ -1363,8 +1363,8 @@ static void test_scram_failure_gets_0x87_and_creates_nothing(void **state)
     const char *tries[][2] = {{"alice", "wrong"}, {"nobody", "secret"}, {"dave", "legacy pass"}};
     for (size_t i = 0; i < 3; i++) {
         struct scram_test_client client;
-        struct mqtt_packet p =
-            auth_connect("victim", 60, SCRAM, scram_client_first(&client, tries[i][0], tries[i][1]));
+        struct mqtt_packet p = auth_connect("victim", 60, SCRAM,
+                                            scram_client_first(&client, tries[i][0], tries[i][1]));
         p.u.connect.has_will = true;
         p.u.connect.will_topic = (struct mqtt_bytes){(const uint8_t *)"will/t", 6};
         p.u.connect.will_payload = (struct mqtt_bytes){(const uint8_t *)"bye", 3};
@@ -1393,7 +1393,8 @@ static void test_scram_exchange_protocol_errors_get_connack_0x82(void **state)
     for (int i = 0; i < 4; i++) {
         struct scram_test_client client;
         struct fake_conn *fc = scram_start(f, "scr", 0, "alice", "secret", &client);
-        struct mqtt_packet bad = auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, "PLAIN", client.final);
+        struct mqtt_packet bad =
+            auth_packet(MQTT_RC_CONTINUE_AUTHENTICATION, "PLAIN", client.final);
         if (i == 1)
             bad = auth_packet(MQTT_RC_RE_AUTHENTICATE, SCRAM, client.final);
         if (i == 2)

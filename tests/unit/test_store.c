@@ -1406,8 +1406,14 @@ static void test_check_reports_a_bridge_entry_without_its_message(void **state)
     store_close(f->store);
     f->store = NULL;
     /* bridge_queues: "e" 00 seq 2 -> message 999, QoS 1, queued, packet id 0, no flags */
-    mdb_load_into(f->dir, "bridge_queues", "6500" "0000000000000002",
-                  "00000000000003e7" "01" "00" "0000" "00");
+    mdb_load_into(f->dir, "bridge_queues",
+                  "6500"
+                  "0000000000000002",
+                  "00000000000003e7"
+                  "01"
+                  "00"
+                  "0000"
+                  "00");
     f->opts.read_only = true;
     assert_int_equal(reopen(f), 0);
     struct problem_match pm = {"bridge_queues: entry 'e' #2 points at missing message 999", 0};
