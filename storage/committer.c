@@ -21,6 +21,11 @@
  * At most one batch is in flight; the next waits on the loop until the
  * previous one is collected, which is what keeps commits in order.
  *
+ * The manual committer (store_committer_start_manual) has no thread: a
+ * batch handed over stays in flight until store_commit_collect(wait)
+ * commits it on the caller. The same rounds, deterministic: for fuzzing
+ * (fuzz_session) the interleavings of a batch in flight.
+ *
  * Not for: building batches (batch.c) or what a commit means (commit.c).
  */
 #include "store_internal.h"
@@ -38,6 +43,7 @@ struct store_committer {
     struct store_batch *finished;
     struct store_batch *in_flight; /* submitted and not yet collected (owner's view) */
     bool is_stopping;
+    bool is_manual; /* no thread: store_commit_collect(wait) commits on the owner */
     store_notify_fn notify;
     void *notify_arg;
 };
@@ -101,6 +107,20 @@ int store_committer_start(struct store *s, store_notify_fn notify, void *arg)
     return 0;
 }
 
+int store_committer_start_manual(struct store *s)
+{
+    if (s->read_only)
+        return STORE_ERR_READ_ONLY;
+    if (s->committer != NULL)
+        return 0;
+    struct store_committer *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->is_manual = true;
+    s->committer = c;
+    return 0;
+}
+
 void store_committer_stop(struct store *s)
 {
     struct store_committer *c = s->committer;
@@ -108,6 +128,11 @@ void store_committer_stop(struct store *s)
         return;
     while (c->in_flight != NULL)
         (void)store_commit_collect(s, true);
+    if (c->is_manual) {
+        free(c);
+        s->committer = NULL;
+        return;
+    }
     pthread_mutex_lock(&c->lock);
     c->is_stopping = true;
     pthread_cond_signal(&c->wake);
@@ -128,6 +153,10 @@ bool store_commit_in_flight(const struct store *s)
 static void hand_over(struct store_committer *c, struct store_batch *b)
 {
     c->in_flight = b;
+    if (c->is_manual) {
+        c->todo = b;
+        return;
+    }
     pthread_mutex_lock(&c->lock);
     c->todo = b;
     pthread_cond_signal(&c->wake);
@@ -152,6 +181,14 @@ int store_batch_commit_async(struct store_batch *b)
 /* Takes the finished batch, waiting for it if asked. NULL: still running. */
 static struct store_batch *take_finished(struct store_committer *c, bool wait)
 {
+    if (c->is_manual) { /* the batch commits now, here, or stays in flight */
+        struct store_batch *b = wait ? c->todo : NULL;
+        if (b != NULL) {
+            c->todo = NULL;
+            b->mdb_rc = store_commit_attempt(b, b->hwm);
+        }
+        return b;
+    }
     pthread_mutex_lock(&c->lock);
     while (wait && c->finished == NULL)
         pthread_cond_wait(&c->done, &c->lock);

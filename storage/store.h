@@ -345,6 +345,12 @@ void store_batch_discard(struct store_batch *batch);
 typedef void (*store_notify_fn)(void *arg);
 int store_committer_start(struct store *store, store_notify_fn notify, void *arg);
 
+/* Fuzzing and tests: the same protocol without a thread. A batch handed
+ * over stays in flight until store_commit_collect(wait = true) commits it on
+ * the caller; collect without wait leaves it there. Returns 0, -ENOMEM or
+ * STORE_ERR_READ_ONLY. */
+int store_committer_start_manual(struct store *store);
+
 /* Collects (waiting) what is in flight and joins the thread. Safe without
  * a thread. store_close() calls it. */
 void store_committer_stop(struct store *store);

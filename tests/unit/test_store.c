@@ -1755,6 +1755,26 @@ static void test_committer_commits_off_thread_and_completes_on_collect(void **st
     assert_int_equal(count_sessions(f->store), 2);
 }
 
+/* The manual committer: in flight until a waiting collect commits it on the
+ * caller; a collect without wait leaves it there. */
+static void test_manual_committer_commits_only_when_collected(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_committer_start_manual(f->store), 0);
+    struct done_log d = {0};
+    struct store_batch *b = store_batch_new(f->store);
+    put_session(b, "m");
+    assert_int_equal(store_batch_on_commit(b, done_record, &d), 0);
+    assert_int_equal(store_batch_commit_async(b), STORE_COMMIT_STARTED);
+    assert_int_equal(store_commit_collect(f->store, false), STORE_COMMIT_STARTED);
+    assert_int_equal(count_sessions(f->store), 0); /* not written yet */
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(store_commit_collect(f->store, true), 0);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(count_sessions(f->store), 1);
+    assert_false(store_commit_in_flight(f->store));
+}
+
 /* A batch with nothing to write never reaches the thread. */
 static void test_committer_empty_batch_completes_at_once(void **state)
 {
@@ -2381,6 +2401,7 @@ int main(void)
         T(test_map_grows_by_itself_up_to_max),
         T(test_committer_commits_off_thread_and_completes_on_collect),
         T(test_committer_empty_batch_completes_at_once),
+        T(test_manual_committer_commits_only_when_collected),
         T(test_committer_grows_the_map_on_the_owner),
         cmocka_unit_test_setup_teardown(test_committer_full_map_fails_the_batch, setup_tiny,
                                         teardown),
