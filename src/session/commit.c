@@ -42,12 +42,16 @@
  * durable work (top-ups from the store), which needs its own commit. */
 #define FLUSH_MAX_ROUNDS 4
 
-/* A batch nobody waits on (no held ack, no top-up) may wait this long for
- * company: a subscriber's PUBACK only deletes a queue entry, and committing
- * it on its own would cost an fsync that delays the next publisher's ack.
- * Losing such a batch in a crash only re-sends an acknowledged QoS 1 message
- * (a duplicate, which QoS 1 allows) or a PUBREL. */
-#define COMMIT_DEFER_US 10000u
+/* A batch nobody waits on (no held ack, no top-up) may wait
+ * config.commit_defer_us (10 ms) for company: a subscriber's PUBACK only
+ * deletes a queue entry, and committing it on its own would cost an fsync
+ * that delays the next publisher's ack. Losing such a batch in a crash only
+ * re-sends an acknowledged QoS 1 message (a duplicate, which QoS 1 allows)
+ * or a PUBREL. */
+static uint64_t commit_due_us(const struct session_mgr *mgr)
+{
+    return mgr->batch_opened_us + mgr->config.commit_defer_us;
+}
 
 _Static_assert(SESSION_COMMIT_STARTED == STORE_COMMIT_STARTED, "one meaning");
 
@@ -127,7 +131,7 @@ static bool is_commit_due(const struct session_mgr *mgr)
 {
     if (has_waiting(mgr) || has_empty_batch(mgr))
         return true;
-    return mgr_batch_has_changes(mgr) && monotonic_us() >= mgr->batch_opened_us + COMMIT_DEFER_US;
+    return mgr_batch_has_changes(mgr) && monotonic_us() >= commit_due_us(mgr);
 }
 
 bool session_has_pending(const struct session_mgr *mgr)
@@ -143,7 +147,7 @@ double session_commit_delay_s(const struct session_mgr *mgr)
 {
     if (mgr_commit_in_flight(mgr) || has_waiting(mgr) || !mgr_batch_has_changes(mgr))
         return -1.0; /* in flight: the completion ends the turn again */
-    uint64_t now = monotonic_us(), due = mgr->batch_opened_us + COMMIT_DEFER_US;
+    uint64_t now = monotonic_us(), due = commit_due_us(mgr);
     return now >= due ? 0.0 : (double)(due - now) / 1e6;
 }
 

@@ -37,6 +37,7 @@ void session_config_defaults(struct session_config *config)
 {
     *config = (struct session_config){0};
     config->allow_anonymous = true;
+    config->commit_defer_us = 10000;
     config->max_inflight_messages = 20;
     config->max_queued_messages = 1000;
     config->max_topic_levels = 200;

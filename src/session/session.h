@@ -74,6 +74,9 @@ struct session_auth {
 /* Tunables, with Mosquitto's directive names where they exist. */
 struct session_config {
     bool allow_anonymous;           /* allow_anonymous (no auth yet: must be true) */
+    /* How long a batch nobody waits on may wait for company (commit.c);
+     * 10 ms. Tests raise it so that no assertion depends on the clock. */
+    uint32_t commit_defer_us;
     uint16_t max_inflight_messages; /* outgoing QoS 1/2 window per session; 0 = unlimited */
     uint32_t max_queued_messages;   /* per session (clean ones too); 0 = unlimited */
     size_t max_qos0_output_bytes;   /* drop QoS 0 to a conn with more than this pending */
