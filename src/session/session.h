@@ -73,7 +73,7 @@ struct session_auth {
 
 /* Tunables, with Mosquitto's directive names where they exist. */
 struct session_config {
-    bool allow_anonymous;           /* allow_anonymous (no auth yet: must be true) */
+    bool allow_anonymous; /* allow_anonymous (no auth yet: must be true) */
     /* How long a batch nobody waits on may wait for company (commit.c);
      * 10 ms. Tests raise it so that no assertion depends on the clock. */
     uint32_t commit_defer_us;
