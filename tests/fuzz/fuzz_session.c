@@ -29,8 +29,10 @@
  *   PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK) or a QoS 2 PUBLISH reaches a
  *   connection, the turn's batch holds no uncommitted change and no batch
  *   is in flight - except while a batch in flight is being collected with
- *   a later batch already open (its acks leave then, and which change is
- *   whose is not visible from here: test_commit_thread.c covers that case);
+ *   a later batch already open (its acks leave then); and, always, an ack
+ *   of a packet this harness fed (matched oldest first per packet id: acks
+ *   of one id come in order) never leaves while the batch that packet was
+ *   handled in is open with changes or in flight (check_ack_cause);
  * - QoS 2 never delivered twice: each QoS 2 message carries a tag (publisher,
  *   packet id, generation) and reaches a given client id under one packet id
  *   at most (a resend reuses it with DUP);
@@ -84,6 +86,16 @@ struct received {
     uint16_t packet_id;
 };
 
+/* A packet a client sent that the broker acknowledges, and the batch
+ * generation (mgr->batch_gen) it was handled in: its state, if it has any,
+ * is in that batch (check_ack_cause). */
+struct cause {
+    uint8_t type; /* 0: free */
+    uint16_t packet_id;
+    uint64_t gen;
+};
+#define CAUSES 16
+
 struct client {
     struct session_client *sc; /* NULL: not connected */
     int id;                    /* client id index 0..3 */
@@ -100,6 +112,8 @@ struct client {
     size_t got_count;
     struct scram_test_client scram; /* its SCRAM-SHA-512 side, when it uses it */
     int has_scram_final;            /* an AUTH 0x18 came: scram.final is ready */
+    struct cause causes[CAUSES];    /* packets that get an ack, as fed (ring) */
+    size_t cause_next;
 };
 
 /* The fuzzer's password file: user "u", password "p", a $7$ entry with 1
@@ -240,6 +254,87 @@ static void check_qos2_once(const struct client *c, const struct mqtt_publish *p
     s->packet_id = p->packet_id;
 }
 
+/* The packet an ack answers: PUBACK/PUBREC a PUBLISH, PUBCOMP a PUBREL,
+ * PUBREL a PUBREC, SUBACK/UNSUBACK theirs, CONNACK the CONNECT. */
+static uint8_t cause_type(uint8_t ack)
+{
+    switch (ack) {
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+        return MQTT_PUBLISH;
+    case MQTT_PUBCOMP:
+        return MQTT_PUBREL;
+    case MQTT_PUBREL:
+        return MQTT_PUBREC;
+    case MQTT_SUBACK:
+        return MQTT_SUBSCRIBE;
+    case MQTT_UNSUBACK:
+        return MQTT_UNSUBSCRIBE;
+    case MQTT_CONNACK:
+        return MQTT_CONNECT;
+    default:
+        return 0;
+    }
+}
+
+/* Records a fed packet the broker will acknowledge (check_ack_cause). */
+static void remember_cause(struct client *c, const struct mqtt_packet *p)
+{
+    uint16_t packet_id;
+    switch (p->type) {
+    case MQTT_CONNECT:
+        memset(c->causes, 0, sizeof(c->causes)); /* a new connection: its own acks only */
+        packet_id = 0;
+        break;
+    case MQTT_PUBLISH:
+        if (p->u.publish.qos == 0)
+            return;
+        packet_id = p->u.publish.packet_id;
+        break;
+    case MQTT_SUBSCRIBE:
+    case MQTT_UNSUBSCRIBE:
+        packet_id = p->u.subscribe.packet_id;
+        break;
+    case MQTT_PUBREL:
+    case MQTT_PUBREC:
+        packet_id = p->u.ack.packet_id;
+        break;
+    default:
+        return;
+    }
+    c->causes[c->cause_next] = (struct cause){p->type, packet_id, w.mgr->batch_gen};
+    c->cause_next = (c->cause_next + 1) % CAUSES;
+}
+
+/* An ack must not leave before the batch its packet was handled in commits:
+ * not while that batch is still open with changes, nor while it is in
+ * flight. Exact also while a batch in flight is collected with a later one
+ * open, which the general check below cannot judge. Acks of packets this
+ * harness did not feed (raw bytes) are not checked here. */
+static void check_ack_cause(struct client *c, uint8_t type, uint16_t packet_id)
+{
+    uint8_t want = cause_type(type);
+    struct cause *found = NULL;
+    for (size_t i = 0; want && i < CAUSES; i++) {
+        struct cause *k = &c->causes[(c->cause_next + i) % CAUSES];
+        if (k->type == want && (want == MQTT_CONNECT || k->packet_id == packet_id)) {
+            found = k; /* the oldest one not answered yet: acks of one id come in order */
+            break;
+        }
+    }
+    if (!found)
+        return;
+    uint64_t gen = w.mgr->batch_gen;
+    int is_open = found->gen == gen && batch_has_changes();
+    int is_in_flight = found->gen + 1 == gen && store_commit_in_flight(w.store);
+    found->type = 0; /* answered */
+    if (is_open || is_in_flight) {
+        fprintf(stderr, "ack type %u id %u left while its batch was %s\n", type, packet_id,
+                is_open ? "open" : "in flight");
+        abort();
+    }
+}
+
 /* Everything the manager sends to a client goes through here. */
 static void observe(struct client *c, const uint8_t *buf, size_t len)
 {
@@ -252,6 +347,8 @@ static void observe(struct client *c, const uint8_t *buf, size_t len)
             abort();
         }
         check_v5_limits(c, &p, used);
+        if (p.type != MQTT_PUBLISH)
+            check_ack_cause(c, p.type, p.type == MQTT_CONNACK ? 0 : p.u.ack.packet_id);
         if (is_durable(buf[off] >> 4, buf[off] & 15) && !is_releasing_over_open &&
             has_uncommitted()) {
             fprintf(stderr, "durable packet type %u sent before its commit\n", buf[off] >> 4);
@@ -468,6 +565,7 @@ static int feed(struct client *c, const struct mqtt_packet *in)
     struct mqtt_packet decoded;
     if (mqtt_decode_stream_for(buf, n, 0, c->level, &decoded, &used) != MQTT_OK)
         return -1;
+    remember_cause(c, &decoded);
     int rc = session_handle_packet(w.mgr, c->sc, &decoded);
     if (rc == SESSION_ERR_DISCONNECT)
         client_gone(c, SESSION_CLOSE_DISCONNECT);
