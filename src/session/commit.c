@@ -88,29 +88,11 @@ static bool has_work(const struct session_mgr *mgr)
            mgr_commit_in_flight(mgr);
 }
 
-/* A scheduled top-up that can run now, with no commit. */
-static bool has_topup_due(const struct session_mgr *mgr)
-{
-    for (const struct session *s = mgr->refill; s; s = s->refill_next)
-        if (s->refill_wait == REFILL_ANYTIME)
-            return true;
-    return false;
-}
-
-/* A scheduled top-up that waits for a commit. */
-static bool has_refill_waiting(const struct session_mgr *mgr)
-{
-    for (const struct session *s = mgr->refill; s; s = s->refill_next)
-        if (s->refill_wait != REFILL_ANYTIME)
-            return true;
-    return false;
-}
-
 /* Someone waits for the turn's commit: held acks, top-ups that must read
  * it, or a session_after_commit() caller (a bridge's ack to its remote). */
 static bool has_waiting(const struct session_mgr *mgr)
 {
-    return mgr->held_head || mgr->has_waiters || has_refill_waiting(mgr);
+    return mgr->held_head || mgr->has_waiters || mgr->refills_waiting > 0;
 }
 
 /* A batch with nothing to write (its reservations were not used: the
@@ -136,7 +118,7 @@ static bool is_commit_due(const struct session_mgr *mgr)
 
 bool session_has_pending(const struct session_mgr *mgr)
 {
-    if (has_topup_due(mgr))
+    if (mgr->refills_due > 0) /* a top-up that can run now, with no commit */
         return true;
     if (mgr_commit_in_flight(mgr))
         return false; /* its completion wakes the loop (session_commit_collect) */
@@ -188,9 +170,9 @@ static void refills_join_round(struct session_mgr *mgr)
 /* has_later_batch: the open batch was built while this one was in flight. */
 static int finish_round(struct session_mgr *mgr, int status, bool has_later_batch)
 {
-    if (mgr->is_flight_timed)
+    if (mgr->flight_started_us != 0) /* a batch with ops went to the store */
         record_commit_time(mgr, monotonic_us() - mgr->flight_started_us);
-    mgr->is_flight_timed = false;
+    mgr->flight_started_us = 0;
     if (status == STORE_ERR_FATAL) {
         mgr->has_failed = true;
     } else if (status != 0 && status != STORE_ERR_CANCELED) {
@@ -229,7 +211,6 @@ static int start_round(struct session_mgr *mgr)
     if (store_batch_is_empty(b)) /* writes nothing; releases its reservations */
         return finish_round(mgr, store_batch_commit(b), false);
     mgr->flight_started_us = monotonic_us();
-    mgr->is_flight_timed = true;
     mgr->batch_gen++;
     int rc = store_batch_commit_async(b);
     return rc == STORE_COMMIT_STARTED ? rc : finish_round(mgr, rc, false);
@@ -244,7 +225,9 @@ int session_commit_collect(struct session_mgr *mgr, bool wait)
     return rc == STORE_COMMIT_STARTED ? rc : finish_round(mgr, rc, has_later_batch);
 }
 
-int session_commit(struct session_mgr *mgr)
+/* force: a round starts whatever the batch (session_flush); otherwise only
+ * when it is due (is_commit_due). */
+static int commit(struct session_mgr *mgr, bool force)
 {
     /* Room freed this turn is filled from what is committed, before the
      * commit and without waiting for one: with the storage thread a
@@ -252,23 +235,19 @@ int session_commit(struct session_mgr *mgr)
     deliver_run_refills(mgr, REFILL_ANYTIME);
     if (mgr_commit_in_flight(mgr))
         return STORE_COMMIT_STARTED; /* one at a time: its completion goes on */
-    return is_commit_due(mgr) ? start_round(mgr) : 0;
+    return force || is_commit_due(mgr) ? start_round(mgr) : 0;
 }
 
-/* session_commit() without the deferral: a round starts whatever the batch. */
-static int commit_now(struct session_mgr *mgr)
+int session_commit(struct session_mgr *mgr)
 {
-    deliver_run_refills(mgr, REFILL_ANYTIME);
-    if (mgr_commit_in_flight(mgr))
-        return STORE_COMMIT_STARTED;
-    return start_round(mgr);
+    return commit(mgr, false);
 }
 
 int session_flush(struct session_mgr *mgr)
 {
     int status = 0;
     for (int round = 0; round < FLUSH_MAX_ROUNDS && has_work(mgr); round++) {
-        int rc = commit_now(mgr);
+        int rc = commit(mgr, true);
         if (rc == STORE_COMMIT_STARTED)
             rc = session_commit_collect(mgr, true);
         if (rc != 0)

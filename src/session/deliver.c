@@ -446,17 +446,45 @@ enum refill_wait deliver_appends_wait(const struct session_mgr *mgr, uint32_t qu
     return REFILL_ANYTIME;
 }
 
+/* Keeps mgr->refills_due / refills_waiting in step as s joins (+1) or
+ * leaves (-1) the list at its current wait. */
+static void count_refill(struct session_mgr *mgr, const struct session *s, int delta)
+{
+    if (s->refill_wait == REFILL_RUNNING)
+        return; /* off the list already */
+    if (s->refill_wait == REFILL_ANYTIME)
+        mgr->refills_due += (uint32_t)delta;
+    else
+        mgr->refills_waiting += (uint32_t)delta;
+}
+
 void deliver_schedule(struct session_mgr *mgr, struct session *s, enum refill_wait wait)
 {
     if (s->refill_queued) {
-        if (wait > s->refill_wait)
+        if (wait > s->refill_wait && s->refill_wait != REFILL_RUNNING) {
+            count_refill(mgr, s, -1);
             s->refill_wait = (uint8_t)wait;
+            count_refill(mgr, s, +1);
+        }
         return; /* it reads the room there is when it runs */
     }
     s->refill_queued = true;
     s->refill_wait = (uint8_t)wait;
     s->refill_next = mgr->refill;
     mgr->refill = s;
+    count_refill(mgr, s, +1);
+}
+
+void deliver_unschedule(struct session_mgr *mgr, struct session *s)
+{
+    for (struct session **p = &mgr->refill; *p; p = &(*p)->refill_next) {
+        if (*p == s) {
+            *p = s->refill_next;
+            count_refill(mgr, s, -1);
+            break;
+        }
+    }
+    s->refill_queued = false;
 }
 
 void deliver_schedule_refill(struct session_mgr *mgr, struct session *s)
@@ -618,6 +646,8 @@ void deliver_run_refills(struct session_mgr *mgr, enum refill_wait max)
             *keep = s;
             keep = &s->refill_next;
         } else {
+            count_refill(mgr, s, -1);
+            s->refill_wait = REFILL_RUNNING;
             s->refill_next = due;
             due = s;
         }

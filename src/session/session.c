@@ -201,17 +201,6 @@ struct session *session_new(struct session_mgr *mgr, const uint8_t *id, size_t i
     return s;
 }
 
-static void unschedule_refill(struct session_mgr *mgr, struct session *s)
-{
-    for (struct session **p = &mgr->refill; *p; p = &(*p)->refill_next) {
-        if (*p == s) {
-            *p = s->refill_next;
-            break;
-        }
-    }
-    s->refill_queued = false;
-}
-
 static void free_qos2_ids(struct session *s);
 
 /* ---- Offline sessions ---- */
@@ -275,7 +264,7 @@ static void free_session(struct session_mgr *mgr, struct session *s)
     deliver_forget(mgr, s);
     session_set_queued(mgr, s, 0, 0); /* a persistent session's queue leaves the totals */
     if (s->refill_queued)
-        unschedule_refill(mgr, s);
+        deliver_unschedule(mgr, s);
     free_qos2_ids(s);
     retained_stream_free_all(s);
     if (s->is_offline)
@@ -934,7 +923,7 @@ void session_client_unlink(struct session_mgr *mgr, struct session_client *c, bo
     s->client = NULL;
     deliver_forget(mgr, s);
     if (s->refill_queued)
-        unschedule_refill(mgr, s);
+        deliver_unschedule(mgr, s);
     uint32_t delay_s = c->v5 ? c->v5->will_delay_interval_s : 0;
     if (will && delay_s > 0 && outlives_connection(s)) {
         keep_will_waiting(mgr, s, will, delay_s);

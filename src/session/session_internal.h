@@ -389,10 +389,12 @@ struct session_mgr {
     uint64_t batch_opened_us;                /* monotonic time the open batch was created */
     struct held_send *held_head, *held_tail; /* wait for the open batch */
     struct held_send *flight_held;           /* wait for the batch in flight (commit.c) */
-    uint64_t flight_started_us;              /* when the batch in flight was handed over */
-    bool is_flight_timed;                    /* a non-empty batch is in flight */
+    uint64_t flight_started_us;              /* when the batch in flight was handed over; 0: none */
     bool is_flight_retained_changed;         /* it changes retained messages */
     struct session *refill; /* sessions to top up from the store after the commit */
+    /* On that list: REFILL_ANYTIME ones, and those waiting for a commit
+     * (deliver.c keeps both; the end of every turn asks them). */
+    uint32_t refills_due, refills_waiting;
 
     uint64_t route_gen;
     struct route_match *matched; /* scratch for routing (publish.c) */
@@ -647,6 +649,7 @@ enum refill_wait {
     REFILL_ANYTIME = 0,      /* nothing: it reads what is committed (an ack made room) */
     REFILL_AFTER_FLIGHT = 1, /* the commit of the batch in flight */
     REFILL_AFTER_OPEN = 2,   /* the commit of the open batch (what it reads may be there) */
+    REFILL_RUNNING = 3,      /* taken off the list by deliver_run_refills(): runs now */
 };
 /* Marks s to be topped up from its store queue after the open batch's
  * commit: for reads that must see what this turn recorded (a resumed
@@ -658,6 +661,8 @@ void deliver_schedule_refill(struct session_mgr *mgr, struct session *s);
 void deliver_schedule_topup(struct session_mgr *mgr, struct session *s);
 /* Schedules s at wait (a later wait wins over an earlier one). */
 void deliver_schedule(struct session_mgr *mgr, struct session *s, enum refill_wait wait);
+/* Takes s off mgr->refill (it is going away). */
+void deliver_unschedule(struct session_mgr *mgr, struct session *s);
 /* s's connection wrote all its output: send what waits for the output
  * limit (clean: at once; persistent: a top-up after the commit). */
 void deliver_output_drained(struct session_mgr *mgr, struct session *s);

@@ -40,6 +40,7 @@
  *   more unacknowledged QoS 1/2 PUBLISH than its Receive Maximum, and a
  *   PUBLISH without a topic only under a Topic Alias given on that
  *   connection;
+ * - the manager's counts of scheduled top-ups match its list;
  * and at the end of every input: store_check() clean, and (under ASan) no
  * leak once everything is freed.
  *
@@ -838,6 +839,23 @@ static void op_restart(void)
         abort();
 }
 
+/* The manager's counts of scheduled top-ups match its list (commit.c asks
+ * the counts every turn instead of walking the list). */
+static void check_refill_counts(void)
+{
+    uint32_t due = 0, waiting = 0;
+    for (const struct session *s = w.mgr ? w.mgr->refill : NULL; s; s = s->refill_next)
+        if (s->refill_wait == REFILL_ANYTIME)
+            due++;
+        else
+            waiting++;
+    if (w.mgr && (due != w.mgr->refills_due || waiting != w.mgr->refills_waiting)) {
+        fprintf(stderr, "refill counts %u/%u, list %u/%u\n", w.mgr->refills_due,
+                w.mgr->refills_waiting, due, waiting);
+        abort();
+    }
+}
+
 static void run_op(struct input *in)
 {
     uint8_t op = next(in);
@@ -911,8 +929,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!mkdtemp(w.dir) || open_world() != 0)
         abort();
     struct input in = {data, size};
-    for (int steps = 0; in.left > 0 && steps < 4096; steps++)
+    for (int steps = 0; in.left > 0 && steps < 4096; steps++) {
         run_op(&in);
+        check_refill_counts();
+    }
     end_turn(0, 0);
     close_world();
     char path[128];
