@@ -167,8 +167,22 @@ static void refills_join_round(struct session_mgr *mgr)
             s->refill_wait = REFILL_AFTER_FLIGHT;
 }
 
-/* has_later_batch: the open batch was built while this one was in flight. */
-static int finish_round(struct session_mgr *mgr, int status, bool has_later_batch)
+/* A collected batch failed: what the loop built while it was in flight
+ * stands on it - the open batch, and the sends held meanwhile (a takeover's
+ * CONNACK for a session whose record was in the failed batch, say). Both
+ * fail with it: the batch writes nothing, the sends are dropped and their
+ * clients closed, as for the failed batch's own. */
+static void fail_built_on(struct session_mgr *mgr, int status)
+{
+    if (mgr->batch)
+        store_batch_fail(mgr->batch, status);
+    struct held_send *held = mgr->held_head;
+    mgr->held_head = mgr->held_tail = NULL;
+    output_release_held(mgr, held, status);
+}
+
+/* is_collected: the batch was in flight (the loop went on meanwhile). */
+static int finish_round(struct session_mgr *mgr, int status, bool is_collected)
 {
     if (mgr->flight_started_us != 0) /* a batch with ops went to the store */
         record_commit_time(mgr, monotonic_us() - mgr->flight_started_us);
@@ -179,11 +193,11 @@ static int finish_round(struct session_mgr *mgr, int status, bool has_later_batc
         log_error("store commit failed: %s; closing the clients whose acks it held",
                   store_strerror(status));
     }
-    if (status != 0 && has_later_batch && mgr->batch)
-        store_batch_fail(mgr->batch, status); /* built on what the failure undid */
     struct held_send *held = mgr->flight_held;
     mgr->flight_held = NULL;
     output_release_held(mgr, held, status);
+    if (status != 0 && is_collected)
+        fail_built_on(mgr, status);
     if (mgr->is_flight_retained_changed) {
         mgr->is_flight_retained_changed = false;
         count_stored_retained(mgr);
@@ -220,9 +234,8 @@ int session_commit_collect(struct session_mgr *mgr, bool wait)
 {
     if (!mgr_commit_in_flight(mgr))
         return 0;
-    bool has_later_batch = mgr->batch != NULL;
     int rc = store_commit_collect(mgr->store, wait);
-    return rc == STORE_COMMIT_STARTED ? rc : finish_round(mgr, rc, has_later_batch);
+    return rc == STORE_COMMIT_STARTED ? rc : finish_round(mgr, rc, true);
 }
 
 /* force: a round starts whatever the batch (session_flush); otherwise only

@@ -4,10 +4,12 @@
  * the thread committed what they acknowledge, also for packets that arrive
  * while a batch is in flight; a top-up that reads the store before the open
  * batch commits does not declare a queue drained; a SUBSCRIBE's retained
- * messages are read after the batch that set them commits.
+ * messages are read after the batch that set them commits; a batch in flight
+ * that fails takes down what was built on it meanwhile.
  * The batch in flight stays in flight until the test collects it, so every
  * interleaving here is deterministic whatever the thread's speed.
  */
+#define _GNU_SOURCE /* RTLD_NEXT, for disk_full.h */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +26,7 @@
 #include "session.h"
 #include "store.h"
 
+#include "disk_full.h"
 #include "session_fixture.h"
 
 static int setup_thread_window(void **state, uint32_t window)
@@ -38,6 +41,24 @@ static int setup_thread_window(void **state, uint32_t window)
     f->config.max_inflight_messages = window;
     open_all(f);
     if (store_committer_start(f->store, NULL, NULL) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+/* The store's manual committer: in flight until a waiting collect commits it
+ * here, so a test can make that commit fail (disk_full.h). */
+static int setup_manual(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    strcpy(f->dir, "/tmp/sol-test-commit-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    session_config_defaults(&f->config);
+    open_all(f);
+    if (store_committer_start_manual(f->store) != 0)
         return -1;
     *state = f;
     return 0;
@@ -172,6 +193,37 @@ static void test_subscribe_sees_retained_set_in_its_own_batch(void **state)
     gone(f, pub, SESSION_CLOSE_DISCONNECT);
 }
 
+/* c0's first session record is in flight when a second connection takes
+ * the session over (nothing new to write: the record is "pending"), and that
+ * batch then fails. The takeover's CONNACK, held meanwhile, must not leave:
+ * the session it promised was never stored, and a SUBSCRIBE on that
+ * connection would store a subscription without a session (fuzz_session
+ * found it: store_check "subscription of 'c0' has no session"). */
+static void test_failed_batch_in_flight_fails_what_was_built_on_it(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_conn *first = new_conn(f);
+    struct mqtt_packet p = connect_packet("c0", false);
+    feed(f, first, &p, SESSION_OK);
+    assert_int_equal(session_commit(f->mgr), SESSION_COMMIT_STARTED);
+    struct fake_conn *second = new_conn(f);
+    feed(f, second, &p, SESSION_OK); /* takes the session over */
+    assert_int_equal(next_sent(second).type, 0);
+    disk_is_full = true;
+    assert_int_not_equal(session_commit_collect(f->mgr, true), 0);
+    disk_is_full = false;
+    assert_int_equal(next_sent(second).type, 0); /* no CONNACK: the session was never stored */
+    assert_true(second->closed);
+    /* The takeover's own records were built on it: they fail as well. */
+    assert_int_equal(session_flush(f->mgr), STORE_ERR_FULL);
+    assert_int_equal(next_sent(second).type, 0);
+    assert_int_equal(store_check(f->store, NULL, NULL), 0);
+    gone(f, first, SESSION_CLOSE_TAKEOVER);
+    gone(f, second, SESSION_CLOSE_SOCKET);
+    assert_int_equal(session_flush(f->mgr), 0);
+    assert_int_equal(db_entries(f, "sessions"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +235,8 @@ int main(void)
                                         setup_thread_window2, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_sees_retained_set_in_its_own_batch,
                                         setup_thread, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_batch_in_flight_fails_what_was_built_on_it,
+                                        setup_manual, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
