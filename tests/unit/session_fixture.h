@@ -177,13 +177,15 @@ static struct fake_conn *connect_client(struct fixture *f, const char *id, bool 
     return fc;
 }
 
-/* Feeds a SUBSCRIBE (packet id 7) for one filter, without committing. */
-__attribute__((unused)) static void feed_subscribe_one(struct fixture *f, struct fake_conn *fc,
-                                                       const char *filter, uint8_t qos)
+/* Feeds a SUBSCRIBE or UNSUBSCRIBE (type) for one filter, without
+ * committing. */
+__attribute__((unused)) static void feed_subscribe(struct fixture *f, struct fake_conn *fc,
+                                                   uint8_t type, uint16_t packet_id,
+                                                   const char *filter, uint8_t qos)
 {
     struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, qos};
-    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
-    p.u.subscribe.packet_id = 7;
+    struct mqtt_packet p = {.type = type};
+    p.u.subscribe.packet_id = packet_id;
     p.u.subscribe.count = 1;
     p.u.subscribe.entries = &e;
     /* Round-trip through the codec so the manager sees a decoded packet. */
@@ -198,7 +200,7 @@ __attribute__((unused)) static void feed_subscribe_one(struct fixture *f, struct
 static void subscribe(struct fixture *f, struct fake_conn *fc, const char *filter, uint8_t qos,
                       uint8_t expected_code)
 {
-    feed_subscribe_one(f, fc, filter, qos);
+    feed_subscribe(f, fc, MQTT_SUBSCRIBE, 7, filter, qos);
     session_flush(f->mgr);
     struct mqtt_packet ack = next_sent(fc);
     assert_int_equal(ack.type, MQTT_SUBACK);

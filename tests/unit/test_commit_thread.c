@@ -180,7 +180,7 @@ static void test_subscribe_sees_retained_set_in_its_own_batch(void **state)
     publish(f, pub, "other", "x", 1, true, 1); /* QoS 1: its PUBACK makes the commit due */
     assert_int_equal(session_commit(f->mgr), SESSION_COMMIT_STARTED);
     publish(f, pub, "r", "kept", 1, true, 2);
-    feed_subscribe_one(f, sub, "r", 0);
+    feed_subscribe(f, sub, MQTT_SUBSCRIBE, 7, "r", 0);
     assert_int_equal(session_commit(f->mgr), SESSION_COMMIT_STARTED);
     assert_int_equal(session_commit_collect(f->mgr, true), 0);
     assert_int_equal(session_flush(f->mgr), 0);

@@ -397,8 +397,6 @@ static void test_retained_survives_restart(void **state)
 }
 
 static void fail_the_commit(struct fixture *f, struct fake_conn *fc);
-static void feed_subscribe(struct fixture *f, struct fake_conn *fc, uint8_t type,
-                           const char *filter, uint8_t qos);
 
 static uint64_t retained_stat(struct fixture *f)
 {
@@ -466,10 +464,10 @@ static void test_retained_count_follows_commits_and_restarts(void **state)
 static void test_retained_filters_match_stored_topics_like_the_spec(void **state)
 {
     struct fixture *f = *state;
-    static const char *const topics[] = {"a",   "a/b", "a/b/c", "ab",  "ab/c", "a//c",
-                                         "/a",  "$x/a", "a/bc", "b/b", "a/",  "/"};
-    static const char *const filters[] = {"a/#", "a/+",  "+/b", "#",    "+",   "a/+/c", "+/+",
-                                          "/#",  "a//+", "$x/#", "+/a", "ab",  "a/b",   "a/",
+    static const char *const topics[] = {"a",  "a/b",  "a/b/c", "ab",  "ab/c", "a//c",
+                                         "/a", "$x/a", "a/bc",  "b/b", "a/",   "/"};
+    static const char *const filters[] = {"a/#", "a/+",  "+/b",   "#",    "+",  "a/+/c", "+/+",
+                                          "/#",  "a//+", "$x/#",  "+/a",  "ab", "a/b",   "a/",
                                           "+/",  "$x/+", "a/b/#", "ab/#", "/+", "+/+/+"};
     enum { T = sizeof(topics) / sizeof(topics[0]) };
     struct fake_conn *pub = connect_client(f, "pub", true, false);
@@ -625,7 +623,7 @@ static void test_unsubscribe_stops_the_retained_stream(void **state)
     subscribe(f, sub, "s/#", 0, 0);
     int next = 0;
     assert_true(read_stream(sub, &next, 0, NULL) < 100);
-    feed_subscribe(f, sub, MQTT_UNSUBSCRIBE, "s/#", 0);
+    feed_subscribe(f, sub, MQTT_UNSUBSCRIBE, 9, "s/#", 0);
     session_flush(f->mgr);
     assert_int_equal(next_sent(sub).type, MQTT_UNSUBACK);
     sub->pending = 0;
@@ -809,23 +807,6 @@ static void test_connack_lost_to_a_failed_commit_leaves_no_will(void **state)
  * says what the store says. Each test fails the commit that holds the change
  * under test with a full disk. */
 
-/* Feeds SUBSCRIBE or UNSUBSCRIBE for one filter without committing. */
-static void feed_subscribe(struct fixture *f, struct fake_conn *fc, uint8_t type,
-                           const char *filter, uint8_t qos)
-{
-    struct mqtt_topic_entry e = {{(const uint8_t *)filter, strlen(filter)}, qos};
-    struct mqtt_packet p = {.type = type};
-    p.u.subscribe.packet_id = 9;
-    p.u.subscribe.count = 1;
-    p.u.subscribe.entries = &e;
-    uint8_t buf[512];
-    size_t n = 0, used = 0;
-    assert_int_equal(mqtt_encode(&p, buf, sizeof(buf), &n), MQTT_OK);
-    struct mqtt_packet decoded;
-    assert_int_equal(mqtt_decode_stream(buf, n, 0, &decoded, &used), MQTT_OK);
-    feed(f, fc, &decoded, SESSION_OK);
-}
-
 /* A queued QoS 2 message sent from the store gets a packet id; the PUBLISH
  * waits for the commit that records it. Sent before, a failed commit (or a
  * crash) would send it again under another id: a second delivery. */
@@ -892,10 +873,10 @@ static void test_failed_commit_undoes_subscribe_and_unsubscribe(void **state)
     struct fixture *f = *state;
     struct fake_conn *s = connect_client(f, "s", false, false);
     subscribe(f, s, "kept", 1, 1);
-    feed_subscribe(f, s, MQTT_SUBSCRIBE, "new", 1);
+    feed_subscribe(f, s, MQTT_SUBSCRIBE, 9, "new", 1);
     fail_the_commit(f, s);
     s = connect_client(f, "s", false, true);
-    feed_subscribe(f, s, MQTT_UNSUBSCRIBE, "kept", 0);
+    feed_subscribe(f, s, MQTT_UNSUBSCRIBE, 9, "kept", 0);
     fail_the_commit(f, s);
     /* s is offline: what it is subscribed to now shows in its queue. */
     struct fake_conn *pub = connect_client(f, "pub", true, false);
@@ -1738,7 +1719,8 @@ static void test_full_bridge_queue_refuses_a_publish_and_drops_a_will(void **sta
     publish(f, pub, "out/a", "1", 1, false, 1);
     publish(f, pub, "out/a", "2", 1, false, 2);
     struct mqtt_packet p = {.type = MQTT_PUBLISH};
-    p.u.publish = (struct mqtt_publish){.qos = 1, .packet_id = 3,
+    p.u.publish = (struct mqtt_publish){.qos = 1,
+                                        .packet_id = 3,
                                         .topic = {(const uint8_t *)"out/a", 5},
                                         .payload = {(const uint8_t *)"3", 1}};
     feed(f, pub, &p, SESSION_ERR_STORE_FULL);
@@ -1804,7 +1786,8 @@ static void test_bridge_messages_in_are_not_routed_back_and_acks_follow_commits(
     struct session_bridge *other = add_bridge(f, "b", "shared/#", 1, 0, &pb);
     struct fake_conn *sub = connect_client(f, "sub", true, false);
     subscribe(f, sub, "shared/#", 1, 1);
-    struct mqtt_publish in = {.qos = 2, .packet_id = 9,
+    struct mqtt_publish in = {.qos = 2,
+                              .packet_id = 9,
                               .topic = {(const uint8_t *)"shared/x", 8},
                               .payload = {(const uint8_t *)"v", 1}};
     struct done_probe done = {0};
