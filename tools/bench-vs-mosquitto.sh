@@ -49,6 +49,10 @@
 #                        mosquitto's default leaves Nagle on, and its small writes then wait for
 #                        the client's delayed ACK: p50 latencies of milliseconds at low rates);
 #                        0 reproduces the tables made before this knob existed
+#   FLOOR [0]            1: also run build/floor (tools/floor/floor.c: the least work a broker can
+#                        do per delivery - one read per ready socket, one write per connection per
+#                        turn, no MQTT state) as "floor", and with --uring as "floor-uring", in the
+#                        non-persistent scenarios: what the kernel alone costs on this machine
 #   KEEP_TMP [0]         1 keeps the temp dir (configs, logs, raw results)
 # Scenarios: qos0_fanin qos1_fanin qos2_1to1 qos0_fanout (as fast as each broker goes),
 #            qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate (a fixed load both brokers carry
@@ -108,6 +112,8 @@ RETAINED_ARGS=${RETAINED_ARGS:-}
 SCALE_ARGS=${SCALE_ARGS:-}
 KEEP_TMP=${KEEP_TMP:-0}
 MOSQ_NODELAY=${MOSQ_NODELAY:-1}
+FLOOR=${FLOOR:-0}
+FLOOR_BIN=${FLOOR_BIN:-$repo/build/floor}
 ALL_SCENARIOS="qos0_fanin qos1_fanin qos2_1to1 qos0_fanout qos0_fanin_rate qos1_fanin_rate qos0_fanout_rate qos1_latency idle_conns qos1_256k qos1_persist_fanin qos1_fanout1000 qos1_fanout1000_rate qos1_fanout1000_4k qos1_fanin_w1000 qos1_fanin_w1000_rate qos2_fanin_w1000 qos2_fanin_w1000_rate idle_100k retained_1m subs_1m"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 
@@ -297,6 +303,8 @@ start_broker() {
     case $variant in
     mosquitto*) "$MOSQUITTO" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 & ;;
     sol*) "$SOL" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 & ;;
+    floor) "$FLOOR_BIN" "$port" >"$dir/broker.log" 2>&1 & ;;
+    floor-uring) "$FLOOR_BIN" "$port" --uring >"$dir/broker.log" 2>&1 & ;;
     esac
     broker_pid=$!
     started_pids+=("$broker_pid")
@@ -475,6 +483,8 @@ variants_of() {
     [[ -x $SOL ]] || base=""
     if [[ -n ${PERSISTENT[$1]:-} ]]; then
         echo "mosquitto-persist ${base:+sol-fsync sol-nosync}"
+    elif [[ $FLOOR == 1 && $1 != idle_* && ${ARGS[$1]:-} != *"--qos 2"* ]]; then
+        echo "mosquitto $base floor floor-uring"
     else
         echo "mosquitto $base"
     fi
@@ -577,6 +587,9 @@ def ratio(a, b):
     return "%.2f" % (a / b) if a is not None and b else "n/a"
 
 hdr = ("scenario", "metric", "mosquitto", "sol", "sol/mosq", "sol nosync", "nosync/mosq")
+extra = [v for v in ("floor", "floor-uring") if any(k[1] == v for k in runs)]
+for v in extra:
+    hdr += (v, v + "/mosq")
 rows = []
 for scen in order:
     name_only = scen[3:] if scen.startswith("zl:") else scen
@@ -589,8 +602,12 @@ for scen in order:
         m, n = median(scen, base, f)
         s, _ = median(scen, sol, f)
         ns, _ = median(scen, "sol-nosync", f) if persistent else (None, 0)
-        rows.append((scen if first else "", name, fmt(m), fmt(s), ratio(s, m),
-                     fmt(ns) if persistent else "-", ratio(ns, m) if persistent else "-"))
+        row = (scen if first else "", name, fmt(m), fmt(s), ratio(s, m),
+               fmt(ns) if persistent else "-", ratio(ns, m) if persistent else "-")
+        for v in extra:
+            x, _ = median(scen, v, f)
+            row += (fmt(x), ratio(x, m))
+        rows.append(row)
         first = False
 widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
 line = "  ".join("%-*s" % (widths[i], hdr[i]) for i in range(len(hdr)))

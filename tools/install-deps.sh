@@ -6,7 +6,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config liblmdb-dev libev-dev libcmocka-dev libssl-dev \
 clang libclang-rt-14-dev lmdb-utils mosquitto mosquitto-clients python3 python3-paho-mqtt \
 openssl jq lcov libmicrohttpd-dev scdoc groff-base man-db curl \
-libwslay-dev libhttp-parser-dev chromium"
+libwslay-dev libhttp-parser-dev liburing-dev chromium"
 
 # node and npm run MQTT.js in test_websockets.py (which npm-installs it into
 # the build tree). A machine may already have them (e.g. nodesource's nodejs,

@@ -186,6 +186,7 @@ static int new_server(const struct broker_flags *f, struct broker *b, char *err,
         cfg->max_input_buffer_bytes > SIZE_MAX ? SIZE_MAX : (size_t)cfg->max_input_buffer_bytes;
     opts.max_connections = cfg->max_connections > INT32_MAX ? INT32_MAX : (int)cfg->max_connections;
     opts.tick_s = TICK_S; /* session expiry and will delays (MQTT 5) need it always */
+    opts.use_io_uring = cfg->io_uring;
     int rc = server_new(&opts, &b->srv, err, err_len);
     free(listens);
     return rc;

@@ -26,6 +26,7 @@
 #include "server_internal.h"
 #include "log.h"
 #include "mqtt.h"
+#include "uring.h"
 #include "websocket.h"
 
 /* A new output chunk holds at least this much (malloc size ~4 KB). */
@@ -258,16 +259,16 @@ static void out_clear(struct conn *c)
 
 /* The queue's head as iovecs, in order: each chunk's own bytes, then its
  * referenced ones; never an empty iovec. */
-static int fill_iov(const struct conn *c, struct iovec *iov)
+static int fill_iov(const struct conn *c, struct iovec *iov, int max)
 {
     int n = 0;
-    for (struct out_chunk *k = c->out_head; k != NULL && n < WRITE_IOV_MAX; k = k->next) {
+    for (struct out_chunk *k = c->out_head; k != NULL && n < max; k = k->next) {
         if (k->off < k->len) {
             iov[n].iov_base = k->data + k->off;
             iov[n].iov_len = k->len - k->off;
             n++;
         }
-        if (k->ref_len > 0 && n < WRITE_IOV_MAX) {
+        if (k->ref_len > 0 && n < max) {
             size_t done = k->off > k->len ? k->off - k->len : 0;
             iov[n].iov_base = (void *)(k->ref + done);
             iov[n].iov_len = k->ref_len - done;
@@ -311,28 +312,41 @@ static void update_write_watcher(struct conn *c)
     io_update(c);
 }
 
-bool conn_flush(struct conn *c)
+/* One write's outcome (n bytes, or -1 with err): true to write on. */
+static bool took_write(struct conn *c, ssize_t n, int err)
 {
-    if (c->is_handshaking)
-        return c->out_head == NULL; /* nothing can be written before the handshake */
+    if (n >= 0) {
+        c->srv->stats.bytes_sent += (uint64_t)n;
+        out_consume(c, (size_t)n);
+        return true;
+    }
+    if (err == EINTR)
+        return true;
+    if (err != EAGAIN && err != EWOULDBLOCK)
+        write_failed(c, err);
+    else
+        c->is_write_blocked = !c->write_wants_read;
+    return false;
+}
+
+static void flush_begin(struct conn *c)
+{
     c->write_wants_read = false;
     c->is_write_blocked = false;
-    for (int attempt = 0; has_output(c) && attempt < WRITE_ATTEMPTS_MAX; attempt++) {
+}
+
+static void flush_on(struct conn *c, int attempts)
+{
+    for (int attempt = 0; has_output(c) && attempt < attempts; attempt++) {
         struct iovec iov[WRITE_IOV_MAX];
-        ssize_t n = c->tp->writev(c, iov, fill_iov(c, iov));
-        if (n >= 0) {
-            c->srv->stats.bytes_sent += (uint64_t)n;
-            out_consume(c, (size_t)n);
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            write_failed(c, errno);
-        else
-            c->is_write_blocked = !c->write_wants_read;
-        break;
+        ssize_t n = c->tp->writev(c, iov, fill_iov(c, iov, WRITE_IOV_MAX));
+        if (!took_write(c, n, n < 0 ? errno : 0))
+            break;
     }
+}
+
+static bool flush_end(struct conn *c)
+{
     /* Stopped by the attempt cap while the socket still takes bytes: no
      * EV_WRITE will come, so write on in the next round (found by a '#'
      * SUBSCRIBE over 40 MB of retained messages, which waited for this
@@ -343,6 +357,15 @@ bool conn_flush(struct conn *c)
     return c->out_head == NULL;
 }
 
+bool conn_flush(struct conn *c)
+{
+    if (c->is_handshaking)
+        return c->out_head == NULL; /* nothing can be written before the handshake */
+    flush_begin(c);
+    flush_on(c, WRITE_ATTEMPTS_MAX);
+    return flush_end(c);
+}
+
 /* Writes what c has queued; once drained, lets the manager send more. */
 static void write_and_notify(struct conn *c)
 {
@@ -350,10 +373,63 @@ static void write_and_notify(struct conn *c)
         session_client_writable(c->srv->mgr, c->client);
 }
 
+/* Plain TCP, past its handshake, with bytes queued: its first write can go
+ * into an io_uring batch (TLS and WebSocket transports write themselves). */
+static bool is_batchable_write(const struct conn *c)
+{
+    return c->tp == &conn_transport_plain && !c->is_handshaking && c->out_head != NULL;
+}
+
+static void on_batched_write(void *tag, int res, void *arg)
+{
+    (void)arg;
+    struct conn *c = tag;
+    if (took_write(c, res < 0 ? -1 : res, res < 0 ? -res : 0))
+        flush_on(c, WRITE_ATTEMPTS_MAX - 1); /* a long queue: the rest by writev */
+    flush_end(c);
+}
+
+/* conn_write_listed() with the first write of every plain connection
+ * submitted to io_uring together, up to SERVER_URING_BATCH at a time; the
+ * others are written as they come. The manager hears that a queue drained
+ * once the whole batch is written. */
+static void write_batched(struct server *srv, struct conn *list)
+{
+    struct conn *batch[SERVER_URING_BATCH];
+    size_t n = 0;
+    while (list != NULL || n > 0) {
+        if (list != NULL && n < SERVER_URING_BATCH) {
+            struct conn *c = list;
+            list = c->next_write;
+            c->is_write_listed = false;
+            struct iovec iov[SERVER_URING_IOV_MAX];
+            if (is_batchable_write(c)) {
+                flush_begin(c);
+                int iovcnt = fill_iov(c, iov, SERVER_URING_IOV_MAX);
+                if (server_uring_queue_send(srv->uring, c->fd, iov, iovcnt, c) == 0) {
+                    batch[n++] = c;
+                    continue;
+                }
+            }
+            write_and_notify(c);
+            continue;
+        }
+        server_uring_run(srv->uring, on_batched_write, NULL);
+        for (size_t i = 0; i < n; i++)
+            if (batch[i]->out_head == NULL && !batch[i]->is_closing)
+                session_client_writable(srv->mgr, batch[i]->client);
+        n = 0;
+    }
+}
+
 void conn_write_listed(struct server *srv)
 {
     struct conn *list = srv->writes;
     srv->writes = NULL; /* output queued from here on waits for the next round */
+    if (srv->uring != NULL && !server_uring_is_broken(srv->uring)) {
+        write_batched(srv, list);
+        return;
+    }
     while (list != NULL) {
         struct conn *c = list;
         list = c->next_write;
@@ -849,17 +925,127 @@ static void on_write(struct conn *c)
     write_and_notify(c);
 }
 
+/* Plain TCP, past its handshake, free to read: its read can wait for the
+ * end of the turn and go into an io_uring batch with the others'. */
+static bool is_batchable_read(const struct conn *c)
+{
+    return c->srv->uring != NULL && !server_uring_is_broken(c->srv->uring) &&
+           c->tp == &conn_transport_plain && !c->is_handshaking && c->wait == NULL;
+}
+
+/* Lists c for conn_read_listed(); false if the list cannot grow. */
+static bool list_read(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (c->is_read_listed)
+        return true;
+    if (srv->read_count == srv->read_cap) {
+        size_t cap = srv->read_cap ? 2 * srv->read_cap : 64;
+        struct conn **grown = realloc(srv->reads, cap * sizeof(*grown));
+        if (grown == NULL)
+            return false;
+        srv->reads = grown;
+        srv->read_cap = cap;
+    }
+    srv->reads[srv->read_count++] = c;
+    c->is_read_listed = true;
+    return true;
+}
+
+static void unlist_read(struct conn *c)
+{
+    struct server *srv = c->srv;
+    for (size_t i = 0; i < srv->read_count; i++)
+        if (srv->reads[i] == c)
+            srv->reads[i] = NULL;
+    c->is_read_listed = false;
+}
+
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     struct conn *c = container_of(w, struct conn, io);
     if (revents & EV_READ) {
-        on_read(c);
+        if (!is_batchable_read(c) || !list_read(c))
+            on_read(c);
         if (c->is_closing)
             return;
     }
     if (revents & EV_WRITE)
         on_write(c);
+}
+
+/* ---- reading a turn's connections together (io_uring) ---- */
+
+/* Where one batched read lands. */
+struct batched_read {
+    struct conn *c;
+    uint8_t *dst;
+    size_t room;
+    bool is_direct; /* into c->in (the rest of a partial packet) */
+};
+
+static void on_batched_read(void *tag, int res, void *arg)
+{
+    (void)arg;
+    struct batched_read *r = tag;
+    struct conn *c = r->c;
+    if (c->is_closing)
+        return; /* closed by a packet read before it: its bytes go with it */
+    if (res > 0) {
+        c->srv->stats.bytes_received += (uint64_t)res;
+        if (r->is_direct) {
+            c->in_len += (uint32_t)res;
+            decode_carried(c);
+        } else {
+            consume_input(c, r->dst, (size_t)res);
+        }
+        /* A full slot: more may be waiting; one more read, as read_input
+         * would have made with the whole scratch buffer. */
+        if ((size_t)res == r->room && !c->is_closing)
+            read_input(c);
+    } else if (res != -EAGAIN && res != -EWOULDBLOCK && res != -EINTR) {
+        read_failed(c, res == 0 ? 0 : -1, -res);
+        return;
+    }
+    if (!c->is_closing)
+        update_write_watcher(c);
+}
+
+/* Queues c's read into slot; false if there is nothing to read now. */
+static bool queue_read(struct server *srv, struct conn *c, struct batched_read *r, uint8_t *slot)
+{
+    if (c->is_closing || c->wait != NULL)
+        return false;
+    c->read_wants_write = false;
+    r->c = c;
+    r->is_direct = c->in != NULL && c->in_cap > c->in_len;
+    r->dst = r->is_direct ? c->in + c->in_len : slot;
+    r->room = r->is_direct ? c->in_cap - c->in_len : SERVER_URING_READ_ROOM;
+    return server_uring_queue_recv(srv->uring, c->fd, r->dst, r->room, r) == 0;
+}
+
+void conn_read_listed(struct server *srv)
+{
+    struct batched_read batch[SERVER_URING_READS];
+    size_t next = 0;
+    while (next < srv->read_count) {
+        size_t n = 0;
+        for (; next < srv->read_count && n < SERVER_URING_READS; next++) {
+            struct conn *c = srv->reads[next];
+            if (c == NULL)
+                continue; /* freed since it was listed */
+            c->is_read_listed = false;
+            if (server_uring_is_broken(srv->uring)) {
+                read_input(c);
+                continue;
+            }
+            if (queue_read(srv, c, &batch[n], srv->uring_in[n]))
+                n++;
+        }
+        server_uring_run(srv->uring, on_batched_read, NULL);
+    }
+    srv->read_count = 0;
 }
 
 /* ---- the plain transport ---- */
@@ -997,6 +1183,8 @@ void conn_free(struct conn *c)
     c->client = NULL;
     if (c->is_write_listed)
         unlist_write(c);
+    if (c->is_read_listed)
+        unlist_read(c);
     ev_io_stop(srv->loop, &c->io);
     ev_timer_stop(srv->loop, &c->timer);
     c->tp->close(c);

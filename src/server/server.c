@@ -32,7 +32,8 @@
 
 void server_options_init(struct server_options *opts)
 {
-    *opts = (struct server_options){.connect_timeout_s = SERVER_DEFAULT_CONNECT_TIMEOUT_S};
+    *opts = (struct server_options){.connect_timeout_s = SERVER_DEFAULT_CONNECT_TIMEOUT_S,
+                                    .use_io_uring = true};
 }
 
 struct ev_loop *server_loop(struct server *srv)
@@ -326,6 +327,8 @@ static void arm_commit_timer(struct server *srv)
 
 static void end_turn(struct server *srv)
 {
+    if (srv->read_count > 0)
+        conn_read_listed(srv); /* the turn's reads, batched (io_uring) */
     for (int round = 0; round < END_OF_TURN_ROUNDS; round++) {
         if (srv->mgr != NULL && session_has_pending(srv->mgr)) {
             /* What is already queued needs no commit (the session holds
@@ -518,6 +521,22 @@ int server_run(struct server *srv)
 
 /* ---- create and free ---- */
 
+/* io_uring when asked for and the kernel allows it; plain system calls
+ * otherwise (a container's seccomp filter often refuses io_uring_setup). */
+static void start_uring(struct server *srv, bool wanted)
+{
+    if (!wanted) {
+        log_info("network: plain read and writev per connection (io_uring false)");
+        return;
+    }
+    int rc = server_uring_new(&srv->uring);
+    if (rc < 0)
+        log_notice("network: io_uring unavailable (%s): plain read and writev per connection",
+                   strerror(-rc));
+    else
+        log_info("network: a turn's reads and writes go to io_uring together (io_uring true)");
+}
+
 static void start_loop_watchers(struct server *srv)
 {
     ev_signal_init(&srv->sigint, on_signal, SIGINT);
@@ -559,6 +578,7 @@ int server_new(const struct server_options *opts, struct server **out, char *err
     srv->connect_timeout_s = opts->connect_timeout_s;
     srv->tick_s = opts->tick_s;
     srv->max_connections = opts->max_connections > 0 ? (size_t)opts->max_connections : 0;
+    start_uring(srv, opts->use_io_uring);
     /* A peer that vanishes mid-write must cost an EPIPE, not the process. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         snprintf(err, err_len, "server: ignoring SIGPIPE: %s", strerror(errno));
@@ -604,5 +624,7 @@ void server_free(struct server *srv)
     ev_async_stop(srv->loop, &srv->commit_done);
     ev_timer_stop(srv->loop, &srv->tick);
     ev_loop_destroy(srv->loop);
+    server_uring_free(srv->uring);
+    free(srv->reads);
     free(srv);
 }

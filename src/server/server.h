@@ -58,12 +58,16 @@ struct server_options {
      * A connection may always keep what one read brought in (16 KB), so small
      * packets are never held up. 0 = no limit. */
     size_t max_input_buffer_bytes;
+    /* Submit a turn's socket reads and writes to io_uring together (plain
+     * TCP connections; falls back to system calls if the kernel refuses). */
+    bool use_io_uring;
 };
 
 #define SERVER_DEFAULT_CONNECT_TIMEOUT_S 10.0
 
 /* Fills *opts with defaults: no listeners, protocol maximum packet size,
- * SERVER_DEFAULT_CONNECT_TIMEOUT_S, no tick, unlimited connections. */
+ * SERVER_DEFAULT_CONNECT_TIMEOUT_S, no tick, unlimited connections,
+ * io_uring. */
 void server_options_init(struct server_options *opts);
 
 /*

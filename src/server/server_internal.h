@@ -16,6 +16,7 @@
 
 #include "server.h"
 #include "session.h"
+#include "uring.h"
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -150,6 +151,7 @@ struct conn {
     bool is_write_armed; /* EV_WRITE armed (update_write_watcher) */
     bool is_closing;
     bool is_write_listed;
+    bool is_read_listed;   /* on srv->reads: read at the end of the turn (io_uring) */
     bool is_connect_phase; /* the timer is the CONNECT (and AUTH exchange) deadline */
     bool has_packet;       /* the manager has seen a packet */
     bool is_write_blocked; /* the last write found the socket full */
@@ -197,7 +199,14 @@ struct server {
     struct conn *closing_held; /* closed, waiting for the commit that holds their last sends */
     size_t conn_count;
     bool is_stopping;
-    bool has_failed;                        /* server_fail(): stop without committing */
+    bool has_failed; /* server_fail(): stop without committing */
+    /* io_uring: NULL when off or unavailable (plain read/writev). Reads
+     * announced during a turn wait on reads[] (conn_read_listed) and land
+     * in uring_in; writes are batched by conn_write_listed. */
+    struct server_uring *uring;
+    struct conn **reads;
+    size_t read_count, read_cap;
+    uint8_t uring_in[SERVER_URING_READS][SERVER_URING_READ_ROOM];
     uint8_t scratch[SERVER_READ_CHUNK];     /* every read lands here first */
     uint8_t tls_out[SERVER_TLS_RECORD_MAX]; /* small chunks gathered for one SSL_write */
     uint8_t ws_out[SERVER_TLS_RECORD_MAX];  /* small chunks gathered for one WebSocket frame */
@@ -236,6 +245,11 @@ bool conn_flush(struct conn *c);
 /* Writes every connection on srv->writes (the list is taken first: output
  * queued meanwhile waits for the next round). */
 void conn_write_listed(struct server *srv);
+
+/* Reads every connection on srv->reads (io_uring: their EV_READ came during
+ * the turn), handing what arrived to the session manager in list order.
+ * First thing at the end of a turn, before its commit. */
+void conn_read_listed(struct server *srv);
 
 /* Calls session_client_gone(), closes the socket and frees c. Only at the end
  * of a turn, never from c's own callbacks. */

@@ -48,6 +48,7 @@ void config_init(struct sol_config *cfg)
     cfg->max_topic_levels = CONFIG_DEFAULT_MAX_TOPIC_LEVELS;
     cfg->storage_sync = CONFIG_SYNC_FSYNC;
     cfg->storage_thread = true;
+    cfg->io_uring = true;
     cfg->storage_max_size = CONFIG_DEFAULT_STORAGE_MAX_SIZE;
     cfg->log_types = CONFIG_LOG_DEFAULT;
     cfg->log_dests = CONFIG_LOG_DEST_STDERR;
@@ -715,6 +716,11 @@ static int do_storage_thread(struct parser *p, char *args)
     return one_bool(p, args, &p->cfg->storage_thread);
 }
 
+static int do_io_uring(struct parser *p, char *args)
+{
+    return one_bool(p, args, &p->cfg->io_uring);
+}
+
 static int do_retain_available(struct parser *p, char *args)
 {
     return one_bool(p, args, &p->cfg->retain_available);
@@ -1345,6 +1351,7 @@ static const struct {
     {"include_dir", do_include_dir},
     {"storage_sync", do_storage_sync},
     {"storage_thread", do_storage_thread},
+    {"io_uring", do_io_uring},
     {"storage_max_size", do_storage_max_size},
     {"metrics_listener", do_metrics_listener},
     {"connection", do_connection},

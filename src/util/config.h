@@ -192,6 +192,10 @@ struct sol_config {
     /* Directive: storage_thread true|false (Sol's own): commit on a thread of
      * its own while the loop reads the next turn (default true). */
     bool storage_thread;
+    /* Directive: io_uring true|false (Sol's own): submit a turn's socket
+     * reads and writes together through io_uring (default true; plain
+     * system calls where the kernel refuses it). */
+    bool io_uring;
     /* Bytes, > 0. Directive: storage_max_size N[k|K|M|G] (Sol's own; powers
      * of 1024). */
     uint64_t storage_max_size;

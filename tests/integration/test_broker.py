@@ -158,6 +158,19 @@ def test_storage_thread_is_the_default(broker):
     broker.wait_for_log("commits run on a storage thread")
 
 
+def test_io_uring_is_the_default(broker):
+    broker.wait_for_log("go to io_uring together")
+
+
+def test_without_io_uring_clients_are_served_by_plain_syscalls(broker):
+    """io_uring false: every read and writev is its own system call (also what
+    a kernel that refuses io_uring gets); the same clients work."""
+    broker.wait_for_log("plain read and writev per connection (io_uring false)")
+    check("go to io_uring" not in broker.log(), "io_uring was used anyway")
+    test_mosquitto_clients_qos_0_1_2(broker)
+    test_stalled_subscriber_does_not_stall_others(broker)
+
+
 def test_sigterm_exits_0_and_state_survives(broker):
     persistent_subscriber(broker, "term-sub", "term", 2)
     pub = mqtt_connect(broker.port, "term-pub")
@@ -364,8 +377,11 @@ def main():
                test_will_on_keepalive_expiry_not_after_disconnect,
                test_takeover_closes_the_old_connection, test_client_id_rules,
                test_dollar_topics_not_matched_by_hash, test_unsubscribe_and_invalid_filter,
-               test_stalled_subscriber_does_not_stall_others, test_storage_thread_is_the_default):
+               test_stalled_subscriber_does_not_stall_others, test_storage_thread_is_the_default,
+               test_io_uring_is_the_default):
         r.run(fn)
+    r.run(test_without_io_uring_clients_are_served_by_plain_syscalls,
+          extra_config=["io_uring false"])
     r.run(test_without_storage_thread_acked_qos1_survives_kill9,
           extra_config=["storage_thread false"])
     r.finish()

@@ -218,6 +218,17 @@ static void test_storage_thread_defaults_on_and_switches(void **state)
     assert_true(f->cfg.storage_thread);
 }
 
+static void test_io_uring_defaults_on_and_switches(void **state)
+{
+    struct fixture *f = *state;
+    load_ok(f, "\n");
+    assert_true(f->cfg.io_uring);
+    load_ok(f, "io_uring false\n");
+    assert_false(f->cfg.io_uring);
+    load_ok(f, "io_uring true\n");
+    assert_true(f->cfg.io_uring);
+}
+
 static void test_storage_max_size_with_suffixes(void **state)
 {
     static const struct {
@@ -1282,6 +1293,7 @@ int main(void)
         TEST(test_max_inflight_and_queued_messages_bounds),
         TEST(test_storage_sync_fsync_and_nosync),
         TEST(test_storage_thread_defaults_on_and_switches),
+        TEST(test_io_uring_defaults_on_and_switches),
         TEST(test_storage_max_size_with_suffixes),
         TEST(test_log_type_first_line_replaces_then_adds),
         TEST(test_later_lines_and_files_override_listeners_accumulate),
