@@ -220,10 +220,12 @@ raise_nofile() {
     local need=$1 hard
     hard=$(ulimit -Hn)
     if [[ $hard != unlimited && $hard -lt $need ]] && ! ulimit -Hn "$need" 2>/dev/null; then
-        ulimit -n "$hard"
+        ulimit -Sn "$hard"
         return 1
     fi
-    ulimit -n "$need"
+    # -S: bash's plain `ulimit -n` sets the hard limit too, and a hard limit once
+    # lowered (idle_conns asks for 11,024) cannot be raised again (idle_100k).
+    ulimit -Sn "$need"
 }
 
 # The directives both brokers get for SCENARIO: the defaults, then CONF_<scenario> (or

@@ -245,15 +245,21 @@ static void turn(struct fixture *f)
     conn_write_listed(f->srv);
 }
 
-static void test_reads_of_a_turn_are_batched_and_each_gets_its_connack(void **state)
+/* Every peer sends its CONNECT; one loop iteration's EV_READ lists them. */
+static void send_connects_and_list_them(struct fixture *f)
 {
-    struct fixture *f = *state;
     for (int i = 0; i < CONNS; i++) {
         uint8_t p[32];
         size_t len = connect_packet(p, i);
         assert_int_equal(write(f->peer[i], p, len), (ssize_t)len);
     }
     ev_run(f->srv->loop, EVRUN_NOWAIT);
+}
+
+static void test_reads_of_a_turn_are_batched_and_each_gets_its_connack(void **state)
+{
+    struct fixture *f = *state;
+    send_connects_and_list_them(f);
     /* EV_READ only listed them: nothing is read before the end of the turn. */
     assert_int_equal(f->srv->read_count, CONNS);
     for (struct conn *c = f->srv->conns; c != NULL; c = c->next)
@@ -353,12 +359,7 @@ static void test_a_full_socket_keeps_its_tail_for_ev_write(void **state)
 static void test_a_closed_connection_leaves_the_read_list(void **state)
 {
     struct fixture *f = *state;
-    for (int i = 0; i < CONNS; i++) {
-        uint8_t p[32];
-        size_t len = connect_packet(p, i);
-        assert_int_equal(write(f->peer[i], p, len), (ssize_t)len);
-    }
-    ev_run(f->srv->loop, EVRUN_NOWAIT);
+    send_connects_and_list_them(f);
     assert_int_equal(f->srv->read_count, CONNS);
     struct conn *c = f->srv->conns;
     conn_close(c, SESSION_CLOSE_SOCKET);
