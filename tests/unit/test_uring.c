@@ -7,6 +7,7 @@
  * never take these paths) or MQTT semantics.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -154,6 +155,51 @@ static void test_a_full_batch_refuses_more(void **state)
     assert_int_equal(server_uring_run(u, record, &rs), 0);
     assert_int_equal(rs.n, SERVER_URING_BATCH);
     assert_int_equal(server_uring_room(u), SERVER_URING_BATCH); /* usable again */
+    close(p[0]);
+    close(p[1]);
+    server_uring_free(u);
+}
+
+/* Replaces the ring's file descriptor with /dev/null, so the next
+ * io_uring_enter fails as a broken ring would (the mapped queues stay). */
+static void break_ring(void)
+{
+    char path[64], target[64];
+    int broken = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strstr(target, "io_uring") == NULL)
+            continue;
+        int null_fd = open("/dev/null", O_RDWR);
+        assert_true(null_fd >= 0);
+        assert_int_equal(dup2(null_fd, fd), fd);
+        close(null_fd);
+        broken++;
+    }
+    assert_int_equal(broken, 1);
+}
+
+static void test_a_failed_submit_breaks_the_ring_for_good(void **state)
+{
+    (void)state;
+    struct server_uring *u = new_ring();
+    int p[2];
+    pair(p);
+    break_ring();
+    struct iovec iov = {"abc", 3};
+    assert_int_equal(server_uring_queue_send(u, p[0], &iov, 1, "S"), 0);
+    struct results rs = {0};
+    assert_int_equal(server_uring_run(u, record, &rs), -EIO);
+    assert_int_equal(rs.n, 1);
+    assert_int_equal(rs.r[0].res, -EAGAIN); /* never ran: nothing was sent */
+    uint8_t in[4];
+    assert_int_equal(recv(p[1], in, sizeof(in), MSG_DONTWAIT), -1);
+    assert_true(server_uring_is_broken(u));
+    assert_int_equal(server_uring_queue_send(u, p[0], &iov, 1, "S"), -ENOSPC);
     close(p[0]);
     close(p[1]);
     server_uring_free(u);
@@ -356,6 +402,24 @@ static void test_a_full_socket_keeps_its_tail_for_ev_write(void **state)
     assert_int_equal(c->out_pending, 0);
 }
 
+static void test_connections_fall_back_to_system_calls_when_the_ring_breaks(void **state)
+{
+    struct fixture *f = *state;
+    send_connects_and_list_them(f);
+    break_ring();
+    conn_read_listed(f->srv); /* the first run fails: nothing read, all wait for EV_READ */
+    assert_true(server_uring_is_broken(f->srv->uring));
+    for (int i = 0; i < 20; i++)
+        turn(f); /* EV_READ again: now read(2) and writev(2) */
+    for (struct conn *c = f->srv->conns; c != NULL; c = c->next)
+        assert_true(c->has_packet);
+    for (int i = 0; i < CONNS; i++) {
+        uint8_t ack[8];
+        assert_int_equal(read(f->peer[i], ack, sizeof(ack)), 4);
+        assert_int_equal(ack[0], 0x20);
+    }
+}
+
 static void test_a_closed_connection_leaves_the_read_list(void **state)
 {
     struct fixture *f = *state;
@@ -387,6 +451,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_closed_connection_leaves_the_read_list, setup,
                                         teardown),
+        cmocka_unit_test(test_a_failed_submit_breaks_the_ring_for_good),
+        cmocka_unit_test_setup_teardown(
+            test_connections_fall_back_to_system_calls_when_the_ring_breaks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
