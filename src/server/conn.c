@@ -990,10 +990,11 @@ static void on_batched_read(void *tag, int res, void *arg)
     (void)arg;
     struct batched_read *r = tag;
     struct conn *c = r->c;
+    if (res > 0)
+        c->srv->stats.bytes_received += (uint64_t)res;
     if (c->is_closing)
         return; /* closed by a packet read before it: its bytes go with it */
     if (res > 0) {
-        c->srv->stats.bytes_received += (uint64_t)res;
         if (r->is_direct) {
             c->in_len += (uint32_t)res;
             decode_carried(c);
@@ -1037,7 +1038,8 @@ void conn_read_listed(struct server *srv)
                 continue; /* freed since it was listed */
             c->is_read_listed = false;
             if (server_uring_is_broken(srv->uring)) {
-                read_input(c);
+                if (!c->is_closing)
+                    read_input(c);
                 continue;
             }
             if (queue_read(srv, c, &batch[n], srv->uring_in[n]))

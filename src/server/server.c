@@ -297,6 +297,8 @@ static void requeue_closing_held(struct server *srv)
     }
 }
 
+/* Reads listed for io_uring (srv->reads) are not counted: end_turn takes
+ * them first, before it asks. */
 static bool has_turn_work(const struct server *srv)
 {
     return srv->writes != NULL || srv->closing != NULL ||

@@ -8,13 +8,17 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <liburing.h>
 
+#include "log.h"
 #include "uring.h"
 
+/* Submit attempts per batch before the ring is given up. */
+#define SUBMIT_ATTEMPTS 4
 /* A slot's result before its completion arrived. */
 #define RES_UNKNOWN INT_MIN
 
@@ -38,11 +42,14 @@ int server_uring_new(struct server_uring **out)
     struct server_uring *u = calloc(1, sizeof(*u));
     if (u == NULL)
         return -ENOMEM;
-    /* SUBMIT_ALL: an operation the kernel refuses to start does not stop
-     * the ones after it (they would stay queued, borrowing our buffers);
-     * SINGLE_ISSUER: only the loop's thread uses it. Both since Linux 6.0. */
+    /* SUBMIT_ALL (Linux 5.18): an operation the kernel refuses to start
+     * does not stop the ones after it (they would stay queued, borrowing our
+     * buffers); SINGLE_ISSUER (6.0): only the loop's thread uses it, which
+     * lets the kernel skip some locking - optional. */
     int rc = io_uring_queue_init(SERVER_URING_BATCH, &u->ring,
                                  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER);
+    if (rc == -EINVAL)
+        rc = io_uring_queue_init(SERVER_URING_BATCH, &u->ring, IORING_SETUP_SUBMIT_ALL);
     if (rc < 0) {
         free(u);
         return rc;
@@ -104,8 +111,11 @@ int server_uring_queue_recv(struct server_uring *u, int fd, void *buf, size_t le
     return 0;
 }
 
-/* Reaps n completions into their slots. The operations are non-blocking and
- * finished during the submit, so waiting only retries interruptions. */
+/* Reaps n completions into their slots. The operations are non-blocking
+ * (MSG_DONTWAIT: io_uring returns -EAGAIN instead of waiting for the socket)
+ * and finished during the submit, so the wait never sleeps and only retries
+ * interruptions. A timeout would not be safe here: an operation still
+ * running borrows buffers its caller frees after the batch. */
 static int reap(struct server_uring *u, size_t n)
 {
     int interrupted = 0;
@@ -125,6 +135,34 @@ static int reap(struct server_uring *u, size_t n)
     return 0;
 }
 
+/* Submits the n queued entries. A transient refusal (EAGAIN: the kernel is
+ * short of memory for requests, EINTR, a short count) is retried: what the
+ * kernel did not take is still queued, its buffers still valid. Returns
+ * how many it took (in queue order), or -errno if it took none. */
+static int submit_all(struct server_uring *u, size_t n)
+{
+    size_t taken = 0;
+    int rc = 0;
+    for (int attempt = 0; attempt < SUBMIT_ATTEMPTS && taken < n; attempt++) {
+        rc = io_uring_submit(&u->ring);
+        if (rc > 0)
+            taken += (size_t)rc;
+        else if (rc != -EAGAIN && rc != -EINTR && rc != 0)
+            break;
+    }
+    if (taken > 0)
+        return (int)taken;
+    return rc < 0 ? rc : -EIO;
+}
+
+static void mark_broken(struct server_uring *u, int rc)
+{
+    if (!u->is_broken)
+        log_warning("network: io_uring failed (%s): plain read and writev from now on",
+                    strerror(rc < 0 ? -rc : EIO));
+    u->is_broken = true;
+}
+
 int server_uring_run(struct server_uring *u, server_uring_done_fn done, void *arg)
 {
     size_t queued = u->queued;
@@ -133,18 +171,18 @@ int server_uring_run(struct server_uring *u, server_uring_done_fn done, void *ar
     u->queued = 0;
     for (size_t i = 0; i < queued; i++)
         u->slots[i].res = RES_UNKNOWN;
-    int rc = u->is_broken ? -EIO : io_uring_submit(&u->ring);
+    int rc = u->is_broken ? -EIO : submit_all(u, queued);
     size_t taken = rc > 0 ? (size_t)rc : 0;
-    /* The kernel takes entries in order and fails only before the first:
-     * the rest never ran. They stay in the ring, borrowing our buffers, so
-     * it is never submitted again (the caller falls back to system calls). */
+    /* The kernel takes entries in order: the rest never ran. They stay in
+     * the ring, borrowing our buffers, so it is never submitted again (the
+     * caller falls back to system calls). */
     for (size_t i = taken; i < queued; i++)
         u->slots[i].res = -EAGAIN;
     if (taken < queued)
-        u->is_broken = true;
+        mark_broken(u, rc < 0 ? rc : -EIO);
     rc = rc < 0 ? rc : reap(u, taken);
     if (rc < 0) {
-        u->is_broken = true;
+        mark_broken(u, rc);
         for (size_t i = 0; i < taken; i++)
             if (u->slots[i].res == RES_UNKNOWN)
                 u->slots[i].res = -EIO; /* ran, outcome unknown: the stream is lost */
