@@ -72,18 +72,27 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
-int store_committer_start(struct store *s, store_notify_fn notify, void *arg)
+/* A new committer for s in *out; 1 if s already has one (nothing to do),
+ * 0, or an error. */
+static int committer_new(struct store *s, struct store_committer **out)
 {
     if (s->read_only)
         return STORE_ERR_READ_ONLY;
     if (s->committer != NULL)
-        return 0;
-    struct store_committer *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return -ENOMEM;
+        return 1;
+    *out = calloc(1, sizeof(**out));
+    return *out == NULL ? -ENOMEM : 0;
+}
+
+int store_committer_start(struct store *s, store_notify_fn notify, void *arg)
+{
+    struct store_committer *c;
+    int rc = committer_new(s, &c);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
     c->notify = notify;
     c->notify_arg = arg;
-    int rc = pthread_mutex_init(&c->lock, NULL);
+    rc = pthread_mutex_init(&c->lock, NULL);
     if (rc == 0 && (rc = pthread_cond_init(&c->wake, NULL)) != 0)
         pthread_mutex_destroy(&c->lock);
     if (rc == 0 && (rc = pthread_cond_init(&c->done, NULL)) != 0) {
@@ -109,13 +118,10 @@ int store_committer_start(struct store *s, store_notify_fn notify, void *arg)
 
 int store_committer_start_manual(struct store *s)
 {
-    if (s->read_only)
-        return STORE_ERR_READ_ONLY;
-    if (s->committer != NULL)
-        return 0;
-    struct store_committer *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return -ENOMEM;
+    struct store_committer *c;
+    int rc = committer_new(s, &c);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
     c->is_manual = true;
     s->committer = c;
     return 0;

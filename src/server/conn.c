@@ -373,11 +373,23 @@ static void write_and_notify(struct conn *c)
         session_client_writable(c->srv->mgr, c->client);
 }
 
-/* Plain TCP, past its handshake, with bytes queued: its first write can go
- * into an io_uring batch (TLS and WebSocket transports write themselves). */
-static bool is_batchable_write(const struct conn *c)
+/* io_uring is on and has not failed. */
+static bool has_uring(const struct server *srv)
 {
-    return c->tp == &conn_transport_plain && !c->is_handshaking && c->out_head != NULL;
+    return srv->uring != NULL && !server_uring_is_broken(srv->uring);
+}
+
+/* Queues the first write of c into the io_uring batch. False when c writes
+ * itself: a TLS or WebSocket transport, a handshake, nothing queued, or a
+ * batch that takes no more (full, or the ring failed). */
+static bool queue_write(struct server *srv, struct conn *c)
+{
+    if (c->tp != &conn_transport_plain || c->is_handshaking || c->out_head == NULL)
+        return false;
+    struct iovec iov[SERVER_URING_IOV_MAX];
+    flush_begin(c);
+    int iovcnt = fill_iov(c, iov, SERVER_URING_IOV_MAX);
+    return server_uring_queue_send(srv->uring, c->fd, iov, iovcnt, c) == 0;
 }
 
 static void on_batched_write(void *tag, int res, void *arg)
@@ -389,53 +401,41 @@ static void on_batched_write(void *tag, int res, void *arg)
     flush_end(c);
 }
 
-/* conn_write_listed() with the first write of every plain connection
- * submitted to io_uring together, up to SERVER_URING_BATCH at a time; the
- * others are written as they come. The manager hears that a queue drained
- * once the whole batch is written. */
-static void write_batched(struct server *srv, struct conn *list)
+/* Writes the queued batch; the manager hears which queues drained once the
+ * whole batch is written. */
+static void run_write_batch(struct server *srv, struct conn **batch, size_t n)
 {
-    struct conn *batch[SERVER_URING_BATCH];
-    size_t n = 0;
-    while (list != NULL || n > 0) {
-        if (list != NULL && n < SERVER_URING_BATCH) {
-            struct conn *c = list;
-            list = c->next_write;
-            c->is_write_listed = false;
-            struct iovec iov[SERVER_URING_IOV_MAX];
-            if (is_batchable_write(c)) {
-                flush_begin(c);
-                int iovcnt = fill_iov(c, iov, SERVER_URING_IOV_MAX);
-                if (server_uring_queue_send(srv->uring, c->fd, iov, iovcnt, c) == 0) {
-                    batch[n++] = c;
-                    continue;
-                }
-            }
-            write_and_notify(c);
-            continue;
-        }
-        server_uring_run(srv->uring, on_batched_write, NULL);
-        for (size_t i = 0; i < n; i++)
-            if (batch[i]->out_head == NULL && !batch[i]->is_closing)
-                session_client_writable(srv->mgr, batch[i]->client);
-        n = 0;
-    }
+    server_uring_run(srv->uring, on_batched_write, NULL);
+    for (size_t i = 0; i < n; i++)
+        if (batch[i]->out_head == NULL && !batch[i]->is_closing)
+            session_client_writable(srv->mgr, batch[i]->client);
 }
 
+/* With io_uring, the first write of every plain connection goes into one
+ * batch (SERVER_URING_BATCH at a time); the others write as they come. */
 void conn_write_listed(struct server *srv)
 {
     struct conn *list = srv->writes;
     srv->writes = NULL; /* output queued from here on waits for the next round */
-    if (srv->uring != NULL && !server_uring_is_broken(srv->uring)) {
-        write_batched(srv, list);
-        return;
-    }
+    bool is_batching = has_uring(srv);
+    struct conn *batch[SERVER_URING_BATCH];
+    size_t n = 0;
     while (list != NULL) {
         struct conn *c = list;
         list = c->next_write;
         c->is_write_listed = false;
-        write_and_notify(c);
+        if (!is_batching || !queue_write(srv, c)) {
+            write_and_notify(c);
+            continue;
+        }
+        batch[n++] = c;
+        if (n == SERVER_URING_BATCH) {
+            run_write_batch(srv, batch, n);
+            n = 0;
+        }
     }
+    if (n > 0)
+        run_write_batch(srv, batch, n);
 }
 
 /* ---- errors: the one place that turns a result into an action ---- */
@@ -842,34 +842,58 @@ static void read_failed(struct conn *c, ssize_t n, int err)
 /* Reads what the socket has; keeps reading while the transport holds
  * decrypted bytes EV_READ would not announce (bounded: no socket read
  * happens for those). */
+/* Where c's next read lands: the rest of a partial packet whose size is
+ * known goes straight into its buffer (returns true); everything else into
+ * buf (the shared scratch, or an io_uring slot). */
+static bool read_target(const struct conn *c, uint8_t *buf, size_t buf_len, uint8_t **dst,
+                        size_t *room)
+{
+    bool is_direct = c->in != NULL && c->in_cap > c->in_len;
+    *dst = is_direct ? c->in + c->in_len : buf;
+    *room = is_direct ? c->in_cap - c->in_len : buf_len;
+    return is_direct;
+}
+
+/* n > 0 bytes arrived where read_target() said. */
+static void took_input(struct conn *c, const uint8_t *dst, size_t n, bool is_direct)
+{
+    c->srv->stats.bytes_received += (uint64_t)n;
+    if (is_direct) {
+        c->in_len += (uint32_t)n;
+        decode_carried(c);
+    } else {
+        consume_input(c, dst, n);
+    }
+}
+
+/* A read that brought nothing (n 0, or -1 with err): true if it only has
+ * to wait for EV_READ; otherwise c is closed. */
+static bool read_must_wait(struct conn *c, ssize_t n, int err)
+{
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+        return true;
+    read_failed(c, n, err);
+    return false;
+}
+
 static void read_input(struct conn *c)
 {
     if (c->wait != NULL)
         return; /* conn_resume_input() restarts it */
     c->read_wants_write = false;
     for (;;) {
-        /* The rest of a partial packet whose size is known goes straight
-         * into its buffer; everything else through the shared scratch. */
-        bool is_direct = c->in != NULL && c->in_cap > c->in_len;
-        uint8_t *dst = is_direct ? c->in + c->in_len : c->srv->scratch;
-        size_t room = is_direct ? c->in_cap - c->in_len : sizeof(c->srv->scratch);
+        uint8_t *dst;
+        size_t room;
+        bool is_direct = read_target(c, c->srv->scratch, sizeof(c->srv->scratch), &dst, &room);
         ssize_t n = c->tp->read(c, dst, room);
-        if (n > 0) {
-            c->srv->stats.bytes_received += (uint64_t)n;
-            if (is_direct) {
-                c->in_len += (size_t)n;
-                decode_carried(c);
-            } else {
-                consume_input(c, c->srv->scratch, (size_t)n);
-            }
-            if (!c->is_closing && c->wait == NULL && c->tp->has_pending(c))
-                continue;
+        if (n <= 0) {
+            if (!read_must_wait(c, n, errno))
+                return;
             break;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        took_input(c, dst, (size_t)n, is_direct);
+        if (c->is_closing || c->wait != NULL || !c->tp->has_pending(c))
             break;
-        read_failed(c, n, errno);
-        return;
     }
     if (!c->is_closing && c->tp->has_output != NULL && c->tp->has_output(c))
         list_write(c); /* the transport answers (a WebSocket pong) */
@@ -929,8 +953,8 @@ static void on_write(struct conn *c)
  * end of the turn and go into an io_uring batch with the others'. */
 static bool is_batchable_read(const struct conn *c)
 {
-    return c->srv->uring != NULL && !server_uring_is_broken(c->srv->uring) &&
-           c->tp == &conn_transport_plain && !c->is_handshaking && c->wait == NULL;
+    return has_uring(c->srv) && c->tp == &conn_transport_plain && !c->is_handshaking &&
+           c->wait == NULL;
 }
 
 /* Lists c for conn_read_listed(); false if the list cannot grow. */
@@ -990,25 +1014,21 @@ static void on_batched_read(void *tag, int res, void *arg)
     (void)arg;
     struct batched_read *r = tag;
     struct conn *c = r->c;
-    if (res > 0)
-        c->srv->stats.bytes_received += (uint64_t)res;
-    if (c->is_closing)
-        return; /* closed by a packet read before it: its bytes go with it */
-    if (res > 0) {
-        if (r->is_direct) {
-            c->in_len += (uint32_t)res;
-            decode_carried(c);
-        } else {
-            consume_input(c, r->dst, (size_t)res);
-        }
-        /* A full slot: more may be waiting; one more read, as read_input
-         * would have made with the whole scratch buffer. */
-        if ((size_t)res == r->room && !c->is_closing)
-            read_input(c);
-    } else if (res != -EAGAIN && res != -EWOULDBLOCK && res != -EINTR) {
-        read_failed(c, res == 0 ? 0 : -1, -res);
+    if (c->is_closing) {
+        /* Closed by a packet read before it: its bytes go with it. */
+        c->srv->stats.bytes_received += res > 0 ? (uint64_t)res : 0;
         return;
     }
+    if (res <= 0) {
+        if (read_must_wait(c, res == 0 ? 0 : -1, -res))
+            update_write_watcher(c);
+        return;
+    }
+    took_input(c, r->dst, (size_t)res, r->is_direct);
+    /* A full slot: more may be waiting; one more read, as read_input would
+     * have made with the whole scratch buffer. */
+    if ((size_t)res == r->room && !c->is_closing)
+        read_input(c);
     if (!c->is_closing)
         update_write_watcher(c);
 }
@@ -1020,9 +1040,7 @@ static bool queue_read(struct server *srv, struct conn *c, struct batched_read *
         return false;
     c->read_wants_write = false;
     r->c = c;
-    r->is_direct = c->in != NULL && c->in_cap > c->in_len;
-    r->dst = r->is_direct ? c->in + c->in_len : slot;
-    r->room = r->is_direct ? c->in_cap - c->in_len : SERVER_URING_READ_ROOM;
+    r->is_direct = read_target(c, slot, SERVER_URING_READ_ROOM, &r->dst, &r->room);
     return server_uring_queue_recv(srv->uring, c->fd, r->dst, r->room, r) == 0;
 }
 

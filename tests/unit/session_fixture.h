@@ -97,13 +97,27 @@ static void close_all(struct fixture *f)
     f->store = NULL;
 }
 
-__attribute__((unused)) static int setup(void **state)
+/* A fixture with a fresh directory and default config, not yet opened
+ * (set f->config, then open_all()); NULL on failure. */
+static struct fixture *new_fixture(void)
 {
     struct fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
     strcpy(f->dir, "/tmp/sol-test-session-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return NULL;
+    }
     session_config_defaults(&f->config);
+    return f;
+}
+
+__attribute__((unused)) static int setup(void **state)
+{
+    struct fixture *f = new_fixture();
+    if (f == NULL)
+        return -1;
     open_all(f);
     *state = f;
     return 0;

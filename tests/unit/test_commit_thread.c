@@ -31,13 +31,9 @@
 
 static int setup_thread_window(void **state, uint32_t window)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    if (!f)
+    struct fixture *f = new_fixture();
+    if (f == NULL)
         return -1;
-    strcpy(f->dir, "/tmp/sol-test-commit-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    session_config_defaults(&f->config);
     f->config.max_inflight_messages = window;
     open_all(f);
     if (store_committer_start(f->store, NULL, NULL) != 0)
@@ -50,13 +46,9 @@ static int setup_thread_window(void **state, uint32_t window)
  * here, so a test can make that commit fail (disk_full.h). */
 static int setup_manual(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    if (!f)
+    struct fixture *f = new_fixture();
+    if (f == NULL)
         return -1;
-    strcpy(f->dir, "/tmp/sol-test-commit-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    session_config_defaults(&f->config);
     open_all(f);
     if (store_committer_start_manual(f->store) != 0)
         return -1;

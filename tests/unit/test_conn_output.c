@@ -25,6 +25,8 @@
 #include "session.h"
 #include "store.h"
 
+#include "server_fixture.h"
+
 /* ---- writev mock: each call takes a scripted byte budget, -1 = EAGAIN ---- */
 
 #define WRITE_BROKEN (-2) /* budget: fail with EPIPE */
@@ -78,10 +80,7 @@ static void fill_pattern(uint8_t *p, size_t len, uint8_t seed)
 /* ---- fixture ---- */
 
 struct fixture {
-    char dir[64];
-    struct store *store;
-    struct session_mgr *mgr;
-    struct server *srv;
+    struct server_shell sh;
     struct conn *c;
     int peer_fd;
     struct payload *pl;
@@ -98,38 +97,22 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/sol-test-conn-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    struct store_options opts;
-    store_options_init(&opts);
-    opts.dir = f->dir;
-    opts.sync = STORE_SYNC_NOSYNC;
-    char err[256];
-    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
-    struct session_config config;
-    session_config_defaults(&config);
-    assert_int_equal(session_mgr_new(&config, f->store, &conn_sink, &f->mgr, err, sizeof(err)), 0);
-
-    f->srv = calloc(1, sizeof(*f->srv));
-    assert_non_null(f->srv);
-    f->srv->loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(f->srv->loop);
-    f->srv->mgr = f->mgr;
+    server_shell_open(&f->sh, "/tmp/sol-test-conn-XXXXXX");
     int fds[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     f->peer_fd = fds[1];
 
     struct conn *c = calloc(1, sizeof(*c));
     assert_non_null(c);
-    c->srv = f->srv;
+    c->srv = f->sh.srv;
     c->fd = fds[0];
     c->tp = &conn_transport_plain;
-    c->client = session_client_new(f->mgr, c, "test-peer");
+    c->client = session_client_new(f->sh.mgr, c, "test-peer");
     assert_non_null(c->client);
     ev_io_init(&c->io, on_io, c->fd, EV_READ); /* not started: only writes are tested */
     ev_init(&c->timer, NULL);
-    f->srv->conns = c;
-    f->srv->conn_count = 1;
+    f->sh.srv->conns = c;
+    f->sh.srv->conn_count = 1;
     f->c = c;
 
     f->pl = calloc(1, sizeof(*f->pl));
@@ -153,13 +136,7 @@ static int teardown(void **state)
     if (f->c != NULL)
         conn_free(f->c);
     close(f->peer_fd);
-    ev_loop_destroy(f->srv->loop);
-    free(f->srv);
-    session_mgr_free(f->mgr);
-    store_close(f->store);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
+    int rc = server_shell_close(&f->sh);
     free(f->pl);
     free(f);
     return rc == 0 ? 0 : -1;
@@ -221,14 +198,14 @@ static void test_write_cap_reached_writes_on_next_round(void **state)
     send_bytes(f, bytes, sizeof(bytes));
     for (int i = 0; i < 16; i++)
         will_return(__wrap_writev, 1);
-    conn_write_listed(f->srv);
+    conn_write_listed(f->sh.srv);
     assert_int_equal(written_len, 16);
-    assert_true(f->srv->writes == f->c); /* listed again */
+    assert_true(f->sh.srv->writes == f->c); /* listed again */
     will_return(__wrap_writev, 1 << 20);
-    conn_write_listed(f->srv);
+    conn_write_listed(f->sh.srv);
     assert_int_equal(written_len, sizeof(bytes));
     assert_memory_equal(written, bytes, sizeof(bytes));
-    assert_null(f->srv->writes);
+    assert_null(f->sh.srv->writes);
 }
 
 static void test_ref_eagain_keeps_queue_and_reference(void **state)

@@ -26,6 +26,8 @@
 #include "store.h"
 #include "uring.h"
 
+#include "server_fixture.h"
+
 /* ---- the ring alone ---- */
 
 struct result {
@@ -210,10 +212,7 @@ static void test_a_failed_submit_breaks_the_ring_for_good(void **state)
 #define CONNS 3
 
 struct fixture {
-    char dir[64];
-    struct store *store;
-    struct session_mgr *mgr;
-    struct server *srv;
+    struct server_shell sh;
     struct listener listener;
     int peer[CONNS]; /* the client ends */
 };
@@ -222,31 +221,15 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/sol-test-uring-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    struct store_options opts;
-    store_options_init(&opts);
-    opts.dir = f->dir;
-    opts.sync = STORE_SYNC_NOSYNC;
-    char err[256];
-    assert_int_equal(store_open(&opts, &f->store, err, sizeof(err)), 0);
-    struct session_config config;
-    session_config_defaults(&config);
-    config.allow_anonymous = true;
-    assert_int_equal(session_mgr_new(&config, f->store, &conn_sink, &f->mgr, err, sizeof(err)), 0);
-    f->srv = calloc(1, sizeof(*f->srv));
-    assert_non_null(f->srv);
-    f->srv->loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(f->srv->loop);
-    f->srv->mgr = f->mgr;
-    f->srv->uring = new_ring();
+    server_shell_open(&f->sh, "/tmp/sol-test-uring-XXXXXX"); /* anonymous clients allowed */
+    f->sh.srv->uring = new_ring();
     snprintf(f->listener.name, sizeof(f->listener.name), "test");
-    f->listener.srv = f->srv;
+    f->listener.srv = f->sh.srv;
     for (int i = 0; i < CONNS; i++) {
         int fds[2];
         pair(fds);
         f->peer[i] = fds[1];
-        conn_accept(f->srv, &f->listener, fds[0], "peer");
+        conn_accept(f->sh.srv, &f->listener, fds[0], "peer");
     }
     *state = f;
     return 0;
@@ -255,19 +238,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    while (f->srv->conns != NULL)
-        conn_free(f->srv->conns); /* unlinks it */
+    while (f->sh.srv->conns != NULL)
+        conn_free(f->sh.srv->conns); /* unlinks it */
     for (int i = 0; i < CONNS; i++)
         close(f->peer[i]);
-    server_uring_free(f->srv->uring);
-    free(f->srv->reads);
-    ev_loop_destroy(f->srv->loop);
-    free(f->srv);
-    session_mgr_free(f->mgr);
-    store_close(f->store);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
+    int rc = server_shell_close(&f->sh);
     free(f);
     return rc == 0 ? 0 : -1;
 }
@@ -285,10 +260,10 @@ static size_t connect_packet(uint8_t *p, int n)
  * the end of the turn's reads and writes, as server.c does. */
 static void turn(struct fixture *f)
 {
-    ev_run(f->srv->loop, EVRUN_NOWAIT);
-    conn_read_listed(f->srv);
-    session_commit(f->mgr);
-    conn_write_listed(f->srv);
+    ev_run(f->sh.srv->loop, EVRUN_NOWAIT);
+    conn_read_listed(f->sh.srv);
+    session_commit(f->sh.mgr);
+    conn_write_listed(f->sh.srv);
 }
 
 /* Every peer sends its CONNECT; one loop iteration's EV_READ lists them. */
@@ -299,7 +274,7 @@ static void send_connects_and_list_them(struct fixture *f)
         size_t len = connect_packet(p, i);
         assert_int_equal(write(f->peer[i], p, len), (ssize_t)len);
     }
-    ev_run(f->srv->loop, EVRUN_NOWAIT);
+    ev_run(f->sh.srv->loop, EVRUN_NOWAIT);
 }
 
 static void test_reads_of_a_turn_are_batched_and_each_gets_its_connack(void **state)
@@ -307,17 +282,17 @@ static void test_reads_of_a_turn_are_batched_and_each_gets_its_connack(void **st
     struct fixture *f = *state;
     send_connects_and_list_them(f);
     /* EV_READ only listed them: nothing is read before the end of the turn. */
-    assert_int_equal(f->srv->read_count, CONNS);
-    for (struct conn *c = f->srv->conns; c != NULL; c = c->next)
+    assert_int_equal(f->sh.srv->read_count, CONNS);
+    for (struct conn *c = f->sh.srv->conns; c != NULL; c = c->next)
         assert_false(c->has_packet);
-    conn_read_listed(f->srv);
-    assert_int_equal(f->srv->read_count, 0);
-    for (struct conn *c = f->srv->conns; c != NULL; c = c->next) {
+    conn_read_listed(f->sh.srv);
+    assert_int_equal(f->sh.srv->read_count, 0);
+    for (struct conn *c = f->sh.srv->conns; c != NULL; c = c->next) {
         assert_true(c->has_packet);
         assert_false(c->is_read_listed);
     }
-    session_commit(f->mgr);
-    conn_write_listed(f->srv);
+    session_commit(f->sh.mgr);
+    conn_write_listed(f->sh.srv);
     for (int i = 0; i < CONNS; i++) {
         uint8_t ack[8];
         assert_int_equal(read(f->peer[i], ack, sizeof(ack)), 4);
@@ -374,7 +349,7 @@ static void test_a_full_socket_keeps_its_tail_for_ev_write(void **state)
 {
     struct fixture *f = *state;
     struct conn *c = NULL;
-    for (struct conn *k = f->srv->conns; k != NULL; k = k->next)
+    for (struct conn *k = f->sh.srv->conns; k != NULL; k = k->next)
         c = k; /* the first accepted: peer[0] */
     int small = 4096;
     assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
@@ -383,7 +358,7 @@ static void test_a_full_socket_keeps_its_tail_for_ev_write(void **state)
         bytes[i] = (uint8_t)(i * 13);
     struct iovec iov = {bytes, sizeof(bytes)};
     assert_int_equal(conn_sink.send(c, &iov, 1), 0);
-    conn_write_listed(f->srv);
+    conn_write_listed(f->sh.srv);
     size_t left = c->out_pending;
     assert_true(left > 0 && left < sizeof(bytes));
     assert_true(c->is_write_blocked);
@@ -394,8 +369,8 @@ static void test_a_full_socket_keeps_its_tail_for_ev_write(void **state)
         ssize_t n = read(f->peer[0], got + n_got, sizeof(got) - n_got);
         if (n > 0)
             n_got += (size_t)n;
-        ev_run(f->srv->loop, EVRUN_NOWAIT); /* EV_WRITE writes on */
-        conn_write_listed(f->srv);
+        ev_run(f->sh.srv->loop, EVRUN_NOWAIT); /* EV_WRITE writes on */
+        conn_write_listed(f->sh.srv);
     }
     assert_int_equal(n_got, sizeof(bytes));
     assert_memory_equal(got, bytes, sizeof(bytes));
@@ -407,11 +382,11 @@ static void test_connections_fall_back_to_system_calls_when_the_ring_breaks(void
     struct fixture *f = *state;
     send_connects_and_list_them(f);
     break_ring();
-    conn_read_listed(f->srv); /* the first run fails: nothing read, all wait for EV_READ */
-    assert_true(server_uring_is_broken(f->srv->uring));
+    conn_read_listed(f->sh.srv); /* the first run fails: nothing read, all wait for EV_READ */
+    assert_true(server_uring_is_broken(f->sh.srv->uring));
     for (int i = 0; i < 20; i++)
         turn(f); /* EV_READ again: now read(2) and writev(2) */
-    for (struct conn *c = f->srv->conns; c != NULL; c = c->next)
+    for (struct conn *c = f->sh.srv->conns; c != NULL; c = c->next)
         assert_true(c->has_packet);
     for (int i = 0; i < CONNS; i++) {
         uint8_t ack[8];
@@ -424,14 +399,14 @@ static void test_a_closed_connection_leaves_the_read_list(void **state)
 {
     struct fixture *f = *state;
     send_connects_and_list_them(f);
-    assert_int_equal(f->srv->read_count, CONNS);
-    struct conn *c = f->srv->conns;
+    assert_int_equal(f->sh.srv->read_count, CONNS);
+    struct conn *c = f->sh.srv->conns;
     conn_close(c, SESSION_CLOSE_SOCKET);
-    f->srv->closing = NULL;
+    f->sh.srv->closing = NULL;
     conn_free(c); /* as free_closing would, before the reads ran */
-    conn_read_listed(f->srv);
+    conn_read_listed(f->sh.srv);
     int connected = 0;
-    for (struct conn *k = f->srv->conns; k != NULL; k = k->next)
+    for (struct conn *k = f->sh.srv->conns; k != NULL; k = k->next)
         connected += k->has_packet;
     assert_int_equal(connected, CONNS - 1);
 }
